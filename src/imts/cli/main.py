@@ -1,0 +1,118 @@
+"""The `imts` command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from imts.cli import data, models, runs
+from imts.cli.common import console, friendly, progress, workspace
+
+app = typer.Typer(
+    help="IMTS: turn data and a goal into a better fine-tuned model (embedded: SQLite + local files). "
+    "Settings come from IMTS_* environment variables (IMTS_WORKSPACE, IMTS_DATABASE_URL, ...).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(models.app, name="models")
+app.add_typer(data.app, name="data")
+app.add_typer(runs.app, name="runs")
+
+OVERRIDES_HELP = "Run-spec overrides KEY=VALUE (e.g. max_steps=200 lora.r=8 precision=fp32)."
+
+
+@app.command("train")
+@friendly
+def train(
+    data_ref: str = typer.Option(..., "--data", help="Dataset reference; its 'train' split is used."),
+    base: str = typer.Option(..., "--base", help="Registered base model name."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="Run spec YAML."),
+    name: str | None = typer.Option(None, help="Model name to record the result under."),
+    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+) -> None:
+    """Fine-tune a base model with LoRA on a dataset (live loss, LR, grad-norm, tokens/s, ETA)."""
+    from imts.train.service import train as run_train
+    from imts.train.spec import RunSpec
+
+    spec = RunSpec.from_sources(config, overrides, base_model=base, data=data_ref)
+    ws = workspace()
+    run_id = run_train(ws, spec, progress(), model_name=name)
+    from imts.store.models import Run
+
+    with ws.session() as s:
+        run = s.get(Run, run_id)
+        assert run is not None
+        summary = dict(run.summary)
+    console.print(
+        f"[green]trained[/] run {run_id}: final loss {summary['final_loss']:.3f}, "
+        f"{summary['tokens_per_s']:.0f} tokens/s -> model [bold]{summary['model_version']}[/]"
+    )
+
+
+@app.command("eval")
+@friendly
+def eval_(
+    model: str = typer.Option(
+        ..., "--model", help="Base model name, model version (NAME[:N]), run id or folder."
+    ),
+    data_ref: str = typer.Option(..., "--data", help="Dataset reference; default split: test."),
+    max_new_tokens: int = typer.Option(96),
+    batch_size: int = typer.Option(32),
+    limit: int | None = typer.Option(None, help="Evaluate only the first N items."),
+) -> None:
+    """Evaluate a model on a dataset split: batched greedy generation, numeric exact match."""
+    from imts.evals.service import EvalSettings, evaluate
+    from imts.store.models import Run
+
+    ws = workspace()
+    run_id = evaluate(ws, model, data_ref, EvalSettings(max_new_tokens, batch_size, limit), progress())
+    with ws.session() as s:
+        run = s.get(Run, run_id)
+        assert run is not None
+        summary = dict(run.summary)
+    cats = ", ".join(
+        f"{k} {v['correct']}/{v['total']}" for k, v in summary["per_category"].items() if k != "all"
+    )
+    console.print(
+        f"[green]evaluated[/] run {run_id}: accuracy [bold]{summary['accuracy']:.1%}[/] "
+        f"(n={summary['n']}); {cats}"
+    )
+
+
+@app.command("report")
+@friendly
+def report(
+    run_id: str = typer.Argument(..., help="Training run id."),
+    baseline: str | None = typer.Option(None, help="Baseline eval run (default: newest of the base model)."),
+    tuned: str | None = typer.Option(None, help="Tuned eval run (default: newest of the run's model)."),
+) -> None:
+    """Before/after comparison report of a training run: HTML (offline) + Markdown + JSON."""
+    from imts.evals import compare
+    from imts.evals.report import render_markdown
+
+    ws = workspace()
+    rep = compare.build(ws, run_id, baseline, tuned)
+    paths = compare.write(ws, run_id, rep)
+    console.print(render_markdown(rep), markup=False, highlight=False)
+    console.print(f"[green]report[/] {paths['html']}")
+
+
+@app.command("demo")
+@friendly
+def demo(
+    data_file: Path | None = typer.Option(None, "--data", help="Your own JSONL instead of the example task."),
+    rows: int = typer.Option(3000, help="Example rows to generate."),
+    seed: int = typer.Option(0),
+    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+) -> None:
+    """The whole loop on the example task: data, split, baseline, LoRA SFT, eval, report."""
+    from imts.flywheel.demo import run_demo
+
+    result = run_demo(workspace(), data_file, rows, seed, overrides, progress=progress())
+    console.print(result.markdown, markup=False, highlight=False)
+    gain = (result.tuned_accuracy - result.baseline_accuracy) * 100
+    console.print(
+        f"\n[bold]accuracy {result.baseline_accuracy:.1%} -> {result.tuned_accuracy:.1%} "
+        f"({gain:+.1f} points)[/]  report: {result.report['html']}"
+    )

@@ -1,0 +1,75 @@
+"""`imts models`: base models and trained model versions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from imts.cli.common import console, friendly, progress, workspace
+
+app = typer.Typer(help="Base models (pull, add) and trained model versions.", no_args_is_help=True)
+
+
+@app.command("pull")
+@friendly
+def pull(name: str = typer.Argument(..., help="Catalogued model, e.g. smollm2-135m-instruct.")) -> None:
+    """Obtain a catalogued base model, convert it once to safetensors, verify and record it."""
+    from imts.registry import base_models
+
+    rec = base_models.pull(workspace(), name, progress())
+    console.print(
+        f"[green]ready[/] {rec.name}: {rec.architecture}, {rec.num_params:,} parameters, "
+        f"context {rec.context_length}, licence {rec.license}\n  {rec.path}\n  source {rec.source}\n"
+        f"  sha256 {rec.checksum}"
+    )
+
+
+@app.command("add")
+@friendly
+def add(
+    path: Path = typer.Argument(..., help="Local Hugging Face model folder."),
+    name: str | None = typer.Option(None, help="Name to register it under (default: folder name)."),
+    license: str | None = typer.Option(None, help="Licence of the weights."),
+) -> None:
+    """Register a local Hugging Face model folder as a base model (checked to load and generate)."""
+    from imts.registry import base_models
+
+    rec = base_models.add(workspace(), path, name, license)
+    console.print(f"[green]registered[/] {rec.name}: {rec.architecture}, {rec.num_params:,} parameters")
+
+
+@app.command("list")
+@friendly
+def list_models() -> None:
+    """Base models and trained model versions."""
+    from imts.registry import base_models, models
+
+    ws = workspace()
+    t = Table(title="base models")
+    for col in ("name", "architecture", "params", "context", "licence", "source"):
+        t.add_column(col)
+    for b in base_models.list_all(ws):
+        t.add_row(
+            b.name,
+            b.architecture,
+            f"{b.num_params / 1e6:.1f}M",
+            str(b.context_length),
+            b.license or "",
+            b.source,
+        )
+    console.print(t)
+    t = Table(title="trained model versions")
+    for col in ("model", "id", "training run", "dataset version", "metrics", "merged weights"):
+        t.add_column(col)
+    for m in models.list_versions(ws):
+        t.add_row(
+            f"{m.name}:{m.version}",
+            m.id,
+            m.train_run_id,
+            m.dataset_version_id,
+            f"loss {m.metrics.get('final_loss', float('nan')):.3f}",
+            m.merged_path or "",
+        )
+    console.print(t)

@@ -1,0 +1,49 @@
+"""Errors that reach users. Each says what went wrong and where (file, line, field)."""
+
+from __future__ import annotations
+
+
+class ImtsError(Exception):
+    """Base class of errors meant for users; the CLI prints them without a traceback."""
+
+
+class NotFoundError(ImtsError):
+    """A named thing (dataset, version, model, run) does not exist."""
+
+
+class ConflictError(ImtsError):
+    """A name is already taken or an operation contradicts the current state."""
+
+
+class ModelLoadError(ImtsError):
+    """A model path or package does not hold a usable model."""
+
+
+class InputError(ImtsError):
+    """Bad user input, located as precisely as possible.
+
+    Args:
+        reason: what is wrong, in words.
+        file: the input file, if the input came from one.
+        line: 1-based line number in that file.
+        field: the offending field or key.
+    """
+
+    def __init__(
+        self, reason: str, *, file: str | None = None, line: int | None = None, field: str | None = None
+    ) -> None:
+        self.reason = reason
+        self.file = file
+        self.line = line
+        self.field = field
+        super().__init__(self.located())
+
+    def located(self) -> str:
+        where = []
+        if self.file:
+            where.append(self.file if self.line is None else f"{self.file}:{self.line}")
+        elif self.line is not None:
+            where.append(f"line {self.line}")
+        if self.field:
+            where.append(f"field '{self.field}'")
+        return f"{', '.join(where)}: {self.reason}" if where else self.reason

@@ -1,0 +1,63 @@
+"""All of IMTS's settings in one typed object.
+
+Every field can be set from the environment with the ``IMTS_`` prefix (``IMTS_DATABASE_URL``,
+``IMTS_WORKSPACE`` ...) or from a ``.env`` file in the working directory. Nothing else in the code reads
+environment variables for configuration.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_cache() -> Path:
+    return Path.home() / ".cache" / "imts"
+
+
+class Settings(BaseSettings):
+    """IMTS settings (environment prefix ``IMTS_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="IMTS_", env_file=".env", extra="ignore")
+
+    workspace: Path = Field(
+        default=Path("workspace"),
+        description="Folder holding the embedded database and all artifacts (datasets, runs, reports).",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the metadata database; default: SQLite file imts.db in the workspace. "
+        "PostgreSQL: postgresql+psycopg://user@host/dbname",
+    )
+    model_cache: Path = Field(
+        default_factory=lambda: _default_cache() / "models",
+        description="Where base models converted to safetensors are kept, shared by all workspaces.",
+    )
+    project: str = Field(default="default", description="Project that new datasets and runs belong to.")
+    threads: int | None = Field(
+        default=None, description="CPU threads for torch; default: all cores this process may use."
+    )
+    log_level: str = Field(default="INFO", description="Python logging level.")
+
+    @field_validator("workspace", "model_cache")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def db_url(self) -> str:
+        """The metadata database URL actually used."""
+        return self.database_url or f"sqlite:///{self.workspace / 'imts.db'}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.workspace / "artifacts"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

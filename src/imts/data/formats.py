@@ -1,0 +1,206 @@
+"""Dataset formats and their canonical form.
+
+Every supervised row is stored as ``messages`` (a list of ``{role, content}``) plus optional
+``category``, ``lang``, ``answer`` (the expected final answer, when the source has one) and ``meta``
+(the other source fields as JSON). Prompt/response (Alpaca) and chat (OpenAI messages, ShareGPT
+conversations) both map onto it, so training and evaluation have one path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from imts.core.errors import InputError
+
+SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field(
+            "messages",
+            pa.list_(pa.struct([pa.field("role", pa.string()), pa.field("content", pa.string())])),
+            nullable=False,
+        ),
+        pa.field("category", pa.string()),
+        pa.field("lang", pa.string()),
+        pa.field("answer", pa.string()),
+        pa.field("meta", pa.string()),
+    ]
+)
+
+ROLES = {"system", "user", "assistant"}
+SHAREGPT_ROLES = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "system": "system",
+}
+
+# Source field names we recognise, in order of preference, for each canonical role.
+PROMPT_KEYS = ("prompt", "instruction", "question", "query", "input")
+RESPONSE_KEYS = ("response", "output", "completion", "solution", "answer")
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """How source fields map onto the canonical row. Empty fields are detected from the first row."""
+
+    format: str = ""  # "prompt_response" | "chat"
+    prompt: str = ""
+    response: str = ""
+    context: str = ""  # Alpaca's optional "input", appended to the instruction
+    messages: str = ""
+    system: str = ""
+    category: str = "category"
+    lang: str = "lang"
+    answer: str = ""
+    id: str = "id"
+    extras: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str | None) -> FieldMap:
+        """From ``prompt=question,response=solution`` style text (as given on the command line)."""
+        if not text:
+            return cls()
+        values: dict[str, str] = {}
+        for part in text.split(","):
+            key, sep, value = part.partition("=")
+            key = key.strip()
+            if not sep or key not in cls.__dataclass_fields__ or key == "extras":
+                known = ", ".join(k for k in cls.__dataclass_fields__ if k != "extras")
+                raise InputError(f"bad field mapping '{part}': expected KEY=FIELD with KEY one of {known}")
+            values[key] = value.strip()
+        return cls(**values)
+
+    def describe(self) -> str:
+        if self.format == "chat":
+            return f"chat: messages<-{self.messages}"
+        parts = [f"prompt<-{self.prompt}", f"response<-{self.response}"]
+        if self.context:
+            parts.append(f"context<-{self.context}")
+        if self.answer:
+            parts.append(f"answer<-{self.answer}")
+        return "prompt_response: " + ", ".join(parts)
+
+
+def detect(row: dict[str, Any], given: FieldMap) -> FieldMap:
+    """Complete ``given`` from the keys of a first row; raise if no known format fits."""
+    if given.format == "chat" or given.messages or (not given.prompt and _chat_key(row)):
+        key = given.messages or _chat_key(row)
+        if not key:
+            raise InputError(f"no messages field found (keys: {sorted(row)})", field="messages")
+        return FieldMap(**{**given.__dict__, "format": "chat", "messages": key})
+    prompt = given.prompt or next((k for k in PROMPT_KEYS if k in row), "")
+    response = given.response or next((k for k in RESPONSE_KEYS if k in row and k != prompt), "")
+    if not prompt or not response:
+        raise InputError(
+            "cannot tell the format: expected chat 'messages'/'conversations' or a prompt field "
+            f"({'/'.join(PROMPT_KEYS)}) and a response field ({'/'.join(RESPONSE_KEYS)}); found keys "
+            f"{sorted(row)}. Give the mapping explicitly, e.g. --map prompt=question,response=solution"
+        )
+    context = given.context or ("input" if prompt == "instruction" and "input" in row else "")
+    answer = given.answer or ("answer" if response != "answer" and "answer" in row else "")
+    return FieldMap(
+        **{
+            **given.__dict__,
+            "format": "prompt_response",
+            "prompt": prompt,
+            "response": response,
+            "context": context,
+            "answer": answer,
+        }
+    )
+
+
+def _chat_key(row: dict[str, Any]) -> str:
+    for key in ("messages", "conversations", "conversation"):
+        if isinstance(row.get(key), list):
+            return key
+    return ""
+
+
+def to_canonical(row: Any, fmap: FieldMap) -> dict[str, Any]:
+    """One source row to the canonical dict (without ``id``). Raises ``InputError`` with the field."""
+    if not isinstance(row, dict):
+        raise InputError(f"expected a JSON object, got {type(row).__name__}")
+    used = {fmap.id, fmap.category, fmap.lang}
+    if fmap.format == "chat":
+        messages = _messages(row.get(fmap.messages), fmap.messages)
+        used.add(fmap.messages)
+    else:
+        prompt = _text(row, fmap.prompt)
+        if fmap.context and row.get(fmap.context):
+            prompt = f"{prompt}\n\n{_text(row, fmap.context)}"
+        messages = []
+        if fmap.system and row.get(fmap.system):
+            messages.append({"role": "system", "content": _text(row, fmap.system)})
+        messages += [
+            {"role": "user", "content": prompt},
+            {"role": "assistant", "content": _text(row, fmap.response)},
+        ]
+        used |= {fmap.prompt, fmap.response, fmap.context, fmap.system}
+    answer = row.get(fmap.answer) if fmap.answer else None
+    used.add(fmap.answer)
+    text = " ".join(m["content"] for m in messages)
+    lang = row.get(fmap.lang) or (
+        "zh" if len(_CJK.findall(text)) > 0.2 * max(1, len(text.replace(" ", ""))) else "en"
+    )
+    meta = {k: v for k, v in row.items() if k not in used}
+    return {
+        "messages": messages,
+        "category": _opt_str(row.get(fmap.category)),
+        "lang": str(lang),
+        "answer": _opt_str(answer),
+        "meta": json.dumps(meta, ensure_ascii=False, sort_keys=True) if meta else None,
+    }
+
+
+def _text(row: dict[str, Any], key: str) -> str:
+    if key not in row or row[key] is None:
+        raise InputError("missing required field", field=key)
+    value = row[key]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise InputError(f"expected text, got {type(value).__name__}", field=key)
+    if not value.strip():
+        raise InputError("empty text", field=key)
+    return value
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _messages(value: Any, key: str) -> list[dict[str, str]]:
+    if not isinstance(value, list) or not value:
+        raise InputError("expected a non-empty list of messages", field=key)
+    out = []
+    for i, m in enumerate(value):
+        if not isinstance(m, dict):
+            raise InputError(f"message {i} is not an object", field=key)
+        if "role" in m:
+            role, content = m.get("role"), m.get("content")
+        else:  # ShareGPT
+            role, content = SHAREGPT_ROLES.get(str(m.get("from"))), m.get("value")
+        if role not in ROLES:
+            raise InputError(f"message {i} has role {role!r}; expected one of {sorted(ROLES)}", field=key)
+        if not isinstance(content, str) or not content.strip():
+            raise InputError(f"message {i} has no text content", field=key)
+        out.append({"role": str(role), "content": content})
+    if out[-1]["role"] != "assistant":
+        raise InputError("the last message must be the assistant's (the response to learn)", field=key)
+    if not any(m["role"] == "user" for m in out):
+        raise InputError("no user message", field=key)
+    return out
+
+
+def prompt_and_reference(messages: list[dict[str, str]]) -> tuple[list[dict[str, str]], str]:
+    """Split a canonical conversation into the prompt turns and the final assistant reply."""
+    return messages[:-1], messages[-1]["content"]

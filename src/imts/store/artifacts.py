@@ -1,0 +1,109 @@
+"""Artifact storage: the bytes behind datasets, checkpoints, models and reports.
+
+One interface (``ArtifactStore``); the local-folder implementation is the embedded default. Writers
+never write into a final location directly: they fill a staging folder and ``commit`` it, which is a
+rename on the same filesystem, so a killed process leaves no half-written artifact behind (stale
+staging folders of dead processes are swept on the next open).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Protocol
+
+from imts.core.ids import new_id
+
+
+class ArtifactStore(Protocol):
+    def path(self, key: str) -> Path:
+        """Local path of the artifact ``key`` (a relative, slash-separated name)."""
+
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` has been committed."""
+
+    def staging(self) -> Iterator[Path]:
+        """Context manager: a fresh private folder, removed on exit unless its content was committed."""
+
+    def commit(self, staged: Path, key: str, *, content_addressed: bool = False) -> Path:
+        """Move ``staged`` (file or folder) to ``key`` atomically.
+
+        Args:
+            staged: a path inside a staging folder.
+            key: destination key.
+            content_addressed: the key names the content, so an existing artifact is kept and
+                ``staged`` discarded; otherwise an existing key is an error.
+
+        Returns:
+            The committed path.
+        """
+
+    def delete(self, key: str) -> None:
+        """Remove ``key`` if present."""
+
+
+class LocalArtifactStore:
+    """Artifacts under one local folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._tmp = root / ".staging"
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        self.sweep()
+
+    def path(self, key: str) -> Path:
+        if key.startswith("/") or ".." in Path(key).parts:
+            raise ValueError(f"artifact key must be relative and stay inside the store: {key!r}")
+        return self.root / key
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).exists()
+
+    @contextmanager
+    def staging(self) -> Iterator[Path]:
+        folder = self._tmp / f"{os.getpid()}-{new_id('stg')}"
+        folder.mkdir(parents=True)
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def commit(self, staged: Path, key: str, *, content_addressed: bool = False) -> Path:
+        dest = self.path(key)
+        if dest.exists():
+            if content_addressed:
+                return dest
+            raise FileExistsError(f"artifact already exists: {key}")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, dest)
+        return dest
+
+    def delete(self, key: str) -> None:
+        p = self.path(key)
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        elif p.exists():
+            p.unlink()
+
+    def sweep(self) -> int:
+        """Remove staging folders left by processes that no longer run. Returns how many."""
+        removed = 0
+        for entry in self._tmp.iterdir():
+            pid_text = entry.name.split("-", 1)[0]
+            if pid_text.isdigit() and not _alive(int(pid_text)):
+                shutil.rmtree(entry, ignore_errors=True)
+                removed += 1
+        return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,80 @@
+"""Checkpoints written atomically: a temporary folder renamed into place, then old ones pruned.
+
+A checkpoint holds the trainable weights (the LoRA adapter), optimizer, LR scheduler, RNG states,
+the data position and ``run_config.yaml``, which is everything needed to resume a run exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+_STEP = re.compile(r"^step-(\d+)$")
+
+
+def rng_state() -> dict[str, Any]:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def save(
+    ckpt_root: Path,
+    step: int,
+    model: Any,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    data_state: dict[str, int],
+    spec_yaml: str,
+    extra: dict[str, Any],
+    keep_last: int,
+) -> Path:
+    """Write checkpoint ``step-NNNNNN`` atomically and keep only the newest ``keep_last``."""
+    final = ckpt_root / f"step-{step:06d}"
+    tmp = ckpt_root / f".tmp-step-{step:06d}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(tmp / "adapter")
+    torch.save(
+        {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
+        tmp / "trainer_state.pt",
+    )
+    (tmp / "state.json").write_text(json.dumps({"step": step, "data": data_state, **extra}, indent=2))
+    (tmp / "run_config.yaml").write_text(spec_yaml, encoding="utf-8")
+    if final.exists():  # re-saving the same step after a resume
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    for old in list_checkpoints(ckpt_root)[:-keep_last]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(ckpt_root: Path) -> list[Path]:
+    """Complete checkpoints, oldest first (temporary folders of interrupted saves are ignored)."""
+    if not ckpt_root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in ckpt_root.iterdir() if (m := _STEP.match(p.name)) and p.is_dir()]
+    return [p for _, p in sorted(found)]
+
+
+def latest(ckpt_root: Path) -> Path | None:
+    ckpts = list_checkpoints(ckpt_root)
+    return ckpts[-1] if ckpts else None
+
+
+def load_trainer_state(ckpt: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(torch state: optimizer/scheduler/rng, json state: step/data position/...)."""
+    torch_state = torch.load(ckpt / "trainer_state.pt", weights_only=False)
+    return torch_state, json.loads((ckpt / "state.json").read_text())

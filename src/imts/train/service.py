@@ -1,0 +1,134 @@
+"""Training runs: resolve inputs, record the run, call the recipe, record the resulting model."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from imts.core.errors import InputError
+from imts.core.ids import new_id
+from imts.core.progress import NullProgress, Progress
+from imts.data.versions import DataRef, load_rows, resolve
+from imts.registry import base_models, models
+from imts.store.models import Metric, Run, RunEvent
+from imts.store.workspace import Workspace
+from imts.train.recipes import sft_lora
+from imts.train.spec import RunSpec
+
+RECIPES = {"sft_lora": sft_lora.run}
+
+
+class DbSink:
+    """Stores metrics and events of a run; metrics are written in small batches."""
+
+    def __init__(self, ws: Workspace, run_id: str, flush_every: int = 10) -> None:
+        self.ws, self.run_id, self.flush_every = ws, run_id, flush_every
+        self._pending: list[Metric] = []
+
+    def metrics(self, step: int, values: dict[str, float]) -> None:
+        self._pending += [
+            Metric(run_id=self.run_id, key=k, step=step, value=float(v)) for k, v in values.items()
+        ]
+        if len(self._pending) >= self.flush_every * 5:
+            self.flush()
+
+    def event(
+        self, kind: str, message: str, step: int | None = None, data: dict[str, Any] | None = None
+    ) -> None:
+        self.flush()
+        with self.ws.session() as s:
+            s.add(RunEvent(run_id=self.run_id, step=step, kind=kind, message=message, data=data or {}))
+
+    def flush(self) -> None:
+        if self._pending:
+            with self.ws.session() as s:
+                s.add_all(self._pending)
+            self._pending = []
+
+
+def train(
+    ws: Workspace, spec: RunSpec, progress: Progress | None = None, model_name: str | None = None
+) -> str:
+    """Run one training run to completion; returns the run id. The trained model is recorded as a
+    new version of ``model_name`` (default: ``<dataset>-<base model>``)."""
+    progress = progress or NullProgress()
+    base = base_models.get(ws, spec.base_model)
+    data = resolve(ws, spec.data)
+    version = data.version
+    train_rows = (
+        load_rows(ws, DataRef(version, spec.train_split)) if spec.train_split else load_rows(ws, data)
+    )
+    splits = version.stats.get("split", {})
+    val_rows = (
+        load_rows(ws, DataRef(version, spec.val_split)) if spec.val_split and spec.val_split in splits else []
+    )
+    if not train_rows:
+        raise InputError(f"no training rows in {data} (split '{spec.train_split}')")
+    if spec.train_split and spec.train_split not in splits:
+        raise InputError(
+            f"{version.ref} has no '{spec.train_split}' split: run `imts data split {version.ref}` first"
+            " or set train_split=null to train on all rows"
+        )
+    run_id = new_id("run")
+    out_dir = ws.artifacts.path(f"runs/{run_id}")
+    out_dir.mkdir(parents=True)
+    with ws.session() as s:
+        s.add(
+            Run(
+                id=run_id,
+                project_id=ws.project_id,
+                kind="train",
+                status="running",
+                spec=spec.model_dump(mode="json"),
+                base_model_id=base.id,
+                dataset_version_id=version.id,
+                split=spec.train_split,
+                output_dir=str(out_dir),
+                started_at=datetime.now(UTC),
+            )
+        )
+    sink = DbSink(ws, run_id)
+    try:
+        recipe = RECIPES[spec.method]
+        result = recipe(spec, Path(base.path), train_rows, val_rows, out_dir, sink, progress)
+        sink.flush()
+        summary = {
+            "steps": result.steps,
+            "final_loss": result.final_loss,
+            "final_val_loss": result.final_val_loss,
+            "tokens": result.tokens,
+            "seconds": result.seconds,
+            "tokens_per_s": result.tokens / result.seconds,
+            "train_examples": len(train_rows),
+            "truncated": result.truncated,
+        }
+        mv = models.create_version(
+            ws,
+            model_name or f"{version.dataset}-{base.name}",
+            base.id,
+            run_id,
+            version.id,
+            result.adapter_dir,
+            result.merged_dir,
+            spec.model_dump(mode="json"),
+            summary,
+        )
+        with ws.session() as s:
+            run = s.get(Run, run_id)
+            assert run is not None
+            run.status, run.finished_at = "succeeded", datetime.now(UTC)
+            run.summary = {**summary, "model_version": f"{mv.name}:{mv.version}", "model_version_id": mv.id}
+            run.model_version_id = mv.id
+    except BaseException as exc:
+        sink.flush()
+        with ws.session() as s:
+            run = s.get(Run, run_id)
+            if run is not None:
+                run.status, run.error, run.finished_at = (
+                    "failed",
+                    f"{type(exc).__name__}: {exc}",
+                    datetime.now(UTC),
+                )
+        raise
+    return run_id
