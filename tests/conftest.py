@@ -17,6 +17,8 @@ from imts.core.settings import Settings
 from imts.store.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
+# Subprocesses started by tests (the CLI, workers) import this checkout's code, not another install.
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH")) if p)
 PG_ADMIN_URL = os.environ.get(
     "IMTS_TEST_POSTGRES_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )

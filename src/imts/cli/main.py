@@ -57,7 +57,9 @@ def eval_(
         ..., "--model", help="Base model name, model version (NAME[:N]), run id or folder."
     ),
     data_ref: str = typer.Option(..., "--data", help="Dataset reference; default split: test."),
-    max_new_tokens: int = typer.Option(96),
+    max_new_tokens: int | None = typer.Option(
+        None, help="Generation budget (default: 1.25 x the longest reference answer)."
+    ),
     batch_size: int = typer.Option(32),
     limit: int | None = typer.Option(None, help="Evaluate only the first N items."),
 ) -> None:

@@ -23,9 +23,19 @@ from imts.store.workspace import Workspace
 
 @dataclass(frozen=True)
 class EvalSettings:
-    max_new_tokens: int = 96
+    max_new_tokens: int | None = None  # None: derived from the reference answers' lengths
     batch_size: int = 32
     max_items: int | None = None
+
+
+def generation_budget(tokenizer: Any, references: list[str], cap: int = 512) -> int:
+    """Room for the longest reference answer plus a quarter, so a correct answer always fits.
+
+    A batch decodes until its longest row stops; a fixed generous budget lets one rambling answer
+    cost every other row in the batch, which on a CPU is most of an evaluation's time.
+    """
+    longest = max(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in references)
+    return max(16, min(cap, int(longest * 1.25) + 8))
 
 
 def evaluate(
@@ -70,11 +80,14 @@ def evaluate(
     try:
         tokenizer, model_obj = gen.load(resolved.path)
         prompts = [r["messages"][:-1] for r in rows]
+        budget = settings.max_new_tokens or generation_budget(
+            tokenizer, [r["messages"][-1]["content"] for r in rows]
+        )
         texts, speed = gen.generate(
             tokenizer,
             model_obj,
             prompts,
-            settings.max_new_tokens,
+            budget,
             settings.batch_size,
             progress,
             label=f"evaluating {resolved.label}",
@@ -101,6 +114,7 @@ def evaluate(
             "n": len(items),
             "per_category": {k: {"correct": c, "total": t} for k, (c, t) in acc.items()},
             "model_label": resolved.label,
+            "max_new_tokens": budget,
             **{f"gen_{k}": v for k, v in speed.items()},
         }
         with ws.session() as s:

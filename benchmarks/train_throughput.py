@@ -1,0 +1,599 @@
+"""Training throughput: the IMTS LoRA SFT recipe against the Hugging Face ``Trainer``, in one process.
+
+The same workload on every side: same base model, same tokenised examples (built with
+``imts.train.data.encode``: chat template, labels on the assistant tokens only), same batch size,
+same sequence budget (``max_seq_len``), same number of optimizer steps, same LoRA config, same
+learning-rate schedule (linear warm-up, cosine to ``lr * min_lr_ratio``), fp32 everywhere.
+
+Sides:
+
+* ``imts``          -- ``imts.train.recipes.sft_lora.run`` called directly (its defaults: length-grouped
+  batches, loss computed on the response positions only).
+* ``peer_default``  -- ``transformers.Trainer`` as a user would write it: random sampler, a collator that
+  pads to the longest sequence of each batch (``DataCollatorForSeq2Seq``, ``label_pad_token_id=-100``),
+  the standard full-sequence causal-LM loss, the default optimizer.
+* ``peer_best``     -- the same with the length-grouped sampler
+  (``train_sampling_strategy="group_by_length"``; ``group_by_length=True`` in transformers 4.x).
+
+What is timed, identically on every side: the wall time between the end of one optimizer step and
+the end of the next (so each step's interval holds fetching and collating its batch, forward,
+backward, clipping, the optimizer and scheduler step, and the framework's per-step bookkeeping).
+Model loading, tokenisation, and everything before the first step or after the last is excluded.
+The first ``--skip`` steps (default 2) are warm-up and are left out on every side: the figure is
+real (non-pad) tokens of steps ``skip+1..steps`` divided by the time from the end of step ``skip``
+to the end of the last step. On the IMTS side the step ends are timestamped when the recipe reports
+the step's metrics to the sink; on the Trainer side by a ``TrainerCallback.on_step_end``.
+
+A second, "in-step" figure is also reported: for IMTS the recipe's own per-step timer (batch fetch
+to ``zero_grad``, from its ``tokens_per_s`` metric); for the Trainer ``on_step_begin`` ->
+``on_step_end`` (which, in transformers 5.x, starts *after* the batch has been fetched and collated).
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/train_throughput.py                  # SmolLM2-135M, 30 steps
+    .venv/bin/python benchmarks/train_throughput.py --tiny --steps 4  # smoke run, seconds
+    .venv/bin/python benchmarks/train_throughput.py --json out.json --sides imts,peer_best
+
+Take figures to publish on a quiet machine: other processes on the CPU skew every side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import importlib.util
+import json
+import os
+import platform
+import random
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = Path.home() / ".cache" / "imts" / "models" / "smollm2-135m-instruct"
+SIDES = ("imts", "peer_default", "peer_best")
+
+
+# --------------------------------------------------------------------------------------------------
+# Workload
+# --------------------------------------------------------------------------------------------------
+
+
+def load_mathgen() -> Any:
+    path = REPO / "examples" / "mathgen.py"
+    spec = importlib.util.spec_from_file_location("mathgen", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["mathgen"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def build_rows(n: int, seed: int) -> list[dict[str, Any]]:
+    """``n`` canonical rows of mixed length: half one math problem, half 2-6 problems concatenated."""
+    pool, _ = load_mathgen().generate(3 * n + 6, seed)
+    rng = random.Random(seed + 1)
+    rows, cursor = [], 0
+    for i in range(n):
+        k = 1 if rng.random() < 0.5 else rng.randint(2, 6)
+        items = [pool[(cursor + j) % len(pool)] for j in range(k)]
+        cursor += k
+        if k == 1:
+            prompt, response = items[0]["prompt"], items[0]["response"]
+        else:
+            prompt = "Solve each problem.\n" + "\n".join(
+                f"{j}. {r['prompt']}" for j, r in enumerate(items, 1)
+            )
+            response = "\n".join(f"{j}. {r['response']}" for j, r in enumerate(items, 1))
+        rows.append(
+            {
+                "id": f"bench-{i:06d}",
+                "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}],
+                "problems": k,
+            }
+        )
+    return rows
+
+
+def make_tiny_model(tokenizer_dir: Path, out: Path, seed: int) -> Path:
+    """A randomly initialised 2-layer Llama (hidden 64) with the SmolLM2 tokenizer, saved to ``out``."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    LlamaForCausalLM(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SideResult:
+    side: str
+    steps: int  # optimizer steps run
+    measured_steps: int  # steps counted (after the warm-up skip)
+    tokens: int  # real (non-pad) tokens of the measured steps
+    processed: int  # all positions of the measured steps, padding included
+    seconds: float  # step-end to step-end wall time over the measured steps
+    in_step_seconds: float  # the narrower per-step timer (see the module docstring)
+    final_loss: float
+    mean_loss: float  # mean step loss over the measured steps
+    step_seconds: list[float] = field(default_factory=list)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else float("nan")
+
+    @property
+    def in_step_tokens_per_s(self) -> float:
+        return self.tokens / self.in_step_seconds if self.in_step_seconds > 0 else float("nan")
+
+    @property
+    def pad_share(self) -> float:
+        return 1 - self.tokens / self.processed if self.processed else float("nan")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "tokens_per_s": self.tokens_per_s,
+            "in_step_tokens_per_s": self.in_step_tokens_per_s,
+            "pad_share": self.pad_share,
+        }
+
+
+def summarise(
+    side: str,
+    ends: list[float],
+    in_step: list[float],
+    batches: list[tuple[int, int]],
+    losses: list[float],
+    skip: int,
+    notes: dict[str, Any],
+) -> SideResult:
+    """``ends[i]``: end of step i+1; ``batches[i]``: (real, processed) tokens of step i+1."""
+    steps = len(ends)
+    if len(batches) < steps or len(in_step) < steps or len(losses) < steps:
+        raise RuntimeError(f"{side}: incomplete per-step records")
+    measured = range(skip, steps)
+    return SideResult(
+        side=side,
+        steps=steps,
+        measured_steps=len(measured),
+        tokens=sum(batches[i][0] for i in measured),
+        processed=sum(batches[i][1] for i in measured),
+        seconds=ends[-1] - ends[skip - 1] if skip > 0 else float("nan"),
+        in_step_seconds=sum(in_step[i] for i in measured),
+        final_loss=losses[steps - 1],
+        mean_loss=statistics.fmean(losses[i] for i in measured),
+        step_seconds=[ends[i] - ends[i - 1] for i in range(max(1, skip), steps)],
+        notes=notes,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# IMTS side
+# --------------------------------------------------------------------------------------------------
+
+
+class ClockSink:
+    """The recipe's sink: timestamps each step's metrics; prints a short progress line."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total = label, total
+        self.ends: list[float] = []
+        self.values: list[dict[str, float]] = []
+        self.events: list[tuple[str, str]] = []
+
+    def metrics(self, step: int, values: dict[str, float]) -> None:
+        if "tokens_per_s" not in values:
+            return
+        self.ends.append(time.perf_counter())
+        self.values.append(dict(values))
+        progress(self.label, step, self.total, values["loss"])
+
+    def event(
+        self, kind: str, message: str, step: int | None = None, data: dict[str, Any] | None = None
+    ) -> None:
+        self.events.append((kind, message))
+
+
+def progress(label: str, step: int, total: int, loss: float) -> None:
+    every = max(1, total // 5)
+    if step % every == 0 or step == total:
+        print(f"  {label}: step {step}/{total} loss {loss:.4f}", file=sys.stderr, flush=True)
+
+
+def run_imts(
+    spec: Any, model_path: Path, rows: list[dict[str, Any]], examples: list[Any], pad_id: int, skip: int
+) -> SideResult:
+    from imts.train.data import BatchStream
+    from imts.train.recipes import sft_lora
+
+    # The recipe's batches, replayed: BatchStream is deterministic for (examples, seed, epoch), so
+    # this yields exactly the batches the recipe will train on (checked against its token count).
+    micro = max(1, spec.batch_size // spec.grad_accum)
+    stream = iter(BatchStream(examples, micro, spec.seed, spec.batching == "length_grouped", pad_id))
+    batches = []
+    for _ in range(spec.max_steps):
+        real = processed = 0
+        for _ in range(spec.grad_accum):
+            b = next(stream)
+            real += int(b["attention_mask"].sum())
+            processed += b["attention_mask"].numel()
+        batches.append((real, processed))
+
+    sink = ClockSink("imts", spec.max_steps)
+    with tempfile.TemporaryDirectory(prefix="imts-bench-") as out:
+        result = sft_lora.run(spec, model_path, rows, [], Path(out), sink)
+    if sum(r for r, _ in batches) != result.tokens:
+        raise RuntimeError(
+            f"replayed IMTS batches hold {sum(r for r, _ in batches)} tokens, recipe {result.tokens}"
+        )
+    in_step = [b[0] / v["tokens_per_s"] for b, v in zip(batches, sink.values, strict=True)]
+    notes = {
+        "batching": spec.batching,
+        "recipe_seconds_incl_setup": result.seconds,
+        "events": [f"{k}: {m}" for k, m in sink.events],
+    }
+    losses = [v["loss"] for v in sink.values]
+    return summarise("imts", sink.ends, in_step, batches, losses, skip, notes)
+
+
+# --------------------------------------------------------------------------------------------------
+# Hugging Face Trainer side
+# --------------------------------------------------------------------------------------------------
+
+
+class ExampleDataset(torch.utils.data.Dataset):
+    def __init__(self, examples: list[Any]) -> None:
+        self.items = [
+            {"input_ids": e.input_ids, "attention_mask": [1] * len(e.input_ids), "labels": e.labels}
+            for e in examples
+        ]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, list[int]]:
+        return self.items[i]
+
+
+class CountingCollator:
+    """Wraps the user's collator; records (real, processed) tokens of each batch, in order."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.batches: list[tuple[int, int]] = []
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = self.inner(features)
+        self.batches.append((int(batch["attention_mask"].sum()), batch["attention_mask"].numel()))
+        return batch
+
+
+def run_peer(side: str, spec: Any, model_path: Path, examples: list[Any], skip: int) -> SideResult:
+    from peft import LoraConfig, get_peft_model
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        DataCollatorForSeq2Seq,
+        PrinterCallback,
+        ProgressCallback,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
+
+    class StepClock(TrainerCallback):
+        def __init__(self) -> None:
+            self.begins: list[float] = []
+            self.ends: list[float] = []
+            self.losses: dict[int, float] = {}
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.begins.append(time.perf_counter())
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.ends.append(time.perf_counter())
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+            if logs and "loss" in logs:
+                self.losses[state.global_step] = float(logs["loss"])
+                progress(side, state.global_step, state.max_steps, float(logs["loss"]))
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    torch.manual_seed(spec.seed)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    model.config.use_cache = False
+    lora = LoraConfig(
+        r=spec.lora.r,
+        lora_alpha=spec.lora.alpha,
+        lora_dropout=spec.lora.dropout,
+        target_modules=spec.lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    model = get_peft_model(model, lora)
+
+    sampling = {}
+    if side == "peer_best":
+        fields = TrainingArguments.__dataclass_fields__
+        sampling = (
+            {"train_sampling_strategy": "group_by_length"}
+            if "train_sampling_strategy" in fields
+            else {"group_by_length": True}
+        )
+    collator = CountingCollator(DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100))
+    clock = StepClock()
+    with tempfile.TemporaryDirectory(prefix="peer-bench-") as out:
+        args = TrainingArguments(
+            output_dir=out,
+            per_device_train_batch_size=max(1, spec.batch_size // spec.grad_accum),
+            gradient_accumulation_steps=spec.grad_accum,
+            max_steps=spec.max_steps,
+            learning_rate=spec.lr,
+            # The recipe's schedule: linear warm-up, cosine decay to lr * min_lr_ratio ("cosine" decays to 0).
+            lr_scheduler_type="cosine_with_min_lr",
+            lr_scheduler_kwargs={"min_lr_rate": spec.min_lr_ratio},
+            warmup_steps=spec.warmup_steps,
+            weight_decay=spec.weight_decay,
+            max_grad_norm=spec.max_grad_norm,
+            logging_steps=1,
+            save_strategy="no",
+            report_to=[],
+            use_cpu=True,
+            seed=spec.seed,
+            **sampling,
+        )
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=ExampleDataset(examples),
+            data_collator=collator,
+            processing_class=tokenizer,
+            callbacks=[clock],
+        )
+        trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(ProgressCallback)
+        t0 = time.perf_counter()
+        trainer.train()
+        train_seconds = time.perf_counter() - t0
+    steps = len(clock.ends)
+    in_step = [e - b for b, e in zip(clock.begins, clock.ends, strict=True)]
+    losses = [clock.losses.get(s, float("nan")) for s in range(1, steps + 1)]
+    notes = {
+        "sampling": sampling or {"train_sampling_strategy": "random"},
+        "optim": str(args.optim),
+        "trainer_train_seconds": train_seconds,
+        "collated_batches": len(collator.batches),
+    }
+    # Batches are collated in step order (the dataloader may collate one batch ahead: ignored).
+    return summarise(side, clock.ends, in_step, collator.batches[:steps], losses, skip, notes)
+
+
+# --------------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import peft
+    import transformers
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+        "python": platform.python_version(),
+        "load_avg": os.getloadavg() if hasattr(os, "getloadavg") else None,
+    }
+
+
+def fmt(x: float, spec: str) -> str:
+    return "n/a" if x != x else format(x, spec)  # NaN check
+
+
+def report(results: dict[str, SideResult], info: dict[str, Any]) -> str:
+    lines = [
+        f"### Training throughput, {info['workload']}",
+        "",
+        f"- command: `{info['command']}`",
+        f"- date: {info['date']}",
+        f"- machine: {info['machine']['cpu']}, {info['machine']['cores']} cores, "
+        f"torch {info['machine']['torch']} ({info['machine']['torch_threads']} threads), "
+        f"transformers {info['machine']['transformers']}, peft {info['machine']['peft']}",
+        f"- load average at start: {info['machine']['load_avg']}",
+        f"- data: {info['data']}",
+        f"- timed: step-end to step-end wall time of optimizer steps {info['skip'] + 1}..{info['steps']} "
+        f"(first {info['skip']} skipped as warm-up on every side); tokens = real (non-pad) tokens",
+        "",
+        "| side | steps | tokens | seconds | tokens/s | in-step tokens/s | padding share | final loss |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results.values():
+        cells = [
+            r.side,
+            str(r.measured_steps),
+            f"{r.tokens:,}",
+            f"{r.seconds:.2f}",
+            fmt(r.tokens_per_s, ",.0f"),
+            fmt(r.in_step_tokens_per_s, ",.0f"),
+            fmt(r.pad_share, ".1%"),
+            fmt(r.final_loss, ".4f"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    for peer, ratio in ratios(results).items():
+        lines.append(f"- IMTS / {peer}: **{fmt(ratio, '.2f')}x** tokens/s")
+    return "\n".join(lines)
+
+
+def ratios(results: dict[str, SideResult]) -> dict[str, float]:
+    if "imts" not in results:
+        return {}
+    imts = results["imts"].tokens_per_s
+    return {p: imts / results[p].tokens_per_s for p in ("peer_default", "peer_best") if p in results}
+
+
+# --------------------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="converted base model directory")
+    p.add_argument("--steps", type=int, default=30, help="optimizer steps per side (default 30)")
+    p.add_argument("--batch-size", type=int, default=8, help="sequences per optimizer step (default 8)")
+    p.add_argument("--rows", type=int, default=None, help="training rows (default 2000; 200 with --tiny)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--skip", type=int, default=2, help="warm-up steps left out on every side (default 2)")
+    p.add_argument("--sides", default=",".join(SIDES), help=f"comma-separated, from {', '.join(SIDES)}")
+    p.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
+    p.add_argument(
+        "--tiny",
+        action="store_true",
+        help="smoke run: random 2-layer Llama (hidden 64), max_seq_len 128, 200 rows by default",
+    )
+    args = p.parse_args(argv)
+    if args.rows is None:
+        args.rows = 200 if args.tiny else 2000
+    args.sides = [s.strip() for s in args.sides.split(",") if s.strip()]
+    unknown = set(args.sides) - set(SIDES)
+    if unknown or not args.sides:
+        p.error(f"--sides: unknown {sorted(unknown)}; choose from {', '.join(SIDES)}")
+    if not 1 <= args.skip < args.steps:
+        p.error("need 1 <= --skip < --steps")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    from imts.train.data import IGNORE, encode
+    from imts.train.spec import RunSpec
+
+    hf_logging.set_verbosity_error()
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    hf_logging.disable_progress_bar()
+    if not (args.model / "config.json").exists():
+        raise SystemExit(
+            f"no model at {args.model}: run `imts models pull smollm2-135m-instruct` (or pass --model PATH)"
+        )
+
+    spec = RunSpec.from_sources(
+        overrides=[
+            f"max_steps={args.steps}",
+            f"batch_size={args.batch_size}",
+            "precision=fp32",
+            "merge=false",
+            "val_split=null",
+            "train_split=null",
+            f"save_every={args.steps}",
+            f"eval_every={args.steps}",
+            f"seed={args.seed}",
+            # --tiny: its cost is all in the 49k-vocabulary head, so keep sequences short.
+            *(["max_seq_len=128"] if args.tiny else []),
+        ],
+        base_model="x",
+        data="x",
+    )
+    argv_shown = [os.path.relpath(sys.argv[0], REPO) if argv is None else "benchmarks/train_throughput.py"]
+    command = shlex.join(["python", *argv_shown, *(sys.argv[1:] if argv is None else argv)])
+
+    with tempfile.TemporaryDirectory(prefix="bench-model-") as tiny_dir:
+        model_path = make_tiny_model(args.model, Path(tiny_dir), args.seed) if args.tiny else args.model
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        rows = build_rows(args.rows, args.seed)
+        # Exactly the recipe's examples: encoded with its max_seq_len, fully truncated ones dropped.
+        examples = [encode(tokenizer, r["messages"], spec.max_seq_len) for r in rows]
+        examples = [e for e in examples if any(lab != IGNORE for lab in e.labels)]
+        lengths = sorted(len(e.input_ids) for e in examples)
+        data = (
+            f"{len(examples)} examples from {len(rows)} mathgen rows (seed {args.seed}; half 1 problem, "
+            "half 2-6 concatenated; rows with no response token left after truncation dropped); "
+            f"tokens min {lengths[0]} / median {lengths[len(lengths) // 2]} / mean "
+            f"{statistics.fmean(lengths):.0f} / max {lengths[-1]} (max_seq_len {spec.max_seq_len})"
+        )
+        workload = (
+            f"LoRA SFT (r={spec.lora.r}, alpha={spec.lora.alpha:g}, all attention+MLP projections), "
+            f"{'tiny random Llama' if args.tiny else model_path.name}, batch {spec.batch_size}, "
+            f"{spec.max_steps} steps, lr {spec.lr:g} cosine (warm-up {spec.warmup_steps}), fp32"
+        )
+        info: dict[str, Any] = {
+            "command": command,
+            "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "machine": machine(),
+            "workload": workload,
+            "data": data,
+            "steps": spec.max_steps,
+            "skip": args.skip,
+            "spec": spec.model_dump(mode="json"),
+        }
+        print(f"{workload}\n{data}", file=sys.stderr)
+
+        results: dict[str, SideResult] = {}
+        for side in args.sides:
+            print(f"running {side} ...", file=sys.stderr, flush=True)
+            if side == "imts":
+                results[side] = run_imts(spec, model_path, rows, examples, pad_id, args.skip)
+            else:
+                results[side] = run_peer(side, spec, model_path, examples, args.skip)
+            gc.collect()
+
+    print(report(results, info))
+    if args.json:
+        payload = {**info, "results": {k: v.to_json() for k, v in results.items()}, "ratios": ratios(results)}
+        args.json.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+        print(f"\nwrote {args.json}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
