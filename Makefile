@@ -22,7 +22,6 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/imts models pull smollm2-135m-instruct
 	$(BIN)/imts demo
 
 test: install

@@ -35,3 +35,16 @@ def test_reference_answer_prefers_field() -> None:
     assert reference_answer("7", "whatever 9") == "7"
     assert reference_answer(None, "3 + 4 = 7. The answer is 7.") == "7"
     assert reference_answer("", "free text") == "free text"
+
+
+def test_generation_budget_fits_the_longest_reference(tiny_model) -> None:  # type: ignore[no-untyped-def]
+    from transformers import AutoTokenizer
+
+    from imts.evals.service import generation_budget
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    refs = ["The answer is 5.", "12 + 30 = 42, and 42 - 7 = 35 left over after lunch. The answer is 35."]
+    longest = max(len(tok(r, add_special_tokens=False)["input_ids"]) for r in refs)
+    assert generation_budget(tok, refs) == int(longest * 1.25) + 8
+    assert generation_budget(tok, ["x"]) == 16
+    assert generation_budget(tok, ["word " * 2000]) == 512
