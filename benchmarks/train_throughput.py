@@ -144,6 +144,7 @@ class SideResult:
     processed: int  # all positions of the measured steps, padding included
     seconds: float  # step-end to step-end wall time over the measured steps
     in_step_seconds: float  # the narrower per-step timer (see the module docstring)
+    cpu_seconds: float  # process CPU time over the same interval as ``seconds`` (all threads)
     final_loss: float
     mean_loss: float  # mean step loss over the measured steps
     step_seconds: list[float] = field(default_factory=list)
@@ -158,6 +159,10 @@ class SideResult:
         return self.tokens / self.in_step_seconds if self.in_step_seconds > 0 else float("nan")
 
     @property
+    def tokens_per_cpu_s(self) -> float:
+        return self.tokens / self.cpu_seconds if self.cpu_seconds > 0 else float("nan")
+
+    @property
     def pad_share(self) -> float:
         return 1 - self.tokens / self.processed if self.processed else float("nan")
 
@@ -166,6 +171,7 @@ class SideResult:
             **asdict(self),
             "tokens_per_s": self.tokens_per_s,
             "in_step_tokens_per_s": self.in_step_tokens_per_s,
+            "tokens_per_cpu_s": self.tokens_per_cpu_s,
             "pad_share": self.pad_share,
         }
 
@@ -173,13 +179,15 @@ class SideResult:
 def summarise(
     side: str,
     ends: list[float],
+    cpu_ends: list[float],
     in_step: list[float],
     batches: list[tuple[int, int]],
     losses: list[float],
     skip: int,
     notes: dict[str, Any],
 ) -> SideResult:
-    """``ends[i]``: end of step i+1; ``batches[i]``: (real, processed) tokens of step i+1."""
+    """``ends[i]`` / ``cpu_ends[i]``: wall / CPU clock at the end of step i+1; ``batches[i]``: (real,
+    processed) tokens of step i+1."""
     steps = len(ends)
     if len(batches) < steps or len(in_step) < steps or len(losses) < steps:
         raise RuntimeError(f"{side}: incomplete per-step records")
@@ -192,6 +200,7 @@ def summarise(
         processed=sum(batches[i][1] for i in measured),
         seconds=ends[-1] - ends[skip - 1] if skip > 0 else float("nan"),
         in_step_seconds=sum(in_step[i] for i in measured),
+        cpu_seconds=cpu_ends[-1] - cpu_ends[skip - 1],
         final_loss=losses[steps - 1],
         mean_loss=statistics.fmean(losses[i] for i in measured),
         step_seconds=[ends[i] - ends[i - 1] for i in range(max(1, skip), steps)],
@@ -210,6 +219,7 @@ class ClockSink:
     def __init__(self, label: str, total: int) -> None:
         self.label, self.total = label, total
         self.ends: list[float] = []
+        self.cpu_ends: list[float] = []
         self.values: list[dict[str, float]] = []
         self.events: list[tuple[str, str]] = []
 
@@ -217,6 +227,7 @@ class ClockSink:
         if "tokens_per_s" not in values:
             return
         self.ends.append(time.perf_counter())
+        self.cpu_ends.append(time.process_time())
         self.values.append(dict(values))
         progress(self.label, step, self.total, values["loss"])
 
@@ -265,7 +276,7 @@ def run_imts(
         "events": [f"{k}: {m}" for k, m in sink.events],
     }
     losses = [v["loss"] for v in sink.values]
-    return summarise("imts", sink.ends, in_step, batches, losses, skip, notes)
+    return summarise("imts", sink.ends, sink.cpu_ends, in_step, batches, losses, skip, notes)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -317,6 +328,7 @@ def run_peer(side: str, spec: Any, model_path: Path, examples: list[Any], skip: 
         def __init__(self) -> None:
             self.begins: list[float] = []
             self.ends: list[float] = []
+            self.cpu_ends: list[float] = []
             self.losses: dict[int, float] = {}
 
         def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -324,6 +336,7 @@ def run_peer(side: str, spec: Any, model_path: Path, examples: list[Any], skip: 
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.ends.append(time.perf_counter())
+            self.cpu_ends.append(time.process_time())
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
             if logs and "loss" in logs:
@@ -396,7 +409,7 @@ def run_peer(side: str, spec: Any, model_path: Path, examples: list[Any], skip: 
         "collated_batches": len(collator.batches),
     }
     # Batches are collated in step order (the dataloader may collate one batch ahead: ignored).
-    return summarise(side, clock.ends, in_step, collator.batches[:steps], losses, skip, notes)
+    return summarise(side, clock.ends, clock.cpu_ends, in_step, collator.batches[:steps], losses, skip, notes)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -424,8 +437,12 @@ def machine() -> dict[str, Any]:
         "transformers": transformers.__version__,
         "peft": peft.__version__,
         "python": platform.python_version(),
-        "load_avg": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "load_avg": load_avg(),
     }
+
+
+def load_avg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
 
 
 def fmt(x: float, spec: str) -> str:
@@ -441,13 +458,15 @@ def report(results: dict[str, SideResult], info: dict[str, Any]) -> str:
         f"- machine: {info['machine']['cpu']}, {info['machine']['cores']} cores, "
         f"torch {info['machine']['torch']} ({info['machine']['torch_threads']} threads), "
         f"transformers {info['machine']['transformers']}, peft {info['machine']['peft']}",
-        f"- load average at start: {info['machine']['load_avg']}",
+        f"- load average (1/5/15 min) at start: {info['machine']['load_avg']}, at end: {info['load_avg_end']}"
+        + ("  **(busy machine: figures are not publishable)**" if info["busy"] else ""),
         f"- data: {info['data']}",
         f"- timed: step-end to step-end wall time of optimizer steps {info['skip'] + 1}..{info['steps']} "
         f"(first {info['skip']} skipped as warm-up on every side); tokens = real (non-pad) tokens",
         "",
-        "| side | steps | tokens | seconds | tokens/s | in-step tokens/s | padding share | final loss |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| side | steps | tokens | seconds | tokens/s | in-step tokens/s | tokens/CPU-s | padding share "
+        "| final loss |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results.values():
         cells = [
@@ -457,21 +476,26 @@ def report(results: dict[str, SideResult], info: dict[str, Any]) -> str:
             f"{r.seconds:.2f}",
             fmt(r.tokens_per_s, ",.0f"),
             fmt(r.in_step_tokens_per_s, ",.0f"),
+            fmt(r.tokens_per_cpu_s, ",.1f"),
             fmt(r.pad_share, ".1%"),
             fmt(r.final_loss, ".4f"),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
+    cpu = ratios(results, "tokens_per_cpu_s")
     for peer, ratio in ratios(results).items():
-        lines.append(f"- IMTS / {peer}: **{fmt(ratio, '.2f')}x** tokens/s")
+        lines.append(
+            f"- IMTS / {peer}: **{fmt(ratio, '.2f')}x** tokens/s "
+            f"({fmt(cpu[peer], '.2f')}x tokens per CPU-second)"
+        )
     return "\n".join(lines)
 
 
-def ratios(results: dict[str, SideResult]) -> dict[str, float]:
+def ratios(results: dict[str, SideResult], metric: str = "tokens_per_s") -> dict[str, float]:
     if "imts" not in results:
         return {}
-    imts = results["imts"].tokens_per_s
-    return {p: imts / results[p].tokens_per_s for p in ("peer_default", "peer_best") if p in results}
+    imts = getattr(results["imts"], metric)
+    return {p: imts / getattr(results[p], metric) for p in ("peer_default", "peer_best") if p in results}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -587,9 +611,18 @@ def main(argv: list[str] | None = None) -> int:
                 results[side] = run_peer(side, spec, model_path, examples, args.skip)
             gc.collect()
 
+    info["load_avg_end"] = load_avg()
+    info["busy"] = (
+        max(os.getloadavg()[:2]) > 1.25 * (os.cpu_count() or 1) if hasattr(os, "getloadavg") else False
+    )
     print(report(results, info))
     if args.json:
-        payload = {**info, "results": {k: v.to_json() for k, v in results.items()}, "ratios": ratios(results)}
+        payload = {
+            **info,
+            "results": {k: v.to_json() for k, v in results.items()},
+            "ratios": ratios(results),
+            "cpu_ratios": ratios(results, "tokens_per_cpu_s"),
+        }
         args.json.write_text(json.dumps(payload, indent=2), encoding="utf-8")
         print(f"\nwrote {args.json}", file=sys.stderr)
     return 0

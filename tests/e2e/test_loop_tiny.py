@@ -47,7 +47,9 @@ def test_whole_loop_on_tiny_model(ws: Workspace, tiny_model: Path, math_file: Pa
     # Files: checkpoints (keep_last=2) each with its run config, adapter, merged model, report.
     out = ws.artifacts.path(f"runs/{run_id}")
     ckpts = sorted(p.name for p in (out / "checkpoints").iterdir())
-    assert ckpts == ["step-000010", "step-000012"]
+    assert ckpts == ["best", "step-000010", "step-000012"]  # keep_last=2, plus the best validation
+    best_step = json.loads((out / "checkpoints" / "best" / "state.json").read_text())["step"]
+    assert best_step in (6, 12)
     for c in ckpts:
         ck = out / "checkpoints" / c
         assert (ck / "adapter" / "adapter_model.safetensors").is_file() and (
@@ -78,7 +80,8 @@ def test_whole_loop_on_tiny_model(ws: Workspace, tiny_model: Path, math_file: Pa
             == 2
         )
         kinds = s.scalars(select(RunEvent.kind).where(RunEvent.run_id == run_id)).all()
-        assert kinds.count("checkpoint") == 3 and kinds[0] == "started" and kinds[-1] == "finished"
+        # steps 5 and 10 (save_every), 6 (first validation: an improvement, kept as best), 12 (end)
+        assert kinds.count("checkpoint") == 4 and kinds[0] == "started" and kinds[-1] == "finished"
         assert s.scalar(select(func.count()).select_from(EvalItem).where(EvalItem.run_id == baseline)) == 24
         run = s.get(Run, run_id)
         assert run is not None and run.status == "succeeded"
@@ -125,3 +128,26 @@ def test_resume_continues_from_last_checkpoint(ws: Workspace, tiny_model: Path, 
     sft_lora.run(longer, tiny_model, rows, [], out, second)
     assert first.steps == [1, 2, 3, 4] and second.steps == [5, 6]
     assert "resumed" in second.events
+
+
+def test_demo_wiring_on_tiny_model(ws: Workspace, tiny_model: Path, math_file: Path) -> None:
+    """`imts demo` is the same services in order; on the tiny model it produces every artifact."""
+    from imts.flywheel.demo import run_demo
+
+    base_models.add(ws, tiny_model, name="tiny")
+    result = run_demo(
+        ws,
+        data_file=math_file,
+        overrides=["max_steps=4", "batch_size=4", "save_every=2", "eval_every=2", "val_max_items=8"],
+        eval_settings=EvalSettings(max_new_tokens=8, batch_size=16, max_items=12),
+        base_model="tiny",
+    )
+    assert 0 <= result.baseline_accuracy <= 1 and 0 <= result.tuned_accuracy <= 1
+    assert result.report["html"].is_file() and "| category | n | baseline | tuned |" in result.markdown
+    with ws.session() as s:
+        run = s.get(Run, result.train_run)
+        assert (
+            run is not None
+            and run.spec["max_steps"] == 4
+            and run.summary["report"] == str(result.report["html"])
+        )

@@ -23,6 +23,9 @@ from imts.train.spec import RunSpec
 
 BASE_MODEL = "smollm2-135m-instruct"
 DATASET = "math-demo"
+# Measured on a 2-core AVX2 CPU: 50 steps lift test accuracy from 3% to 25%; 80 leave margin and keep
+# the whole demo near 10 minutes. User overrides (`imts demo max_steps=...`) come after and win.
+DEMO_OVERRIDES = ["max_steps=80", "save_every=40", "eval_every=40"]
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,9 @@ def run_demo(
     baseline = evaluate(ws, base_model, f"{split.ref}:test", eval_settings, progress)
 
     progress.log("[bold]5/7 LoRA fine-tuning[/]")
-    spec = RunSpec.from_sources(overrides=overrides, base_model=base_model, data=split.ref, seed=seed)
+    spec = RunSpec.from_sources(
+        overrides=[*DEMO_OVERRIDES, *(overrides or [])], base_model=base_model, data=split.ref, seed=seed
+    )
     run_id = train(ws, spec, progress)
 
     progress.log("[bold]6/7 evaluation of the tuned model[/]")

@@ -43,7 +43,7 @@ def save(
 ) -> Path:
     """Write checkpoint ``step-NNNNNN`` atomically and keep only the newest ``keep_last``."""
     final = ckpt_root / f"step-{step:06d}"
-    tmp = ckpt_root / f".tmp-step-{step:06d}-{os.getpid()}"
+    tmp = ckpt_root / f".tmp-{final.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     model.save_pretrained(tmp / "adapter")
@@ -53,12 +53,32 @@ def save(
     )
     (tmp / "state.json").write_text(json.dumps({"step": step, "data": data_state, **extra}, indent=2))
     (tmp / "run_config.yaml").write_text(spec_yaml, encoding="utf-8")
-    if final.exists():  # re-saving the same step after a resume
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    _replace_dir(tmp, final)
     for old in list_checkpoints(ckpt_root)[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def keep_best(ckpt: Path, ckpt_root: Path) -> Path:
+    """Copy checkpoint ``ckpt`` to ``best/`` (atomically), where keep-last pruning never reaches it."""
+    tmp = ckpt_root / f".tmp-best-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(ckpt, tmp)
+    best = ckpt_root / "best"
+    _replace_dir(tmp, best)
+    return best
+
+
+def _replace_dir(tmp: Path, final: Path) -> None:
+    """Put ``tmp`` at ``final``; an existing ``final`` is moved aside first, so a kill at any point
+    leaves either the old or the new folder complete (plus an ignored temporary one)."""
+    if final.exists():
+        old = final.with_name(f".old-{final.name}-{os.getpid()}")
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
 
 
 def list_checkpoints(ckpt_root: Path) -> list[Path]:

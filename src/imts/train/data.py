@@ -16,6 +16,7 @@ IGNORE = -100
 class Example:
     input_ids: list[int]
     labels: list[int]  # IGNORE on prompt tokens: the loss is on the assistant's tokens only
+    truncated: bool = False
 
 
 def encode(tokenizer: Any, messages: list[dict[str, str]], max_len: int) -> Example:
@@ -32,7 +33,7 @@ def encode(tokenizer: Any, messages: list[dict[str, str]], max_len: int) -> Exam
         start = len(_render(tokenizer, messages[:i], add_generation_prompt=True))
         end = len(_render(tokenizer, messages[: i + 1], add_generation_prompt=False))
         labels[start:end] = ids[start:end]
-    return Example(ids[:max_len], labels[:max_len])
+    return Example(ids[:max_len], labels[:max_len], truncated=len(ids) > max_len)
 
 
 def _render(tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt: bool) -> list[int]:
@@ -100,13 +101,20 @@ class BatchStream:
         self.batch_size = min(batch_size, len(examples))
         self.seed, self.grouped, self.pad_id = seed, grouped, pad_id
         self.epoch, self.index = 0, 0
+        self.skip: set[tuple[int, int]] = set()  # (epoch, index) of batches the watchdog rejected
+        self.last: tuple[int, int] = (0, -1)  # position of the batch yielded last
         self._batches = batch_order(self.lengths, self.batch_size, seed, 0, grouped)
 
-    def state(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "index": self.index}
+    @property
+    def epoch_progress(self) -> float:
+        return self.epoch + self.index / max(1, len(self._batches))
 
-    def load_state(self, state: dict[str, int]) -> None:
+    def state(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "index": self.index, "skip": sorted(self.skip)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
         self.epoch, self.index = state["epoch"], state["index"]
+        self.skip = {(int(e), int(i)) for e, i in state.get("skip", [])}
         self._batches = batch_order(self.lengths, self.batch_size, self.seed, self.epoch, self.grouped)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
@@ -116,6 +124,10 @@ class BatchStream:
                 self._batches = batch_order(
                     self.lengths, self.batch_size, self.seed, self.epoch, self.grouped
                 )
+            position = (self.epoch, self.index)
             batch = self._batches[self.index]
             self.index += 1
+            if position in self.skip:
+                continue
+            self.last = position
             yield collate([self.examples[i] for i in batch], self.pad_id)

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from imts.core.errors import InputError
+from imts.train.watchdog import WatchdogSpec
 
 
 class LoraSpec(BaseModel):
@@ -62,8 +63,17 @@ class RunSpec(BaseModel):
     keep_last: int = Field(2, ge=1, description="Checkpoints kept (older ones are deleted).")
     eval_every: int = Field(50, ge=1, description="Validation loss every N steps (and at the end).")
     val_max_items: int = Field(64, ge=1, description="Validation examples used for the loss.")
+    early_stopping_patience: int | None = Field(
+        None,
+        ge=1,
+        description="Stop after this many validations without a better val_loss; the best is kept.",
+    )
+    early_stopping_min_delta: float = Field(
+        0.0, ge=0, description="Improvement smaller than this does not count."
+    )
     merge: bool = Field(True, description="Also save the base model with the adapter merged in.")
     lora: LoraSpec = Field(default_factory=LoraSpec)
+    watchdog: WatchdogSpec = Field(default_factory=WatchdogSpec)
 
     @classmethod
     def from_sources(
