@@ -1,0 +1,148 @@
+"""Preview and statistics of a version with DuckDB, straight over its Parquet shards.
+
+The shards are handed to DuckDB as an Arrow dataset (scanned lazily, in parallel, never loaded whole),
+and the connection is then locked down: no file or network access, configuration frozen. A user's
+``--where`` filter is spliced into one ``SELECT`` and must parse as exactly one SELECT statement, so it
+can read the version's rows and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import pyarrow.dataset as pads
+
+from imts.core.errors import InputError
+from imts.data.versions import DataRef, VersionInfo, shard_path
+from imts.store.workspace import Workspace
+
+HIST_BINS = 10
+TOP_VALUES = 5
+# Columns whose most frequent values are worth showing (others are free text).
+CATEGORICAL = {"category", "lang", "label", "split"}
+
+
+def connect(ws: Workspace, version: VersionInfo, table: str = "rows") -> duckdb.DuckDBPyConnection:
+    """A locked-down DuckDB connection with ``version``'s rows registered as ``table``."""
+    con = duckdb.connect()
+    con.register(table, pads.dataset([str(shard_path(ws, d)) for d in version.shards], format="parquet"))
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return con
+
+
+def _base_filter(ref: DataRef | VersionInfo) -> tuple[VersionInfo, str]:
+    if isinstance(ref, DataRef):
+        return ref.version, f"split = '{ref.split}'" if ref.split else "TRUE"
+    return ref, "TRUE"
+
+
+def checked_where(con: duckdb.DuckDBPyConnection, where: str | None) -> str:
+    """``where`` as a parenthesised SQL expression, refused unless it is a read-only filter."""
+    if not where or not where.strip():
+        return "TRUE"
+    if ";" in where or "--" in where or "/*" in where:
+        raise InputError("a --where filter is one SQL expression: no ';' or comments", field="where")
+    sql = f"SELECT * FROM rows WHERE ({where})"
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise InputError(f"bad --where expression: {_first_line(exc)}", field="where") from None
+    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+        raise InputError("a --where filter must be a read-only expression", field="where")
+    return f"({where})"
+
+
+def preview(
+    ws: Workspace, ref: DataRef | VersionInfo, where: str | None = None, limit: int = 20, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of rows matching ``where`` (DuckDB SQL over the row's fields) and the total matching."""
+    version, base = _base_filter(ref)
+    con = connect(ws, version)
+    try:
+        cond = f"{base} AND {checked_where(con, where)}"
+        total = con.execute(f"SELECT count(*) FROM rows WHERE {cond}").fetchone()[0]  # type: ignore[index]
+        cur = con.execute(f"SELECT * FROM rows WHERE {cond} LIMIT {int(limit)} OFFSET {int(offset)}")
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()], int(total)
+    except duckdb.Error as exc:
+        raise InputError(f"bad --where expression: {_first_line(exc)}", field="where") from None
+    finally:
+        con.close()
+
+
+def _length_expr(column: str, type_text: str) -> str | None:
+    if type_text == "string":
+        return f"length({column})"
+    if type_text.startswith("list<") and "content" in type_text:
+        return f"list_sum(list_transform({column}, m -> length(m.content)))"
+    return None
+
+
+def field_stats(ws: Workspace, ref: DataRef | VersionInfo, where: str | None = None) -> dict[str, Any]:
+    """Per-field counts, nulls, length summary and histogram, and top values (see module docstring)."""
+    version, base = _base_filter(ref)
+    con = connect(ws, version)
+    try:
+        cond = f"{base} AND {checked_where(con, where)}"
+        con.execute(f"CREATE TEMP VIEW sel AS SELECT * FROM rows WHERE {cond}")
+        total = int(con.execute("SELECT count(*) FROM sel").fetchone()[0])  # type: ignore[index]
+        out: dict[str, Any] = {"rows": total, "fields": {}}
+        for column, type_text in version.schema.items():
+            col = f'"{column}"'
+            info: dict[str, Any] = {"type": type_text}
+            nulls, distinct = con.execute(
+                f"SELECT count(*) FILTER (WHERE {col} IS NULL), approx_count_distinct({col}) FROM sel"
+            ).fetchone()  # type: ignore[misc]
+            info |= {"count": total - int(nulls), "nulls": int(nulls), "distinct": int(distinct)}
+            length = _length_expr(col, type_text)
+            if length and total > int(nulls):
+                info["length"] = _length_summary(con, length)
+            if column in CATEGORICAL or (type_text == "string" and distinct <= 50):
+                rows = con.execute(
+                    f"SELECT {col}, count(*) AS n FROM sel GROUP BY 1 ORDER BY n DESC, 1 LIMIT {TOP_VALUES}"
+                ).fetchall()
+                info["top"] = [[v, int(n)] for v, n in rows]
+            out["fields"][column] = info
+        if "lang" in version.schema:
+            out["languages"] = {
+                str(v): int(n)
+                for v, n in con.execute(
+                    "SELECT lang, count(*) FROM sel GROUP BY 1 ORDER BY 2 DESC"
+                ).fetchall()
+            }
+        return out
+    except duckdb.Error as exc:
+        raise InputError(f"bad --where expression: {_first_line(exc)}", field="where") from None
+    finally:
+        con.close()
+
+
+def _length_summary(con: duckdb.DuckDBPyConnection, length: str) -> dict[str, Any]:
+    lo, p50, p95, hi, mean = con.execute(
+        f"SELECT min(l), quantile_disc(l, 0.5), quantile_disc(l, 0.95), max(l), avg(l) "
+        f"FROM (SELECT {length} AS l FROM sel) WHERE l IS NOT NULL"
+    ).fetchone()  # type: ignore[misc]
+    width = max(1, -(-(int(hi) - int(lo) + 1) // HIST_BINS))
+    counts = dict(
+        con.execute(
+            f"SELECT (l - {int(lo)}) // {width} AS b, count(*) FROM (SELECT {length} AS l FROM sel) "
+            "WHERE l IS NOT NULL GROUP BY 1"
+        ).fetchall()
+    )
+    hist = [
+        [int(lo) + b * width, int(lo) + (b + 1) * width - 1, int(counts.get(b, 0))] for b in range(HIST_BINS)
+    ]
+    return {
+        "min": int(lo),
+        "p50": int(p50),
+        "p95": int(p95),
+        "max": int(hi),
+        "mean": round(float(mean), 1),
+        "histogram": [h for h in hist if h[0] <= int(hi)],
+    }
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0]
