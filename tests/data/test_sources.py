@@ -62,7 +62,7 @@ def test_json_array_errors_are_located(ws: Workspace, tmp_path: Path) -> None:
         import_file(ws, bad)
     cut = tmp_path / "cut.json"
     cut.write_text('[{"prompt": "a", "response": "b"}, {"prompt": ')
-    with pytest.raises(InputError, match="malformed JSON|not closed"):
+    with pytest.raises(InputError, match=r"malformed JSON|not closed"):
         import_file(ws, cut)
     ragged = tmp_path / "r.csv"
     ragged.write_text("prompt,response\na,b\nc,d,e\n")

@@ -76,7 +76,7 @@ def _length_expr(column: str, type_text: str) -> str | None:
     if type_text == "string":
         return f"length({column})"
     if type_text.startswith("list<") and "content" in type_text:
-        return f"list_sum(list_transform({column}, m -> length(m.content)))"
+        return f"list_sum(list_transform({column}, lambda m: length(m.content)))"
     return None
 
 

@@ -91,10 +91,10 @@ def summary(values: np.ndarray) -> dict[str, float]:
 class ShardWriter:
     """Writes row batches into ``stage`` as Parquet files of at most ``SHARD_ROWS`` rows each."""
 
-    def __init__(self, stage: Path, schema: pa.Schema, shard_rows: int = SHARD_ROWS) -> None:
+    def __init__(self, stage: Path, schema: pa.Schema, shard_rows: int | None = None) -> None:
         self.stage = stage
         self.schema = schema
-        self.shard_rows = shard_rows
+        self.shard_rows = shard_rows or SHARD_ROWS
         self.files: list[tuple[str, Path]] = []  # (sha256 of the bytes, staged path)
         self._writer: pq.ParquetWriter | None = None
         self._path: Path | None = None
