@@ -10,11 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+from tests.conftest import write_jsonl
+
 from imts.core.settings import Settings
 from imts.data.ingest import import_file
 from imts.data.versions import list_versions, load_rows
 from imts.store.workspace import Workspace
-from tests.conftest import write_jsonl
 
 
 def _settings(root: Path) -> Settings:

@@ -7,6 +7,7 @@ from types import ModuleType
 
 import numpy as np
 import pytest
+from tests.conftest import write_jsonl
 
 from imts.core.errors import InputError
 from imts.data import dedup
@@ -15,7 +16,6 @@ from imts.data.ingest import import_file
 from imts.data.split import split_version
 from imts.data.versions import load_rows
 from imts.store.workspace import Workspace
-from tests.conftest import write_jsonl
 
 
 def test_minhash_estimates_jaccard() -> None:

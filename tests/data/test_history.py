@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from tests.conftest import write_jsonl
 
 from imts.core.errors import InputError, NotFoundError
 from imts.core.ids import new_id
@@ -19,7 +20,6 @@ from imts.data.split import split_version
 from imts.data.versions import ReadOnlyError, load_rows, resolve, share_version
 from imts.store.models import Run
 from imts.store.workspace import Workspace
-from tests.conftest import write_jsonl
 
 
 def _rows(n: int, changed: set[int] = frozenset(), cat: str = "addition") -> list[dict[str, str]]:  # type: ignore[assignment]
