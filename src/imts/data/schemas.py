@@ -145,6 +145,8 @@ def canonical(row: Any, fmap: FieldMap) -> dict[str, Any]:
 
 def detect_lang(text: str) -> str:
     """'zh' when more than a fifth of the non-space characters are CJK, else 'en' (as ``formats``)."""
+    if not _CJK.search(text):
+        return "en"
     return "zh" if len(_CJK.findall(text)) > 0.2 * max(1, len(text.replace(" ", ""))) else "en"
 
 
