@@ -53,9 +53,9 @@ def test_sigkill_while_writing_shards(tmp_path: Path) -> None:
     first = import_file(
         ws, write_jsonl(tmp_path / "small.jsonl", [{"prompt": f"q{i}", "response": "a"} for i in range(50)])
     )
-    big = _big_file(tmp_path / "big.jsonl", 60_000)
+    big = _big_file(tmp_path / "big.jsonl", 30_000)
     code = (
-        "import imts.data.shards as s; s.SHARD_ROWS = 5000\n"
+        "import imts.data.shards as s; s.SHARD_ROWS = 1000\n"
         "from imts.cli.main import app\n"
         f"app(['data', 'import', {str(big)!r}, '--name', 'small'])\n"
     )
@@ -78,12 +78,12 @@ def test_sigkill_after_shards_moved_before_commit(tmp_path: Path) -> None:
     first = import_file(
         ws, write_jsonl(tmp_path / "small.jsonl", [{"prompt": f"q{i}", "response": "a"} for i in range(50)])
     )
-    big = _big_file(tmp_path / "big.jsonl", 12_000)
+    big = _big_file(tmp_path / "big.jsonl", 3_000)
     # The killed process dies at the worst moment: shards already moved into the store, the version's
     # transaction not yet committed.
     code = (
         "import os, signal\n"
-        "import imts.data.shards as s; s.SHARD_ROWS = 5000\n"
+        "import imts.data.shards as s; s.SHARD_ROWS = 1000\n"
         "from imts.store.artifacts import LocalArtifactStore\n"
         "real = LocalArtifactStore.commit\n"
         "moved = []\n"
