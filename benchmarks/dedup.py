@@ -2,7 +2,8 @@
 
 Workload: ``--docs`` synthetic documents (default 100,000) of 40-80 words drawn from a 20,000-word
 vocabulary; ``--dup-rate`` of them (default 5%) are planted near-duplicates of an earlier document
-(one word replaced, and half of the time one word dropped: word-bigram Jaccard about 0.85-0.95). Ground truth: the planted documents.
+(one word replaced, and half of the time one word dropped: word-bigram Jaccard about 0.85-0.95).
+Ground truth: the planted documents.
 
 Same parameters on both sides: the same shingle sets (``imts.data.dedup.shingles``: word 2-grams),
 ``num_perm`` permutations, the same (bands, rows) (chosen by ``imts.data.dedup.optimal_bands`` for
@@ -49,7 +50,9 @@ def score(flagged: set[int], planted: set[int]) -> tuple[float, float]:
     return tp / max(1, len(flagged)), tp / max(1, len(planted))
 
 
-def run_imts(shingle_sets: list[set[str]], threshold: float, num_perm: int, bands: int, rows: int) -> set[int]:
+def run_imts(
+    shingle_sets: list[set[str]], threshold: float, num_perm: int, bands: int, rows: int
+) -> set[int]:
     from imts.data.dedup import MinHasher, candidate_links
 
     hasher = MinHasher(num_perm)
@@ -64,7 +67,9 @@ def run_imts(shingle_sets: list[set[str]], threshold: float, num_perm: int, band
     return {i for i, _ in candidate_links(sigs, threshold, bands, rows).tolist()}
 
 
-def run_datasketch(shingle_sets: list[set[str]], threshold: float, num_perm: int, bands: int, rows: int) -> set[int]:
+def run_datasketch(
+    shingle_sets: list[set[str]], threshold: float, num_perm: int, bands: int, rows: int
+) -> set[int]:
     from datasketch import MinHash, MinHashLSH
 
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, params=(bands, rows))

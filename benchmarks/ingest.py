@@ -58,7 +58,8 @@ def write_file(path: Path, rows: int, seed: int = 0) -> None:
             a, b = rng.randint(1, 999), rng.randint(1, 999)
             row = {
                 "id": f"q{i}",
-                "prompt": f"A shop sells {a} apples in the morning and {b} in the afternoon. How many in all?",
+                "prompt": f"A shop sells {a} apples in the morning and {b} in the afternoon. "
+                "How many in all?",
                 "response": f"{a} + {b} = {a + b}. The answer is {a + b}.",
                 "category": rng.choice(CATEGORIES),
                 "source": "bench",

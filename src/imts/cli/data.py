@@ -132,11 +132,12 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """A version's statistics, lineage, operation report and first rows."""
-    from imts.data.versions import load_rows, resolve
+    from imts.data.inspect import preview
+    from imts.data.versions import resolve
 
     ws = workspace()
     r = resolve(ws, ref)
-    sample = load_rows(ws, r)[:rows]
+    sample, _ = preview(ws, r, limit=rows)  # DuckDB reads only the first rows, not the whole version
     info = {**r.version.__dict__, "split": r.split, "sample": sample}
     if as_json:
         print_json(info)
