@@ -195,3 +195,24 @@ def test_import_from_s3(ws: Workspace, s3_server: str) -> None:
     assert v.dataset == "rows" and v.params["file"] == "s3://bucket/dir/rows.jsonl"
     with pytest.raises(InputError, match="no such file"):
         import_file(ws, "s3://bucket/missing.jsonl", storage_options=opts)
+
+
+def test_id_index_finds_duplicates_across_frozen_runs(
+    monkeypatch: pytest.MonkeyPatch, ws: Workspace, tmp_path: Path
+) -> None:
+    from imts.data.ingest import IdIndex
+
+    monkeypatch.setattr(IdIndex, "RUN", 64)
+    idx = IdIndex()
+    for n in range(1000):
+        assert idx.add(hash(f"id{n}"), n + 1) is None
+    assert all(idx.add(hash(f"id{n}"), 5000) == n + 1 for n in range(1000))
+    rows = [{"id": f"k{i}", "prompt": f"p{i}", "response": "r"} for i in range(300)] + [
+        {"id": "k7", "prompt": "again", "response": "r"}
+    ]
+    f = tmp_path / "dup.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(
+        InputError, match=r"dup\.jsonl:301, field 'id': duplicate id 'k7' \(first on line 8\)"
+    ):
+        import_file(ws, f)

@@ -34,7 +34,7 @@ def connect(ws: Workspace, version: VersionInfo, table: str = "rows") -> duckdb.
 
 def _base_filter(ref: DataRef | VersionInfo) -> tuple[VersionInfo, str]:
     if isinstance(ref, DataRef):
-        return ref.version, f"split = '{ref.split}'" if ref.split else "TRUE"
+        return ref.version, "split = '{}'".format(ref.split.replace("'", "''")) if ref.split else "TRUE"
     return ref, "TRUE"
 
 

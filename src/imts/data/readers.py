@@ -30,6 +30,7 @@ Record = tuple[int, dict[str, Any] | InputError]
 READERS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "csv"}
 READERS |= {".parquet": "parquet", ".pq": "parquet", ".txt": "text", ".md": "text"}
 _CHUNK = 1 << 20
+MAX_ELEMENT_CHARS = 64 << 20  # one element of a JSON array may be this large
 
 
 def kind_of(path: str, given: str | None = None) -> str:
@@ -124,7 +125,9 @@ def _json_array(f: IO[bytes]) -> Iterator[Record]:
                 value, end = decoder.raw_decode(buf, pos)
                 break
             except json.JSONDecodeError as exc:
-                chunk = _read(text, line)
+                # Incomplete element: read more, up to a cap, so a malformed element never makes us
+                # read the rest of a large file into memory.
+                chunk = _read(text, line) if len(buf) - pos < MAX_ELEMENT_CHARS else ""
                 if not chunk:
                     raise InputError(f"malformed JSON: {exc.msg}", line=exc.lineno - 1 + line) from None
                 buf = buf[pos:] + chunk

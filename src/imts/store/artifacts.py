@@ -45,6 +45,12 @@ class ArtifactStore(Protocol):
     def delete(self, key: str) -> None:
         """Remove ``key`` if present."""
 
+    def dead_pending(self, manifest: str) -> list[tuple[Path, list[str]]]:
+        """Staging folders of dead processes holding the manifest file ``manifest``, with its keys."""
+
+    def delete_staging(self, folder: Path) -> None:
+        """Remove a staging folder returned by ``dead_pending``."""
+
 
 class LocalArtifactStore:
     """Artifacts under one local folder."""
