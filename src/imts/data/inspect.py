@@ -81,35 +81,55 @@ def _length_expr(column: str, type_text: str) -> str | None:
 
 
 def field_stats(ws: Workspace, ref: DataRef | VersionInfo, where: str | None = None) -> dict[str, Any]:
-    """Per-field counts, nulls, length summary and histogram, and top values (see module docstring)."""
+    """Per-field counts, nulls, distinct values, length summary and histogram, and top values.
+
+    Two scans of the shards: one aggregate for nulls and distinct counts of every field, one that
+    keeps only the small facts (text lengths, categorical values) in a temporary table that the
+    summaries then read.
+    """
     version, base = _base_filter(ref)
     con = connect(ws, version)
     try:
         cond = f"{base} AND {checked_where(con, where)}"
-        con.execute(f"CREATE TEMP VIEW sel AS SELECT * FROM rows WHERE {cond}")
-        total = int(con.execute("SELECT count(*) FROM sel").fetchone()[0])  # type: ignore[index]
+        cols = list(version.schema.items())
+        agg = ", ".join(
+            f'count(*) FILTER (WHERE "{c}" IS NULL), approx_count_distinct("{c}")' for c, _ in cols
+        )
+        first = con.execute(f"SELECT count(*), {agg} FROM rows WHERE {cond}").fetchone()
+        assert first is not None
+        total = int(first[0])
         out: dict[str, Any] = {"rows": total, "fields": {}}
-        for column, type_text in version.schema.items():
-            col = f'"{column}"'
-            info: dict[str, Any] = {"type": type_text}
-            nulls, distinct = con.execute(
-                f"SELECT count(*) FILTER (WHERE {col} IS NULL), approx_count_distinct({col}) FROM sel"
-            ).fetchone()  # type: ignore[misc]
-            info |= {"count": total - int(nulls), "nulls": int(nulls), "distinct": int(distinct)}
-            length = _length_expr(col, type_text)
-            if length and total > int(nulls):
-                info["length"] = _length_summary(con, length)
-            if column in CATEGORICAL or (type_text == "string" and distinct <= 50):
+        lengths = {c: e for c, t in cols if (e := _length_expr(f'"{c}"', t))}
+        categorical = [
+            c
+            for k, (c, t) in enumerate(cols)
+            if c in CATEGORICAL or (t == "string" and first[2 + 2 * k] <= 50)
+        ]
+        facts = [f'{e} AS "len_{c}"' for c, e in lengths.items()] + [f'"{c}"' for c in categorical]
+        if facts:
+            con.execute(f"CREATE TEMP TABLE facts AS SELECT {', '.join(facts)} FROM rows WHERE {cond}")
+        for k, (column, type_text) in enumerate(cols):
+            nulls, distinct = int(first[1 + 2 * k]), int(first[2 + 2 * k])
+            info: dict[str, Any] = {
+                "type": type_text,
+                "count": total - nulls,
+                "nulls": nulls,
+                "distinct": distinct,
+            }
+            if column in lengths and total > nulls:
+                info["length"] = _length_summary(con, f'"len_{column}"')
+            if column in categorical:
                 rows = con.execute(
-                    f"SELECT {col}, count(*) AS n FROM sel GROUP BY 1 ORDER BY n DESC, 1 LIMIT {TOP_VALUES}"
+                    f'SELECT "{column}", count(*) AS n FROM facts GROUP BY 1 '
+                    f"ORDER BY n DESC, 1 LIMIT {TOP_VALUES}"
                 ).fetchall()
                 info["top"] = [[v, int(n)] for v, n in rows]
             out["fields"][column] = info
-        if "lang" in version.schema:
+        if "lang" in categorical:
             out["languages"] = {
                 str(v): int(n)
                 for v, n in con.execute(
-                    "SELECT lang, count(*) FROM sel GROUP BY 1 ORDER BY 2 DESC"
+                    "SELECT lang, count(*) FROM facts GROUP BY 1 ORDER BY 2 DESC"
                 ).fetchall()
             }
         return out
@@ -119,16 +139,16 @@ def field_stats(ws: Workspace, ref: DataRef | VersionInfo, where: str | None = N
         con.close()
 
 
-def _length_summary(con: duckdb.DuckDBPyConnection, length: str) -> dict[str, Any]:
+def _length_summary(con: duckdb.DuckDBPyConnection, column: str) -> dict[str, Any]:
     lo, p50, p95, hi, mean = con.execute(
-        f"SELECT min(l), quantile_disc(l, 0.5), quantile_disc(l, 0.95), max(l), avg(l) "
-        f"FROM (SELECT {length} AS l FROM sel) WHERE l IS NOT NULL"
+        f"SELECT min({column}), quantile_disc({column}, 0.5), quantile_disc({column}, 0.95), max({column}), "
+        f"avg({column}) FROM facts WHERE {column} IS NOT NULL"
     ).fetchone()  # type: ignore[misc]
     width = max(1, -(-(int(hi) - int(lo) + 1) // HIST_BINS))
     counts = dict(
         con.execute(
-            f"SELECT (l - {int(lo)}) // {width} AS b, count(*) FROM (SELECT {length} AS l FROM sel) "
-            "WHERE l IS NOT NULL GROUP BY 1"
+            f"SELECT ({column} - {int(lo)}) // {width} AS b, count(*) FROM facts "
+            f"WHERE {column} IS NOT NULL GROUP BY 1"
         ).fetchall()
     )
     hist = [
