@@ -264,7 +264,9 @@ def stats(
         ln = f.get("length")
         lengths = f"{ln['min']}/{ln['p50']}/{ln['p95']}/{ln['max']}" if ln else ""
         top = ", ".join(f"{v} {n}" for v, n in f.get("top", []))
-        t.add_row(name, f["type"][:30], str(f["count"]), str(f["nulls"]), str(f["distinct"]), lengths, top)
+        t.add_row(
+            name, f["type"][:30], str(f["count"]), str(f["nulls"]), str(f.get("distinct", "")), lengths, top
+        )
     console.print(t)
     for name, f in st["fields"].items():
         if f.get("length"):
