@@ -107,7 +107,7 @@ def test_explicit_mapping(ws: Workspace, tmp_path: Path) -> None:
         ),
         ('{"prompt": "a", "response": "b"}\n[1, 2]\n', r"bad\.jsonl:2: expected a JSON object, got list"),
         ('{"prompt": "a", "response": "  "}\n', r"bad\.jsonl:1, field 'response': empty text"),
-        ('{"text": "hello"}\n', r"bad\.jsonl:1: cannot tell the format"),
+        ('{"foo": "hello"}\n', r"bad\.jsonl:1: cannot tell the format"),
         (
             '{"messages": [{"role": "user", "content": "hi"}]}\n',
             r"bad\.jsonl:1, field 'messages': the last message must be",

@@ -4,38 +4,104 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
 
 from imts.cli.common import console, friendly, print_json, progress, workspace
 
-app = typer.Typer(help="Datasets: import, list, show, split.", no_args_is_help=True)
+app = typer.Typer(
+    help="Datasets: import, inspect, split, dedup, diff, roll back, trace, export, share.",
+    no_args_is_help=True,
+)
 
 
 @app.command("import")
 @friendly
 def import_(
-    file: Path = typer.Argument(..., help="JSON Lines file: prompt/response or chat-messages rows."),
+    source: str = typer.Argument(
+        ..., help="File or URL (s3://...): .jsonl .json .csv .tsv .parquet .txt; see docs/datasets.md."
+    ),
     name: str | None = typer.Option(None, "--name", "-n", help="Dataset name (default: file name)."),
     map_: str | None = typer.Option(
-        None, "--map", help="Field mapping, e.g. prompt=question,response=solution,answer=final."
+        None,
+        "--map",
+        help="Field mapping, e.g. prompt=question,response=solution,answer=final or text=review,label=stars.",
     ),
-    on_error: str = typer.Option("fail", help="fail: stop at the first bad line; skip: leave bad lines out."),
+    fmt: str | None = typer.Option(
+        None,
+        "--format",
+        help="prompt_response | chat | preference | classification | text (default: detected).",
+    ),
+    file_type: str | None = typer.Option(
+        None, "--type", help="jsonl | json | csv | parquet | text (default: suffix)."
+    ),
+    text_unit: str = typer.Option("line", help="Plain text: one row per 'line' or per 'paragraph'."),
+    on_error: str = typer.Option("fail", help="fail: stop at the first bad row; skip: leave bad rows out."),
 ) -> None:
-    """Import a JSONL file as a new dataset version (atomic: all or nothing)."""
-    from imts.core.errors import InputError
-    from imts.data.formats import FieldMap
+    """Import a file as a new dataset version (streamed; atomic: all or nothing)."""
     from imts.data.ingest import import_file
 
-    if on_error not in ("fail", "skip"):
-        raise InputError(f"--on-error must be fail or skip, not {on_error!r}")
-    v = import_file(workspace(), file, name, FieldMap.parse(map_), on_error, progress())  # type: ignore[arg-type]
+    _check_choice("--on-error", on_error, ("fail", "skip"))
+    _check_choice("--text-unit", text_unit, ("line", "paragraph"))
+    ws = workspace()
+    opts = {"endpoint_url": ws.settings.s3_endpoint_url} if ws.settings.s3_endpoint_url else None
+    v = import_file(
+        ws,
+        source,
+        name,
+        _mapping(map_, fmt),
+        on_error,  # type: ignore[arg-type]
+        progress(),
+        file_type=file_type,
+        text_unit=text_unit,  # type: ignore[arg-type]
+        storage_options=opts if source.startswith("s3://") else None,
+    )
+    _print_import(v)
+
+
+@app.command("query")
+@friendly
+def query(
+    url: str = typer.Argument(
+        ..., help="Database URL, e.g. sqlite:///app.db or postgresql+psycopg://u@h/db."
+    ),
+    sql: str = typer.Argument(..., help="SELECT query whose rows become the dataset."),
+    name: str = typer.Option(..., "--name", "-n", help="Dataset name."),
+    map_: str | None = typer.Option(None, "--map", help="Field mapping (as for import)."),
+    fmt: str | None = typer.Option(None, "--format", help="Row format (default: detected)."),
+    on_error: str = typer.Option("fail", help="fail | skip."),
+) -> None:
+    """Import the result of a SQL query as a new dataset version."""
+    from imts.data.ingest import import_query
+
+    _check_choice("--on-error", on_error, ("fail", "skip"))
+    v = import_query(workspace(), url, sql, name, _mapping(map_, fmt), on_error, progress())  # type: ignore[arg-type]
+    _print_import(v)
+
+
+def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
+    from imts.core.errors import InputError
+
+    if value not in choices:
+        raise InputError(f"{option} must be one of {', '.join(choices)}, not {value!r}")
+
+
+def _mapping(map_: str | None, fmt: str | None) -> Any:
+    from imts.data.formats import FieldMap
+
+    m = FieldMap.parse(map_)
+    return FieldMap(**{**m.__dict__, "format": fmt}) if fmt else m
+
+
+def _print_import(v: Any) -> None:
     console.print(
-        f"[green]imported[/] {v.num_rows} rows as [bold]{v.ref}[/] ({v.id}); mapping {v.report['mapping']}"
+        f"[green]imported[/] {v.num_rows} rows as [bold]{v.ref}[/] ({v.id}, {v.format}); "
+        f"mapping {v.report['mapping']}"
     )
     if v.report.get("skipped"):
-        console.print(f"[yellow]skipped {v.report['skipped']} bad lines[/]:")
+        console.print(f"[yellow]skipped {v.report['skipped']} bad rows[/]:")
         for e in v.report["errors"][:10]:
             console.print(
                 f"  line {e['line']}: {e['reason']}" + (f" (field {e['field']})" if e["field"] else "")
@@ -49,12 +115,12 @@ def list_(dataset: str | None = typer.Argument(None, help="Only this dataset's v
     from imts.data.versions import list_versions
 
     t = Table()
-    for col in ("version", "id", "rows", "operation", "splits", "categories"):
+    for col in ("version", "id", "format", "rows", "operation", "splits", "categories"):
         t.add_column(col)
     for v in list_versions(workspace(), dataset):
         splits = " ".join(f"{k}={n}" for k, n in v.stats.get("split", {}).items())
         cats = " ".join(f"{k}={n}" for k, n in list(v.stats.get("category", {}).items())[:6])
-        t.add_row(v.ref, v.id, str(v.num_rows), v.operation, splits, cats)
+        t.add_row(v.ref, v.id, v.format, str(v.num_rows), v.operation, splits, cats)
     console.print(t)
 
 
@@ -66,11 +132,12 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """A version's statistics, lineage, operation report and first rows."""
-    from imts.data.versions import load_rows, resolve
+    from imts.data.inspect import preview
+    from imts.data.versions import resolve
 
     ws = workspace()
     r = resolve(ws, ref)
-    sample = load_rows(ws, r)[:rows]
+    sample, _ = preview(ws, r, limit=rows)  # DuckDB reads only the first rows, not the whole version
     info = {**r.version.__dict__, "split": r.split, "sample": sample}
     if as_json:
         print_json(info)
@@ -84,7 +151,7 @@ def show(
     for key in ("split", "category", "lang"):
         if key in v.stats:
             console.print(f"  {key}: " + ", ".join(f"{k} {n}" for k, n in v.stats[key].items()))
-    for key in ("prompt_chars", "response_chars"):
+    for key in (k for k in v.stats if k.endswith("_chars") and v.stats[k]):
         s = v.stats[key]
         console.print(f"  {key}: min {s['min']} median {s['p50']} p95 {s['p95']} max {s['max']}")
     if v.report:
@@ -93,9 +160,19 @@ def show(
             + json.dumps({k: val for k, val in v.report.items() if k != "errors"}, ensure_ascii=False)[:1500]
         )
     for row in sample:
-        console.print(f"[dim]{row['id']}[/] [{row.get('category')}/{row.get('lang')}]")
-        for m in row["messages"]:
-            console.print(f"  [bold]{m['role']}:[/] {m['content']}", highlight=False)
+        _print_row(row)
+
+
+def _print_row(row: dict[str, Any]) -> None:
+    console.print(
+        f"[dim]{row['id']}[/] [{row.get('category')}/{row.get('lang')}]"
+        + (f" split={row['split']}" if row.get("split") else "")
+    )
+    for m in row.get("messages") or []:
+        console.print(f"  [bold]{m['role']}:[/] {m['content']}", highlight=False)
+    for key in ("prompt", "chosen", "rejected", "text", "label"):
+        if row.get(key) is not None:
+            console.print(f"  [bold]{key}:[/] {row[key]}", highlight=False)
 
 
 @app.command("split")
@@ -106,8 +183,13 @@ def split(
     seed: int = typer.Option(0),
     stratify_by: str | None = typer.Option("category", help="Field to stratify by ('' for none)."),
     ngram: int = typer.Option(13, help="n of the n-gram overlap rule for decontamination."),
+    near: float | None = typer.Option(
+        None,
+        help="Also drop val/test near-duplicates of train (MinHash; Jaccard threshold, e.g. 0.7).",
+    ),
+    into: str | None = typer.Option(None, help="Write into this (new) dataset, e.g. for a shared version."),
 ) -> None:
-    """Seeded train/val/test split; val/test decontaminated against train (exact + n-gram)."""
+    """Seeded train/val/test split; val/test decontaminated against train (exact, n-gram, near-dup)."""
     from imts.core.errors import InputError
     from imts.data.split import split_version
     from imts.data.versions import resolve
@@ -117,8 +199,213 @@ def split(
     except ValueError:
         raise InputError(f"--ratios must be three numbers like 0.8,0.1,0.1, not {ratios!r}") from None
     ws = workspace()
-    v = split_version(ws, resolve(ws, ref), parts, seed, stratify_by or None, ngram, progress())  # type: ignore[arg-type]
+    v = split_version(
+        ws,
+        resolve(ws, ref),
+        parts,
+        seed,
+        stratify_by or None,
+        ngram,
+        progress(),
+        near,
+        into,  # type: ignore[arg-type]
+    )
     console.print(
         f"[green]split[/] into [bold]{v.ref}[/]: "
         + ", ".join(f"{k} {n}" for k, n in v.stats["split"].items())
+    )
+
+
+@app.command("preview")
+@friendly
+def preview_(
+    ref: str = typer.Argument(..., help="Dataset reference."),
+    where: str | None = typer.Option(
+        None, help="SQL filter over the row fields, e.g. \"category = 'division'\"."
+    ),
+    limit: int = typer.Option(10, help="Rows per page."),
+    page: int = typer.Option(1, help="Page number (1-based)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Paged rows of a version, filtered with DuckDB SQL (read-only)."""
+    from imts.data.inspect import preview
+    from imts.data.versions import resolve
+
+    ws = workspace()
+    rows, total = preview(ws, resolve(ws, ref), where, limit, (max(1, page) - 1) * limit)
+    if as_json:
+        print_json({"total": total, "page": page, "rows": rows})
+        return
+    console.print(f"[bold]{total}[/] matching rows; page {page} of {max(1, -(-total // max(1, limit)))}")
+    for row in rows:
+        _print_row(row)
+
+
+@app.command("stats")
+@friendly
+def stats(
+    ref: str = typer.Argument(..., help="Dataset reference."),
+    where: str | None = typer.Option(None, help="Only rows matching this SQL filter."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Per-field counts, nulls, distinct values, length histograms, top values and languages."""
+    from imts.data.inspect import field_stats
+    from imts.data.versions import resolve
+
+    ws = workspace()
+    st = field_stats(ws, resolve(ws, ref), where)
+    if as_json:
+        print_json(st)
+        return
+    t = Table(title=f"{ref}: {st['rows']} rows")
+    for col in ("field", "type", "count", "nulls", "distinct", "length min/p50/p95/max", "top values"):
+        t.add_column(col)
+    for name, f in st["fields"].items():
+        ln = f.get("length")
+        lengths = f"{ln['min']}/{ln['p50']}/{ln['p95']}/{ln['max']}" if ln else ""
+        top = ", ".join(f"{v} {n}" for v, n in f.get("top", []))
+        t.add_row(
+            name, f["type"][:30], str(f["count"]), str(f["nulls"]), str(f.get("distinct", "")), lengths, top
+        )
+    console.print(t)
+    for name, f in st["fields"].items():
+        if f.get("length"):
+            peak = max(h[2] for h in f["length"]["histogram"]) or 1
+            console.print(f"[bold]{name}[/] length histogram:")
+            for lo, hi, n in f["length"]["histogram"]:
+                console.print(f"  {lo:>7}-{hi:<7} {'█' * round(30 * n / peak)} {n}")
+
+
+@app.command("dedup")
+@friendly
+def dedup_(
+    ref: str = typer.Argument(..., help="Dataset version to deduplicate."),
+    threshold: float = typer.Option(0.7, help="Near-duplicate Jaccard threshold (MinHash LSH)."),
+    exact_only: bool = typer.Option(False, "--exact-only", help="Only exact (normalised) duplicates."),
+    num_perm: int = typer.Option(128, help="MinHash permutations."),
+    into: str | None = typer.Option(None, help="Write into this (new) dataset instead."),
+) -> None:
+    """Remove exact and near duplicates within a version (a new version with a report)."""
+    from imts.data.cleaning import dedup_version
+    from imts.data.versions import resolve
+
+    ws = workspace()
+    v = dedup_version(ws, resolve(ws, ref), None if exact_only else threshold, num_perm, into, progress())
+    r = v.report
+    console.print(
+        f"[green]dedup[/] -> [bold]{v.ref}[/]: {r['rows_in']} -> {r['rows_out']} rows "
+        f"(-{r['exact_removed']} exact, -{r['near_removed']} near)"
+    )
+    for e in r["examples"]:
+        console.print(f"  {e['kind']}: {e['id']} ~ {e['duplicate_of']}: {e['text'][:100]}", highlight=False)
+
+
+@app.command("diff")
+@friendly
+def diff_(
+    a: str = typer.Argument(..., help="Old version, e.g. math@1."),
+    b: str = typer.Argument(..., help="New version, e.g. math@3."),
+    by: str = typer.Option("id", help="Match rows by 'id' or by 'content' hash."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Rows added/removed/changed, schema changes and distribution shift between two versions."""
+    from imts.data.history import diff
+    from imts.data.versions import resolve
+
+    ws = workspace()
+    d = diff(ws, resolve(ws, a).version, resolve(ws, b).version, by)  # type: ignore[arg-type]
+    if as_json:
+        print_json(d)
+        return
+    r = d["rows"]
+    console.print(
+        f"[bold]{d['a']} -> {d['b']}[/] (by {d['by']}): [green]+{r['added']}[/] [red]-{r['removed']}[/] "
+        f"[yellow]~{r['changed']}[/] ={r['unchanged']}; {d['shared_shards']} shards shared"
+    )
+    for kind, ids in r["examples"].items():
+        if ids:
+            console.print(f"  {kind}: {', '.join(ids)}")
+    sc = d["schema"]
+    if any(sc.values()):
+        console.print(f"  schema: added {sc['added']} removed {sc['removed']} retyped {sc['retyped']}")
+    for key, shift in d["shift"].items():
+        if "tvd" in shift:
+            moves = ", ".join(f"{v} {x['a']}->{x['b']}" for v, x in list(shift["values"].items())[:8])
+            console.print(f"  {key}: TVD {shift['tvd']}: {moves}")
+        else:
+            console.print(
+                f"  {key}: median {shift['p50']['a']}->{shift['p50']['b']}, "
+                f"mean {shift['mean']['a']}->{shift['mean']['b']}"
+            )
+
+
+@app.command("rollback")
+@friendly
+def rollback_(
+    dataset: str = typer.Argument(..., help="Dataset name."),
+    to: str = typer.Argument(..., help="Version number (or NAME@N) to return to."),
+) -> None:
+    """Make an old version the latest again (a new version sharing its shards)."""
+    from imts.data.history import rollback
+
+    v = rollback(workspace(), dataset, to)
+    console.print(f"[green]rolled back[/]: [bold]{v.ref}[/] = {v.params['to']} ({v.num_rows} rows)")
+
+
+@app.command("lineage")
+@friendly
+def lineage_(
+    dataset: str = typer.Argument(..., help="Dataset name."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """The graph of versions, the operations that made them, and the runs and models that used them."""
+    from imts.data.history import lineage
+
+    g = lineage(workspace(), dataset)
+    if as_json:
+        print_json(g)
+        return
+    for v in g["versions"]:
+        src = f" <- {', '.join(v['parents'])}" if v["parents"] else ""
+        console.print(
+            f"[bold]{v['ref']}[/] {v['operation']}{src}  ({v['rows']} rows, {v['id']})", highlight=False
+        )
+        for r in v["runs"]:
+            console.print(f"    used by {r['kind']} run {r['id']} ({r['status']}, split {r['split']})")
+        for m in v["models"]:
+            console.print(f"    trained model {m}")
+
+
+@app.command("export")
+@friendly
+def export_(
+    ref: str = typer.Argument(..., help="Dataset reference (NAME@N:SPLIT exports one split)."),
+    dest: Path = typer.Argument(..., help="Output: .jsonl, .parquet, or a folder (Hugging Face datasets)."),
+    fmt: str | None = typer.Option(None, "--format", help="jsonl | parquet | hf (default: from DEST)."),
+) -> None:
+    """Export a version to JSON Lines, Parquet or a Hugging Face `datasets` folder (load_from_disk)."""
+    from imts.data.export import export
+    from imts.data.versions import resolve
+
+    if fmt:
+        _check_choice("--format", fmt, ("jsonl", "parquet", "hf"))
+    ws = workspace()
+    out = export(ws, resolve(ws, ref), dest, fmt)  # type: ignore[arg-type]
+    console.print(f"[green]exported[/] {out['rows']} rows to {out['path']} ({out['format']})")
+
+
+@app.command("share")
+@friendly
+def share(
+    ref: str = typer.Argument(..., help="Version of this project's dataset to share."),
+    project: str = typer.Option(..., "--with", help="Project that may read it."),
+) -> None:
+    """Share a version read-only with another project (it reads it as PROJECT/NAME@N)."""
+    from imts.data.versions import share_version
+
+    ws = workspace()
+    v = share_version(ws, ref, project)
+    console.print(
+        f"[green]shared[/] {v.ref} read-only with project [bold]{project}[/]: "
+        f"there it is {ws.settings.project}/{v.ref}"
     )

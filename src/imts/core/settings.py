@@ -41,6 +41,11 @@ class Settings(BaseSettings):
         default=None, description="CPU threads for torch; default: all cores this process may use."
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="Endpoint of an S3-compatible store for s3:// dataset sources (MinIO, moto, ...); "
+        "credentials come from the usual AWS_* variables or ~/.aws.",
+    )
 
     @field_validator("workspace", "model_cache")
     @classmethod

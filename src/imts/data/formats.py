@@ -44,6 +44,8 @@ SHAREGPT_ROLES = {
 # Source field names we recognise, in order of preference, for each canonical role.
 PROMPT_KEYS = ("prompt", "instruction", "question", "query", "input")
 RESPONSE_KEYS = ("response", "output", "completion", "solution", "answer")
+# Mapping keys of the other formats (preference, classification, text), kept in ``FieldMap.extras``.
+EXTRA_KEYS = ("chosen", "rejected", "text", "label")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
@@ -68,15 +70,19 @@ class FieldMap:
         """From ``prompt=question,response=solution`` style text (as given on the command line)."""
         if not text:
             return cls()
-        values: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        extras: dict[str, str] = {}
         for part in text.split(","):
             key, sep, value = part.partition("=")
             key = key.strip()
+            if sep and key in EXTRA_KEYS:
+                extras[key] = value.strip()
+                continue
             if not sep or key not in cls.__dataclass_fields__ or key == "extras":
-                known = ", ".join(k for k in cls.__dataclass_fields__ if k != "extras")
+                known = ", ".join([*(k for k in cls.__dataclass_fields__ if k != "extras"), *EXTRA_KEYS])
                 raise InputError(f"bad field mapping '{part}': expected KEY=FIELD with KEY one of {known}")
             values[key] = value.strip()
-        return cls(**values)
+        return cls(**values, extras=extras)
 
     def describe(self) -> str:
         if self.format == "chat":
@@ -149,7 +155,10 @@ def to_canonical(row: Any, fmap: FieldMap) -> dict[str, Any]:
     used.add(fmap.answer)
     text = " ".join(m["content"] for m in messages)
     lang = row.get(fmap.lang) or (
-        "zh" if len(_CJK.findall(text)) > 0.2 * max(1, len(text.replace(" ", ""))) else "en"
+        # search first: most rows hold no CJK at all, and findall over every row is the import's hot spot
+        "zh"
+        if _CJK.search(text) and len(_CJK.findall(text)) > 0.2 * max(1, len(text.replace(" ", "")))
+        else "en"
     )
     meta = {k: v for k, v in row.items() if k not in used}
     return {

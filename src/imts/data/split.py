@@ -36,6 +36,8 @@ def ngrams(toks: list[str], n: int) -> set[tuple[str, ...]]:
 
 
 def prompt_text(row: dict[str, Any]) -> str:
+    if "messages" not in row:  # other formats: their prompt or text (see schemas.row_text)
+        return str(row.get("prompt") or row.get("text") or "")
     return "\n".join(m["content"] for m in row["messages"][:-1])
 
 
@@ -66,9 +68,13 @@ def split_rows(
 
 
 def decontaminate(
-    train: list[dict[str, Any]], held_out: list[dict[str, Any]], n: int = 13
+    train: list[dict[str, Any]],
+    held_out: list[dict[str, Any]],
+    n: int = 13,
+    near_threshold: float | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Drop held-out rows whose prompt equals a train prompt or shares an ``n``-gram with train."""
+    """Drop held-out rows whose prompt equals a train prompt, shares an ``n``-gram with train, or (with
+    ``near_threshold``) is a MinHash near-duplicate of a train prompt."""
     train_exact = {normalise(prompt_text(r)) for r in train}
     train_grams: set[tuple[str, ...]] = set()
     for r in train:
@@ -82,12 +88,27 @@ def decontaminate(
             overlap.append(r)
         else:
             kept.append(r)
-    report = {
+    near: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    if near_threshold is not None and kept and train:
+        from imts.data.dedup import near_matches
+
+        matches = near_matches(
+            [prompt_text(r) for r in kept], [prompt_text(r) for r in train], near_threshold
+        )
+        near = [(kept[i], train[j]) for i, j in sorted(matches.items())]
+        kept = [r for i, r in enumerate(kept) if i not in matches]
+    report: dict[str, Any] = {
         "exact_removed": len(exact),
         f"ngram{n}_removed": len(overlap),
         "examples": [{"id": r["id"], "reason": "exact", "prompt": prompt_text(r)[:200]} for r in exact[:5]]
-        + [{"id": r["id"], "reason": f"{n}-gram", "prompt": prompt_text(r)[:200]} for r in overlap[:5]],
+        + [{"id": r["id"], "reason": f"{n}-gram", "prompt": prompt_text(r)[:200]} for r in overlap[:5]]
+        + [
+            {"id": r["id"], "reason": "near-duplicate", "train_id": t["id"], "prompt": prompt_text(r)[:200]}
+            for r, t in near[:5]
+        ],
     }
+    if near_threshold is not None:
+        report["near_removed"] = len(near)
     return kept, report
 
 
@@ -99,6 +120,8 @@ def split_version(
     stratify_by: str | None = "category",
     ngram: int = 13,
     progress: Progress | None = None,
+    near_threshold: float | None = None,
+    into: str | None = None,
 ) -> VersionInfo:
     """Split a version into train/val/test (a new version with a ``split`` column), decontaminated."""
     progress = progress or NullProgress()
@@ -109,7 +132,7 @@ def split_version(
     parts = split_rows(rows, ratios, seed, stratify_by)
     report: dict[str, Any] = {}
     for name in ("val", "test"):
-        parts[name], report[name] = decontaminate(parts["train"], parts[name], ngram)
+        parts[name], report[name] = decontaminate(parts["train"], parts[name], ngram, near_threshold)
     report["counts"] = {k: len(v) for k, v in parts.items()}
     progress.log(
         "split: "
@@ -123,7 +146,7 @@ def split_version(
     out = [{**r, "split": name} for name in ("train", "val", "test") for r in parts[name]]
     return commit_version(
         ws,
-        dataset=version.dataset,
+        dataset=into or version.dataset,
         rows=out,
         operation="split",
         params={
@@ -131,8 +154,11 @@ def split_version(
             "seed": seed,
             "stratify_by": stratify_by,
             "decontaminate_ngram": ngram,
+            "decontaminate_near_threshold": near_threshold,
         },
         parents=[version.id],
         report=report,
         progress=progress,
+        create=into is not None,
+        dataset_format=version.format,
     )

@@ -1,6 +1,6 @@
 """Immutable, content-addressed dataset versions.
 
-A version is a list of Parquet shards stored under ``datasets/shards/<sha256>.parquet`` (the hash of
+A version is a list of Parquet shards stored under ``datasets/shards/<sha[:2]>/<sha256>.parquet`` (the hash of
 the shard's bytes, so identical shards are shared between versions, never copied) plus a database row
 with schema, statistics, parents and the operation that made it. References users type:
 
@@ -8,30 +8,44 @@ with schema, statistics, parents and the operation that made it. References user
     NAME@3          version 3
     NAME@3:test     version 3, rows of split "test"
     dv_...          a version id (optionally with :SPLIT)
+    OTHER/NAME@3    version 3 of project OTHER's dataset NAME, if OTHER shared it with this project
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
-from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from imts.core.errors import ConflictError, InputError, NotFoundError
-from imts.core.hashing import sha256_file, sha256_json
+from imts.core.hashing import sha256_json
 from imts.core.ids import new_id
 from imts.core.progress import NullProgress, Progress
-from imts.data.formats import SCHEMA
-from imts.store.models import Dataset, DatasetVersion, VersionParent
+from imts.data.schemas import schema_of
+from imts.data.shards import ShardWriter, StatsAccumulator
+from imts.store.models import Dataset, DatasetShare, DatasetVersion, Project, VersionParent
 from imts.store.workspace import Workspace
 
-SHARD_ROWS = 100_000
-_REF = re.compile(r"^(?P<name>[^@:]+)(?:@(?P<number>\d+))?(?::(?P<split>[\w-]+))?$")
+_REF = re.compile(
+    r"^(?:(?P<project>[^/@:]+)/)?(?P<name>[^/@:]+)(?:@(?P<number>\d+))?(?::(?P<split>[\w-]+))?$"
+)
+BATCH_ROWS = 5_000
+PENDING = "pending-shards.json"
+
+
+class ReadOnlyError(ConflictError):
+    """A write to a dataset shared read-only from another project."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +63,9 @@ class VersionInfo:
     stats: dict[str, Any]
     report: dict[str, Any]
     parents: list[str]
+    format: str = "sft"
+    project_id: str = ""
+    schema: dict[str, str] = field(default_factory=dict)
 
     @property
     def ref(self) -> str:
@@ -64,115 +81,202 @@ class DataRef:
         return self.version.ref + (f":{self.split}" if self.split else "")
 
 
-def schema_for(rows: list[dict[str, Any]]) -> pa.Schema:
-    return SCHEMA.append(pa.field("split", pa.string())) if rows and "split" in rows[0] else SCHEMA
+def schema_for(rows: list[dict[str, Any]], dataset_format: str = "sft") -> pa.Schema:
+    return schema_of(dataset_format, with_split=bool(rows) and "split" in rows[0])
+
+
+def batched(rows: Iterable[dict[str, Any]], size: int = BATCH_ROWS) -> Iterator[list[dict[str, Any]]]:
+    """Group a row iterator into lists of ``size`` rows (the unit a streamed write holds in memory)."""
+    it = iter(rows)
+    while batch := list(islice(it, size)):
+        yield batch
 
 
 def commit_version(
     ws: Workspace,
     dataset: str,
-    rows: list[dict[str, Any]],
+    rows: list[dict[str, Any]] | None = None,
+    operation: str = "",
+    params: dict[str, Any] | None = None,
+    parents: list[str] | None = None,
+    report: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
+    create: bool = False,
+    progress: Progress | None = None,
+    *,
+    batches: Iterable[list[dict[str, Any]]] | None = None,
+    dataset_format: str = "sft",
+) -> VersionInfo:
+    """Write rows as a new version of ``dataset``, atomically.
+
+    Args:
+        rows: all rows at once (small operations), or
+        batches: an iterator of row lists, consumed once and written as it goes (bounded memory).
+        report: the operation's report, or a function returning it once ``batches`` is exhausted.
+        dataset_format: format of the rows (``schemas.SCHEMAS``); must match an existing dataset's.
+
+    Shards are written into a staging folder; inside the version's transaction the shard keys about to
+    be created are recorded in the staging folder, the shards are moved into the content-addressed
+    store, and the transaction commits. A process killed at any point leaves no version; shards it
+    moved but never committed are removed by the next ``Workspace`` open (``sweep_orphans``).
+    """
+    progress = progress or NullProgress()
+    parents = parents or []
+    source = batches if batches is not None else ([rows] if rows else [])
+    with ws.artifacts.staging() as stage:
+        writer: ShardWriter | None = None
+        stats = StatsAccumulator(dataset_format)
+        with progress.task(f"writing {dataset} shards", total=len(rows) if rows else None) as task:
+            for batch in source:
+                if not batch:
+                    continue
+                if writer is None:
+                    writer = ShardWriter(stage, schema_for(batch, dataset_format))
+                writer.write(batch)
+                stats.add(batch)
+                task.advance(len(batch))
+        if writer is None:
+            raise InputError(f"refusing to create an empty version of '{dataset}'")
+        shard_files = writer.close()
+        final_report = report() if callable(report) else (report or {})
+        return _record(
+            ws,
+            dataset,
+            shard_files,
+            writer.schema,
+            stats.result(),
+            operation,
+            params or {},
+            parents,
+            final_report,
+            create,
+            dataset_format,
+            stage,
+        )
+
+
+def _record(
+    ws: Workspace,
+    dataset: str,
+    shard_files: list[tuple[str, Path | None]],
+    schema: pa.Schema | dict[str, str],
+    stats: dict[str, Any],
+    operation: str,
+    params: dict[str, Any],
+    parents: list[str],
+    report: dict[str, Any],
+    create: bool,
+    dataset_format: str,
+    stage: Path,
+) -> VersionInfo:
+    """Insert the version row and move its shards into place, in one transaction (see above)."""
+    digests = [d for d, _ in shard_files]
+    with ws.session() as s:
+        ds = s.scalar(select(Dataset).where(Dataset.project_id == ws.project_id, Dataset.name == dataset))
+        if ds is None:
+            _refuse_shared_write(s, ws, dataset, parents)
+            if not create:
+                raise NotFoundError(f"no dataset named '{dataset}'")
+            ds = Dataset(id=new_id("ds"), project_id=ws.project_id, name=dataset, format=dataset_format)
+            s.add(ds)
+            s.flush()
+        elif ds.format != dataset_format:
+            raise ConflictError(
+                f"dataset '{dataset}' holds {ds.format} rows; these are {dataset_format}: "
+                "import them under another name"
+            )
+        number = (
+            s.scalar(select(func.max(DatasetVersion.number)).where(DatasetVersion.dataset_id == ds.id)) or 0
+        ) + 1
+        version = DatasetVersion(
+            id=new_id("dv"),
+            dataset_id=ds.id,
+            number=number,
+            content_hash=sha256_json(digests),
+            num_rows=int(stats["rows"]),
+            shards=digests,
+            schema=schema if isinstance(schema, dict) else {f.name: str(f.type) for f in schema},
+            stats=stats,
+            operation=operation,
+            params=params,
+            report=report,
+        )
+        s.add(version)
+        s.flush()
+        for parent in parents:
+            s.add(VersionParent(version_id=version.id, parent_id=parent))
+        s.flush()
+        # Record which shard files this process is about to create, durably, before creating them: if
+        # the process dies before the commit below, the next open deletes exactly those (if no
+        # committed version uses them) instead of leaving orphans.
+        new_keys = [
+            _shard_key(d)
+            for d, tmp in shard_files
+            if tmp is not None and not ws.artifacts.exists(_shard_key(d))
+        ]
+        with (stage / PENDING).open("w") as f:
+            json.dump(new_keys, f)
+            f.flush()
+            os.fsync(f.fileno())
+        for digest, tmp in shard_files:
+            if tmp is not None:
+                ws.artifacts.commit(tmp, _shard_key(digest), content_addressed=True)
+        info = _info(version, ds.name, parents, ds.format, ds.project_id)
+    return info
+
+
+def _refuse_shared_write(s: Session, ws: Workspace, dataset: str, parents: list[str]) -> None:
+    for parent in parents:
+        v = s.get(DatasetVersion, parent)
+        if v is not None and v.dataset.project_id != ws.project_id and v.dataset.name == dataset:
+            raise ReadOnlyError(
+                f"dataset '{dataset}' is shared read-only from another project: write the result into a "
+                "dataset of your own (--into NAME)"
+            )
+
+
+def record_existing_shards(
+    ws: Workspace,
+    dataset: str,
+    source: VersionInfo,
     operation: str,
     params: dict[str, Any],
     parents: list[str],
     report: dict[str, Any] | None = None,
-    create: bool = False,
-    progress: Progress | None = None,
 ) -> VersionInfo:
-    """Write ``rows`` as a new version of ``dataset``, atomically.
-
-    Shards are written into a staging folder, the version row is inserted in one transaction, and the
-    shards are moved into the content-addressed store only then; a failure at any point leaves no
-    version, and the staging folder is removed (or swept later if the process was killed).
-    """
-    progress = progress or NullProgress()
-    if not rows:
-        raise InputError(f"refusing to create an empty version of '{dataset}'")
-    schema = schema_for(rows)
+    """A new version made of ``source``'s shards, shared not copied (rollback)."""
     with ws.artifacts.staging() as stage:
-        shard_files: list[tuple[str, Path]] = []
-        with progress.task(f"writing {dataset} shards", total=len(rows)) as task:
-            for start in range(0, len(rows), SHARD_ROWS):
-                chunk = rows[start : start + SHARD_ROWS]
-                tmp = stage / f"shard-{start}.parquet"
-                pq.write_table(pa.Table.from_pylist(chunk, schema=schema), tmp, compression="zstd")
-                shard_files.append((sha256_file(tmp), tmp))
-                task.advance(len(chunk))
-        digests = [d for d, _ in shard_files]
-        with ws.session() as s:
-            ds = s.scalar(select(Dataset).where(Dataset.project_id == ws.project_id, Dataset.name == dataset))
-            if ds is None:
-                if not create:
-                    raise NotFoundError(f"no dataset named '{dataset}'")
-                ds = Dataset(id=new_id("ds"), project_id=ws.project_id, name=dataset, format="sft")
-                s.add(ds)
-                s.flush()
-            number = (
-                s.scalar(select(func.max(DatasetVersion.number)).where(DatasetVersion.dataset_id == ds.id))
-                or 0
-            ) + 1
-            version = DatasetVersion(
-                id=new_id("dv"),
-                dataset_id=ds.id,
-                number=number,
-                content_hash=sha256_json(digests),
-                num_rows=len(rows),
-                shards=digests,
-                schema={f.name: str(f.type) for f in schema},
-                stats=compute_stats(rows),
-                operation=operation,
-                params=params,
-                report=report or {},
-            )
-            s.add(version)
-            s.flush()
-            for parent in parents:
-                s.add(VersionParent(version_id=version.id, parent_id=parent))
-            # Move shards into place before the transaction commits: if this fails the version is
-            # rolled back; a shard moved for a version that then failed to commit is content-addressed
-            # and harmless, and `imts data gc` (see docs) removes it.
-            for digest, tmp in shard_files:
-                ws.artifacts.commit(tmp, _shard_key(digest), content_addressed=True)
-            info = _info(version, ds.name, parents)
-    return info
+        return _record(
+            ws,
+            dataset,
+            [(d, None) for d in source.shards],
+            source.schema,
+            source.stats,
+            operation,
+            params,
+            parents,
+            report or {},
+            False,
+            source.format,
+            stage,
+        )
+
+
+def shard_path(ws: Workspace, digest: str) -> Path:
+    return ws.artifacts.path(_shard_key(digest))
 
 
 def _shard_key(digest: str) -> str:
     return f"datasets/shards/{digest[:2]}/{digest}.parquet"
 
 
-def compute_stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-field statistics shown by ``imts data show`` and compared by later operations."""
-    categories = Counter(r.get("category") or "(none)" for r in rows)
-    langs = Counter(r.get("lang") or "(none)" for r in rows)
-    prompt_chars = [sum(len(m["content"]) for m in r["messages"][:-1]) for r in rows]
-    response_chars = [len(r["messages"][-1]["content"]) for r in rows]
-    stats: dict[str, Any] = {
-        "rows": len(rows),
-        "category": dict(categories.most_common()),
-        "lang": dict(langs.most_common()),
-        "prompt_chars": _summary(prompt_chars),
-        "response_chars": _summary(response_chars),
-        "with_answer": sum(1 for r in rows if r.get("answer") is not None),
-    }
-    if rows and "split" in rows[0]:
-        stats["split"] = dict(Counter(r["split"] for r in rows).most_common())
-    return stats
+def compute_stats(rows: list[dict[str, Any]], dataset_format: str = "sft") -> dict[str, Any]:
+    """Per-field statistics of a list of rows (see ``shards.StatsAccumulator``)."""
+    acc = StatsAccumulator(dataset_format)
+    acc.add(rows)
+    return acc.result()
 
 
-def _summary(values: list[int]) -> dict[str, float]:
-    ordered = sorted(values)
-    n = len(ordered)
-    return {
-        "min": ordered[0],
-        "p50": ordered[n // 2],
-        "p95": ordered[min(n - 1, int(n * 0.95))],
-        "max": ordered[-1],
-        "mean": round(sum(ordered) / n, 1),
-    }
-
-
-def _info(v: DatasetVersion, dataset: str, parents: list[str]) -> VersionInfo:
+def _info(v: DatasetVersion, dataset: str, parents: list[str], fmt: str, project_id: str) -> VersionInfo:
     return VersionInfo(
         id=v.id,
         dataset=dataset,
@@ -185,53 +289,131 @@ def _info(v: DatasetVersion, dataset: str, parents: list[str]) -> VersionInfo:
         stats=dict(v.stats),
         report=dict(v.report),
         parents=parents,
+        format=fmt,
+        project_id=project_id,
+        schema=dict(v.schema),
     )
 
 
+def sweep_orphans(ws: Workspace) -> int:
+    """Delete shards that a killed process moved into the store but never committed. Returns how many."""
+    pending = ws.artifacts.dead_pending(PENDING)
+    if not pending:
+        return 0
+    with ws.session() as s:
+        used = {d for shards in s.scalars(select(DatasetVersion.shards)) for d in shards}
+    removed = 0
+    for folder, keys in pending:
+        for key in keys:
+            if key.rsplit("/", 1)[-1].removesuffix(".parquet") not in used and ws.artifacts.exists(key):
+                ws.artifacts.delete(key)
+                removed += 1
+        ws.artifacts.delete_staging(folder)
+    return removed
+
+
 def resolve(ws: Workspace, ref: str) -> DataRef:
-    """Parse and look up a dataset reference (see the module docstring)."""
+    """Parse and look up a dataset reference (see the module docstring).
+
+    Versions of this project's datasets resolve; so do versions of other projects' datasets that were
+    shared with this project (``PROJECT/NAME[@N]`` or a version id); nothing else does.
+    """
     text, _, split = ref.partition(":") if ref.startswith("dv_") else (ref, "", "")
     with ws.session() as s:
         if text.startswith("dv_"):
             v = s.get(DatasetVersion, text)
-            if v is None:
+            if v is None or not _visible(s, ws, v):
                 raise NotFoundError(f"no dataset version '{text}'")
             name = v.dataset.name
         else:
             m = _REF.match(ref)
             if not m:
-                raise InputError(f"bad dataset reference '{ref}': expected NAME[@VERSION][:SPLIT]")
+                raise InputError(f"bad dataset reference '{ref}': expected [PROJECT/]NAME[@VERSION][:SPLIT]")
             name, split = m["name"], m["split"] or ""
-            ds = s.scalar(select(Dataset).where(Dataset.project_id == ws.project_id, Dataset.name == name))
-            if ds is None:
-                raise NotFoundError(f"no dataset named '{name}' (see `imts data list`)")
-            q = select(DatasetVersion).where(DatasetVersion.dataset_id == ds.id)
-            q = q.where(DatasetVersion.number == int(m["number"])) if m["number"] else q
-            v = s.scalar(q.order_by(DatasetVersion.number.desc()).limit(1))
-            if v is None:
-                raise NotFoundError(f"dataset '{name}' has no version {m['number']}")
+            v = _lookup(s, ws, m["project"], name, m["number"])
         parents = list(s.scalars(select(VersionParent.parent_id).where(VersionParent.version_id == v.id)))
-        info = _info(v, name, parents)
+        info = _info(v, name, parents, v.dataset.format, v.dataset.project_id)
     if split and split not in info.stats.get("split", {}):
         have = ", ".join(info.stats.get("split", {})) or "none: split it first with `imts data split`"
         raise NotFoundError(f"{info.ref} has no split '{split}' (splits: {have})")
     return DataRef(info, split or None)
 
 
+def _lookup(s: Session, ws: Workspace, project: str | None, name: str, number: str | None) -> DatasetVersion:
+    project_id = ws.project_id
+    if project:
+        project_id = s.scalar(select(Project.id).where(Project.name == project)) or ""
+    ds = s.scalar(select(Dataset).where(Dataset.project_id == project_id, Dataset.name == name))
+    if ds is None:
+        raise NotFoundError(f"no dataset named '{name}'" + (f" in project '{project}'" if project else ""))
+    q = select(DatasetVersion).where(DatasetVersion.dataset_id == ds.id)
+    if project_id != ws.project_id:  # another project's dataset: only the versions shared with us
+        q = q.join(DatasetShare, DatasetShare.version_id == DatasetVersion.id).where(
+            DatasetShare.project_id == ws.project_id
+        )
+    q = q.where(DatasetVersion.number == int(number)) if number else q
+    v = s.scalar(q.order_by(DatasetVersion.number.desc()).limit(1))
+    if v is None:
+        what = f"version {number}" if number else "versions"
+        raise NotFoundError(
+            f"dataset '{name}' has no {what}" + (" shared with this project" if project else "")
+        )
+    return v
+
+
+def _visible(s: Session, ws: Workspace, v: DatasetVersion) -> bool:
+    if v.dataset.project_id == ws.project_id:
+        return True
+    share = s.get(DatasetShare, (v.id, ws.project_id))
+    return share is not None
+
+
+def share_version(ws: Workspace, ref: str, project: str) -> VersionInfo:
+    """Share one of this project's versions read-only with ``project`` (created if new)."""
+    version = resolve(ws, ref).version
+    if version.project_id != ws.project_id:
+        raise ReadOnlyError(f"{version.ref} belongs to another project: only its owner can share it")
+    with ws.session() as s:
+        target = s.scalar(select(Project).where(Project.name == project))
+        if target is None:
+            target = Project(id=new_id("prj"), name=project)
+            s.add(target)
+            s.flush()
+        if target.id == ws.project_id:
+            raise InputError("a project cannot share with itself")
+        if s.get(DatasetShare, (version.id, target.id)) is None:
+            s.add(DatasetShare(version_id=version.id, project_id=target.id))
+    return version
+
+
+def iter_tables(
+    ws: Workspace, ref: DataRef | VersionInfo, batch_rows: int = BATCH_ROWS
+) -> Iterator[pa.Table]:
+    """A version's rows (or one split's) as Arrow tables of at most ``batch_rows`` rows, streamed."""
+    version, split = (ref.version, ref.split) if isinstance(ref, DataRef) else (ref, None)
+    for digest in version.shards:
+        for batch in pq.ParquetFile(shard_path(ws, digest)).iter_batches(batch_size=batch_rows):
+            table = pa.Table.from_batches([batch])
+            if split:
+                table = table.filter(pc.equal(table["split"], split))
+            if table.num_rows:
+                yield table
+
+
 def load_rows(ws: Workspace, ref: DataRef | VersionInfo) -> list[dict[str, Any]]:
     """All rows of a version (or of one split of it), in stored order."""
-    version, split = (ref.version, ref.split) if isinstance(ref, DataRef) else (ref, None)
-    tables = [pq.read_table(ws.artifacts.path(_shard_key(d))) for d in version.shards]
-    rows = pa.concat_tables(tables).to_pylist()
-    return [r for r in rows if r.get("split") == split] if split else rows
+    return [r for t in iter_tables(ws, ref) for r in t.to_pylist()]
 
 
 def list_versions(ws: Workspace, dataset: str | None = None) -> list[VersionInfo]:
     with ws.session() as s:
-        q = select(DatasetVersion, Dataset.name).join(Dataset).where(Dataset.project_id == ws.project_id)
+        q = select(DatasetVersion, Dataset).join(Dataset).where(Dataset.project_id == ws.project_id)
         if dataset:
             q = q.where(Dataset.name == dataset)
-        return [_info(v, name, []) for v, name in s.execute(q.order_by(Dataset.name, DatasetVersion.number))]
+        return [
+            _info(v, ds.name, [], ds.format, ds.project_id)
+            for v, ds in s.execute(q.order_by(Dataset.name, DatasetVersion.number))
+        ]
 
 
 def ensure_new_name(ws: Workspace, name: str) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from imts.core.errors import NotFoundError
+from imts.core.errors import InputError, NotFoundError
 from imts.core.ids import new_id
 from imts.core.progress import NullProgress, Progress
 from imts.data.versions import DataRef, load_rows, resolve
@@ -55,6 +55,10 @@ def evaluate(
     settings = settings or EvalSettings()
     progress = progress or NullProgress()
     ref = resolve(ws, data_ref)
+    if ref.version.format != "sft":
+        raise InputError(
+            f"{ref.version.ref} holds {ref.version.format} rows; evaluation needs an sft dataset"
+        )
     if ref.split is None and "test" in ref.version.stats.get("split", {}):
         ref = DataRef(ref.version, "test")
     rows = load_rows(ws, ref)[: settings.max_items]

@@ -8,6 +8,7 @@ staging folders of dead processes are swept on the next open).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -43,6 +44,12 @@ class ArtifactStore(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove ``key`` if present."""
+
+    def dead_pending(self, manifest: str) -> list[tuple[Path, list[str]]]:
+        """Staging folders of dead processes holding the manifest file ``manifest``, with its keys."""
+
+    def delete_staging(self, folder: Path) -> None:
+        """Remove a staging folder returned by ``dead_pending``."""
 
 
 class LocalArtifactStore:
@@ -89,14 +96,43 @@ class LocalArtifactStore:
             p.unlink()
 
     def sweep(self) -> int:
-        """Remove staging folders left by processes that no longer run. Returns how many."""
+        """Remove staging folders left by processes that no longer run. Returns how many.
+
+        Folders holding a pending-commit manifest (a ``*.json`` list of keys the dead process was
+        moving into the store) are kept for ``dead_pending``: deciding which of those keys are orphans
+        needs the metadata database, which this store does not know.
+        """
         removed = 0
-        for entry in self._tmp.iterdir():
-            pid_text = entry.name.split("-", 1)[0]
-            if pid_text.isdigit() and not _alive(int(pid_text)):
+        for entry in self._dead():
+            if not any(entry.glob("pending-*.json")):
                 shutil.rmtree(entry, ignore_errors=True)
                 removed += 1
         return removed
+
+    def dead_pending(self, manifest: str) -> list[tuple[Path, list[str]]]:
+        """(folder, keys) of dead processes' staging folders that hold the manifest ``manifest``."""
+        out = []
+        for entry in self._dead():
+            f = entry / manifest
+            if f.is_file():
+                try:
+                    keys = json.loads(f.read_text())
+                except ValueError:  # killed while writing the manifest: nothing was moved yet
+                    keys = []
+                out.append((entry, [str(k) for k in keys]))
+        return out
+
+    def delete_staging(self, folder: Path) -> None:
+        if folder.parent == self._tmp:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _dead(self) -> list[Path]:
+        out = []
+        for entry in self._tmp.iterdir():
+            pid_text = entry.name.split("-", 1)[0]
+            if pid_text.isdigit() and not _alive(int(pid_text)):
+                out.append(entry)
+        return out
 
 
 def _alive(pid: int) -> bool:

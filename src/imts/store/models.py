@@ -182,3 +182,13 @@ class ModelVersion(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DatasetShare(Base):
+    """A dataset version shared read-only with another project (issue 3: sharing)."""
+
+    __tablename__ = "dataset_shares"
+
+    version_id: Mapped[str] = mapped_column(ForeignKey("dataset_versions.id"), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -27,6 +27,10 @@ class Workspace:
         self.artifacts = LocalArtifactStore(self.settings.artifacts_dir)
         self._sessions = session_factory(self.settings.db_url)
         self._project_id: str | None = None
+        if self.artifacts.dead_pending("pending-shards.json"):
+            from imts.data.versions import sweep_orphans  # data depends on store, not the reverse
+
+            sweep_orphans(self)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

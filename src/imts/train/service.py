@@ -56,6 +56,10 @@ def train(
     base = base_models.get(ws, spec.base_model)
     data = resolve(ws, spec.data)
     version = data.version
+    if version.format != "sft":
+        raise InputError(
+            f"{version.ref} holds {version.format} rows; supervised fine-tuning needs an sft dataset"
+        )
     train_rows = (
         load_rows(ws, DataRef(version, spec.train_split)) if spec.train_split else load_rows(ws, data)
     )

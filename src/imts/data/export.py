@@ -1,0 +1,80 @@
+"""Export a version (or one split of it) to JSON Lines, Parquet, or a Hugging Face ``datasets`` object.
+
+Files are written batch by batch from the shards (bounded memory) into a temporary file next to the
+destination and renamed into place, so a failed export leaves no half-written file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from imts.core.errors import InputError
+from imts.data.versions import DataRef, VersionInfo, iter_tables
+from imts.store.workspace import Workspace
+
+ExportFormat = Literal["jsonl", "parquet", "hf"]
+
+
+def export(
+    ws: Workspace, ref: DataRef | VersionInfo, dest: Path, fmt: ExportFormat | None = None
+) -> dict[str, Any]:
+    """Write ``ref``'s rows to ``dest``; ``fmt`` from the suffix if not given (a folder for ``hf``).
+
+    Returns:
+        ``{"path", "format", "rows"}``.
+    """
+    fmt = fmt or _format_of(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "hf":
+        ds = to_hf(ws, ref)
+        ds.save_to_disk(str(dest))
+        return {"path": str(dest), "format": fmt, "rows": len(ds)}
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    rows = 0
+    try:
+        if fmt == "jsonl":
+            with tmp.open("w", encoding="utf-8") as f:
+                for table in iter_tables(ws, ref):
+                    for row in table.to_pylist():
+                        f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    rows += table.num_rows
+        else:
+            writer: pq.ParquetWriter | None = None
+            for table in iter_tables(ws, ref):
+                writer = writer or pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                writer.write_table(table)
+                rows += table.num_rows
+            if writer is None:
+                raise InputError("nothing to export: the selection holds no rows")
+            writer.close()
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return {"path": str(dest), "format": fmt, "rows": rows}
+
+
+def to_hf(ws: Workspace, ref: DataRef | VersionInfo) -> Any:
+    """The rows as an in-memory ``datasets.Dataset`` (same columns and Arrow types as the shards)."""
+    import datasets
+
+    tables = list(iter_tables(ws, ref))
+    if not tables:
+        raise InputError("nothing to export: the selection holds no rows")
+    return datasets.Dataset(datasets.table.InMemoryTable(pa.concat_tables(tables)))
+
+
+def _format_of(dest: Path) -> ExportFormat:
+    suffix = dest.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        return "jsonl"
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    if not suffix:
+        return "hf"
+    raise InputError(f"cannot tell the export format from '{dest.name}': use .jsonl, .parquet or a folder")

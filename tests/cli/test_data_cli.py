@@ -1,0 +1,45 @@
+"""`imts data` end to end through the real command: inspect, dedup, diff, rollback, lineage, export, share."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from tests.cli.test_cli import imts
+
+
+def test_data_commands_end_to_end(tmp_path: Path, math_file: Path) -> None:
+    def ok(*args: str) -> str:
+        out = imts(tmp_path, *args)
+        assert out.returncode == 0, out.stderr + out.stdout
+        return out.stdout
+
+    assert "imported 400 rows as math@1" in ok("data", "import", str(math_file), "--name", "math")
+    page = json.loads(
+        ok("data", "preview", "math", "--where", "category = 'division'", "--limit", "3", "--json")
+    )
+    assert (
+        page["total"] > 0 and len(page["rows"]) == 3 and {r["category"] for r in page["rows"]} == {"division"}
+    )
+    stats = json.loads(ok("data", "stats", "math", "--json"))
+    assert stats["rows"] == 400 and set(stats["languages"]) == {"en", "zh"}
+    assert "length histogram" in ok("data", "stats", "math")
+    bad = imts(tmp_path, "data", "preview", "math", "--where", "1=1; drop table rows")
+    assert bad.returncode == 2 and "no ';' or comments" in bad.stderr
+    out = ok("data", "dedup", "math", "--threshold", "0.7")
+    assert "dedup -> math@2: 400 ->" in out and "exact" in out
+    diff = json.loads(ok("data", "diff", "math@1", "math@2", "--json"))
+    assert diff["rows"]["removed"] > 0 and diff["rows"]["added"] == 0 and diff["rows"]["changed"] == 0
+    assert "rolled back: math@3 = math@1" in ok("data", "rollback", "math", "1")
+    lineage = ok("data", "lineage", "math")
+    assert "math@2 dedup <- math@1" in lineage and "math@3 rollback <- math@1" in lineage
+    assert "exported 400 rows" in ok("data", "export", "math@3", str(tmp_path / "out.jsonl"))
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 400
+    assert "shared math@1 read-only with project team-b" in ok("data", "share", "math@1", "--with", "team-b")
+    db = tmp_path / "src.db"
+    with sqlite3.connect(db) as c:
+        c.execute("create table t (text text, label text)")
+        c.executemany("insert into t values (?, ?)", [("good", "pos"), ("bad", "neg")])
+    out = ok("data", "query", f"sqlite:///{db}", "select * from t", "--name", "cls")
+    assert "imported 2 rows as cls@1" in out and "classification" in out
