@@ -38,13 +38,17 @@ def _status(key: str) -> int:
 
 
 class _Sink:
+    def __init__(self) -> None:
+        self.rss: dict[str, int] = {}
+
     def metrics(self, step: int, values: dict[str, float]) -> None:
-        pass
+        self.rss[f"step{step}_peak"] = _status("VmHWM")
 
     def event(
         self, kind: str, message: str, step: int | None = None, data: dict[str, Any] | None = None
     ) -> None:
         if kind == "started":
+            self.rss["started"] = _status("VmRSS")
             # Model loaded, adapters attached, data encoded: from here on the training steps set the
             # peak. Loading itself briefly holds the checkpoint file's pages and the tensors (2x the
             # weights); that transient belongs to the loader, not to the training configuration.
@@ -107,7 +111,8 @@ def measure(model: Path, steps: int, batch: int, rows: int, threads: int) -> dic
     gc.collect()
     baseline = _status("VmRSS")
     with tempfile.TemporaryDirectory() as out:
-        sft_lora.run(spec, model, train_rows, [], Path(out), _Sink())
+        sink = _Sink()
+        sft_lora.run(spec, model, train_rows, [], Path(out), sink)
     peak = _status("VmHWM")
     measured = peak - baseline
     return {
@@ -127,6 +132,7 @@ def measure(model: Path, steps: int, batch: int, rows: int, threads: int) -> dic
             "total": est.total,
         },
         "baseline_rss": baseline,
+        "rss_over_baseline": {k: v - baseline for k, v in sink.rss.items()},
         "measured_peak_increase": measured,
         "ratio_measured_to_estimate": measured / est.total,
     }
@@ -152,6 +158,8 @@ def main() -> None:
     )
     print(f"micro-batch {result['micro_batch']} x {result['seq_len']} tokens, {result['steps']} steps")
     print("estimate MiB: " + ", ".join(f"{k} {v / mib:.0f}" for k, v in e.items()))
+    over = result["rss_over_baseline"]
+    print("RSS over baseline MiB: " + ", ".join(f"{k} {v / mib:.0f}" for k, v in over.items()))
     print(f"measured peak RSS increase: {result['measured_peak_increase'] / mib:.0f} MiB")
     print(f"measured / estimate: {result['ratio_measured_to_estimate']:.3f}")
 

@@ -41,6 +41,13 @@ class Settings(BaseSettings):
         default=None, description="CPU threads for torch; default: all cores this process may use."
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        description="When set, training runs also log params and metrics to this MLflow tracking URI "
+        "(http://host:5000, sqlite:///mlflow.db, file:///path). TensorBoard event files are always "
+        "written under each run's folder.",
+    )
+    mlflow_experiment: str = Field(default="imts", description="MLflow experiment the runs are logged to.")
 
     @field_validator("workspace", "model_cache")
     @classmethod
