@@ -49,3 +49,25 @@ def test_plan_and_hpo_user_errors_are_one_line(tmp_path: Path) -> None:
         out = imts(tmp_path, *args)
         assert out.returncode == 2, (args, out.stdout, out.stderr)
         assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_hpo_end_to_end(tmp_path: Path, tiny_model: Path, math_file: Path) -> None:
+    assert imts(tmp_path, "models", "add", str(tiny_model), "--name", "tiny").returncode == 0
+    assert imts(tmp_path, "data", "import", str(math_file), "--name", "math").returncode == 0
+    assert imts(tmp_path, "data", "split", "math").returncode == 0
+    (tmp_path / "space.yaml").write_text(
+        "lr: {low: 0.001, high: 0.03, log: true}\nlora.r: {choices: [2, 4]}\n"
+    )
+    out = imts(
+        tmp_path, "hpo", "--data", "math@2", "--base", "tiny", "--space", "space.yaml", "--sampler", "random",
+        "--trials", "2", "max_steps=2", "batch_size=4", "eval_every=1", "save_every=100", "merge=false",
+        "val_max_items=4", "warmup_steps=0",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "best run run_" in out.stdout and "report" in out.stdout
+    report = next((tmp_path / "ws" / "artifacts" / "hpo").glob("*/report.json"))
+    data = json.loads(report.read_text())
+    assert len(data["trials"]) == 2 and data["best"]["params"]["lora.r"] in (2, 4)
+    assert 0.001 <= data["best"]["params"]["lr"] <= 0.03
+    runs = imts(tmp_path, "runs", "list")
+    assert runs.returncode == 0 and sum(t["run_id"] in runs.stdout for t in data["trials"]) == 2
