@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 
 from imts.cli import data, models, runs
+from imts.cli import hpo as hpo_cli
+from imts.cli import plan as plan_cli
 from imts.cli.common import console, friendly, progress, workspace
 
 app = typer.Typer(
@@ -18,6 +20,8 @@ app = typer.Typer(
 app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")
 app.add_typer(runs.app, name="runs")
+app.command("plan")(plan_cli.plan)
+app.command("hpo")(hpo_cli.hpo)
 
 OVERRIDES_HELP = "Run-spec overrides KEY=VALUE (e.g. max_steps=200 lora.r=8 precision=fp32)."
 

@@ -46,6 +46,13 @@ class Settings(BaseSettings):
         description="Endpoint of an S3-compatible store for s3:// dataset sources (MinIO, moto, ...); "
         "credentials come from the usual AWS_* variables or ~/.aws.",
     )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        description="When set, training runs also log params and metrics to this MLflow tracking URI "
+        "(http://host:5000, sqlite:///mlflow.db, file:///path). TensorBoard event files are always "
+        "written under each run's folder.",
+    )
+    mlflow_experiment: str = Field(default="imts", description="MLflow experiment the runs are logged to.")
 
     @field_validator("workspace", "model_cache")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from imts.store.models import Metric, Run, RunEvent
 from imts.store.workspace import Workspace
 from imts.train.recipes import sft_lora
 from imts.train.spec import RunSpec
+from imts.train.tracking import Sink, TeeSink, exporters
 
 RECIPES = {"sft_lora": sft_lora.run}
 
@@ -48,10 +50,18 @@ class DbSink:
 
 
 def train(
-    ws: Workspace, spec: RunSpec, progress: Progress | None = None, model_name: str | None = None
+    ws: Workspace,
+    spec: RunSpec,
+    progress: Progress | None = None,
+    model_name: str | None = None,
+    wrap_sink: Callable[[Sink, str], Sink] | None = None,
 ) -> str:
     """Run one training run to completion; returns the run id. The trained model is recorded as a
-    new version of ``model_name`` (default: ``<dataset>-<base model>``)."""
+    new version of ``model_name`` (default: ``<dataset>-<base model>``).
+
+    ``wrap_sink(sink, run_id)`` sees every metric and event after they are stored (hyper-parameter
+    search uses it to prune). An exception with a ``run_status`` attribute ends the run with that
+    status (e.g. "pruned") instead of "failed"."""
     progress = progress or NullProgress()
     base = base_models.get(ws, spec.base_model)
     data = resolve(ws, spec.data)
@@ -92,11 +102,13 @@ def train(
                 started_at=datetime.now(UTC),
             )
         )
-    sink = DbSink(ws, run_id)
+    db_sink = DbSink(ws, run_id)
+    tee = TeeSink(db_sink, exporters(ws.settings, run_id, out_dir, spec.model_dump(mode="json")))
+    sink: Sink = wrap_sink(tee, run_id) if wrap_sink else tee
     try:
         recipe = RECIPES[spec.method]
         result = recipe(spec, Path(base.path), train_rows, val_rows, out_dir, sink, progress)
-        sink.flush()
+        db_sink.flush()
         summary = {
             "steps": result.steps,
             "final_loss": result.final_loss,
@@ -124,13 +136,16 @@ def train(
             run.status, run.finished_at = "succeeded", datetime.now(UTC)
             run.summary = {**summary, "model_version": f"{mv.name}:{mv.version}", "model_version_id": mv.id}
             run.model_version_id = mv.id
+        tee.close("succeeded")
     except BaseException as exc:
-        sink.flush()
+        db_sink.flush()
+        status = str(getattr(exc, "run_status", "failed"))
+        tee.close(status)
         with ws.session() as s:
             run = s.get(Run, run_id)
             if run is not None:
                 run.status, run.error, run.finished_at = (
-                    "failed",
+                    status,
                     f"{type(exc).__name__}: {exc}",
                     datetime.now(UTC),
                 )
