@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import func, select
 
-from imts.core.errors import ConflictError, InputError, NotFoundError
+from imts.core.errors import InputError, NotFoundError
 from imts.core.hashing import sha256_file, sha256_json
 from imts.core.ids import new_id
 from imts.core.progress import NullProgress, Progress
@@ -232,9 +232,3 @@ def list_versions(ws: Workspace, dataset: str | None = None) -> list[VersionInfo
         if dataset:
             q = q.where(Dataset.name == dataset)
         return [_info(v, name, []) for v, name in s.execute(q.order_by(Dataset.name, DatasetVersion.number))]
-
-
-def ensure_new_name(ws: Workspace, name: str) -> None:
-    with ws.session() as s:
-        if s.scalar(select(Dataset).where(Dataset.project_id == ws.project_id, Dataset.name == name)):
-            raise ConflictError(f"a dataset named '{name}' already exists")
