@@ -208,8 +208,3 @@ def _messages(value: Any, key: str) -> list[dict[str, str]]:
     if not any(m["role"] == "user" for m in out):
         raise InputError("no user message", field=key)
     return out
-
-
-def prompt_and_reference(messages: list[dict[str, str]]) -> tuple[list[dict[str, str]], str]:
-    """Split a canonical conversation into the prompt turns and the final assistant reply."""
-    return messages[:-1], messages[-1]["content"]

@@ -414,9 +414,3 @@ def list_versions(ws: Workspace, dataset: str | None = None) -> list[VersionInfo
             _info(v, ds.name, [], ds.format, ds.project_id)
             for v, ds in s.execute(q.order_by(Dataset.name, DatasetVersion.number))
         ]
-
-
-def ensure_new_name(ws: Workspace, name: str) -> None:
-    with ws.session() as s:
-        if s.scalar(select(Dataset).where(Dataset.project_id == ws.project_id, Dataset.name == name)):
-            raise ConflictError(f"a dataset named '{name}' already exists")
