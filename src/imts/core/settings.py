@@ -41,6 +41,19 @@ class Settings(BaseSettings):
         default=None, description="CPU threads for torch; default: all cores this process may use."
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+    pool_file: Path | None = Field(
+        default=None,
+        description="YAML file describing the resource pool (nodes, GPUs, MIG slices, tenants and quotas); "
+        "default: this machine's cores and memory. See docs/jobs.md.",
+    )
+    heartbeat_s: float = Field(default=2.0, gt=0, description="How often job workers report they are alive.")
+    heartbeat_timeout_s: float = Field(
+        default=30.0, gt=0, description="A worker silent this long is presumed dead; its job is retried."
+    )
+    start_timeout_s: float = Field(
+        default=60.0, gt=0, description="A started job whose worker has not reported by then is requeued."
+    )
+    scheduler_interval_s: float = Field(default=0.5, gt=0, description="Seconds between scheduling passes.")
 
     @field_validator("workspace", "model_cache")
     @classmethod

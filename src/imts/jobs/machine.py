@@ -184,7 +184,7 @@ def allowed(state: State | str, action: str) -> bool:
 class MachineConfig:
     heartbeat_timeout: float = 30.0
     start_timeout: float = 60.0
-    policy: PolicyConfig = PolicyConfig()
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
 
 
 class Machine:
@@ -266,6 +266,7 @@ class Machine:
         if job is None:
             return
         before = job.state
+        self.changed.add(job.id)  # the request is consumed even when refused
         if not self._move(job, ev.action, out, f"{ev.action} requested"):
             return
         if job.state == State.PREEMPTING and before in (State.STARTING, State.RUNNING, State.PREEMPTING):
@@ -281,14 +282,17 @@ class Machine:
 
     def _liveness(self, now: float, out: list[Instruction]) -> None:
         for job in list(self.jobs.values()):
-            if job.state == State.STARTING and job.heartbeat is None:
-                if now - (job.started if job.started is not None else now) > self.cfg.start_timeout:
+            if job.state not in HOLDING:
+                continue
+            if job.heartbeat is None:  # no worker has claimed the attempt yet
+                waited = now - (job.started if job.started is not None else now)
+                if waited > self.cfg.start_timeout:
                     out.append(Kill(job.id, job.attempt))
-                    self._move(job, "start_timeout", out, f"no worker within {self.cfg.start_timeout:g}s")
-            elif job.state in HOLDING and job.heartbeat is not None:
-                if now - job.heartbeat > self.cfg.heartbeat_timeout:
-                    out.append(Kill(job.id, job.attempt))
-                    self._move(job, "lost", out, f"no heartbeat for {now - job.heartbeat:.0f}s")
+                    trigger = "start_timeout" if job.state == State.STARTING else "lost"
+                    self._move(job, trigger, out, f"no worker within {self.cfg.start_timeout:g}s")
+            elif now - job.heartbeat > self.cfg.heartbeat_timeout:
+                out.append(Kill(job.id, job.attempt))
+                self._move(job, "lost", out, f"no heartbeat for {now - job.heartbeat:.0f}s")
 
     def _schedule(self, now: float, out: list[Instruction]) -> None:
         queued, running = [], []

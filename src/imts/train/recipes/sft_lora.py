@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from imts.core.errors import Interrupted
 from imts.core.hardware import resolve_precision
 from imts.core.progress import NullProgress, Progress
 from imts.train import checkpoint
@@ -52,7 +54,9 @@ def run(
     out_dir: Path,
     sink: Sink,
     progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
+    """Train; ``should_stop`` (checked once per step) makes the run checkpoint and raise ``Interrupted``."""
     progress = progress or NullProgress()
     started = time.perf_counter()
 
@@ -165,7 +169,8 @@ def run(
                 val_loss = validation_loss(model, val, pad_id, autocast)
                 sink.metrics(step, {"val_loss": val_loss})
                 model.train()
-            if step % spec.save_every == 0 or step == spec.max_steps:
+            stopping = should_stop is not None and should_stop()  # e.g. preempted: save, then stop
+            if stopping or step % spec.save_every == 0 or step == spec.max_steps:
                 path = checkpoint.save(
                     ckpt_root,
                     step,
@@ -178,6 +183,9 @@ def run(
                     spec.keep_last,
                 )
                 sink.event("checkpoint", f"saved {path.name}", step)
+            if stopping and step < spec.max_steps:
+                sink.event("stopped", f"stopped on request at step {step}", step)
+                raise Interrupted(step)
 
     # --- save ------------------------------------------------------------------------------------
     model.eval()
