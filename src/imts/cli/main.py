@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from imts.cli import data, models, runs
+from imts.cli import data, jobs, models, pool, runs
 from imts.cli.common import console, friendly, progress, workspace
 
 app = typer.Typer(
@@ -18,6 +18,9 @@ app = typer.Typer(
 app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")
 app.add_typer(runs.app, name="runs")
+app.add_typer(jobs.app, name="jobs")
+app.add_typer(pool.app, name="pool")
+app.command("scheduler")(friendly(pool.scheduler))
 
 OVERRIDES_HELP = "Run-spec overrides KEY=VALUE (e.g. max_steps=200 lora.r=8 precision=fp32)."
 

@@ -57,7 +57,7 @@ class Scheduler:
         self.executor = executor or EXECUTORS["local"](st)
         self.cfg = MachineConfig(st.heartbeat_timeout_s, st.start_timeout_s, policy or PolicyConfig())
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-        self.lease_ttl = max(5.0, 10 * st.scheduler_interval_s)
+        self.lease_ttl = max(1.0, 10 * st.scheduler_interval_s)  # a dead leader is replaced this fast
 
     def tick(self) -> bool:
         """One pass; False when another scheduler holds the lease (nothing was done)."""
@@ -96,6 +96,13 @@ class Scheduler:
                 continue  # a lost compare-and-set: the next pass re-reads and decides again
             self._execute(i, rows[i.job_id])
         return True
+
+    def once(self) -> bool:
+        """One pass, then give the lease back (for a CLI command acting without a daemon)."""
+        try:
+            return self.tick()
+        finally:
+            store.release_lease(self.ws, self.holder)
 
     def _execute(self, i: Start | Stop | Kill, row: JobRecord) -> None:
         try:

@@ -117,6 +117,12 @@ def events(ws: Workspace, job_id: str) -> list[JobEvent]:
         return list(s.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)))
 
 
+def list_ids(ws: Workspace, ids: list[str]) -> set[str]:
+    """Which of ``ids`` exist."""
+    with ws.session() as s:
+        return set(s.scalars(select(JobRecord.id).where(JobRecord.id.in_(ids))))
+
+
 def list_jobs(ws: Workspace, state: str | None = None, limit: int = 200) -> list[JobRecord]:
     """Newest first."""
     with ws.session() as s:
@@ -146,7 +152,7 @@ def request(ws: Workspace, job_id: str, action: str) -> None:
     if store.lease_holder(ws) is None:
         from imts.jobs.loop import Scheduler
 
-        Scheduler(ws).tick()  # embedded: no daemon, so act now
+        Scheduler(ws).once()  # embedded: no daemon, so act now
 
 
 def logs(ws: Workspace, job_id: str) -> list[Path]:
