@@ -11,11 +11,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from tests.jobs.conftest import jobs_ws
+
 from imts.jobs import service, store
 from imts.jobs.kinds import SleepJob
 from imts.jobs.service import Submission
 from imts.store.workspace import Workspace
-from tests.jobs.conftest import jobs_ws
 
 
 def scheduler_proc(ws: Workspace, log: Path) -> subprocess.Popen[bytes]:
