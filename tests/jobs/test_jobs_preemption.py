@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from sqlalchemy import func, select
+from tests.jobs.conftest import jobs_ws
 
 from imts.data.ingest import import_file
 from imts.data.split import split_version
@@ -16,7 +17,6 @@ from imts.jobs.service import Submission
 from imts.registry import base_models
 from imts.store.models import Metric, ModelVersion, Run, RunEvent
 from imts.train.spec import RunSpec
-from tests.jobs.conftest import jobs_ws
 
 
 def test_preempted_training_job_resumes_from_its_checkpoint(
