@@ -78,6 +78,7 @@ def submit(
         max_retries=retries,
     )
     job_id = service.submit(ws, sub)
+    service.settle(ws)
     console.print(f"[green]queued[/] {job_id}")
     if follow:
         row = service.follow(ws, job_id, progress())
@@ -92,7 +93,9 @@ def list_(state: str | None = typer.Option(None, help="Only jobs in this state."
     """Jobs, newest first, with why a queued job waits."""
     from imts.jobs import service
 
-    rows = service.list_jobs(workspace(), state)
+    ws = workspace()
+    service.settle(ws)
+    rows = service.list_jobs(ws, state)
     t = Table()
     for col in ("job", "kind", "tenant", "priority", "workers", "state", "try", "progress / reason"):
         t.add_column(col)
@@ -112,6 +115,7 @@ def show(job_id: str) -> None:
     from imts.jobs import service
 
     ws = workspace()
+    service.settle(ws)
     r = service.get(ws, job_id)
     print_json(
         {

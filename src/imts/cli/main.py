@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -25,6 +26,22 @@ app.command("scheduler")(friendly(pool.scheduler))
 OVERRIDES_HELP = "Run-spec overrides KEY=VALUE (e.g. max_steps=200 lora.r=8 precision=fp32)."
 
 
+JOB_OPTIONS_HELP = "Run inline in this process instead of as a job on the pool."
+
+
+def _run_as_job(ws: Any, kind: str, spec: Any, priority: str, tenant: str) -> str:
+    """Submit a job and follow it to the end (scheduling it here if no scheduler runs); its run id."""
+    from imts.core.errors import ImtsError
+    from imts.jobs import service
+
+    job_id = service.submit(ws, service.Submission(kind, spec, tenant=tenant, priority_class=priority))
+    console.print(f"[dim]job {job_id} queued (follow: imts jobs logs -f {job_id})[/]")
+    row = service.follow(ws, job_id, progress())
+    if row.state != "succeeded":
+        raise ImtsError(f"job {job_id} {row.state}: {row.error or row.reason}")
+    return str(row.data["result"]["run_id"])
+
+
 @app.command("train")
 @friendly
 def train(
@@ -32,15 +49,25 @@ def train(
     base: str = typer.Option(..., "--base", help="Registered base model name."),
     config: Path | None = typer.Option(None, "--config", "-c", help="Run spec YAML."),
     name: str | None = typer.Option(None, help="Model name to record the result under."),
+    inline: bool = typer.Option(False, "--inline", help=JOB_OPTIONS_HELP),
+    priority: str = typer.Option("normal", help="Job priority class: urgent | high | normal | low."),
+    tenant: str = typer.Option("default", help="Tenant the job is accounted to."),
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
 ) -> None:
-    """Fine-tune a base model with LoRA on a dataset (live loss, LR, grad-norm, tokens/s, ETA)."""
+    """Fine-tune a base model with LoRA on a dataset (live loss, LR, grad-norm, tokens/s, ETA).
+
+    Runs as a job on the resource pool and follows it; --inline trains in this process."""
     from imts.train.service import train as run_train
     from imts.train.spec import RunSpec
 
     spec = RunSpec.from_sources(config, overrides, base_model=base, data=data_ref)
     ws = workspace()
-    run_id = run_train(ws, spec, progress(), model_name=name)
+    if inline:
+        run_id = run_train(ws, spec, progress(), model_name=name)
+    else:
+        from imts.jobs.kinds import TrainJob
+
+        run_id = _run_as_job(ws, "train", TrainJob(run=spec, model_name=name), priority, tenant)
     from imts.store.models import Run
 
     with ws.session() as s:
@@ -65,13 +92,26 @@ def eval_(
     ),
     batch_size: int = typer.Option(32),
     limit: int | None = typer.Option(None, help="Evaluate only the first N items."),
+    inline: bool = typer.Option(False, "--inline", help=JOB_OPTIONS_HELP),
+    priority: str = typer.Option("normal", help="Job priority class: urgent | high | normal | low."),
+    tenant: str = typer.Option("default", help="Tenant the job is accounted to."),
 ) -> None:
-    """Evaluate a model on a dataset split: batched greedy generation, numeric exact match."""
+    """Evaluate a model on a dataset split: batched greedy generation, numeric exact match.
+
+    Runs as a job on the resource pool and follows it; --inline evaluates in this process."""
     from imts.evals.service import EvalSettings, evaluate
     from imts.store.models import Run
 
     ws = workspace()
-    run_id = evaluate(ws, model, data_ref, EvalSettings(max_new_tokens, batch_size, limit), progress())
+    if inline:
+        run_id = evaluate(ws, model, data_ref, EvalSettings(max_new_tokens, batch_size, limit), progress())
+    else:
+        from imts.jobs.kinds import EvalJob
+
+        spec = EvalJob(
+            model=model, data=data_ref, max_new_tokens=max_new_tokens, batch_size=batch_size, limit=limit
+        )
+        run_id = _run_as_job(ws, "eval", spec, priority, tenant)
     with ws.session() as s:
         run = s.get(Run, run_id)
         assert run is not None

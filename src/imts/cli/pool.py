@@ -110,7 +110,10 @@ def show(
     watch: bool = typer.Option(False, "--watch", "-w", help="Refresh every second until Ctrl-C."),
 ) -> None:
     """Allocation, running jobs (progress and ETA), per-tenant share and the queue."""
+    from imts.jobs.service import settle
+
     ws = workspace()
+    settle(ws)
     if not watch:
         console.print(render(ws))
         return
@@ -119,6 +122,7 @@ def show(
     with Live(render(ws), console=console, refresh_per_second=2) as live:
         while True:
             time.sleep(1)
+            settle(ws)
             live.update(render(ws))
 
 

@@ -126,6 +126,24 @@ def run_split(ctx: JobContext, spec: SplitJob) -> dict[str, Any]:
     return {"version": v.ref, "version_id": v.id}
 
 
+def check(ws: Workspace, kind: str, spec: Any) -> None:
+    """Refuse at submit what would fail at once in the worker (unknown model or dataset)."""
+    from imts.data.versions import resolve
+
+    if isinstance(spec, TrainJob):
+        from imts.registry import base_models
+
+        base_models.get(ws, spec.run.base_model)
+        resolve(ws, spec.run.data)
+    elif isinstance(spec, EvalJob):
+        from imts.registry import models
+
+        models.resolve(ws, spec.model)
+        resolve(ws, spec.data)
+    elif isinstance(spec, SplitJob):
+        resolve(ws, spec.data)
+
+
 RUNNERS: dict[str, Callable[[JobContext, Any], dict[str, Any]]] = {
     "train": run_train,
     "eval": run_eval,

@@ -19,7 +19,7 @@ from imts.core.ids import new_id
 from imts.core.progress import NullProgress, Progress
 from imts.jobs import store
 from imts.jobs.executors import log_path
-from imts.jobs.kinds import MULTI_WORKER, SPECS
+from imts.jobs.kinds import MULTI_WORKER, SPECS, check
 from imts.jobs.machine import FINISHED, USER_ACTIONS, State, allowed
 from imts.jobs.policy import PRIORITY_CLASSES, quota_refusal
 from imts.jobs.pool import Pool, Request, load_pool
@@ -56,6 +56,7 @@ def submit(ws: Workspace, sub: Submission) -> str:
     except ValidationError as exc:
         first = exc.errors()[0]
         raise InputError(first["msg"], field=".".join(str(p) for p in first["loc"])) from exc
+    check(ws, sub.kind, spec)
     if sub.priority_class not in PRIORITY_CLASSES:
         raise InputError(
             f"unknown priority class '{sub.priority_class}'; one of {', '.join(PRIORITY_CLASSES)}",
@@ -149,10 +150,16 @@ def request(ws: Workspace, job_id: str, action: str) -> None:
         time.sleep(0.05)
     else:
         raise ConflictError(f"job {job_id} keeps changing; try again")
+    settle(ws)
+
+
+def settle(ws: Workspace) -> None:
+    """One scheduling pass here if no scheduler is running (embedded mode needs no daemon): queued
+    jobs start, finished workers' reports become states, lost workers are noticed."""
     if store.lease_holder(ws) is None:
         from imts.jobs.loop import Scheduler
 
-        Scheduler(ws).once()  # embedded: no daemon, so act now
+        Scheduler(ws).once()
 
 
 def logs(ws: Workspace, job_id: str) -> list[Path]:
