@@ -227,3 +227,22 @@ def retry(job_id: str) -> None:
 def delete(job_id: str) -> None:
     """Delete a finished job and its history."""
     _action("delete", job_id)
+
+
+@app.command("manifest")
+@friendly
+def manifest(
+    job_id: str,
+    fmt: str = typer.Option("volcano", "--format", help="volcano (batch.volcano.sh Job) or pytorchjob."),
+    image: str = typer.Option("ghcr.io/imts/imts:latest", help="Container image with IMTS installed."),
+    db_secret: str = typer.Option("imts-db", help="Secret whose key 'url' is the database URL."),
+) -> None:
+    """Print the job as a Kubernetes manifest (gang: minAvailable = workers; queue = tenant)."""
+    from imts.core.errors import InputError
+    from imts.jobs import k8s, service
+
+    if fmt not in k8s.RENDERERS:
+        raise InputError(f"--format must be one of {', '.join(k8s.RENDERERS)}")
+    row = service.get(workspace(), job_id)
+    doc = k8s.RENDERERS[fmt](row, max(1, row.attempt), image, db_secret)
+    console.out(yaml.safe_dump(doc, sort_keys=False), end="", highlight=False)
