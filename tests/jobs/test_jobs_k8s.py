@@ -21,7 +21,7 @@ CRDS = Path(__file__).parent / "crds"
 
 def schema(file: str) -> dict[str, Any]:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the CRDs are large: use libyaml if present
-    crd = yaml.load((CRDS / file).read_text(encoding="utf-8"), Loader=loader)  # noqa: S506
+    crd = yaml.load((CRDS / file).read_text(encoding="utf-8"), Loader=loader)
     return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
 
 
