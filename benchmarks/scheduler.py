@@ -196,7 +196,8 @@ def main() -> None:
     a = bench_pass(args.passes)
     print("(a) one pass over 10,000 queued jobs, 100 nodes x (64 CPU, 8 GPU)")
     print(
-        f"    median {a['median_pass_s'] * 1000:.0f} ms, p99 {a['p99_pass_s'] * 1000:.0f} ms over {a['passes']} passes;"
+        f"    median {a['median_pass_s'] * 1000:.0f} ms, p99 {a['p99_pass_s'] * 1000:.0f} ms"
+        f" over {a['passes']} passes;"
         f" {a['decisions_per_s']:,.0f} decisions/s; {a['started_in_last_pass']} jobs started in a pass"
     )
     arrivals = trace(random.Random(7), args.jobs_per_day)
@@ -210,7 +211,8 @@ def main() -> None:
     keys = list(results["IMTS"]["waits"])
     print(f"    {'':22s} {'IMTS':>22s} {'FIFO':>22s}")
     print(
-        f"    {'GPU utilisation':22s} {results['IMTS']['utilisation']:>22.1%} {results['FIFO']['utilisation']:>22.1%}"
+        f"    {'GPU utilisation':22s} {results['IMTS']['utilisation']:>22.1%}"
+        f" {results['FIFO']['utilisation']:>22.1%}"
     )
     print(
         f"    {'Jain (weighted DRF)':22s} {results['IMTS']['jain']:>22.3f} {results['FIFO']['jain']:>22.3f}"
