@@ -100,7 +100,7 @@ def trace(rng: random.Random, jobs_per_day: int) -> list[tuple[float, SimJob]]:
     out = []
     t = 0.0
     while True:
-        # busier in the working day: a sinusoidal arrival rate around the mean
+        # Poisson arrivals at a constant mean rate
         t += rng.expovariate(jobs_per_day / 86400)
         if t > 86400:
             return out

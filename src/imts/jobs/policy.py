@@ -52,7 +52,6 @@ class Candidate:
 class Usage:
     cpu_hours: float = 0.0
     gpu_hours: float = 0.0
-    storage_gb: float = 0.0
 
 
 @dataclass
@@ -84,8 +83,6 @@ def quota_refusal(spec: PoolSpec, tenant: str, running: int, usage: Usage) -> st
         return f"quota: tenant '{tenant}' used {usage.cpu_hours:.1f} of {q.cpu_hours:g} CPU-hours this period"
     if q.gpu_hours is not None and usage.gpu_hours >= q.gpu_hours:
         return f"quota: tenant '{tenant}' used {usage.gpu_hours:.1f} of {q.gpu_hours:g} GPU-hours this period"
-    if q.storage_gb is not None and usage.storage_gb >= q.storage_gb:
-        return f"quota: tenant '{tenant}' stores {usage.storage_gb:.1f} of {q.storage_gb:g} GB"
     return None
 
 

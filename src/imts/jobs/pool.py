@@ -45,7 +45,6 @@ class TenantSpec(BaseModel):
     max_concurrent: int | None = Field(None, ge=1, description="Jobs running at once.")
     cpu_hours: float | None = Field(None, ge=0, description="CPU-slot hours per period.")
     gpu_hours: float | None = Field(None, ge=0, description="GPU hours per period.")
-    storage_gb: float | None = Field(None, ge=0, description="Artifact storage of the tenant's jobs.")
 
 
 class PoolSpec(BaseModel):
