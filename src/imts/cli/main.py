@@ -29,12 +29,16 @@ OVERRIDES_HELP = "Run-spec overrides KEY=VALUE (e.g. max_steps=200 lora.r=8 prec
 JOB_OPTIONS_HELP = "Run inline in this process instead of as a job on the pool."
 
 
-def _run_as_job(ws: Any, kind: str, spec: Any, priority: str, tenant: str) -> str:
+def _run_as_job(ws: Any, kind: str, spec: Any, priority: str, tenant: str, cpus: int | None) -> str:
     """Submit a job and follow it to the end (scheduling it here if no scheduler runs); its run id."""
     from imts.core.errors import ImtsError
     from imts.jobs import service
+    from imts.jobs.pool import Request, load_pool
 
-    job_id = service.submit(ws, service.Submission(kind, spec, tenant=tenant, priority_class=priority))
+    # Default: a whole node's cores, as an inline run would use (the worker's torch threads follow).
+    cpus = cpus or max(n.cpus for n in load_pool(ws.settings.pool_file).nodes)
+    sub = service.Submission(kind, spec, tenant=tenant, priority_class=priority, request=Request(cpus=cpus))
+    job_id = service.submit(ws, sub)
     console.print(f"[dim]job {job_id} queued (follow: imts jobs logs -f {job_id})[/]")
     row = service.follow(ws, job_id, progress())
     if row.state != "succeeded":
@@ -52,6 +56,7 @@ def train(
     inline: bool = typer.Option(False, "--inline", help=JOB_OPTIONS_HELP),
     priority: str = typer.Option("normal", help="Job priority class: urgent | high | normal | low."),
     tenant: str = typer.Option("default", help="Tenant the job is accounted to."),
+    cpus: int | None = typer.Option(None, help="CPU slots for the job (default: a whole node)."),
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
 ) -> None:
     """Fine-tune a base model with LoRA on a dataset (live loss, LR, grad-norm, tokens/s, ETA).
@@ -67,7 +72,7 @@ def train(
     else:
         from imts.jobs.kinds import TrainJob
 
-        run_id = _run_as_job(ws, "train", TrainJob(run=spec, model_name=name), priority, tenant)
+        run_id = _run_as_job(ws, "train", TrainJob(run=spec, model_name=name), priority, tenant, cpus)
     from imts.store.models import Run
 
     with ws.session() as s:
@@ -95,6 +100,7 @@ def eval_(
     inline: bool = typer.Option(False, "--inline", help=JOB_OPTIONS_HELP),
     priority: str = typer.Option("normal", help="Job priority class: urgent | high | normal | low."),
     tenant: str = typer.Option("default", help="Tenant the job is accounted to."),
+    cpus: int | None = typer.Option(None, help="CPU slots for the job (default: a whole node)."),
 ) -> None:
     """Evaluate a model on a dataset split: batched greedy generation, numeric exact match.
 
@@ -111,7 +117,7 @@ def eval_(
         spec = EvalJob(
             model=model, data=data_ref, max_new_tokens=max_new_tokens, batch_size=batch_size, limit=limit
         )
-        run_id = _run_as_job(ws, "eval", spec, priority, tenant)
+        run_id = _run_as_job(ws, "eval", spec, priority, tenant, cpus)
     with ws.session() as s:
         run = s.get(Run, run_id)
         assert run is not None
