@@ -1,38 +1,47 @@
-"""The real `imts jobs` / `imts pool` / `imts train` commands in subprocesses, no scheduler daemon."""
+"""The `imts jobs` / `imts pool` / `imts train` commands, no scheduler daemon: real worker processes."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from imts.core.settings import Settings
+from typer.testing import CliRunner
+
+from imts.cli.main import app
+from imts.core.settings import Settings, get_settings
 from imts.data.ingest import import_file
 from imts.data.split import split_version
 from imts.registry import base_models
 from imts.store.workspace import Workspace
 
 
-def imts(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def imts(tmp_path: Path, *args: str) -> Result:
+    """The `imts` command in this process (each one a fresh settings object from the environment);
+    workers it starts are real subprocesses. In-process keeps the many commands here fast."""
     pool = tmp_path / "pool.yaml"
     pool.write_text("nodes: [{name: box, cpus: 2, memory_gb: 8}]\ntenants: {team-a: {weight: 2}}\n")
     env = {
-        **os.environ,
         "IMTS_WORKSPACE": str(tmp_path / "ws"),
         "IMTS_POOL_FILE": str(pool),
-        "COLUMNS": "250",
         "IMTS_HEARTBEAT_S": "0.3",
+        "IMTS_DATABASE_URL": None,
+        "COLUMNS": "250",
     }
-    env.pop("IMTS_DATABASE_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "imts", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        cwd=tmp_path,
-    )
+    get_settings.cache_clear()
+    try:
+        res = CliRunner().invoke(app, list(args), env=env)
+    finally:
+        get_settings.cache_clear()
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        raise res.exception
+    return Result(res.exit_code, res.stdout, res.stderr)
 
 
 def test_jobs_commands_end_to_end(tmp_path: Path) -> None:

@@ -53,7 +53,7 @@ def test_sigkill_scheduler_20_times_every_job_finishes_exactly_once(tmp_path: Pa
     log = tmp_path / "scheduler.log"
     while kills < 20 and not all_finished(ws, ids):
         proc = scheduler_proc(ws, log)
-        time.sleep(rng.uniform(0.3, 1.5))  # kill at any moment: starting up, mid-pass, idle
+        time.sleep(rng.uniform(0.2, 1.2))  # kill at any moment: starting up, mid-pass, idle
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         kills += 1
