@@ -89,6 +89,7 @@ def test_pause_resume_keeps_progress_and_cancel(jws: Workspace) -> None:
     run_until(sched, lambda: service.get(jws, other).state == "cancelled", timeout=20)
     service.request(jws, other, "delete")
     run_until(sched, lambda: not service.list_jobs(jws, state="cancelled"))
+    assert not (jws.settings.artifacts_dir / "jobs" / other).exists()  # its logs went with it
 
 
 def test_sigkilled_worker_is_detected_and_retried(jws: Workspace, tmp_path: Path) -> None:

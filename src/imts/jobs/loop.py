@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import time
 from collections.abc import Callable
@@ -78,6 +79,8 @@ class Scheduler:
             job, row = m.jobs[job_id], rows[job_id]
             if job.state == State.DELETED:
                 ok[job_id] = store.remove(self.ws, job_id, row.version)
+                if ok[job_id]:
+                    shutil.rmtree(self.ws.settings.artifacts_dir / "jobs" / job_id, ignore_errors=True)
             else:
                 ok[job_id] = store.persist(self.ws, job, row.version, row.action is not None, now)
         store.record(

@@ -273,7 +273,7 @@ class Machine:
             if ev.action == "resume":  # resume while pausing: the stop is now a plain requeue
                 job.stop_reason = "preempt" if job.stop_reason == "pause" else job.stop_reason
                 return
-            job.stop_reason = ev.action if ev.action != "preempt" else "preempt"
+            job.stop_reason = ev.action
             out.append(Stop(job.id, job.attempt, job.stop_reason))
         elif job.state == State.QUEUED and ev.action == "retry":
             job.retries, job.error, job.reason = 0, None, ""
