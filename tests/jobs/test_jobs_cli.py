@@ -87,14 +87,32 @@ def test_jobs_commands_end_to_end(tmp_path: Path) -> None:
     assert out.returncode == 2 and "error:" in out.stderr
 
 
-def test_train_runs_as_a_job_and_is_followed(tmp_path: Path, tiny_model: Path, math_file: Path) -> None:
+def test_train_and_eval_run_as_jobs_and_are_followed(
+    tmp_path: Path, tiny_model: Path, math_file: Path
+) -> None:
     ws = Workspace(Settings(workspace=tmp_path / "ws"))
     base_models.add(ws, tiny_model, name="tiny")
     split_version(ws, import_file(ws, math_file, name="math"), seed=0)
+    out = imts(tmp_path, "train", "--data", "math@2", "--base", "tiny", "max_steps=3", "batch_size=2")
+    assert out.returncode == 0, out.stderr
+    assert "queued" in out.stdout and "trained" in out.stdout and "-> model math-tiny:1" in out.stdout
     out = imts(
-        tmp_path, "train", "--data", "math@2", "--base", "tiny", "max_steps=3", "batch_size=2", "merge=false"
+        tmp_path,
+        "eval",
+        "--model",
+        "math-tiny:1",
+        "--data",
+        "math@2",
+        "--limit",
+        "4",
+        "--max-new-tokens",
+        "4",
     )
     assert out.returncode == 0, out.stderr
-    assert "queued" in out.stdout and "trained" in out.stdout and "-> model" in out.stdout
-    out = imts(tmp_path, "jobs", "list")
-    assert "train" in out.stdout and "succeeded" in out.stdout
+    assert "evaluated" in out.stdout and "(n=4)" in out.stdout
+    from imts.jobs import service
+
+    assert sorted((r.kind, r.state) for r in service.list_jobs(ws)) == [
+        ("eval", "succeeded"),
+        ("train", "succeeded"),
+    ]
