@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from imts.cli import data, models, runs
+from imts.cli import data, jobs, models, pool, runs
 from imts.cli import hpo as hpo_cli
 from imts.cli import plan as plan_cli
 from imts.cli.common import console, friendly, progress, workspace
@@ -20,10 +21,33 @@ app = typer.Typer(
 app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")
 app.add_typer(runs.app, name="runs")
+app.add_typer(jobs.app, name="jobs")
+app.add_typer(pool.app, name="pool")
+app.command("scheduler")(friendly(pool.scheduler))
 app.command("plan")(plan_cli.plan)
 app.command("hpo")(hpo_cli.hpo)
 
 OVERRIDES_HELP = "Run-spec overrides KEY=VALUE (e.g. max_steps=200 lora.r=8 precision=fp32)."
+
+
+JOB_OPTIONS_HELP = "Run inline in this process instead of as a job on the pool."
+
+
+def _run_as_job(ws: Any, kind: str, spec: Any, priority: str, tenant: str, cpus: int | None) -> str:
+    """Submit a job and follow it to the end (scheduling it here if no scheduler runs); its run id."""
+    from imts.core.errors import ImtsError
+    from imts.jobs import service
+    from imts.jobs.pool import Request, load_pool
+
+    # Default: a whole node's cores, as an inline run would use (the worker's torch threads follow).
+    cpus = cpus or max(n.cpus for n in load_pool(ws.settings.pool_file).nodes)
+    sub = service.Submission(kind, spec, tenant=tenant, priority_class=priority, request=Request(cpus=cpus))
+    job_id = service.submit(ws, sub)
+    console.print(f"[dim]job {job_id} queued (follow: imts jobs logs -f {job_id})[/]")
+    row = service.follow(ws, job_id, progress())
+    if row.state != "succeeded":
+        raise ImtsError(f"job {job_id} {row.state}: {row.error or row.reason}")
+    return str(row.data["result"]["run_id"])
 
 
 @app.command("train")
@@ -33,15 +57,26 @@ def train(
     base: str = typer.Option(..., "--base", help="Registered base model name."),
     config: Path | None = typer.Option(None, "--config", "-c", help="Run spec YAML."),
     name: str | None = typer.Option(None, help="Model name to record the result under."),
+    inline: bool = typer.Option(False, "--inline", help=JOB_OPTIONS_HELP),
+    priority: str = typer.Option("normal", help="Job priority class: urgent | high | normal | low."),
+    tenant: str = typer.Option("default", help="Tenant the job is accounted to."),
+    cpus: int | None = typer.Option(None, help="CPU slots for the job (default: a whole node)."),
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
 ) -> None:
-    """Fine-tune a base model with LoRA on a dataset (live loss, LR, grad-norm, tokens/s, ETA)."""
+    """Fine-tune a base model with LoRA on a dataset (live loss, LR, grad-norm, tokens/s, ETA).
+
+    Runs as a job on the resource pool and follows it; --inline trains in this process."""
     from imts.train.service import train as run_train
     from imts.train.spec import RunSpec
 
     spec = RunSpec.from_sources(config, overrides, base_model=base, data=data_ref)
     ws = workspace()
-    run_id = run_train(ws, spec, progress(), model_name=name)
+    if inline:
+        run_id = run_train(ws, spec, progress(), model_name=name)
+    else:
+        from imts.jobs.kinds import TrainJob
+
+        run_id = _run_as_job(ws, "train", TrainJob(run=spec, model_name=name), priority, tenant, cpus)
     from imts.store.models import Run
 
     with ws.session() as s:
@@ -66,13 +101,27 @@ def eval_(
     ),
     batch_size: int = typer.Option(32),
     limit: int | None = typer.Option(None, help="Evaluate only the first N items."),
+    inline: bool = typer.Option(False, "--inline", help=JOB_OPTIONS_HELP),
+    priority: str = typer.Option("normal", help="Job priority class: urgent | high | normal | low."),
+    tenant: str = typer.Option("default", help="Tenant the job is accounted to."),
+    cpus: int | None = typer.Option(None, help="CPU slots for the job (default: a whole node)."),
 ) -> None:
-    """Evaluate a model on a dataset split: batched greedy generation, numeric exact match."""
+    """Evaluate a model on a dataset split: batched greedy generation, numeric exact match.
+
+    Runs as a job on the resource pool and follows it; --inline evaluates in this process."""
     from imts.evals.service import EvalSettings, evaluate
     from imts.store.models import Run
 
     ws = workspace()
-    run_id = evaluate(ws, model, data_ref, EvalSettings(max_new_tokens, batch_size, limit), progress())
+    if inline:
+        run_id = evaluate(ws, model, data_ref, EvalSettings(max_new_tokens, batch_size, limit), progress())
+    else:
+        from imts.jobs.kinds import EvalJob
+
+        spec = EvalJob(
+            model=model, data=data_ref, max_new_tokens=max_new_tokens, batch_size=batch_size, limit=limit
+        )
+        run_id = _run_as_job(ws, "eval", spec, priority, tenant, cpus)
     with ws.session() as s:
         run = s.get(Run, run_id)
         assert run is not None

@@ -47,3 +47,11 @@ class InputError(ImtsError):
         if self.field:
             where.append(f"field '{self.field}'")
         return f"{', '.join(where)}: {self.reason}" if where else self.reason
+
+
+class Interrupted(Exception):
+    """A long operation stopped at a safe point because it was asked to (a checkpoint was saved)."""
+
+    def __init__(self, step: int | None = None) -> None:
+        self.step = step
+        super().__init__(f"stopped at step {step}" if step is not None else "stopped")

@@ -53,6 +53,19 @@ class Settings(BaseSettings):
         "written under each run's folder.",
     )
     mlflow_experiment: str = Field(default="imts", description="MLflow experiment the runs are logged to.")
+    pool_file: Path | None = Field(
+        default=None,
+        description="YAML file describing the resource pool (nodes, GPUs, MIG slices, tenants and quotas); "
+        "default: this machine's cores and memory. See docs/jobs.md.",
+    )
+    heartbeat_s: float = Field(default=2.0, gt=0, description="How often job workers report they are alive.")
+    heartbeat_timeout_s: float = Field(
+        default=30.0, gt=0, description="A worker silent this long is presumed dead; its job is retried."
+    )
+    start_timeout_s: float = Field(
+        default=60.0, gt=0, description="A started job whose worker has not reported by then is requeued."
+    )
+    scheduler_interval_s: float = Field(default=0.5, gt=0, description="Seconds between scheduling passes.")
 
     @field_validator("workspace", "model_cache")
     @classmethod

@@ -192,3 +192,75 @@ class DatasetShare(Base):
     version_id: Mapped[str] = mapped_column(ForeignKey("dataset_versions.id"), primary_key=True)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# --- jobs (issue 5) ----------------------------------------------------------------------------------
+
+
+class JobRecord(Base):
+    """A job: a typed spec the scheduler places on the pool and a worker runs.
+
+    Scheduler-owned columns (state, attempt, slots, ...) change only under ``version`` compare-and-set;
+    worker-owned columns (report, heartbeat, pid) only for the worker's own ``attempt``.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_state", "state"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    tenant: Mapped[str] = mapped_column(String(100), default="default")
+    owner: Mapped[str] = mapped_column(String(100), default="")
+    kind: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    priority_class: Mapped[str] = mapped_column(String(20), default="normal")
+    priority: Mapped[int] = mapped_column(Integer, default=50)
+    preemptible: Mapped[bool] = mapped_column(default=True)
+    workers: Mapped[int] = mapped_column(Integer, default=1)
+    request: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    max_retries: Mapped[int] = mapped_column(Integer, default=0)
+    executor: Mapped[str] = mapped_column(String(20), default="local")
+    # scheduler-owned
+    state: Mapped[str] = mapped_column(String(20), default="queued")
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+    stop_reason: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    slots: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    action: Mapped[str | None] = mapped_column(String(20), nullable=True)  # pending user request
+    submitted_ts: Mapped[float] = mapped_column(Float)
+    started_ts: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finished_ts: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # worker-owned
+    report: Mapped[str | None] = mapped_column(String(20), nullable=True)  # running|succeeded|failed|stopped
+    report_attempt: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    worker_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    worker_host: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    heartbeat_ts: Mapped[float | None] = mapped_column(Float, nullable=True)
+    progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)  # what a resumed attempt needs (run id)
+
+
+class JobEvent(Base):
+    """One line of a job's history (submitted, started, preempted, retried ...)."""
+
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    ts: Mapped[float] = mapped_column(Float)
+    kind: Mapped[str] = mapped_column(String(20))
+    message: Mapped[str] = mapped_column(Text)
+
+
+class SchedulerLease(Base):
+    """Leader lease: the one scheduler allowed to act until ``expires_ts``."""
+
+    __tablename__ = "scheduler_leases"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_ts: Mapped[float] = mapped_column(Float)

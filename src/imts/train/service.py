@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from imts.core.errors import InputError
+from imts.core.errors import InputError, Interrupted
 from imts.core.ids import new_id
 from imts.core.progress import NullProgress, Progress
 from imts.data.versions import DataRef, load_rows, resolve
@@ -55,13 +55,21 @@ def train(
     progress: Progress | None = None,
     model_name: str | None = None,
     wrap_sink: Callable[[Sink, str], Sink] | None = None,
+    run_id: str | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> str:
     """Run one training run to completion; returns the run id. The trained model is recorded as a
     new version of ``model_name`` (default: ``<dataset>-<base model>``).
 
-    ``wrap_sink(sink, run_id)`` sees every metric and event after they are stored (hyper-parameter
-    search uses it to prune). An exception with a ``run_status`` attribute ends the run with that
-    status (e.g. "pruned") instead of "failed"."""
+    Args:
+        wrap_sink: sees every metric and event after they are stored (hyper-parameter search uses it
+            to prune). An exception with a ``run_status`` attribute ends the run with that status (e.g.
+            "pruned") instead of "failed".
+        run_id: the run to create, or to continue from its latest checkpoint if it exists (a requeued
+            job passes its own run id).
+        should_stop: checked once per step; when true the run checkpoints, is marked ``preempted``
+            and ``Interrupted`` is raised.
+    """
     progress = progress or NullProgress()
     base = base_models.get(ws, spec.base_model)
     data = resolve(ws, spec.data)
@@ -84,30 +92,34 @@ def train(
             f"{version.ref} has no '{spec.train_split}' split: run `imts data split {version.ref}` first"
             " or set train_split=null to train on all rows"
         )
-    run_id = new_id("run")
+    run_id = run_id or new_id("run")
     out_dir = ws.artifacts.path(f"runs/{run_id}")
-    out_dir.mkdir(parents=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     with ws.session() as s:
-        s.add(
-            Run(
-                id=run_id,
-                project_id=ws.project_id,
-                kind="train",
-                status="running",
-                spec=spec.model_dump(mode="json"),
-                base_model_id=base.id,
-                dataset_version_id=version.id,
-                split=spec.train_split,
-                output_dir=str(out_dir),
-                started_at=datetime.now(UTC),
+        existing = s.get(Run, run_id)
+        if existing is not None:  # resume: the recipe continues from the latest checkpoint in out_dir
+            existing.status, existing.error, existing.finished_at = "running", None, None
+        else:
+            s.add(
+                Run(
+                    id=run_id,
+                    project_id=ws.project_id,
+                    kind="train",
+                    status="running",
+                    spec=spec.model_dump(mode="json"),
+                    base_model_id=base.id,
+                    dataset_version_id=version.id,
+                    split=spec.train_split,
+                    output_dir=str(out_dir),
+                    started_at=datetime.now(UTC),
+                )
             )
-        )
     db_sink = DbSink(ws, run_id)
     tee = TeeSink(db_sink, exporters(ws.settings, run_id, out_dir, spec.model_dump(mode="json")))
     sink: Sink = wrap_sink(tee, run_id) if wrap_sink else tee
     try:
         recipe = RECIPES[spec.method]
-        result = recipe(spec, Path(base.path), train_rows, val_rows, out_dir, sink, progress)
+        result = recipe(spec, Path(base.path), train_rows, val_rows, out_dir, sink, progress, should_stop)
         db_sink.flush()
         summary = {
             "steps": result.steps,
@@ -139,7 +151,7 @@ def train(
         tee.close("succeeded")
     except BaseException as exc:
         db_sink.flush()
-        status = str(getattr(exc, "run_status", "failed"))
+        status = "preempted" if isinstance(exc, Interrupted) else str(getattr(exc, "run_status", "failed"))
         tee.close(status)
         with ws.session() as s:
             run = s.get(Run, run_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from imts.core.errors import ImtsError
+from imts.core.errors import ImtsError, Interrupted
 from imts.core.hardware import resolve_precision
 from imts.core.progress import NullProgress, Progress
 from imts.train import checkpoint
@@ -58,7 +59,9 @@ def run(
     out_dir: Path,
     sink: Sink,
     progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
+    """Train; ``should_stop`` (checked once per step) makes the run checkpoint and raise ``Interrupted``."""
     progress = progress or NullProgress()
     started = time.perf_counter()
 
@@ -225,7 +228,8 @@ def run(
                 stop = (
                     spec.early_stopping_patience is not None and stale_evals >= spec.early_stopping_patience
                 )
-            if step % spec.save_every == 0 or step == spec.max_steps or improved or stop:
+            preempted = should_stop is not None and should_stop()  # e.g. preemption: save, then stop
+            if step % spec.save_every == 0 or step == spec.max_steps or improved or stop or preempted:
                 path = checkpoint.save(
                     ckpt_root,
                     step,
@@ -241,6 +245,9 @@ def run(
                 if improved:
                     checkpoint.keep_best(path, ckpt_root)
                     best_step = step
+            if preempted and step < spec.max_steps:
+                sink.event("stopped", f"stopped on request at step {step}", step)
+                raise Interrupted(step)
             if stop:
                 sink.event(
                     "early_stop",

@@ -1,0 +1,248 @@
+"""`imts jobs`: submit, list, show, logs, pause, resume, cancel, retry, delete."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+from rich.table import Table
+
+from imts.cli.common import console, friendly, print_json, progress, workspace
+
+app = typer.Typer(help="Jobs: everything long-running, placed on the resource pool.", no_args_is_help=True)
+
+
+def parse_spec(file: Path | None, overrides: list[str]) -> dict[str, Any]:
+    """A job spec from a YAML file plus KEY=VALUE overrides (dotted keys for nesting)."""
+    from imts.core.errors import InputError
+
+    data: dict[str, Any] = {}
+    if file is not None:
+        try:
+            loaded = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise InputError(f"cannot read job spec: {exc}", file=str(file)) from exc
+        if not isinstance(loaded, dict):
+            raise InputError("a job spec must be a YAML mapping", file=str(file))
+        data.update(loaded)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InputError(f"'{item}' is not KEY=VALUE")
+        target = data
+        *parents, leaf = key.strip().split(".")
+        for p in parents:
+            target = target.setdefault(p, {})
+        target[leaf] = yaml.safe_load(value)
+    return data
+
+
+@app.command("submit")
+@friendly
+def submit(
+    kind: str = typer.Argument(..., help="train | eval | split | sleep"),
+    overrides: list[str] = typer.Argument(
+        None, help="Spec fields KEY=VALUE (e.g. seconds=5, run.max_steps=50)."
+    ),
+    file: Path | None = typer.Option(None, "--file", "-f", help="Job spec YAML."),
+    tenant: str = typer.Option("default", help="Tenant (team) the job is accounted to."),
+    priority: str = typer.Option("normal", help="urgent | high | normal | low"),
+    preemptible: bool | None = typer.Option(None, help="Default: every class but urgent."),
+    workers: int = typer.Option(1, help="Gang size: all workers start together or not at all."),
+    cpus: int = typer.Option(1, help="CPU slots per worker."),
+    memory_gb: float = typer.Option(0.5, help="Memory per worker."),
+    gpus: int = typer.Option(0, help="Whole GPUs per worker."),
+    gpu_type: str | None = typer.Option(None, help="GPU type (any when unset)."),
+    mig: str | None = typer.Option(None, help="MIG profile per worker instead of whole GPUs."),
+    retries: int = typer.Option(1, help="Retries when the job fails or its worker is lost."),
+    name: str = typer.Option("", help="A label."),
+    follow: bool = typer.Option(False, "--follow", help="Wait and show progress until it ends."),
+) -> None:
+    """Queue a job; the scheduler places it when its whole gang fits."""
+    from imts.jobs import service
+    from imts.jobs.pool import Request
+
+    ws = workspace()
+    sub = service.Submission(
+        kind,
+        parse_spec(file, overrides or []),
+        tenant=tenant,
+        name=name,
+        priority_class=priority,
+        preemptible=preemptible,
+        workers=workers,
+        request=Request(cpus=cpus, memory_gb=memory_gb, gpus=gpus, gpu_type=gpu_type, mig=mig),
+        max_retries=retries,
+    )
+    job_id = service.submit(ws, sub)
+    service.settle(ws)
+    console.print(f"[green]queued[/] {job_id}")
+    if follow:
+        row = service.follow(ws, job_id, progress())
+        console.print(f"{job_id} [bold]{row.state}[/]" + (f": {row.error}" if row.error else ""))
+        if row.state != "succeeded":
+            raise typer.Exit(1)
+
+
+@app.command("list")
+@friendly
+def list_(state: str | None = typer.Option(None, help="Only jobs in this state.")) -> None:
+    """Jobs, newest first, with why a queued job waits."""
+    from imts.jobs import service
+
+    ws = workspace()
+    service.settle(ws)
+    rows = service.list_jobs(ws, state)
+    t = Table()
+    for col in ("job", "kind", "tenant", "priority", "workers", "state", "try", "progress / reason"):
+        t.add_column(col)
+    for r in rows:
+        p = r.progress or {}
+        info = r.reason
+        if r.state == "running" and p.get("total"):
+            info = f"{p.get('task')}: {p.get('done', 0):.0f}/{p['total']:.0f}"
+        t.add_row(r.id, r.kind, r.tenant, r.priority_class, str(r.workers), r.state, str(r.attempt), info)
+    console.print(t)
+
+
+@app.command("show")
+@friendly
+def show(job_id: str) -> None:
+    """One job: spec, allocation, state, result and history."""
+    from imts.jobs import service
+
+    ws = workspace()
+    service.settle(ws)
+    r = service.get(ws, job_id)
+    print_json(
+        {
+            "id": r.id,
+            "kind": r.kind,
+            "name": r.name,
+            "tenant": r.tenant,
+            "priority": r.priority_class,
+            "preemptible": r.preemptible,
+            "state": r.state,
+            "reason": r.reason,
+            "error": r.error,
+            "attempt": r.attempt,
+            "retries": f"{r.retries}/{r.max_retries}",
+            "workers": r.workers,
+            "request": r.request,
+            "slots": r.slots,
+            "worker": {"pid": r.worker_pid, "host": r.worker_host, "heartbeat_ts": r.heartbeat_ts},
+            "progress": r.progress,
+            "data": r.data,
+            "spec": r.spec,
+            "events": [
+                {
+                    "ts": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.ts)),
+                    "kind": e.kind,
+                    "message": e.message,
+                }
+                for e in service.events(ws, job_id)
+            ],
+        }
+    )
+
+
+@app.command("logs")
+@friendly
+def logs(
+    job_id: str,
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the job ends."),
+) -> None:
+    """The worker log of the job's latest attempt (all attempts without -f)."""
+    from imts.jobs import service
+    from imts.jobs.executors import log_path
+
+    ws = workspace()
+    if not follow:
+        for path in service.logs(ws, job_id):
+            console.print(f"[dim]== {path.name} ==[/]")
+            console.out(path.read_text(encoding="utf-8", errors="replace"), end="", highlight=False)
+        return
+    attempt, pos = 0, 0
+    while True:
+        row = service.get(ws, job_id)
+        if row.attempt != attempt:
+            attempt, pos = row.attempt, 0
+            console.print(f"[dim]== attempt {attempt} ==[/]")
+        path = log_path(ws.settings, job_id, attempt)
+        if path.exists():
+            with path.open("r", encoding="utf-8", errors="replace") as f:
+                f.seek(pos)
+                chunk = f.read()
+                pos = f.tell()
+            if chunk:
+                console.out(chunk, end="", highlight=False)
+        if row.state in ("succeeded", "failed", "cancelled", "paused"):
+            console.print(f"[dim]== job {row.state} ==[/]")
+            return
+        time.sleep(0.5)
+
+
+def _action(action: str, job_id: str) -> None:
+    from imts.jobs import service
+
+    ws = workspace()
+    service.request(ws, job_id, action)
+    state = "deleted" if not service.list_ids(ws, [job_id]) else service.get(ws, job_id).state
+    console.print(f"{action} requested for {job_id}; now {state}")
+
+
+@app.command("pause")
+@friendly
+def pause(job_id: str) -> None:
+    """Checkpoint and stop a running job (or hold a queued one); it keeps its place to resume."""
+    _action("pause", job_id)
+
+
+@app.command("resume")
+@friendly
+def resume(job_id: str) -> None:
+    """Queue a paused job again; it continues from its checkpoint."""
+    _action("resume", job_id)
+
+
+@app.command("cancel")
+@friendly
+def cancel(job_id: str) -> None:
+    """Stop a job for good."""
+    _action("cancel", job_id)
+
+
+@app.command("retry")
+@friendly
+def retry(job_id: str) -> None:
+    """Queue a failed or cancelled job again, with a fresh retry budget."""
+    _action("retry", job_id)
+
+
+@app.command("delete")
+@friendly
+def delete(job_id: str) -> None:
+    """Delete a finished job and its history."""
+    _action("delete", job_id)
+
+
+@app.command("manifest")
+@friendly
+def manifest(
+    job_id: str,
+    fmt: str = typer.Option("volcano", "--format", help="volcano (batch.volcano.sh Job) or pytorchjob."),
+    image: str = typer.Option("ghcr.io/imts/imts:latest", help="Container image with IMTS installed."),
+    db_secret: str = typer.Option("imts-db", help="Secret whose key 'url' is the database URL."),
+) -> None:
+    """Print the job as a Kubernetes manifest (gang: minAvailable = workers; queue = tenant)."""
+    from imts.core.errors import InputError
+    from imts.jobs import k8s, service
+
+    if fmt not in k8s.RENDERERS:
+        raise InputError(f"--format must be one of {', '.join(k8s.RENDERERS)}")
+    row = service.get(workspace(), job_id)
+    doc = k8s.RENDERERS[fmt](row, max(1, row.attempt), image, db_secret)
+    console.out(yaml.safe_dump(doc, sort_keys=False), end="", highlight=False)

@@ -1,0 +1,143 @@
+"""`imts pool show` and `imts scheduler`: the shared resource pool and the process that places jobs."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from typing import Any
+
+import typer
+from rich.console import Group
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+
+from imts.cli.common import console, friendly, workspace
+
+app = typer.Typer(help="The shared resource pool.", no_args_is_help=True)
+
+
+def _eta(row: Any, now: float) -> tuple[float, float, str]:
+    p = row.progress or {}
+    done, total = float(p.get("done") or 0), float(p.get("total") or 0)
+    elapsed = now - (row.started_ts or now)
+    if total and done:
+        left = elapsed * (total - done) / done
+        return (
+            done,
+            total,
+            f"{int(elapsed // 60)}:{int(elapsed % 60):02d} eta {int(left // 60)}:{int(left % 60):02d}",
+        )
+    return done, total, f"{int(elapsed // 60)}:{int(elapsed % 60):02d} eta -"
+
+
+def render(ws: Any) -> Group:
+    """Allocation per node, running jobs with bars and ETA, per-tenant share, and the queue."""
+    from imts.jobs import service
+    from imts.jobs.machine import HOLDING, State
+    from imts.jobs.policy import shares
+    from imts.jobs.pool import Pool, load_pool
+    from imts.jobs.store import to_job
+
+    now = time.time()
+    spec = load_pool(ws.settings.pool_file)
+    pool = Pool(spec)
+    rows = service.list_jobs(ws, limit=100_000)
+    running = [r for r in rows if State(r.state) in HOLDING]
+    jobs = [to_job(r) for r in running]
+    for j in jobs:
+        pool.take(j.slots or [])
+    nodes = Table(title="allocation")
+    for col in ("node", "CPU used", "memory GB used", "GPUs free"):
+        nodes.add_column(col)
+    for n in spec.nodes:
+        f = pool.free[n.name]
+        gpus = ", ".join(f"{t}: {len(ix)}" for t, ix in f.gpus.items()) or "-"
+        mig = ", ".join(f"{t} {p}: {left}" for (t, p), left in f.mig.items())
+        nodes.add_row(
+            n.name,
+            f"{n.cpus - f.cpus}/{n.cpus}",
+            f"{n.memory_gb - f.memory_gb:g}/{n.memory_gb:g}",
+            gpus + (f"; MIG {mig}" if mig else ""),
+        )
+    run_t = Table(title="running")
+    for col in ("job", "kind", "tenant", "state", "workers", "progress", "", "elapsed / ETA"):
+        run_t.add_column(col)
+    for r in running:
+        done, total, eta = _eta(r, now)
+        bar = ProgressBar(total=total or None, completed=done, width=30)
+        run_t.add_row(
+            r.id,
+            r.kind,
+            r.tenant,
+            r.state,
+            str(r.workers),
+            bar,
+            f"{done:.0f}/{total:.0f}" if total else "",
+            eta,
+        )
+    from imts.jobs.policy import Candidate
+
+    cands = [Candidate(j.id, j.tenant, j.priority, j.workers, j.request, j.submitted) for j in jobs]
+    share = shares(spec, pool, cands)
+    ten = Table(title="tenants (weighted dominant share)")
+    for col in ("tenant", "weight", "share", "running", "queued"):
+        ten.add_column(col)
+    names = sorted(
+        {r.tenant for r in rows if r.state in ("queued", *[s.value for s in HOLDING])} | set(spec.tenants)
+    )
+    for t in names:
+        ten.add_row(
+            t,
+            f"{spec.tenant(t).weight:g}",
+            f"{share.get(t, 0.0):.1%}",
+            str(sum(r.tenant == t for r in running)),
+            str(sum(r.tenant == t and r.state == "queued" for r in rows)),
+        )
+    queue = Table(title="queue")
+    for col in ("job", "kind", "tenant", "priority", "workers", "waiting", "reason"):
+        queue.add_column(col)
+    for r in sorted((r for r in rows if r.state == "queued"), key=lambda r: (-r.priority, r.submitted_ts)):
+        queue.add_row(
+            r.id, r.kind, r.tenant, r.priority_class, str(r.workers), f"{now - r.submitted_ts:.0f}s", r.reason
+        )
+    return Group(nodes, run_t, ten, queue)
+
+
+@app.command("show")
+@friendly
+def show(
+    watch: bool = typer.Option(False, "--watch", "-w", help="Refresh every second until Ctrl-C."),
+) -> None:
+    """Allocation, running jobs (progress and ETA), per-tenant share and the queue."""
+    from imts.jobs.service import settle
+
+    ws = workspace()
+    settle(ws)
+    if not watch:
+        console.print(render(ws))
+        return
+    from rich.live import Live
+
+    with Live(render(ws), console=console, refresh_per_second=2) as live:
+        while True:
+            time.sleep(1)
+            settle(ws)
+            live.update(render(ws))
+
+
+def scheduler(
+    once: bool = typer.Option(False, "--once", help="One scheduling pass, then exit."),
+) -> None:
+    """Run the scheduler: place queued jobs, watch heartbeats, reconcile after crashes (Ctrl-C stops)."""
+    from imts.jobs.loop import Scheduler
+
+    ws = workspace()
+    sched = Scheduler(ws)
+    if once:
+        acted = sched.once()
+        console.print("pass done" if acted else "another scheduler holds the lease")
+        return
+    console.print(f"scheduler {sched.holder} on {', '.join(n.name for n in sched.pool.nodes)}")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop cleanly: the lease is given back
+    sched.run()

@@ -1,0 +1,118 @@
+"""Executors: where workers run. One Protocol; the local one starts OS processes on this machine.
+
+A cluster executor (Ray, a later issue) implements the same three calls. Kubernetes manifests for
+Volcano and Kubeflow are rendered by ``jobs.k8s`` from the same job row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Protocol
+
+from imts.core.settings import Settings
+from imts.jobs.pool import Slot
+from imts.store.models import JobRecord
+
+
+class Executor(Protocol):
+    """Starts, stops and kills the workers of job attempts."""
+
+    name: str
+
+    def start(self, job: JobRecord, attempt: int, slots: list[Slot]) -> None:
+        """Launch the worker of ``attempt``; it claims the attempt in the store itself."""
+
+    def stop(self, job: JobRecord, attempt: int) -> None:
+        """Ask the attempt's worker to checkpoint at its next step boundary and exit."""
+
+    def kill(self, job: JobRecord, attempt: int) -> None:
+        """Kill whatever is left of an attempt presumed lost."""
+
+
+def worker_env(slot: Slot, base: dict[str, str], rank: int = 0, world: int = 1) -> dict[str, str]:
+    """Environment of one worker process: threads and visible GPUs from its allocation."""
+    env = dict(base)
+    threads = str(max(1, slot.cpus))
+    env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, IMTS_THREADS=threads)
+    whole = [g.split(":")[1] for g in slot.gpus if g.count(":") == 1]
+    env["CUDA_VISIBLE_DEVICES"] = ",".join(whole)  # empty: no GPU for this worker
+    env.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    return env
+
+
+def log_path(settings: Settings, job_id: str, attempt: int) -> Path:
+    return settings.artifacts_dir / "jobs" / job_id / f"attempt-{attempt}.log"
+
+
+class LocalExecutor:
+    """Workers as separate OS processes on this machine, each in its own session with its own log."""
+
+    name = "local"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.host = socket.gethostname()
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    def start(self, job: JobRecord, attempt: int, slots: list[Slot]) -> None:
+        self.reap()
+        log = log_path(self.settings, job.id, attempt)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        base = {k: v for k, v in os.environ.items() if not k.startswith("IMTS_")}
+        # The worker must see this workspace even when settings were built in code (tests, embedding).
+        base.update(
+            IMTS_WORKSPACE=str(self.settings.workspace),
+            IMTS_MODEL_CACHE=str(self.settings.model_cache),
+            IMTS_PROJECT=self.settings.project,
+            IMTS_HEARTBEAT_S=str(self.settings.heartbeat_s),
+        )
+        if self.settings.database_url:
+            base["IMTS_DATABASE_URL"] = self.settings.database_url
+        env = worker_env(slots[0], base, 0, len(slots))
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "imts.jobs.worker", job.id, "--attempt", str(attempt)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,  # survives the scheduler being killed; one group to signal
+            )
+        self._children[proc.pid] = proc
+
+    def _pid(self, job: JobRecord, attempt: int) -> int | None:
+        if job.report_attempt != attempt or job.worker_pid is None or job.worker_host != self.host:
+            return None
+        try:  # the pid must still be this job's worker, not a recycled pid
+            cmd = Path(f"/proc/{job.worker_pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        return job.worker_pid if job.id.encode() in cmd else None
+
+    def stop(self, job: JobRecord, attempt: int) -> None:
+        pid = self._pid(job, attempt)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    def kill(self, job: JobRecord, attempt: int) -> None:
+        pid = self._pid(job, attempt)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+        self.reap()
+
+    def reap(self) -> None:
+        """Collect exited children so they do not linger as zombies."""
+        for pid, proc in list(self._children.items()):
+            if proc.poll() is not None:
+                del self._children[pid]
+
+
+EXECUTORS = {"local": LocalExecutor}

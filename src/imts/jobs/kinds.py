@@ -1,0 +1,152 @@
+"""Job kinds: one typed spec and one runner per kind (training, evaluation, dataset split, sleep).
+
+A runner gets a ``JobContext`` (workspace, a ``should_stop`` flag set by SIGTERM, progress that the
+heartbeat reports, and ``data`` that survives requeues) and returns a JSON summary. It raises
+``Interrupted`` when it stopped on request after saving what a later attempt needs to resume.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from imts.core.errors import Interrupted
+from imts.core.progress import Progress
+from imts.store.workspace import Workspace
+from imts.train.spec import RunSpec
+
+
+class TrainJob(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run: RunSpec
+    model_name: str | None = None
+
+
+class EvalJob(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    data: str
+    max_new_tokens: int | None = None
+    batch_size: int = Field(32, ge=1)
+    limit: int | None = Field(None, ge=1)
+
+
+class SplitJob(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    data: str
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 0
+    stratify_by: str | None = "category"
+    ngram: int = Field(13, ge=1)
+
+
+class SleepJob(BaseModel):
+    """A trivial job for smoke tests and drills: waits, resumably; optionally appends its id to a file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seconds: float = Field(1.0, ge=0)
+    append_to: str | None = Field(None, description="Append the job id to this file when done.")
+    fail: bool = Field(False, description="Fail instead of succeeding (to exercise retries).")
+
+
+SPECS: dict[str, type[BaseModel]] = {"train": TrainJob, "eval": EvalJob, "split": SplitJob, "sleep": SleepJob}
+MULTI_WORKER = {"sleep"}  # kinds that can run as a gang of several worker processes
+
+
+@dataclass
+class JobContext:
+    ws: Workspace
+    job_id: str
+    attempt: int
+    data: dict[str, Any]
+    save_data: Callable[[dict[str, Any]], None]
+    should_stop: Callable[[], bool]
+    progress: Progress
+
+
+def run_sleep(ctx: JobContext, spec: SleepJob) -> dict[str, Any]:
+    done = float(ctx.data.get("done_s", 0.0))  # resumes where a preempted attempt stopped
+    with ctx.progress.task("sleep", total=spec.seconds) as bar:
+        bar.advance(done)
+        while done < spec.seconds:
+            if ctx.should_stop():
+                ctx.save_data({"done_s": done})
+                raise Interrupted()
+            dt = min(0.05, spec.seconds - done)
+            time.sleep(dt)
+            done += dt
+            bar.advance(dt)
+    if spec.fail:
+        raise RuntimeError("sleep job asked to fail")
+    if spec.append_to:
+        with open(spec.append_to, "a", encoding="utf-8") as f:
+            f.write(ctx.job_id + "\n")
+    return {"slept_s": spec.seconds}
+
+
+def run_train(ctx: JobContext, spec: TrainJob) -> dict[str, Any]:
+    from imts.core.ids import new_id
+    from imts.train.service import train
+
+    if "run_id" not in ctx.data:  # fixed before training starts, so a requeued attempt resumes this run
+        ctx.save_data({"run_id": new_id("run")})
+    run_id = train(
+        ctx.ws,
+        spec.run,
+        ctx.progress,
+        model_name=spec.model_name,
+        run_id=ctx.data["run_id"],
+        should_stop=ctx.should_stop,
+    )
+    return {"run_id": run_id}
+
+
+def run_eval(ctx: JobContext, spec: EvalJob) -> dict[str, Any]:
+    from imts.evals.service import EvalSettings, evaluate
+
+    settings = EvalSettings(spec.max_new_tokens, spec.batch_size, spec.limit)
+    return {"run_id": evaluate(ctx.ws, spec.model, spec.data, settings, ctx.progress)}
+
+
+def run_split(ctx: JobContext, spec: SplitJob) -> dict[str, Any]:
+    from imts.data.split import split_version
+    from imts.data.versions import resolve
+
+    v = split_version(
+        ctx.ws, resolve(ctx.ws, spec.data), spec.ratios, spec.seed, spec.stratify_by, spec.ngram, ctx.progress
+    )
+    return {"version": v.ref, "version_id": v.id}
+
+
+def check(ws: Workspace, kind: str, spec: Any) -> None:
+    """Refuse at submit what would fail at once in the worker (unknown model or dataset)."""
+    from imts.data.versions import resolve
+
+    if isinstance(spec, TrainJob):
+        from imts.registry import base_models
+
+        base_models.get(ws, spec.run.base_model)
+        resolve(ws, spec.run.data)
+    elif isinstance(spec, EvalJob):
+        from imts.registry import models
+
+        models.resolve(ws, spec.model)
+        resolve(ws, spec.data)
+    elif isinstance(spec, SplitJob):
+        resolve(ws, spec.data)
+
+
+RUNNERS: dict[str, Callable[[JobContext, Any], dict[str, Any]]] = {
+    "train": run_train,
+    "eval": run_eval,
+    "split": run_split,
+    "sleep": run_sleep,
+}

@@ -1,0 +1,147 @@
+"""The scheduler loop: read the store, feed the state machine, write back, execute instructions.
+
+Every pass rebuilds the machine from the database, so starting up after a crash is an ordinary pass:
+workers that still heartbeat are simply running (re-attached), silent ones are requeued or failed,
+and an attempt that was marked starting but never launched times out and is requeued. Only the
+holder of the leader lease acts; and every write is a compare-and-set, so even two schedulers that
+both believe they lead never start the same attempt twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import time
+from collections.abc import Callable
+
+from imts.jobs import store
+from imts.jobs.executors import EXECUTORS, Executor
+from imts.jobs.machine import (
+    HOLDING,
+    Kill,
+    Machine,
+    MachineConfig,
+    Record,
+    Remove,
+    Start,
+    State,
+    Stop,
+    Tick,
+    UserRequest,
+    WorkerExited,
+    WorkerRunning,
+)
+from imts.jobs.policy import PolicyConfig
+from imts.jobs.pool import PoolSpec, load_pool
+from imts.store.models import JobRecord
+from imts.store.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    """One scheduler process (or thread): ``tick()`` is one pass, ``run()`` loops."""
+
+    def __init__(
+        self,
+        ws: Workspace,
+        executor: Executor | None = None,
+        pool: PoolSpec | None = None,
+        policy: PolicyConfig | None = None,
+        holder: str | None = None,
+    ) -> None:
+        st = ws.settings
+        self.ws = ws
+        self.pool = pool or load_pool(st.pool_file)
+        self.executor = executor or EXECUTORS["local"](st)
+        self.cfg = MachineConfig(st.heartbeat_timeout_s, st.start_timeout_s, policy or PolicyConfig())
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.lease_ttl = max(1.0, 10 * st.scheduler_interval_s)  # a dead leader is replaced this fast
+
+    def tick(self) -> bool:
+        """One pass; False when another scheduler holds the lease (nothing was done)."""
+        if not store.acquire_lease(self.ws, self.holder, self.lease_ttl):
+            return False
+        now = time.time()
+        snap = store.snapshot(self.ws, now, self.pool.period_hours * 3600)
+        m = Machine(self.pool, self.cfg, snap.usage)
+        rows = {r.id: r for r in snap.rows}
+        for r in snap.rows:
+            m.load(store.to_job(r))
+        out = []
+        for r in snap.rows:
+            out += [i for ev in _events(r) for i in m.handle(ev)]
+        out += m.handle(Tick(now))
+        ok: dict[str, bool] = {}
+        for job_id in m.changed:
+            job, row = m.jobs[job_id], rows[job_id]
+            if job.state == State.DELETED:
+                ok[job_id] = store.remove(self.ws, job_id, row.version)
+                if ok[job_id]:
+                    shutil.rmtree(self.ws.settings.artifacts_dir / "jobs" / job_id, ignore_errors=True)
+            else:
+                ok[job_id] = store.persist(self.ws, job, row.version, row.action is not None, now)
+        store.record(
+            self.ws,
+            [
+                (i.job_id, i.kind, i.message)
+                for i in out
+                if isinstance(i, Record)
+                and ok.get(i.job_id, False)
+                and m.jobs[i.job_id].state != State.DELETED
+            ],
+            now,
+        )
+        for i in out:
+            if isinstance(i, Record | Remove) or not ok.get(i.job_id, False):
+                continue  # a lost compare-and-set: the next pass re-reads and decides again
+            self._execute(i, rows[i.job_id])
+        return True
+
+    def once(self) -> bool:
+        """One pass, then give the lease back (for a CLI command acting without a daemon)."""
+        try:
+            return self.tick()
+        finally:
+            store.release_lease(self.ws, self.holder)
+
+    def _execute(self, i: Start | Stop | Kill, row: JobRecord) -> None:
+        try:
+            if isinstance(i, Start):
+                self.executor.start(row, i.attempt, i.slots)
+            elif isinstance(i, Stop):
+                self.executor.stop(row, i.attempt)
+            elif isinstance(i, Kill):
+                self.executor.kill(row, i.attempt)
+        except Exception as exc:  # the machine recovers: an attempt that never starts times out
+            log.warning("executor %s failed for %s: %s", type(i).__name__, i.job_id, exc)
+            store.record(self.ws, [(i.job_id, "executor", f"{type(i).__name__} failed: {exc}")])
+
+    def run(self, until: Callable[[], bool] | None = None, interval: float | None = None) -> None:
+        """Pass after pass until ``until()`` is true (forever by default); releases the lease at the end."""
+        interval = interval or self.ws.settings.scheduler_interval_s
+        try:
+            while until is None or not until():
+                t0 = time.monotonic()
+                try:
+                    self.tick()
+                except Exception as exc:  # e.g. the database restarting: keep going
+                    log.warning("scheduler pass failed: %s", exc)
+                time.sleep(max(0.0, interval - (time.monotonic() - t0)))
+        finally:
+            store.release_lease(self.ws, self.holder)
+
+
+def _events(r: JobRecord) -> list[UserRequest | WorkerRunning | WorkerExited]:
+    """What changed in a row since the scheduler last wrote it."""
+    evs: list[UserRequest | WorkerRunning | WorkerExited] = []
+    current = r.report_attempt == r.attempt and r.attempt > 0
+    if current and r.state == State.STARTING.value and r.report == "running":
+        evs.append(WorkerRunning(r.id, r.attempt, r.heartbeat_ts or time.time()))
+    if current and State(r.state) in HOLDING and r.report in store.WORKER_EXITS:
+        evs.append(WorkerExited(r.id, r.attempt, r.report, r.error))
+    if r.action:
+        evs.append(UserRequest(r.id, r.action))
+    return evs

@@ -1,0 +1,206 @@
+"""Jobs as users see them: submit, list, show, request pause/resume/cancel/retry/delete, follow.
+
+Submitting writes the job row; the scheduler decides the rest. When no scheduler is running (the
+embedded default), the functions that need one run passes in this process.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import select, update
+
+from imts.core.errors import ConflictError, ImtsError, InputError, NotFoundError
+from imts.core.ids import new_id
+from imts.core.progress import NullProgress, Progress
+from imts.jobs import store
+from imts.jobs.executors import log_path
+from imts.jobs.kinds import MULTI_WORKER, SPECS, check
+from imts.jobs.machine import FINISHED, USER_ACTIONS, State, allowed
+from imts.jobs.policy import PRIORITY_CLASSES, quota_refusal
+from imts.jobs.pool import Pool, Request, load_pool
+from imts.store.models import JobEvent, JobRecord
+from imts.store.workspace import Workspace
+
+
+class QuotaError(ImtsError):
+    """A tenant's quota does not allow the job."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    kind: str
+    spec: dict[str, Any] | BaseModel
+    tenant: str = "default"
+    owner: str = ""
+    name: str = ""
+    priority_class: str = "normal"
+    preemptible: bool | None = None  # default: every class but urgent
+    workers: int = 1
+    request: Request = field(default_factory=Request)
+    max_retries: int = 1
+
+
+def submit(ws: Workspace, sub: Submission) -> str:
+    """Validate and queue a job; returns its id. Refuses what could never run, with the reason."""
+    if sub.kind not in SPECS:
+        raise InputError(f"unknown job kind '{sub.kind}'; one of {', '.join(SPECS)}", field="kind")
+    try:
+        spec = SPECS[sub.kind].model_validate(
+            sub.spec.model_dump(mode="json") if isinstance(sub.spec, BaseModel) else sub.spec
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InputError(first["msg"], field=".".join(str(p) for p in first["loc"])) from exc
+    check(ws, sub.kind, spec)
+    if sub.priority_class not in PRIORITY_CLASSES:
+        raise InputError(
+            f"unknown priority class '{sub.priority_class}'; one of {', '.join(PRIORITY_CLASSES)}",
+            field="priority",
+        )
+    if sub.workers < 1:
+        raise InputError("workers must be at least 1", field="workers")
+    if sub.workers > 1 and sub.kind not in MULTI_WORKER:
+        raise InputError(f"{sub.kind} jobs run as one worker (got {sub.workers})", field="workers")
+    pool_spec = load_pool(ws.settings.pool_file)
+    if not Pool(pool_spec).could_ever_fit(sub.workers, sub.request):
+        need = sub.request.model_dump(exclude_defaults=True)
+        nodes = ", ".join(
+            f"{n.name}: {n.cpus} CPU, {sum(g.count for g in n.gpus)} GPU" for n in pool_spec.nodes
+        )
+        raise QuotaError(f"the pool can never hold {sub.workers} worker(s) x {need} (nodes: {nodes})")
+    now = time.time()
+    snap = store.snapshot(ws, now, pool_spec.period_hours * 3600)
+    refusal = quota_refusal(pool_spec, sub.tenant, 0, snap.usage.get(sub.tenant, store.Usage()))
+    if refusal is not None:
+        raise QuotaError(refusal)
+    job_id = new_id("job")
+    with ws.session() as s:
+        s.add(
+            JobRecord(
+                id=job_id,
+                project_id=ws.project_id,
+                tenant=sub.tenant,
+                owner=sub.owner,
+                kind=sub.kind,
+                name=sub.name or sub.kind,
+                spec=spec.model_dump(mode="json"),
+                priority_class=sub.priority_class,
+                priority=PRIORITY_CLASSES[sub.priority_class],
+                preemptible=sub.priority_class != "urgent" if sub.preemptible is None else sub.preemptible,
+                workers=sub.workers,
+                request=sub.request.model_dump(mode="json"),
+                max_retries=sub.max_retries,
+                submitted_ts=now,
+                progress={},
+                data={},
+            )
+        )
+        s.flush()
+        s.add(JobEvent(job_id=job_id, ts=now, kind="queued", message="submitted"))
+    return job_id
+
+
+def get(ws: Workspace, job_id: str) -> JobRecord:
+    with ws.session() as s:
+        row = s.get(JobRecord, job_id)
+        if row is None:
+            raise NotFoundError(f"no job '{job_id}'")
+        return row
+
+
+def events(ws: Workspace, job_id: str) -> list[JobEvent]:
+    with ws.session() as s:
+        return list(s.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)))
+
+
+def list_ids(ws: Workspace, ids: list[str]) -> set[str]:
+    """Which of ``ids`` exist."""
+    with ws.session() as s:
+        return set(s.scalars(select(JobRecord.id).where(JobRecord.id.in_(ids))))
+
+
+def list_jobs(ws: Workspace, state: str | None = None, limit: int = 200) -> list[JobRecord]:
+    """Newest first."""
+    with ws.session() as s:
+        q = select(JobRecord).order_by(JobRecord.submitted_ts.desc()).limit(limit)
+        return list(s.scalars(q.where(JobRecord.state == state) if state else q))
+
+
+def request(ws: Workspace, job_id: str, action: str) -> None:
+    """Ask for pause | resume | cancel | retry | delete; refused at once when the state forbids it."""
+    if action not in USER_ACTIONS:
+        raise InputError(f"unknown action '{action}'; one of {', '.join(USER_ACTIONS)}")
+    for _ in range(50):  # compare-and-set against the scheduler's writes
+        row = get(ws, job_id)
+        if not allowed(row.state, action):
+            raise ConflictError(f"cannot {action} job {job_id}: it is {row.state}")
+        with ws.session() as s:
+            res = s.execute(
+                update(JobRecord)
+                .where(JobRecord.id == job_id, JobRecord.version == row.version)
+                .values(action=action, version=JobRecord.version + 1)
+            )
+            if res.rowcount:  # type: ignore[attr-defined]
+                break
+        time.sleep(0.05)
+    else:
+        raise ConflictError(f"job {job_id} keeps changing; try again")
+    settle(ws)
+
+
+def settle(ws: Workspace) -> None:
+    """One scheduling pass here if no scheduler is running (embedded mode needs no daemon): queued
+    jobs start, finished workers' reports become states, lost workers are noticed."""
+    if store.lease_holder(ws) is None:
+        from imts.jobs.loop import Scheduler
+
+        Scheduler(ws).once()
+
+
+def logs(ws: Workspace, job_id: str) -> list[Path]:
+    """Log files of the job's attempts, oldest first."""
+    row = get(ws, job_id)
+    return [p for a in range(1, row.attempt + 1) if (p := log_path(ws.settings, job_id, a)).exists()]
+
+
+def follow(ws: Workspace, job_id: str, progress: Progress | None = None, poll_s: float = 0.5) -> JobRecord:
+    """Wait until the job has finished, showing its live progress; runs scheduler passes in this
+    process while no scheduler daemon holds the lease (so the embedded default needs no daemon)."""
+    from imts.jobs.loop import Scheduler
+
+    progress = progress or NullProgress()
+    sched: Scheduler | None = None
+    task_cm: Any = None
+    bar: Any = None
+    shown: tuple[str, float] = ("", 0.0)
+    try:
+        while True:
+            if store.lease_holder(ws) in (None, getattr(sched, "holder", None)):
+                sched = sched or Scheduler(ws)
+                sched.tick()
+            row = get(ws, job_id)
+            p = row.progress or {}
+            if row.state == State.RUNNING.value and p.get("task"):
+                if p["task"] != shown[0] or bar is None:
+                    if task_cm is not None:
+                        task_cm.__exit__(None, None, None)
+                    task_cm = progress.task(f"{row.kind} {row.id}: {p['task']}", p.get("total"))
+                    bar, shown = task_cm.__enter__(), (p["task"], 0.0)
+                    bar.advance(0)
+                done = float(p.get("done", 0.0))
+                if done != shown[1]:
+                    bar.advance(done - shown[1], **p.get("fields", {}))
+                    shown = (shown[0], done)
+            if row.state in [s.value for s in FINISHED]:
+                return row
+            time.sleep(poll_s)
+    finally:
+        if task_cm is not None:
+            task_cm.__exit__(None, None, None)
+        if sched is not None:
+            store.release_lease(ws, sched.holder)

@@ -1,0 +1,170 @@
+"""Worker entry point: ``python -m imts.jobs.worker JOB_ID --attempt N``.
+
+Claims the attempt (exits at once if it is no longer current), heartbeats from a thread, runs the
+job's kind, and reports how it ended. SIGTERM means "checkpoint and stop": runners that can resume see
+``should_stop()`` turn true at their next step boundary; others are interrupted where they are.
+A gang of N workers: this process is rank 0 and starts ranks 1..N-1 with their own allocations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from imts.core.errors import Interrupted
+from imts.core.settings import Settings
+from imts.jobs import store
+from imts.jobs.executors import worker_env
+from imts.jobs.kinds import RUNNERS, SPECS, JobContext
+from imts.jobs.pool import Slot
+from imts.store.workspace import Workspace
+
+STOPPABLE = {"train", "sleep"}  # kinds that check should_stop() and resume from saved state
+
+
+class HeartbeatProgress:
+    """Progress that the heartbeat carries to the store (the CLI shows bars and ETA from it)."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, Any] = {}
+
+    @contextmanager
+    def task(self, description: str, total: float | None) -> Iterator[Any]:
+        self.state = {"task": description, "done": 0.0, "total": total, "fields": {}}
+        print(f"[{time.strftime('%H:%M:%S')}] {description} (total {total})", flush=True)
+        progress = self
+
+        class _Task:
+            def advance(self, n: float = 1, **fields: Any) -> None:
+                progress.state["done"] = progress.state.get("done", 0.0) + n
+                if fields:
+                    progress.state["fields"] = {
+                        k: v for k, v in fields.items() if isinstance(v, int | float | str)
+                    }
+
+        yield _Task()
+
+    def log(self, message: str) -> None:
+        print(message, flush=True)
+
+
+def run_rank(job_id: str, rank: int) -> int:
+    """A non-zero rank of a gang: here a sleeping companion (the kinds that allow gangs are drills)."""
+    ws = Workspace(Settings())
+    from imts.store.models import JobRecord
+
+    with ws.session() as s:
+        row = s.get(JobRecord, job_id)
+        seconds = float(row.spec.get("seconds", 0)) if row else 0.0
+    print(
+        f"rank {rank} of {job_id}: pid {os.getpid()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}",
+        flush=True,
+    )
+    time.sleep(seconds)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m imts.jobs.worker")
+    ap.add_argument("job_id")
+    ap.add_argument("--attempt", type=int, required=True)
+    ap.add_argument("--rank", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.rank:
+        return run_rank(args.job_id, args.rank)
+    settings = Settings()
+    ws = Workspace(settings)
+    row = store.claim(ws, args.job_id, args.attempt, os.getpid(), socket.gethostname())
+    if row is None:
+        print(f"attempt {args.attempt} of {args.job_id} is not current: nothing to do", flush=True)
+        return 0
+    print(f"worker {os.getpid()} runs {row.kind} job {row.id} attempt {args.attempt}", flush=True)
+    stop = threading.Event()
+
+    def on_term(signum: int, frame: Any) -> None:
+        stop.set()
+        if row.kind not in STOPPABLE:  # cannot checkpoint: stop now, the next attempt starts over
+            raise Interrupted()
+
+    signal.signal(signal.SIGTERM, on_term)
+    progress = HeartbeatProgress()
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(settings.heartbeat_s):
+            try:
+                store.heartbeat(ws, row.id, args.attempt, progress.state)
+            except Exception as exc:  # a database hiccup must not kill the job; the next beat retries
+                print(f"heartbeat failed: {exc}", flush=True)
+
+    threading.Thread(target=beat, daemon=True).start()
+    started = time.time()
+    ranks: list[subprocess.Popen[bytes]] = []
+    outcome, error, result = "succeeded", None, {}
+    try:
+        if row.state == "preempting":
+            raise Interrupted()  # asked to stop before it began
+        slots = [Slot.from_json(s) for s in row.slots or []]
+        for rank in range(1, len(slots)):
+            cmd = [
+                sys.executable,
+                "-m",
+                "imts.jobs.worker",
+                row.id,
+                "--attempt",
+                str(args.attempt),
+                "--rank",
+                str(rank),
+            ]
+            ranks.append(
+                subprocess.Popen(cmd, env=worker_env(slots[rank], dict(os.environ), rank, len(slots)))
+            )
+        spec = SPECS[row.kind].model_validate(row.spec)
+        ctx = JobContext(
+            ws,
+            row.id,
+            args.attempt,
+            dict(row.data),
+            lambda d: _save(ws, row.id, args.attempt, ctx, d),
+            stop.is_set,
+            progress,
+        )
+        result = RUNNERS[row.kind](ctx, spec)
+        codes = [p.wait() for p in ranks]
+        if any(codes):
+            outcome, error = "failed", f"worker ranks exited with {codes}"
+    except Interrupted as exc:
+        outcome = "stopped"
+        print(f"stopped on request ({exc})", flush=True)
+    except BaseException as exc:
+        traceback.print_exc()
+        outcome, error = "failed", f"{type(exc).__name__}: {exc}"
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for p in ranks:
+            if p.poll() is None:
+                p.terminate()
+                p.wait()
+        done.set()
+    store.finish(ws, row.id, args.attempt, outcome, error, time.time() - started, result)
+    print(f"attempt {args.attempt} {outcome}" + (f": {error}" if error else ""), flush=True)
+    return 0
+
+
+def _save(ws: Workspace, job_id: str, attempt: int, ctx: JobContext, data: dict[str, Any]) -> None:
+    store.save_data(ws, job_id, attempt, data)
+    ctx.data.update(data)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Rendered Kubernetes manifests validate against the real CRD schemas (Volcano Job, PyTorchJob)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from imts.jobs import k8s, service
+from imts.jobs.kinds import SleepJob
+from imts.jobs.pool import Request
+from imts.jobs.service import Submission
+from imts.store.workspace import Workspace
+
+CRDS = Path(__file__).parent / "crds"
+
+
+def schema(file: str) -> dict[str, Any]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the CRDs are large: use libyaml if present
+    crd = yaml.load((CRDS / file).read_text(encoding="utf-8"), Loader=loader)
+    return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+
+@pytest.fixture(scope="module")
+def schemas() -> dict[str, dict[str, Any]]:
+    return {
+        "volcano": schema("batch.volcano.sh_jobs.yaml"),
+        "pytorchjob": schema("kubeflow.org_pytorchjobs.yaml"),
+    }
+
+
+def test_manifests_validate_and_carry_the_gang(jws: Workspace, schemas: dict[str, dict[str, Any]]) -> None:
+    sub = Submission(
+        "sleep",
+        SleepJob(seconds=1),
+        tenant="team-a",
+        priority_class="high",
+        workers=3,
+        request=Request(cpus=1),
+    )
+    row = service.get(jws, service.submit(jws, sub))
+    vj = k8s.volcano_job(row, attempt=2)
+    jsonschema.validate(vj, schemas["volcano"])
+    assert vj["spec"]["minAvailable"] == 3 and vj["spec"]["queue"] == "team-a"
+    assert vj["spec"]["priorityClassName"] == "imts-high"
+    cmd = vj["spec"]["tasks"][0]["template"]["spec"]["containers"][0]["command"]
+    assert cmd[-3:] == [row.id, "--attempt", "2"]
+    pj = k8s.pytorch_job(row)
+    jsonschema.validate(pj, schemas["pytorchjob"])
+    assert pj["spec"]["runPolicy"]["schedulingPolicy"]["minAvailable"] == 3
+    assert pj["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] == 2
+
+
+def test_gpu_and_mig_requests(jws: Workspace) -> None:
+    assert k8s.resources(Request(cpus=4, memory_gb=16, gpus=2))["limits"] == {
+        "memory": "16384Mi",
+        "nvidia.com/gpu": 2,
+    }
+    assert "nvidia.com/mig-1g.10gb" in k8s.resources(Request(mig="1g.10gb"))["requests"]
+
+
+def test_schema_catches_a_broken_manifest(jws: Workspace, schemas: dict[str, dict[str, Any]]) -> None:
+    row = service.get(jws, service.submit(jws, Submission("sleep", SleepJob())))
+    bad = copy.deepcopy(k8s.volcano_job(row))
+    bad["spec"]["minAvailable"] = "three"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schemas["volcano"])
+    bad = copy.deepcopy(k8s.pytorch_job(row))
+    del bad["spec"]["pytorchReplicaSpecs"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schemas["pytorchjob"])
