@@ -85,17 +85,29 @@ def eval_(
 @app.command("report")
 @friendly
 def report(
-    run_id: str = typer.Argument(..., help="Training run id."),
+    run_id: str | None = typer.Argument(None, help="Training run id (omit to compare --evals only)."),
     baseline: str | None = typer.Option(None, help="Baseline eval run (default: newest of the base model)."),
     tuned: str | None = typer.Option(None, help="Tuned eval run (default: newest of the run's model)."),
+    evals: list[str] = typer.Option(
+        [], "--evals", "-e", help="Eval runs to compare (repeat; oldest first). With a run id: extra models."
+    ),
+    clusters: bool = typer.Option(True, help="Cluster the failed items (MiniLM embeddings)."),
 ) -> None:
-    """Before/after comparison report of a training run: HTML (offline) + Markdown + JSON."""
+    """Comparison report: before/after a training run, or 2+ model versions; HTML (offline) + MD + JSON."""
+    from imts.core.errors import InputError
     from imts.evals import compare
     from imts.evals.report import render_markdown
 
     ws = workspace()
-    rep = compare.build(ws, run_id, baseline, tuned)
-    paths = compare.write(ws, run_id, rep)
+    if run_id is not None:
+        rep = compare.build(ws, run_id, baseline, tuned, others=evals, cluster=clusters)
+        key = run_id
+    elif len(evals) >= 2:
+        rep = compare.build_models(ws, evals, cluster=clusters)
+        key = evals[-1]
+    else:
+        raise InputError("give a training run id, or two or more --evals", field="evals")
+    paths = compare.write(ws, key, rep)
     console.print(render_markdown(rep), markup=False, highlight=False)
     console.print(f"[green]report[/] {paths['html']}")
 
