@@ -37,7 +37,7 @@ def _results(mathgen: ModuleType) -> list[EvalResult]:
                 f"The answer is {r['answer'] if d < skill else 0}.",
                 r["answer"] if d < skill else "0",
                 d < skill,
-            )  # fmt: skip
+            )
             for r, d in zip(rows, difficulty, strict=True)
         ]
         out.append(EvalResult(label, label, items))
