@@ -104,8 +104,23 @@ def _field(prompt: str, name: str) -> str:
     return m.group(1).strip() if m else ""
 
 
+_PARAPHRASES = (
+    ("How many", "Tell me: how many"), ("How much", "Tell me: how much"), (" has ", " owns "),
+    ("then", "after that"), ("还剩几", "最后还剩几"), ("现有几", "现在一共有几"), ("共", "一共"),
+)  # fmt: skip
+
+
+def paraphrase(question: str) -> str:
+    """A rule-based rewording that keeps every number (the rules backend's paraphrase)."""
+    for old, new in _PARAPHRASES:
+        question = question.replace(old, new, 1)
+    return question
+
+
 def rules_reply(prompt: str) -> str:
-    """The rules backend's reply to a judge prompt (JSON), or a fixed line for anything else."""
+    """The rules backend's reply to a judge or paraphrase prompt, or a fixed line for anything else."""
+    if prompt.startswith("PARAPHRASE:"):
+        return paraphrase(_field(prompt, "QUESTION"))
     rubric = _field(prompt, "RUBRIC")
     reference = _field(prompt, "REFERENCE")
     if "ANSWER A" in prompt and "ANSWER B" in prompt:
