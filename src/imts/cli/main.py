@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from imts.cli import data, models, runs
+from imts.cli import court, data, models, runs
 from imts.cli.common import console, friendly, progress, workspace
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app = typer.Typer(
 app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")
 app.add_typer(runs.app, name="runs")
+court.register(app)
 
 OVERRIDES_HELP = "Run-spec overrides KEY=VALUE (e.g. max_steps=200 lora.r=8 precision=fp32)."
 
@@ -56,30 +57,57 @@ def eval_(
     model: str = typer.Option(
         ..., "--model", help="Base model name, model version (NAME[:N]), run id or folder."
     ),
-    data_ref: str = typer.Option(..., "--data", help="Dataset reference; default split: test."),
+    data_ref: str | None = typer.Option(None, "--data", help="Dataset reference; default split: test."),
     max_new_tokens: int | None = typer.Option(
         None, help="Generation budget (default: 1.25 x the longest reference answer)."
     ),
     batch_size: int = typer.Option(32),
     limit: int | None = typer.Option(None, help="Evaluate only the first N items."),
+    suite: Path | None = typer.Option(None, "--suite", help="Suite YAML (datasets, metrics, judges, ...)."),
+    metrics: str = typer.Option(
+        "exact_match", help="Comma list: exact_match, f1, bleu, rouge_l, distinct_2, perplexity."
+    ),
+    judges: str = typer.Option("", help="Comma list of judges on every answer: math, safety."),
+    temperature: float = typer.Option(0.0, help="0: greedy; >0: sampled (seeded)."),
+    seed: int = typer.Option(0, help="Sampling seed."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Generate even what the cache holds."),
 ) -> None:
-    """Evaluate a model on a dataset split: batched greedy generation, numeric exact match."""
-    from imts.evals.service import EvalSettings, evaluate
+    """Evaluate a model on a dataset split (or a suite): batched generation, metrics, judges, cache."""
+    from imts.evals.service import run_suite
+    from imts.evals.suite import SuiteSpec
     from imts.store.models import Run
 
+    if suite is not None:
+        spec = SuiteSpec.from_yaml(suite)
+        if data_ref:
+            spec.datasets = [data_ref]
+    else:
+        spec = SuiteSpec.parse(
+            {
+                "datasets": [data_ref] if data_ref else [],
+                "metrics": [m.strip() for m in metrics.split(",") if m.strip()],
+                "judges": [j.strip() for j in judges.split(",") if j.strip()],
+                "max_new_tokens": max_new_tokens,
+                "batch_size": batch_size,
+                "max_items": limit,
+                "sampling": {"temperature": temperature, "seed": seed},
+            }
+        )
+    spec.cache = spec.cache and not no_cache
     ws = workspace()
-    run_id = evaluate(ws, model, data_ref, EvalSettings(max_new_tokens, batch_size, limit), progress())
-    with ws.session() as s:
-        run = s.get(Run, run_id)
-        assert run is not None
-        summary = dict(run.summary)
-    cats = ", ".join(
-        f"{k} {v['correct']}/{v['total']}" for k, v in summary["per_category"].items() if k != "all"
-    )
-    console.print(
-        f"[green]evaluated[/] run {run_id}: accuracy [bold]{summary['accuracy']:.1%}[/] "
-        f"(n={summary['n']}); {cats}"
-    )
+    for run_id in run_suite(ws, model, spec, progress()):
+        with ws.session() as s:
+            run = s.get(Run, run_id)
+            assert run is not None
+            summary, data_name = dict(run.summary), run.spec.get("data", "")
+        cats = ", ".join(
+            f"{k} {v['correct']}/{v['total']}" for k, v in summary["per_category"].items() if k != "all"
+        )
+        extra = ", ".join(f"{k} {v:.3g}" for k, v in summary["metrics"].items() if k != "exact_match")
+        console.print(
+            f"[green]evaluated[/] run {run_id} on {data_name}: accuracy [bold]{summary['accuracy']:.1%}[/] "
+            f"(n={summary['n']}, cached {summary['cache_hits']}); {cats}" + (f"; {extra}" if extra else "")
+        )
 
 
 @app.command("report")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -41,6 +41,14 @@ class Settings(BaseSettings):
         default=None, description="CPU threads for torch; default: all cores this process may use."
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+    chat_api_key: SecretStr | None = Field(
+        default=None,
+        description="API key sent to an OpenAI-compatible endpoint used as a chat backend (judges, red "
+        "team); never logged or printed.",
+    )
+    serve_api_key: SecretStr | None = Field(
+        default=None, description="API key that `imts serve` requires of its clients (none: open)."
+    )
 
     @field_validator("workspace", "model_cache")
     @classmethod

@@ -14,7 +14,7 @@ YAML example::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
@@ -73,9 +73,14 @@ class SuiteSpec(BaseModel):
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise InputError(f"cannot read the suite: {exc}", file=str(path)) from None
+        return cls.parse(data, str(path))
+
+    @classmethod
+    def parse(cls, data: dict[str, Any], file: str | None = None) -> SuiteSpec:
+        """Validate a suite; a bad value becomes an :class:`InputError` naming the field."""
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
             err = exc.errors()[0]
             field = ".".join(str(p) for p in err["loc"])
-            raise InputError(err["msg"], file=str(path), field=field) from None
+            raise InputError(err["msg"], file=file, field=field) from None
