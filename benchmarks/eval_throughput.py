@@ -82,6 +82,7 @@ def main() -> int:
     torch.manual_seed(0)
 
     imts_texts, imts = generate(tokenizer, model, prompts, args.max_new_tokens, args.batch_size)
+    print(f"imts: {imts['new_tokens']} tokens in {imts['seconds']:.1f} s", flush=True)
     base_texts, base = one_by_one(tokenizer, model, prompts, args.max_new_tokens)
     imts_tps = imts["new_tokens"] / imts["seconds"]
     base_tps = base["new_tokens"] / base["seconds"]
