@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from imts.agents.judges.base import JudgeItem, Judgement
-from imts.agents.sandbox import SandboxResult, run_python
+from imts.agents.sandbox import run_python
 from imts.evals.metrics import extract_number, numeric_match
 
 _NUM = r"\d[\d,]*(?:\.\d+)?"
@@ -165,8 +165,3 @@ def _show(value: str) -> str:
         return value
     f = Fraction(value)
     return str(f.numerator) if f.denominator == 1 else f"{value} ({float(f):g})"
-
-
-def sandbox_check(code: str) -> SandboxResult:
-    """Run an answer's code the way the math judge does (for callers that only need the containment)."""
-    return run_python(code)
