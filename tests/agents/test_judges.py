@@ -103,7 +103,7 @@ def test_pairwise_both_orders_removes_position_bias() -> None:
 def test_cascade_costs_less_than_full_debate(labelled: list[fixture.Labelled]) -> None:
     items = [x.item for x in labelled]
     court = [Seat(RulesBackend(), "logic"), Seat(Stubborn(4))]
-    result = Cascade(Seat(RulesBackend()), court).run(items)
+    result = Cascade(Seat(RulesBackend()), court, math=MathJudge(timeout_s=1.5, cpu_s=1)).run(items)
     assert len(result.judgements) == len(items)
     levels = result.levels
     assert levels["rules"].items == len(items) and levels["rules"].calls == 0
@@ -117,7 +117,8 @@ def test_cascade_costs_less_than_full_debate(labelled: list[fixture.Labelled]) -
 def test_cascade_sends_undecided_items_to_the_debate(labelled: list[fixture.Labelled]) -> None:
     items = [x.item for x in labelled]
     court = [Seat(RulesBackend(), "logic"), Seat(Stubborn(9))]
-    result = Cascade(Seat(Stubborn(5)), court).run(items)  # the single judge never decides
+    # The single judge never decides.
+    result = Cascade(Seat(Stubborn(5)), court, math=MathJudge(timeout_s=1.5, cpu_s=1)).run(items)
     levels = result.levels
     assert levels["debate"].items == levels["judge"].items > 0
     assert levels["debate"].calls == 4 * levels["debate"].items

@@ -133,14 +133,19 @@ class Cascade:
     """rules -> one judge -> debate, each level only for what the one before could not settle."""
 
     def __init__(
-        self, judge: Seat, court: Sequence[Seat], undecided: tuple[float, float] = (2.0, 8.0)
+        self,
+        judge: Seat,
+        court: Sequence[Seat],
+        undecided: tuple[float, float] = (2.0, 8.0),
+        math: MathJudge | None = None,
     ) -> None:
         self.judge, self.court, self.undecided = judge, list(court), undecided
+        self.math = math or MathJudge()
 
     def run(self, items: Sequence[JudgeItem]) -> CascadeResult:
         levels = {"rules": LevelCost(), "judge": LevelCost(), "debate": LevelCost()}
         safety = RulesSafetyJudge().judge(items)
-        maths = MathJudge().judge(items)
+        maths = self.math.judge(items)
         out: list[Judgement] = []
         single = LLMJudge(self.judge.backend, self.judge.rubric, name="judge")
         for item, safe, m in zip(items, safety, maths, strict=True):
