@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.imts-installed
 # pip's own chatter about this machine's extra index folders is noise, not progress.
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test install lint clean-workspace
+.PHONY: demo test install browser lint clean-workspace
 
 install: $(STAMP)
 
@@ -24,7 +24,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: install
 	$(BIN)/imts demo
 
-test: install
+# The report's browser test drives Debian's chromium through Playwright (never `playwright install`).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+test: install browser
 	$(BIN)/python -m pytest -q
 
 lint: install

@@ -109,7 +109,7 @@ def test_train_and_eval_run_as_jobs_and_are_followed(
         "4",
     )
     assert out.returncode == 0, out.stderr
-    assert "evaluated" in out.stdout and "(n=4)" in out.stdout
+    assert "evaluated" in out.stdout and "(n=4," in out.stdout
     from imts.jobs import service
 
     assert sorted((r.kind, r.state) for r in service.list_jobs(ws)) == [

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from imts.cli import data, jobs, models, pool, runs
+from imts.cli import court, data, jobs, models, pool, runs
 from imts.cli import hpo as hpo_cli
 from imts.cli import plan as plan_cli
 from imts.cli.common import console, friendly, progress, workspace
@@ -26,6 +26,7 @@ app.add_typer(pool.app, name="pool")
 app.command("scheduler")(friendly(pool.scheduler))
 app.command("plan")(plan_cli.plan)
 app.command("hpo")(hpo_cli.hpo)
+court.register(app)
 
 OVERRIDES_HELP = "Run-spec overrides KEY=VALUE (e.g. max_steps=200 lora.r=8 precision=fp32)."
 
@@ -33,8 +34,10 @@ OVERRIDES_HELP = "Run-spec overrides KEY=VALUE (e.g. max_steps=200 lora.r=8 prec
 JOB_OPTIONS_HELP = "Run inline in this process instead of as a job on the pool."
 
 
-def _run_as_job(ws: Any, kind: str, spec: Any, priority: str, tenant: str, cpus: int | None) -> str:
-    """Submit a job and follow it to the end (scheduling it here if no scheduler runs); its run id."""
+def _run_as_job(
+    ws: Any, kind: str, spec: Any, priority: str, tenant: str, cpus: int | None
+) -> dict[str, Any]:
+    """Submit a job and follow it to the end (scheduling it here if no scheduler runs); its result."""
     from imts.core.errors import ImtsError
     from imts.jobs import service
     from imts.jobs.pool import Request, load_pool
@@ -47,7 +50,7 @@ def _run_as_job(ws: Any, kind: str, spec: Any, priority: str, tenant: str, cpus:
     row = service.follow(ws, job_id, progress())
     if row.state != "succeeded":
         raise ImtsError(f"job {job_id} {row.state}: {row.error or row.reason}")
-    return str(row.data["result"]["run_id"])
+    return dict(row.data["result"])
 
 
 @app.command("train")
@@ -76,7 +79,9 @@ def train(
     else:
         from imts.jobs.kinds import TrainJob
 
-        run_id = _run_as_job(ws, "train", TrainJob(run=spec, model_name=name), priority, tenant, cpus)
+        run_id = _run_as_job(ws, "train", TrainJob(run=spec, model_name=name), priority, tenant, cpus)[
+            "run_id"
+        ]
     from imts.store.models import Run
 
     with ws.session() as s:
@@ -95,60 +100,97 @@ def eval_(
     model: str = typer.Option(
         ..., "--model", help="Base model name, model version (NAME[:N]), run id or folder."
     ),
-    data_ref: str = typer.Option(..., "--data", help="Dataset reference; default split: test."),
+    data_ref: str | None = typer.Option(None, "--data", help="Dataset reference; default split: test."),
     max_new_tokens: int | None = typer.Option(
         None, help="Generation budget (default: 1.25 x the longest reference answer)."
     ),
     batch_size: int = typer.Option(32),
     limit: int | None = typer.Option(None, help="Evaluate only the first N items."),
+    suite: Path | None = typer.Option(None, "--suite", help="Suite YAML (datasets, metrics, judges, ...)."),
+    metrics: str = typer.Option(
+        "exact_match", help="Comma list: exact_match, f1, bleu, rouge_l, distinct_2, perplexity."
+    ),
+    judges: str = typer.Option("", help="Comma list of judges on every answer: math, safety."),
+    temperature: float = typer.Option(0.0, help="0: greedy; >0: sampled (seeded)."),
+    seed: int = typer.Option(0, help="Sampling seed."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Generate even what the cache holds."),
     inline: bool = typer.Option(False, "--inline", help=JOB_OPTIONS_HELP),
     priority: str = typer.Option("normal", help="Job priority class: urgent | high | normal | low."),
     tenant: str = typer.Option("default", help="Tenant the job is accounted to."),
     cpus: int | None = typer.Option(None, help="CPU slots for the job (default: a whole node)."),
 ) -> None:
-    """Evaluate a model on a dataset split: batched greedy generation, numeric exact match.
+    """Evaluate a model on a dataset split (or a suite): batched generation, metrics, judges, cache.
 
     Runs as a job on the resource pool and follows it; --inline evaluates in this process."""
-    from imts.evals.service import EvalSettings, evaluate
+    from imts.evals.service import run_suite
+    from imts.evals.suite import SuiteSpec
     from imts.store.models import Run
 
+    if suite is not None:
+        spec = SuiteSpec.from_yaml(suite)
+        if data_ref:
+            spec.datasets = [data_ref]
+    else:
+        spec = SuiteSpec.parse(
+            {
+                "datasets": [data_ref] if data_ref else [],
+                "metrics": [m.strip() for m in metrics.split(",") if m.strip()],
+                "judges": [j.strip() for j in judges.split(",") if j.strip()],
+                "max_new_tokens": max_new_tokens,
+                "batch_size": batch_size,
+                "max_items": limit,
+                "sampling": {"temperature": temperature, "seed": seed},
+            }
+        )
+    spec.cache = spec.cache and not no_cache
     ws = workspace()
     if inline:
-        run_id = evaluate(ws, model, data_ref, EvalSettings(max_new_tokens, batch_size, limit), progress())
+        run_ids = run_suite(ws, model, spec, progress())
     else:
         from imts.jobs.kinds import EvalJob
 
-        spec = EvalJob(
-            model=model, data=data_ref, max_new_tokens=max_new_tokens, batch_size=batch_size, limit=limit
+        run_ids = _run_as_job(ws, "eval", EvalJob(model=model, suite=spec), priority, tenant, cpus)["run_ids"]
+    for run_id in run_ids:
+        with ws.session() as s:
+            run = s.get(Run, run_id)
+            assert run is not None
+            summary, data_name = dict(run.summary), run.spec.get("data", "")
+        cats = ", ".join(
+            f"{k} {v['correct']}/{v['total']}" for k, v in summary["per_category"].items() if k != "all"
         )
-        run_id = _run_as_job(ws, "eval", spec, priority, tenant, cpus)
-    with ws.session() as s:
-        run = s.get(Run, run_id)
-        assert run is not None
-        summary = dict(run.summary)
-    cats = ", ".join(
-        f"{k} {v['correct']}/{v['total']}" for k, v in summary["per_category"].items() if k != "all"
-    )
-    console.print(
-        f"[green]evaluated[/] run {run_id}: accuracy [bold]{summary['accuracy']:.1%}[/] "
-        f"(n={summary['n']}); {cats}"
-    )
+        extra = ", ".join(f"{k} {v:.3g}" for k, v in summary["metrics"].items() if k != "exact_match")
+        console.print(
+            f"[green]evaluated[/] run {run_id} on {data_name}: accuracy [bold]{summary['accuracy']:.1%}[/] "
+            f"(n={summary['n']}, cached {summary['cache_hits']}); {cats}" + (f"; {extra}" if extra else "")
+        )
 
 
 @app.command("report")
 @friendly
 def report(
-    run_id: str = typer.Argument(..., help="Training run id."),
+    run_id: str | None = typer.Argument(None, help="Training run id (omit to compare --evals only)."),
     baseline: str | None = typer.Option(None, help="Baseline eval run (default: newest of the base model)."),
     tuned: str | None = typer.Option(None, help="Tuned eval run (default: newest of the run's model)."),
+    evals: list[str] = typer.Option(
+        [], "--evals", "-e", help="Eval runs to compare (repeat; oldest first). With a run id: extra models."
+    ),
+    clusters: bool = typer.Option(True, help="Cluster the failed items (MiniLM embeddings)."),
 ) -> None:
-    """Before/after comparison report of a training run: HTML (offline) + Markdown + JSON."""
+    """Comparison report: before/after a training run, or 2+ model versions; HTML (offline) + MD + JSON."""
+    from imts.core.errors import InputError
     from imts.evals import compare
     from imts.evals.report import render_markdown
 
     ws = workspace()
-    rep = compare.build(ws, run_id, baseline, tuned)
-    paths = compare.write(ws, run_id, rep)
+    if run_id is not None:
+        rep = compare.build(ws, run_id, baseline, tuned, others=evals, cluster=clusters)
+        key = run_id
+    elif len(evals) >= 2:
+        rep = compare.build_models(ws, evals, cluster=clusters)
+        key = evals[-1]
+    else:
+        raise InputError("give a training run id, or two or more --evals", field="evals")
+    paths = compare.write(ws, key, rep)
     console.print(render_markdown(rep), markup=False, highlight=False)
     console.print(f"[green]report[/] {paths['html']}")
 

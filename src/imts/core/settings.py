@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -66,6 +66,14 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="A started job whose worker has not reported by then is requeued."
     )
     scheduler_interval_s: float = Field(default=0.5, gt=0, description="Seconds between scheduling passes.")
+    chat_api_key: SecretStr | None = Field(
+        default=None,
+        description="API key sent to an OpenAI-compatible endpoint used as a chat backend (judges, red "
+        "team); never logged or printed.",
+    )
+    serve_api_key: SecretStr | None = Field(
+        default=None, description="API key that `imts serve` requires of its clients (none: open)."
+    )
 
     @field_validator("workspace", "model_cache")
     @classmethod

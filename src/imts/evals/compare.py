@@ -8,8 +8,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from imts.core.errors import NotFoundError
+from imts.evals.court_report import build_extras
 from imts.evals.report import ComparisonReport, TrainingCurves, write_report
-from imts.evals.service import load_result
+from imts.evals.service import item_scores, load_result
 from imts.store.models import BaseModelRecord, Metric, Run
 from imts.store.workspace import Workspace
 
@@ -77,9 +78,47 @@ def find_evals(ws: Workspace, train_run_id: str) -> tuple[str, str]:
     return base.id, tuned.id
 
 
+def judge_comments(ws: Workspace, eval_run_id: str) -> dict[str, str]:
+    """item id -> the judges' verdicts and rationales on that run's answers, as one line."""
+    out = {}
+    for item_id, scores in item_scores(ws, eval_run_id).items():
+        notes = [
+            f"{n[6:]}: {label} ({note})" for n, (_, label, note) in scores.items() if n.startswith("judge:")
+        ]
+        if notes:
+            out[item_id] = "; ".join(notes)
+    return out
+
+
+def build_models(ws: Workspace, eval_runs: list[str], cluster: bool = True) -> ComparisonReport:
+    """A comparison of two or more model versions evaluated on the same items (oldest first)."""
+    if len(eval_runs) < 2:
+        raise NotFoundError("a comparison needs at least two eval runs")
+    results = [load_result(ws, e) for e in eval_runs]
+    labels = [r.label for r in results]
+    return ComparisonReport(
+        title=f"Comparison of {len(results)} models: {' vs '.join(labels)}",
+        baseline=results[0],
+        tuned=results[-1],
+        curves=None,
+        facts={
+            f"model {n + 1}": f"{r.label} (eval {e})"
+            for n, (r, e) in enumerate(zip(results, eval_runs, strict=True))
+        },
+        extras=build_extras(results, judge_comments(ws, eval_runs[-1]), cluster=cluster),
+    )
+
+
 def build(
-    ws: Workspace, train_run_id: str, baseline_eval: str | None = None, tuned_eval: str | None = None
+    ws: Workspace,
+    train_run_id: str,
+    baseline_eval: str | None = None,
+    tuned_eval: str | None = None,
+    others: list[str] | None = None,
+    cluster: bool = True,
 ) -> ComparisonReport:
+    """The before/after report of a training run; ``others``: more eval runs (other model versions on the
+    same items) to rank between the baseline and the tuned model."""
     if baseline_eval is None or tuned_eval is None:
         found_base, found_tuned = find_evals(ws, train_run_id)
         baseline_eval, tuned_eval = baseline_eval or found_base, tuned_eval or found_tuned
@@ -104,20 +143,22 @@ def build(
             "training time": f"{seconds:.0f} s ({tok_s:.0f} tokens/s)",
             "model version": summary.get("model_version", ""),
         }
+    results = [load_result(ws, e) for e in [baseline_eval, *(others or []), tuned_eval]]
     return ComparisonReport(
         title=f"Before / after fine-tuning: {facts['base model']} -> {facts['model version']}",
-        baseline=load_result(ws, baseline_eval),
-        tuned=load_result(ws, tuned_eval),
+        baseline=results[0],
+        tuned=results[-1],
         curves=curves(ws, train_run_id),
         facts=facts,
+        extras=build_extras(results, judge_comments(ws, tuned_eval), cluster=cluster),
     )
 
 
-def write(ws: Workspace, train_run_id: str, report: ComparisonReport) -> dict[str, Path]:
-    """Write report.html/.md/.json under the run's reports folder and note it on the run."""
-    paths = write_report(report, ws.artifacts.path(f"reports/{train_run_id}"))
+def write(ws: Workspace, run_id: str, report: ComparisonReport) -> dict[str, Path]:
+    """Write report.html/.md/.json under ``reports/<run_id>`` and note it on the run."""
+    paths = write_report(report, ws.artifacts.path(f"reports/{run_id}"))
     with ws.session() as s:
-        run = s.get(Run, train_run_id)
-        assert run is not None
-        run.summary = {**run.summary, "report": str(paths["html"])}
+        run = s.get(Run, run_id)
+        if run is not None:
+            run.summary = {**run.summary, "report": str(paths["html"])}
     return paths

@@ -1,8 +1,9 @@
-"""Batched greedy generation with a KV cache, longest prompts first, left-padded."""
+"""Batched generation with a KV cache, longest prompts first, left-padded; greedy or sampled."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,25 @@ def render_prompt(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """Decoding settings; ``temperature == 0`` is greedy. Sampling is seeded per batch, so the same
+    items with the same settings give the same texts."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int = 0
+
+    def kwargs(self) -> dict[str, Any]:
+        if self.temperature <= 0:
+            return {"do_sample": False}
+        out: dict[str, Any] = {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p}
+        if self.top_k > 0:
+            out["top_k"] = self.top_k
+        return out
+
+
 def generate(
     tokenizer: Any,
     model: Any,
@@ -38,9 +58,11 @@ def generate(
     batch_size: int = 32,
     progress: Progress | None = None,
     label: str = "generating",
+    sampling: Sampling | None = None,
 ) -> tuple[list[str], dict[str, float]]:
-    """Greedy completions for chat prompts, in input order, plus throughput figures."""
+    """Completions for chat prompts, in input order, plus throughput figures."""
     progress = progress or NullProgress()
+    sampling = sampling or Sampling()
     encoded = [render_prompt(tokenizer, p) for p in prompts]
     # Longest first: similar lengths share a batch (little padding) and memory peaks early.
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
@@ -57,11 +79,12 @@ def generate(
             for row, i in enumerate(idx):
                 ids[row, width - len(encoded[i]) :] = torch.tensor(encoded[i])
                 mask[row, width - len(encoded[i]) :] = 1
+            torch.manual_seed(sampling.seed + s)
             out = model.generate(
                 input_ids=ids,
                 attention_mask=mask,
                 max_new_tokens=max_new_tokens,
-                do_sample=False,
+                **sampling.kwargs(),
                 pad_token_id=pad_id,
                 eos_token_id=eos_id,
             )

@@ -107,6 +107,7 @@ class ComparisonReport:
     tuned: EvalResult
     curves: TrainingCurves | None
     facts: dict[str, str]  # ordered key facts: base model, dataset version, run id, method, steps, time, ...
+    extras: Any = None  # imts.evals.court_report.ReportExtras: significance, win rates, clusters
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -333,6 +334,10 @@ def render_markdown(report: ComparisonReport, max_examples: int = 5) -> str:
             lines += [_md_example(b, t) for b, t in pairs[: max(max_examples, 0)]]
             if len(pairs) > max_examples:
                 lines.append(f"- … and {len(pairs) - max(max_examples, 0)} more")
+    if report.extras is not None:
+        from imts.evals.court_report import extras_markdown
+
+        lines.append(extras_markdown(report.extras))
     return "\n".join(lines) + "\n"
 
 
@@ -576,6 +581,10 @@ def render_html(report: ComparisonReport, max_examples: int = 20) -> str:
         f"<h2>Broken items (right → wrong): {len(broken)}</h2>",
         _items_html(broken, max_examples),
     ]
+    if report.extras is not None:
+        from imts.evals.court_report import extras_html
+
+        sections.append(extras_html(report.extras))
     # get_plotlyjs() contains no "</script" (checked by the tests), so it is safe to inline verbatim.
     return (
         "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
@@ -644,6 +653,8 @@ def report_to_dict(report: ComparisonReport) -> dict[str, Any]:
             "broken_ids": [b.item_id for b, _ in broken],
         },
     }
+    if report.extras is not None:
+        data["extras"] = report.extras.to_dict()
     return _json_safe(data)
 
 

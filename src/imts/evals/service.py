@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,12 +12,14 @@ from imts.core.errors import InputError, NotFoundError
 from imts.core.ids import new_id
 from imts.core.progress import NullProgress, Progress
 from imts.data.versions import DataRef, load_rows, resolve
+from imts.evals import cache
 from imts.evals import generate as gen
-from imts.evals.metrics import extract_number, numeric_match, reference_answer
 from imts.evals.report import EvalResult, ItemOutcome, accuracy_by_category
+from imts.evals.scoring import score
+from imts.evals.suite import SuiteSpec
 from imts.registry.models import ResolvedModel
 from imts.registry.models import resolve as resolve_model
-from imts.store.models import EvalItem, Run
+from imts.store.models import EvalItem, EvalItemScore, Run
 from imts.store.workspace import Workspace
 
 
@@ -26,6 +28,24 @@ class EvalSettings:
     max_new_tokens: int | None = None  # None: derived from the reference answers' lengths
     batch_size: int = 32
     max_items: int | None = None
+    metrics: tuple[str, ...] = ("exact_match",)
+    judges: tuple[str, ...] = ()
+    system_prompt: str | None = None
+    sampling: gen.Sampling = field(default_factory=gen.Sampling)
+    cache: bool = True
+
+    @classmethod
+    def from_suite(cls, suite: SuiteSpec) -> EvalSettings:
+        return cls(
+            suite.max_new_tokens,
+            suite.batch_size,
+            suite.max_items,
+            tuple(suite.metrics),
+            tuple(suite.judges),
+            suite.system_prompt,
+            suite.sampling.to_sampling(),
+            suite.cache,
+        )
 
 
 def generation_budget(tokenizer: Any, references: list[str], cap: int = 512) -> int:
@@ -73,7 +93,7 @@ def evaluate(
                 project_id=ws.project_id,
                 kind="eval",
                 status="running",
-                spec={"model": model_ref, "data": str(ref), **settings.__dict__},
+                spec={"model": model_ref, "data": str(ref), **asdict(settings)},
                 base_model_id=resolved.base_model_id,
                 model_version_id=resolved.model_version_id,
                 dataset_version_id=ref.version.id,
@@ -82,36 +102,25 @@ def evaluate(
             )
         )
     try:
-        tokenizer, model_obj = gen.load(resolved.path)
-        prompts = [r["messages"][:-1] for r in rows]
+        from transformers import AutoTokenizer
+
+        prompts = [_prompt(r, settings.system_prompt) for r in rows]
+        tokenizer = AutoTokenizer.from_pretrained(resolved.path)
         budget = settings.max_new_tokens or generation_budget(
             tokenizer, [r["messages"][-1]["content"] for r in rows]
         )
-        texts, speed = gen.generate(
-            tokenizer,
-            model_obj,
-            prompts,
-            budget,
-            settings.batch_size,
-            progress,
-            label=f"evaluating {resolved.label}",
+        loaded: list[tuple[Any, Any]] = []
+
+        def model_loader() -> tuple[Any, Any]:
+            if not loaded:  # loaded once, and only when something is not in the cache
+                loaded.append(gen.load(resolved.path))
+            return loaded[0]
+
+        texts, speed, hits = _generate_cached(
+            ws, resolved, prompts, budget, settings, progress, model_loader, use_cache=settings.cache
         )
-        items = []
-        for r, text in zip(rows, texts, strict=True):
-            reference = reference_answer(r.get("answer"), r["messages"][-1]["content"])
-            extracted = extract_number(text)
-            items.append(
-                ItemOutcome(
-                    item_id=r["id"],
-                    category=r.get("category") or "uncategorised",
-                    lang=r.get("lang") or "",
-                    prompt=r["messages"][-2]["content"],
-                    reference=reference,
-                    prediction=text,
-                    extracted=extracted,
-                    correct=numeric_match(extracted, reference),
-                )
-            )
+        scored = score(rows, texts, settings.metrics, settings.judges, model_loader)
+        items = scored.items
         acc = accuracy_by_category(EvalResult(resolved.label, model_ref, items))
         summary = {
             "accuracy": acc["all"][0] / acc["all"][1],
@@ -119,6 +128,8 @@ def evaluate(
             "per_category": {k: {"correct": c, "total": t} for k, (c, t) in acc.items()},
             "model_label": resolved.label,
             "max_new_tokens": budget,
+            "metrics": scored.summary,
+            "cache_hits": hits,
             **{f"gen_{k}": v for k, v in speed.items()},
         }
         with ws.session() as s:
@@ -137,6 +148,11 @@ def evaluate(
                 )
                 for i in items
             )
+            s.add_all(
+                EvalItemScore(run_id=run_id, item_id=item_id, name=name, value=v, label=label, note=note)
+                for item_id, names in scored.extra.items()
+                for name, (v, label, note) in names.items()
+            )
             run = s.get(Run, run_id)
             assert run is not None
             run.status, run.summary, run.finished_at = "succeeded", summary, datetime.now(UTC)
@@ -151,6 +167,67 @@ def evaluate(
                 )
         raise
     return run_id
+
+
+def _prompt(row: dict[str, Any], system: str | None) -> list[dict[str, str]]:
+    messages = [m for m in row["messages"][:-1] if not (system and m["role"] == "system")]
+    return ([{"role": "system", "content": system}] if system else []) + messages
+
+
+def _generate_cached(
+    ws: Workspace,
+    resolved: ResolvedModel,
+    prompts: list[list[dict[str, str]]],
+    budget: int,
+    settings: EvalSettings,
+    progress: Progress,
+    model_loader: Any,
+    use_cache: bool,
+) -> tuple[list[str], dict[str, float], int]:
+    """Texts for all prompts: from the cache where present, generated (and cached) otherwise."""
+    mkey = cache.model_key(ws, resolved)
+    keys = cache.item_keys(mkey, prompts, {"max_new_tokens": budget, **asdict(settings.sampling)})
+    found = cache.lookup(ws, keys) if use_cache else {}
+    missing = [i for i, k in enumerate(keys) if k not in found]
+    speed: dict[str, float] = {"seconds": 0.0, "new_tokens": 0, "tokens_per_s": 0.0}
+    if missing:
+        tokenizer, model_obj = model_loader()
+        texts, speed = gen.generate(
+            tokenizer,
+            model_obj,
+            [prompts[i] for i in missing],
+            budget,
+            settings.batch_size,
+            progress,
+            label=f"evaluating {resolved.label}",
+            sampling=settings.sampling,
+        )
+        new = {
+            keys[i]: (t, len(tokenizer(t, add_special_tokens=False)["input_ids"]))
+            for i, t in zip(missing, texts, strict=True)
+        }
+        found.update(new)
+        if use_cache:
+            cache.store(ws, mkey, new)
+    return [found[k][0] for k in keys], speed, len(keys) - len(missing)
+
+
+def run_suite(ws: Workspace, model_ref: str, suite: SuiteSpec, progress: Progress | None = None) -> list[str]:
+    """Evaluate one model on every dataset of a suite; one eval run per dataset."""
+    if not suite.datasets:
+        raise NotFoundError(f"suite '{suite.name}' names no datasets")
+    resolved = resolve_model(ws, model_ref)
+    settings = EvalSettings.from_suite(suite)
+    return [evaluate(ws, model_ref, d, settings, progress, resolved) for d in suite.datasets]
+
+
+def item_scores(ws: Workspace, run_id: str) -> dict[str, dict[str, tuple[float, str | None, str | None]]]:
+    """An eval run's per-item metric values and judge verdicts: item -> name -> (value, verdict, note)."""
+    out: dict[str, dict[str, tuple[float, str | None, str | None]]] = {}
+    with ws.session() as s:
+        for r in s.scalars(select(EvalItemScore).where(EvalItemScore.run_id == run_id)):
+            out.setdefault(r.item_id, {})[r.name] = (r.value, r.label, r.note)
+    return out
 
 
 def load_result(ws: Workspace, run_id: str) -> EvalResult:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from imts.core.errors import Interrupted
 from imts.core.progress import Progress
+from imts.evals.suite import SuiteSpec
 from imts.store.workspace import Workspace
 from imts.train.spec import RunSpec
 
@@ -28,13 +29,12 @@ class TrainJob(BaseModel):
 
 
 class EvalJob(BaseModel):
+    """Evaluate one model on every dataset of a suite (metrics, judges, generation settings)."""
+
     model_config = ConfigDict(extra="forbid")
 
     model: str
-    data: str
-    max_new_tokens: int | None = None
-    batch_size: int = Field(32, ge=1)
-    limit: int | None = Field(None, ge=1)
+    suite: SuiteSpec
 
 
 class SplitJob(BaseModel):
@@ -110,10 +110,10 @@ def run_train(ctx: JobContext, spec: TrainJob) -> dict[str, Any]:
 
 
 def run_eval(ctx: JobContext, spec: EvalJob) -> dict[str, Any]:
-    from imts.evals.service import EvalSettings, evaluate
+    from imts.evals.service import run_suite
 
-    settings = EvalSettings(spec.max_new_tokens, spec.batch_size, spec.limit)
-    return {"run_id": evaluate(ctx.ws, spec.model, spec.data, settings, ctx.progress)}
+    run_ids = run_suite(ctx.ws, spec.model, spec.suite, ctx.progress)
+    return {"run_id": run_ids[-1], "run_ids": run_ids}
 
 
 def run_split(ctx: JobContext, spec: SplitJob) -> dict[str, Any]:
@@ -139,7 +139,8 @@ def check(ws: Workspace, kind: str, spec: Any) -> None:
         from imts.registry import models
 
         models.resolve(ws, spec.model)
-        resolve(ws, spec.data)
+        for data in spec.suite.datasets:
+            resolve(ws, data)
     elif isinstance(spec, SplitJob):
         resolve(ws, spec.data)
 

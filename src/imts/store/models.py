@@ -264,3 +264,31 @@ class SchedulerLease(Base):
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     holder: Mapped[str] = mapped_column(String(200))
     expires_ts: Mapped[float] = mapped_column(Float)
+
+
+class GenerationCache(Base):
+    """A generated answer, keyed by (model identity, prompt content, generation settings): re-evaluating
+    the same model on the same items with the same settings costs nothing."""
+
+    __tablename__ = "generation_cache"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_key: Mapped[str] = mapped_column(String(120), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    new_tokens: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class EvalItemScore(Base):
+    """One metric value or judge verdict of one evaluated item (besides ``eval_items.correct``)."""
+
+    __tablename__ = "eval_item_scores"
+    __table_args__ = (UniqueConstraint("run_id", "item_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    item_id: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(80))  # "rouge_l", "judge:math", ...
+    value: Mapped[float] = mapped_column(Float)
+    label: Mapped[str | None] = mapped_column(String(40), nullable=True)  # a judge's verdict
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)  # a judge's rationale

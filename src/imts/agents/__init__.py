@@ -1,0 +1,1 @@
+"""The LLM-facing parts: chat backends, judges."""

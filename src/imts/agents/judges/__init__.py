@@ -1,0 +1,1 @@
+"""Judges: evaluation functions that check an answer's reasoning, not only its final number."""

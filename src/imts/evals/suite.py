@@ -1,0 +1,86 @@
+"""An evaluation suite: which data, which prompt format, which metrics and judges, how to generate.
+
+YAML example::
+
+    name: math-core
+    datasets: ["math:test", "math-hard:test"]
+    system_prompt: "Solve the problem step by step and end with 'The answer is N.'"
+    metrics: [exact_match, rouge_l, bleu, distinct_2]
+    judges: [math, safety]
+    max_new_tokens: 96
+    sampling: {temperature: 0.0}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from imts.core.errors import InputError
+from imts.evals.generate import Sampling
+
+METRICS = ("exact_match", "f1", "bleu", "rouge_l", "distinct_2", "perplexity")
+JUDGES = ("math", "safety")
+
+
+class SamplingSpec(BaseModel):
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    top_k: int = Field(0, ge=0)
+    seed: int = 0
+
+    def to_sampling(self) -> Sampling:
+        return Sampling(self.temperature, self.top_p, self.top_k, self.seed)
+
+
+class SuiteSpec(BaseModel):
+    """One evaluation suite (see the module docstring)."""
+
+    name: str = "default"
+    datasets: list[str] = Field(default_factory=list, description="Dataset references NAME[@N][:SPLIT].")
+    prompt_format: Literal["chat"] = "chat"  # the model's chat template, user turn = the row's prompt
+    system_prompt: str | None = None
+    metrics: list[str] = Field(default_factory=lambda: ["exact_match"])
+    judges: list[str] = Field(default_factory=list)
+    max_new_tokens: int | None = Field(None, ge=1, le=4096)
+    batch_size: int = Field(32, ge=1)
+    max_items: int | None = Field(None, ge=1)
+    sampling: SamplingSpec = Field(default_factory=SamplingSpec)
+    cache: bool = True
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, value: list[str]) -> list[str]:
+        unknown = [m for m in value if m not in METRICS]
+        if unknown:
+            raise ValueError(f"unknown metric(s) {unknown}; choose from {list(METRICS)}")
+        return value
+
+    @field_validator("judges")
+    @classmethod
+    def _judges(cls, value: list[str]) -> list[str]:
+        unknown = [j for j in value if j not in JUDGES]
+        if unknown:
+            raise ValueError(f"unknown judge(s) {unknown}; choose from {list(JUDGES)}")
+        return value
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> SuiteSpec:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise InputError(f"cannot read the suite: {exc}", file=str(path)) from None
+        return cls.parse(data, str(path))
+
+    @classmethod
+    def parse(cls, data: dict[str, Any], file: str | None = None) -> SuiteSpec:
+        """Validate a suite; a bad value becomes an :class:`InputError` naming the field."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"])
+            raise InputError(err["msg"], file=file, field=field) from None

@@ -1,0 +1,128 @@
+"""Scores beyond exact match: classification P/R/F1, BLEU, ROUGE-L, distinct-n and perplexity.
+
+Chinese needs its own tokenisation: BLEU uses sacrebleu's ``zh`` tokenizer, ROUGE-L segments words with
+jieba. A text counts as Chinese when most of its letters are CJK ideographs.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def is_chinese(text: str) -> bool:
+    letters = [c for c in text if c.isalnum()]
+    return bool(letters) and sum(bool(_CJK.match(c)) for c in letters) * 2 >= len(letters)
+
+
+def tokens(text: str) -> list[str]:
+    """Words for ROUGE and distinct-n: jieba segments for Chinese, lower-cased word characters otherwise."""
+    if is_chinese(text):
+        import jieba
+
+        jieba.setLogLevel(60)  # its "Building prefix dict" chatter goes to stderr otherwise
+        return [t for t in jieba.lcut(text) if t.strip() and _WORD.search(t)]
+    return _WORD.findall(text.lower())
+
+
+def accuracy(correct: Sequence[bool]) -> float:
+    return sum(correct) / len(correct) if correct else 0.0
+
+
+def precision_recall_f1(
+    predicted: Sequence[str], expected: Sequence[str], positive: str | None = None
+) -> dict[str, float]:
+    """Classification scores. With ``positive``: binary scores of that label; otherwise macro-averaged
+    over the expected labels (a label never predicted has precision 0)."""
+    if len(predicted) != len(expected):
+        raise ValueError("predicted and expected differ in length")
+    labels = [positive] if positive is not None else sorted(set(expected))
+    per = []
+    for label in labels:
+        tp = sum(p == label and e == label for p, e in zip(predicted, expected, strict=True))
+        fp = sum(p == label and e != label for p, e in zip(predicted, expected, strict=True))
+        fn = sum(p != label and e == label for p, e in zip(predicted, expected, strict=True))
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per.append((precision, recall, f1))
+    n = len(per) or 1
+    return {
+        "precision": sum(p for p, _, _ in per) / n,
+        "recall": sum(r for _, r, _ in per) / n,
+        "f1": sum(f for _, _, f in per) / n,
+    }
+
+
+def bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
+    """Corpus BLEU (0-100) with sacrebleu; the ``zh`` tokenizer when the references are mostly Chinese."""
+    import sacrebleu
+
+    chinese = sum(is_chinese(r) for r in references) * 2 >= len(references)
+    return float(
+        sacrebleu.corpus_bleu(list(hypotheses), [list(references)], tokenize="zh" if chinese else "13a").score
+    )
+
+
+def _lcs(a: list[str], b: list[str]) -> int:
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b):
+            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
+        prev = cur
+    return prev[-1]
+
+
+def rouge_l(hypothesis: str, reference: str) -> float:
+    """ROUGE-L F-measure (0-1) on words (jieba-segmented for Chinese)."""
+    hyp, ref = tokens(hypothesis), tokens(reference)
+    if not hyp or not ref:
+        return float(hyp == ref)
+    lcs = _lcs(hyp, ref)
+    if lcs == 0:
+        return 0.0
+    precision, recall = lcs / len(hyp), lcs / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def distinct_n(texts: Sequence[str], n: int = 2) -> float:
+    """Distinct n-grams over all n-grams across the texts (diversity; 1.0 = no n-gram repeats)."""
+    grams: Counter[tuple[str, ...]] = Counter()
+    for text in texts:
+        words = tokens(text)
+        grams.update(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+    total = sum(grams.values())
+    return len(grams) / total if total else 0.0
+
+
+def perplexity(
+    tokenizer: Any, model: Any, prompts: Sequence[list[dict[str, str]]], references: Sequence[str]
+) -> float:
+    """exp(mean negative log-likelihood per token) of each reference answer given its chat prompt."""
+    import torch
+
+    from imts.evals.generate import render_prompt
+
+    nll, count = 0.0, 0
+    with torch.inference_mode():
+        for prompt, reference in zip(prompts, references, strict=True):
+            context = render_prompt(tokenizer, prompt)
+            answer = list(tokenizer(reference, add_special_tokens=False)["input_ids"])
+            if tokenizer.eos_token_id is not None:
+                answer.append(tokenizer.eos_token_id)
+            ids = torch.tensor([context + answer])
+            logits = model(input_ids=ids).logits[0, len(context) - 1 : -1].float()
+            logp = torch.log_softmax(logits, dim=-1)
+            nll -= float(logp.gather(1, torch.tensor(answer)[:, None]).sum())
+            count += len(answer)
+    return math.exp(nll / max(count, 1))
+
+
+METRICS = ("exact_match", "accuracy", "f1", "bleu", "rouge_l", "distinct_2", "perplexity")

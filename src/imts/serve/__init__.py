@@ -1,0 +1,1 @@
+"""OpenAI-compatible inference endpoint serving a registered or local model."""

@@ -1,0 +1,111 @@
+"""`imts eval` with metrics, judges and the cache, `imts redteam`, `imts judge`, `imts report --evals`,
+`imts serve`: the real command in subprocesses on the tiny model."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from typer.testing import CliRunner
+
+from imts.cli.main import app
+from imts.core.settings import get_settings
+
+
+class Result:
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def imts(tmp_path: Path, *args: str) -> Result:
+    """The CLI in this process (one import of torch for all commands; the serve test below is a real
+    process)."""
+    env = {"IMTS_WORKSPACE": str(tmp_path / "ws"), "COLUMNS": "200", "IMTS_DATABASE_URL": ""}
+    get_settings.cache_clear()
+    old = os.environ.pop("IMTS_DATABASE_URL", None)
+    try:
+        res = CliRunner().invoke(app, list(args), env={k: v for k, v in env.items() if v})
+    finally:
+        if old is not None:
+            os.environ["IMTS_DATABASE_URL"] = old
+        get_settings.cache_clear()
+    return Result(res.exit_code, res.stdout, res.stderr)
+
+
+def test_eval_cache_redteam_judge_report(tmp_path: Path, math_file: Path, tiny_model: Path) -> None:
+    assert imts(tmp_path, "models", "add", str(tiny_model), "--name", "tiny").returncode == 0
+    assert imts(tmp_path, "data", "import", str(math_file), "--name", "math").returncode == 0
+    assert imts(tmp_path, "data", "split", "math", "--seed", "0").returncode == 0
+    args = ["eval", "--model", "tiny", "--data", "math@2", "--limit", "8", "--max-new-tokens", "6"]
+    first = imts(tmp_path, *args, "--metrics", "exact_match,rouge_l,distinct_2", "--judges", "math,safety")
+    assert first.returncode == 0, first.stderr
+    assert "cached 0" in first.stdout and "rouge_l" in first.stdout and "judge_safety 1" in first.stdout
+    second = imts(tmp_path, *args)
+    assert second.returncode == 0 and "cached 8" in second.stdout
+    runs = re.findall(r"evaluated run (\S+)", first.stdout + second.stdout)
+
+    hard = imts(tmp_path, "redteam", "math@2", "--seed", "1")
+    assert hard.returncode == 0, hard.stderr
+    assert "-> math-hard@1" in hard.stdout and "distractor" in hard.stdout
+
+    judged = imts(tmp_path, "judge", runs[0], "--mode", "cascade")
+    assert judged.returncode == 0, judged.stderr
+    assert f"judged {runs[0]} (cascade)" in judged.stdout and '"rules"' in judged.stdout
+
+    rep = imts(tmp_path, "report", "--evals", runs[0], "--evals", runs[1], "--no-clusters")
+    assert rep.returncode == 0, rep.stderr
+    assert "Significance" in rep.stdout and "report.html" in rep.stdout
+
+    bad = imts(tmp_path, "eval", "--model", "tiny", "--data", "math@2", "--metrics", "meteor")
+    assert bad.returncode == 2 and "meteor" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_serve_answers_and_stops(tmp_path: Path, tiny_model: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "IMTS_WORKSPACE": str(tmp_path / "ws"), "IMTS_SERVE_API_KEY": "sk-serve-789"}
+    env.pop("IMTS_DATABASE_URL", None)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "imts",
+            "serve",
+            "--model",
+            str(tiny_model),
+            "--port",
+            str(port),
+            "--name",
+            "tiny",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline, resp = time.time() + 120, None
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                resp = httpx.get(
+                    f"http://127.0.0.1:{port}/v1/models", headers={"Authorization": "Bearer sk-serve-789"}
+                )
+                break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        assert resp is not None and resp.status_code == 200 and resp.json()["data"][0]["id"] == "tiny"
+        body = {"model": "tiny", "messages": [{"role": "user", "content": "2 + 2?"}], "max_tokens": 4}
+        denied = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body)
+        assert denied.status_code == 401
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert "sk-serve-789" not in out and "API key required" in out
