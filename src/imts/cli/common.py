@@ -25,6 +25,13 @@ def workspace() -> Any:
 
     settings = get_settings()
     configure("WARNING" if settings.log_level.upper() == "INFO" else settings.log_level)
+    # Our own bars show progress; transformers' per-load bars and deprecation notices are noise here
+    # (set before transformers is imported, which commands do lazily).
+    import os
+    import warnings
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
     if settings.threads:
         import torch
 
