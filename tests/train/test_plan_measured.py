@@ -9,19 +9,21 @@ from pathlib import Path
 
 import pytest
 
+from imts.registry import base_models
+from imts.store.workspace import Workspace
+
 ROOT = Path(__file__).resolve().parents[2]
-MODEL = Path.home() / ".cache" / "imts" / "models" / "smollm2-135m-instruct"
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not (MODEL / "config.json").is_file(), reason="SmolLM2-135M not converted (imts models pull)"
-)
-def test_measured_peak_memory_within_25_percent_of_estimate() -> None:
+def test_measured_peak_memory_within_25_percent_of_estimate(ws: Workspace) -> None:
+    model = base_models.pull(ws, "smollm2-135m-instruct").path  # converted once into the model cache
     out = subprocess.run(
         [
             sys.executable,
             str(ROOT / "benchmarks" / "plan_memory.py"),
+            "--model",
+            model,
             "--json",
             "--steps",
             "2",
