@@ -95,14 +95,32 @@ class LocalExecutor:
             return None
         return job.worker_pid if job.id.encode() in cmd else None
 
+    def _starting(self, job_id: str, attempt: int) -> int | None:
+        """A worker of this attempt that has not reported yet (still starting up), by its command line.
+
+        Without this, a start timeout would requeue the job while the slow worker lives on; on a loaded
+        machine every requeue then adds a process, which slows starts further.
+        """
+        want = (b"imts.jobs.worker", job_id.encode(), b"--attempt", str(attempt).encode())
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                args = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if all(w in args for w in want):
+                return int(entry.name)
+        return None
+
     def stop(self, job: JobRecord, attempt: int) -> None:
-        pid = self._pid(job, attempt)
+        pid = self._pid(job, attempt) or self._starting(job.id, attempt)
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
     def kill(self, job: JobRecord, attempt: int) -> None:
-        pid = self._pid(job, attempt)
+        pid = self._pid(job, attempt) or self._starting(job.id, attempt)
         if pid is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
