@@ -14,13 +14,15 @@ YAML example::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from imts.core.errors import InputError
-from imts.evals.generate import Sampling
+
+if TYPE_CHECKING:  # generate imports torch; a suite is also parsed where no model runs (job scheduling)
+    from imts.evals.generate import Sampling
 
 METRICS = ("exact_match", "f1", "bleu", "rouge_l", "distinct_2", "perplexity")
 JUDGES = ("math", "safety")
@@ -33,6 +35,8 @@ class SamplingSpec(BaseModel):
     seed: int = 0
 
     def to_sampling(self) -> Sampling:
+        from imts.evals.generate import Sampling
+
         return Sampling(self.temperature, self.top_p, self.top_k, self.seed)
 
 
