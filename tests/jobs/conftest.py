@@ -24,7 +24,7 @@ def jobs_ws(root: Path, cpus: int = 3, database_url: str | None = None, **tenant
             pool_file=pool,
             heartbeat_s=0.2,
             heartbeat_timeout_s=4.0,
-            start_timeout_s=20.0,
+            start_timeout_s=45.0,
             scheduler_interval_s=0.1,
         )
     )

@@ -20,9 +20,11 @@ class WatchdogSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = True
-    window: int = Field(20, ge=3, description="Recent healthy steps the spike rules compare against.")
-    min_history: int = Field(8, ge=2, description="No spike verdicts before this many healthy steps.")
-    loss_spike: float = Field(2.5, gt=1, description="Loss above this x the recent median is a spike.")
+    window: int = Field(50, ge=3, description="Recent healthy steps the spike rules compare against.")
+    min_history: int = Field(10, ge=2, description="No spike verdicts before this many healthy steps.")
+    # Not lower: with length-grouped batches a batch of short, hard rows (answer-only responses) reaches
+    # 5-6x the median loss on SmolLM2's demo data without anything being wrong.
+    loss_spike: float = Field(10.0, gt=1, description="Loss above this x the recent median is a spike.")
     grad_spike: float = Field(10.0, gt=1, description="Grad norm above this x the recent median explodes.")
     lr_decay: float = Field(0.5, gt=0, le=1, description="Learning-rate factor applied at each rollback.")
     max_interventions: int = Field(10, ge=1, description="Give up (fail the run) after this many.")
