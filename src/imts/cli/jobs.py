@@ -17,27 +17,10 @@ app = typer.Typer(help="Jobs: everything long-running, placed on the resource po
 
 def parse_spec(file: Path | None, overrides: list[str]) -> dict[str, Any]:
     """A job spec from a YAML file plus KEY=VALUE overrides (dotted keys for nesting)."""
-    from imts.core.errors import InputError
+    from imts.core.specs import apply_overrides, read_yaml_mapping
 
-    data: dict[str, Any] = {}
-    if file is not None:
-        try:
-            loaded = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise InputError(f"cannot read job spec: {exc}", file=str(file)) from exc
-        if not isinstance(loaded, dict):
-            raise InputError("a job spec must be a YAML mapping", file=str(file))
-        data.update(loaded)
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise InputError(f"'{item}' is not KEY=VALUE")
-        target = data
-        *parents, leaf = key.strip().split(".")
-        for p in parents:
-            target = target.setdefault(p, {})
-        target[leaf] = yaml.safe_load(value)
-    return data
+    data = read_yaml_mapping(file, "job spec") if file is not None else {}
+    return apply_overrides(data, overrides)
 
 
 @app.command("submit")

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from imts.core.errors import InputError
+from imts.core.specs import apply_overrides, read_yaml_mapping
 from imts.train.watchdog import WatchdogSpec
 
 
@@ -80,25 +81,9 @@ class RunSpec(BaseModel):
         cls, yaml_file: Path | None = None, overrides: list[str] | None = None, **fields: Any
     ) -> RunSpec:
         """Defaults < YAML file < keyword fields < ``key=value`` overrides (dotted keys for nesting)."""
-        data: dict[str, Any] = {}
-        if yaml_file is not None:
-            try:
-                loaded = yaml.safe_load(yaml_file.read_text(encoding="utf-8")) or {}
-            except (OSError, yaml.YAMLError) as exc:
-                raise InputError(f"cannot read run spec: {exc}", file=str(yaml_file)) from exc
-            if not isinstance(loaded, dict):
-                raise InputError("a run spec must be a YAML mapping", file=str(yaml_file))
-            data.update(loaded)
+        data = read_yaml_mapping(yaml_file, "run spec") if yaml_file is not None else {}
         data.update({k: v for k, v in fields.items() if v is not None})
-        for item in overrides or []:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise InputError(f"override '{item}' is not KEY=VALUE")
-            target = data
-            *parents, leaf = key.strip().split(".")
-            for p in parents:
-                target = target.setdefault(p, {})
-            target[leaf] = yaml.safe_load(value)
+        apply_overrides(data, overrides or [])
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
