@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.util
 import json
 import platform
 import sys
@@ -37,14 +36,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from imts.core.settings import get_settings  # noqa: E402
 from imts.evals.generate import generate, load, render_prompt  # noqa: E402
-
-
-def _mathgen():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("mathgen", ROOT / "examples" / "mathgen.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from imts.flywheel.demo import example_generator  # noqa: E402
 
 
 def one_by_one(tokenizer, model, prompts, max_new_tokens):  # type: ignore[no-untyped-def]
@@ -84,7 +76,7 @@ def main() -> int:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     path = args.model or get_settings().model_cache / "smollm2-135m-instruct"
-    rows, _ = _mathgen().generate(max(args.items * 2, 400), seed=7)
+    rows, _ = example_generator().generate(max(args.items * 2, 400), seed=7)
     prompts = [[{"role": "user", "content": r["prompt"]}] for r in rows[: args.items]]
     tokenizer, model = load(path)
     torch.manual_seed(0)

@@ -22,7 +22,6 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import time
@@ -39,21 +38,14 @@ from imts.agents.judges.llm import LLMJudge  # noqa: E402
 from imts.agents.judges.math import MathJudge  # noqa: E402
 from imts.agents.judges.rules import RulesSafetyJudge  # noqa: E402
 from imts.core.settings import get_settings  # noqa: E402
-
-
-def _mathgen():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("mathgen", ROOT / "examples" / "mathgen.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from imts.flywheel.demo import example_generator  # noqa: E402
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--local-pairs", type=int, default=0, help="pairs judged by SmolLM2 (slow on a CPU)")
     args = ap.parse_args()
-    rows, _ = _mathgen().generate(400, 0)
+    rows, _ = example_generator().generate(400, 0)
     labelled = fixture.build(rows)
     items = [x.item for x in labelled]
     maths = [x for x in labelled if x.expected != "unsafe"]

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.util
 import json
 import os
 import sys
@@ -65,11 +64,9 @@ class _Sink:
 
 
 def _rows(n: int) -> list[dict[str, Any]]:
-    spec = importlib.util.spec_from_file_location("mathgen_bench", ROOT / "examples" / "mathgen.py")
-    assert spec and spec.loader
-    mathgen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mathgen)
-    rows, _ = mathgen.generate(n=n, seed=3, zh_share=0.0)
+    from imts.flywheel.demo import example_generator
+
+    rows, _ = example_generator().generate(n=n, seed=3, zh_share=0.0)
     return [
         {
             "messages": [

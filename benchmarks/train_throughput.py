@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
-import importlib.util
 import json
 import os
 import platform
@@ -69,20 +68,11 @@ SIDES = ("imts", "peer_default", "peer_best")
 # --------------------------------------------------------------------------------------------------
 
 
-def load_mathgen() -> Any:
-    path = REPO / "examples" / "mathgen.py"
-    spec = importlib.util.spec_from_file_location("mathgen", path)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["mathgen"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def build_rows(n: int, seed: int) -> list[dict[str, Any]]:
     """``n`` canonical rows of mixed length: half one math problem, half 2-6 problems concatenated."""
-    pool, _ = load_mathgen().generate(3 * n + 6, seed)
+    from imts.flywheel.demo import example_generator
+
+    pool, _ = example_generator().generate(3 * n + 6, seed)
     rng = random.Random(seed + 1)
     rows, cursor = [], 0
     for i in range(n):
