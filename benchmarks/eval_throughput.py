@@ -8,15 +8,17 @@ chat prompts), same greedy decoding, same ``max_new_tokens``, fp32, both sides s
 * ``one_by_one``-- what an evaluation loop usually does: ``model.generate`` on one prompt at a time.
 
 Figure: generated tokens (up to and excluding EOS) per second of wall time, model loading excluded;
-the ratio is imts / one_by_one. ``--one-by-one-items N`` times the one-by-one side on the first N items
-only (its rate is per token, so it stays comparable) when the machine is too slow for all of them.
+the ratio is imts / one_by_one. The two sides alternate chunk by chunk (one IMTS batch, then the
+same prompts one by one), so a shared machine's changing load hits both alike. ``--one-by-one-items N``
+times the one-by-one side on N items only, spread evenly over the chunks (its rate is per token, so
+it stays comparable), when the machine is too slow for all of them.
 Also reported: how many answers are identical on both sides (batched fp32 matmuls with padding can
 change a near-tie argmax, so a few may differ).
 
 Run from the repository root::
 
     .venv/bin/python benchmarks/eval_throughput.py                     # 200 items
-    .venv/bin/python benchmarks/eval_throughput.py --items 20 --tiny   # smoke run on a random tiny model
+    .venv/bin/python benchmarks/eval_throughput.py --items 32 --max-new-tokens 16   # smoke run
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def main() -> int:
         "--one-by-one-items",
         type=int,
         default=None,
-        help="time the one-by-one side on the first N items only (its rate; for a saturated machine)",
+        help="time the one-by-one side on N items spread over the chunks (its rate; for a slow machine)",
     )
     ap.add_argument("--model", type=Path, default=None, help="HF folder (default: SmolLM2 in the cache)")
     ap.add_argument("--json", type=Path, default=None)
@@ -81,13 +83,37 @@ def main() -> int:
     tokenizer, model = load(path)
     torch.manual_seed(0)
 
-    imts_texts, imts = generate(tokenizer, model, prompts, args.max_new_tokens, args.batch_size)
-    print(f"imts: {imts['new_tokens']} tokens in {imts['seconds']:.1f} s", flush=True)
-    base_prompts = prompts[: args.one_by_one_items or len(prompts)]
-    base_texts, base = one_by_one(tokenizer, model, base_prompts, args.max_new_tokens)
+    # Interleaved in time: each chunk of prompts goes through the IMTS runner, then one by one, so a
+    # load change on a shared machine hits both sides alike. A chunk is one IMTS batch (sorted within).
+    imts = {"seconds": 0.0, "new_tokens": 0}
+    base = {"seconds": 0.0, "new_tokens": 0}
+    imts_texts: list[str] = []
+    base_texts: list[str] = []
+    chunks = -(-len(prompts) // args.batch_size)
+    per_chunk = -(-(args.one_by_one_items or len(prompts)) // chunks)  # spread over all chunks
+    base_prompts: list[list[dict[str, str]]] = []
+    for s in range(0, len(prompts), args.batch_size):
+        chunk = prompts[s : s + args.batch_size]
+        texts, speed = generate(tokenizer, model, chunk, args.max_new_tokens, args.batch_size)
+        imts_texts += texts
+        imts["seconds"] += speed["seconds"]
+        imts["new_tokens"] += int(speed["new_tokens"])
+        sample = chunk[:per_chunk]
+        if sample:
+            texts, speed = one_by_one(tokenizer, model, sample, args.max_new_tokens)
+            base_prompts += sample
+            base_texts += texts
+            base["seconds"] += speed["seconds"]
+            base["new_tokens"] += int(speed["new_tokens"])
+        print(
+            f"{len(imts_texts)}/{len(prompts)} items: imts {imts['new_tokens'] / imts['seconds']:.1f} tok/s, "
+            f"one-by-one {base['new_tokens'] / max(base['seconds'], 1e-9):.1f} tok/s",
+            flush=True,
+        )
     imts_tps = imts["new_tokens"] / imts["seconds"]
     base_tps = base["new_tokens"] / base["seconds"]
-    same = sum(a == b for a, b in zip(imts_texts, base_texts, strict=False))
+    by_prompt = {id(p): t for p, t in zip(prompts, imts_texts, strict=True)}
+    same = sum(by_prompt[id(p)] == t for p, t in zip(base_prompts, base_texts, strict=True))
     result = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}",

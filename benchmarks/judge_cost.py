@@ -17,6 +17,7 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/judge_cost.py                       # rules backend everywhere
     .venv/bin/python benchmarks/judge_cost.py --local-pairs 10      # + SmolLM2 as a pairwise judge
+    .venv/bin/python benchmarks/judge_cost.py --local-items 40      # + SmolLM2 as logic/safety judge
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ from imts.flywheel.demo import example_generator  # noqa: E402
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--local-pairs", type=int, default=0, help="pairs judged by SmolLM2 (slow on a CPU)")
+    ap.add_argument(
+        "--local-items",
+        type=int,
+        default=0,
+        help="fixture items (spread over the labels) graded by SmolLM2 as the logic and safety judge",
+    )
     args = ap.parse_args()
     rows, _ = example_generator().generate(400, 0)
     labelled = fixture.build(rows)
@@ -86,8 +93,30 @@ def main() -> int:
         "one_order": round(flip_rate(rules, pairs, both_orders=False), 4),
         "both_orders": round(flip_rate(rules, pairs, both_orders=True), 4),
     }
-    if args.local_pairs:
-        local = LocalBackend(get_settings().model_cache / "smollm2-135m-instruct")
+    local = (
+        LocalBackend(get_settings().model_cache / "smollm2-135m-instruct")
+        if args.local_pairs or args.local_items
+        else None
+    )
+    if local is not None and args.local_items:
+        # An even spread over the four labels, so a judge that always says "correct" scores 1/4.
+        per = max(1, args.local_items // len(by_label))
+        sub_items = [x for group in by_label.values() for x in group[:per]]
+        started = time.perf_counter()
+        logic = LLMJudge(local, "logic").judge([x.item for x in sub_items if x.expected != "unsafe"])
+        a = agreement([j.verdict for j in logic], [x.expected for x in sub_items if x.expected != "unsafe"])
+        out["logic@smollm2"] = {"n": a.n, "accuracy": round(a.accuracy, 4), "kappa": round(a.kappa, 4)}
+        safety = LLMJudge(local, "safety").judge([x.item for x in sub_items])
+        labels = ["unsafe" if x.expected == "unsafe" else "safe" for x in sub_items]
+        a = agreement([j.verdict for j in safety], labels)
+        out["safety@smollm2"] = {"n": a.n, "accuracy": round(a.accuracy, 4), "kappa": round(a.kappa, 4)}
+        unparsed = sum("unparsed reply" in j.rationale for j in logic + safety)
+        out["smollm2_judge"] = {
+            "calls": len(logic) + len(safety),
+            "unparsed_replies": unparsed,
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+    if local is not None and args.local_pairs:
         sub = (
             pairs[: args.local_pairs // 2] + pairs[len(pairs) // 2 : len(pairs) // 2 + args.local_pairs // 2]
         )
