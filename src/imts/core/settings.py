@@ -66,6 +66,18 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="A started job whose worker has not reported by then is requeued."
     )
     scheduler_interval_s: float = Field(default=0.5, gt=0, description="Seconds between scheduling passes.")
+    preempt_grace_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="A job resumed after preemption (or any requeue) runs at least this long before it "
+        "may be preempted again (no thrashing).",
+    )
+    storage_refresh_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="How often the scheduler re-measures what each project stores (storage quotas walk "
+        "the artifact folders).",
+    )
     chat_api_key: SecretStr | None = Field(
         default=None,
         description="API key sent to an OpenAI-compatible endpoint used as a chat backend (judges, red "

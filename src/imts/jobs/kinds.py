@@ -59,6 +59,7 @@ class SleepJob(BaseModel):
 
 SPECS: dict[str, type[BaseModel]] = {"train": TrainJob, "eval": EvalJob, "split": SplitJob, "sleep": SleepJob}
 MULTI_WORKER = {"sleep"}  # kinds that can run as a gang of several worker processes
+WRITES = frozenset({"train", "split"})  # kinds that write artifacts: held back by a storage quota
 
 
 @dataclass
