@@ -40,8 +40,6 @@ class Job:
 
     id: str
     tenant: str = "default"
-    project: str = ""  # project name: the storage quota is per project
-    writes: bool = False  # writes artifacts (train, split): refused while the project is over storage
     priority: int = 50
     workers: int = 1
     request: Request = field(default_factory=Request)
@@ -57,6 +55,8 @@ class Job:
     heartbeat: float | None = None
     reason: str = ""  # why it waits / how it ended
     error: str | None = None
+    project: str = ""  # project name: the storage quota is per project
+    writes: bool = False  # writes artifacts (train, split): held while the project is over its storage
 
 
 # --- events ----------------------------------------------------------------------------------------
