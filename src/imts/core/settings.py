@@ -78,6 +78,11 @@ class Settings(BaseSettings):
         description="How often the scheduler re-measures what each project stores (storage quotas walk "
         "the artifact folders).",
     )
+    hpo_database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of Optuna's study storage for `imts hpo` (a study resumes from it "
+        "after a crash); default: SQLite file hpo.db in the workspace, next to imts.db.",
+    )
     chat_api_key: SecretStr | None = Field(
         default=None,
         description="API key sent to an OpenAI-compatible endpoint used as a chat backend (judges, red "
@@ -96,6 +101,11 @@ class Settings(BaseSettings):
     def db_url(self) -> str:
         """The metadata database URL actually used."""
         return self.database_url or f"sqlite:///{self.workspace / 'imts.db'}"
+
+    @property
+    def hpo_db_url(self) -> str:
+        """Optuna's study storage (its own tables and Alembic history: never the metadata database)."""
+        return self.hpo_database_url or f"sqlite:///{self.workspace / 'hpo.db'}"
 
     @property
     def artifacts_dir(self) -> Path:
