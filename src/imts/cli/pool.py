@@ -131,7 +131,8 @@ def _storage_table(ws: Any, spec: Any) -> Table:
 def show(
     watch: bool = typer.Option(False, "--watch", "-w", help="Refresh every second until Ctrl-C."),
 ) -> None:
-    """Allocation, running jobs (progress and ETA), per-tenant share and the queue."""
+    """Allocation, running jobs (progress and ETA), per-tenant share, per-project storage and quota, and
+    the queue with why each job waits."""
     from imts.jobs.service import settle
 
     ws = workspace()
