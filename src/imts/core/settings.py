@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     )
     scheduler_interval_s: float = Field(default=0.5, gt=0, description="Seconds between scheduling passes.")
     preempt_grace_s: float = Field(
-        default=60.0,
+        default=300.0,
         ge=0,
         description="A job resumed after preemption (or any requeue) runs at least this long before it "
         "may be preempted again (no thrashing).",

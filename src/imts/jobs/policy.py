@@ -29,7 +29,7 @@ class PolicyConfig:
     preemption: bool = True
     priorities: bool = True
     starvation_s: float = 3600.0
-    preempt_grace_s: float = 60.0  # a resumed job runs this long before it may be preempted again
+    preempt_grace_s: float = 300.0  # a resumed job runs this long before it may be preempted again
 
 
 FIFO = PolicyConfig(fair_share=False, backfill=False, preemption=False, priorities=False)
