@@ -113,7 +113,7 @@ def drive(
     )
     active: dict[int, _Trial] = {}
     for ft in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):  # a resumed driver
-        if "job_id" in ft.user_attrs:
+        if "job_id" in ft.user_attrs:  # Optuna has no public way from a frozen trial to a live one
             active[ft.number] = _Trial(Trial(study, ft._trial_id), ft.user_attrs["job_id"], ft)
         else:  # the driver died between asking and submitting: nothing ran
             study.tell(ft.number, state=TrialState.FAIL)
@@ -157,7 +157,11 @@ class _Trial:
         """Report new values, prune if told to; True once the trial is told its end."""
         from optuna.trial import TrialState
 
-        row = service.get(ws, self.job_id)
+        try:
+            row = service.get(ws, self.job_id)
+        except NotFoundError:  # a user deleted the trial's job
+            study.tell(self.trial, state=TrialState.FAIL)
+            return True
         if self.run_id is None and row.data.get("run_id"):
             self.run_id = row.data["run_id"]
             self.trial.set_user_attr("run_id", self.run_id)
