@@ -112,7 +112,11 @@ def trace(rng: random.Random, jobs_per_day: int) -> list[tuple[float, SimJob]]:
         out.append((t, SimJob(j, duration)))
 
 
-def simulate(policy: PolicyConfig, arrivals: list[tuple[float, SimJob]], nodes: int, ckpt_s: float) -> dict:
+def simulate(
+    policy: PolicyConfig, arrivals: list[tuple[float, SimJob]], nodes: int, ckpt_s: float, startup_s: float
+) -> dict:
+    """``startup_s``: every start (and resume) of a job does no work for this long (loading the model
+    and the checkpoint); a job preempted during it has wasted it."""
     spec = gpu_pool(nodes)
     m = Machine(spec, MachineConfig(1e18, 1e18, policy))
     sims = {s.job.id: s for _, s in arrivals}
@@ -125,7 +129,8 @@ def simulate(policy: PolicyConfig, arrivals: list[tuple[float, SimJob]], nodes: 
     heapq.heapify(events)
     busy_gpu_s, last_t = 0.0, 0.0
     fair_samples: list[list[float]] = []
-    preemptions = 0
+    preemptions = quick_repreemptions = 0
+    lost_gpu_s = 0.0
     horizon = 86400.0
     while events:
         t = events[0][0]
@@ -150,11 +155,17 @@ def simulate(policy: PolicyConfig, arrivals: list[tuple[float, SimJob]], nodes: 
                 s.first_start = s.first_start if s.first_start is not None else t
                 s.run_start = t
                 seq += 1
-                heapq.heappush(events, (t + s.duration - s.done, seq, "finish", ins.job_id, ins.attempt))
+                finish = t + startup_s + s.duration - s.done
+                heapq.heappush(events, (finish, seq, "finish", ins.job_id, ins.attempt))
             elif isinstance(ins, Stop):  # checkpoint-and-stop: keep work up to the last checkpoint
                 preemptions += 1
                 ran = t - (s.run_start or t)
-                s.done += ran - (ran % ckpt_s)
+                if m.jobs[ins.job_id].attempt > 1 and ran < 300:  # thrash: stopped again soon after resuming
+                    quick_repreemptions += 1
+                worked = max(0.0, ran - startup_s)
+                lost = min(ran, startup_s) + worked % ckpt_s
+                lost_gpu_s += lost * sum(len(sl.gpus) for sl in m.jobs[ins.job_id].slots or [])
+                s.done += worked - (worked % ckpt_s)
                 m.handle(WorkerExited(ins.job_id, ins.attempt, "stopped"))
         for jid in [j for j, job in m.jobs.items() if job.state in FINISHED]:
             del m.jobs[jid]  # keep the simulated store small, as the real loop only loads live jobs
@@ -180,6 +191,8 @@ def simulate(policy: PolicyConfig, arrivals: list[tuple[float, SimJob]], nodes: 
         "utilisation": busy_gpu_s / (total_gpus * horizon),
         "jain": jain,
         "preemptions": preemptions,
+        "quick_repreemptions": quick_repreemptions,
+        "lost_gpu_h": lost_gpu_s / 3600,
         "waits": {
             k: (statistics.mean(v), sorted(v)[int(0.95 * (len(v) - 1))]) for k, v in sorted(waits.items())
         },
@@ -191,6 +204,9 @@ def main() -> None:
     ap.add_argument("--passes", type=int, default=20)
     ap.add_argument("--jobs-per-day", type=int, default=3000)
     ap.add_argument("--trace-nodes", type=int, default=8)
+    ap.add_argument("--ckpt-s", type=float, default=600, help="checkpoint interval of the simulated jobs")
+    ap.add_argument("--startup-s", type=float, default=120, help="model + checkpoint load per start")
+    ap.add_argument("--grace-s", type=float, default=PolicyConfig().preempt_grace_s, help="preemption grace")
     args = ap.parse_args()
 
     a = bench_pass(args.passes)
@@ -201,34 +217,36 @@ def main() -> None:
         f" {a['decisions_per_s']:,.0f} decisions/s; {a['started_in_last_pass']} jobs started in a pass"
     )
     arrivals = trace(random.Random(7), args.jobs_per_day)
-    print(f"(b) day-long trace: {len(arrivals)} jobs, {args.trace_nodes} nodes x 8 GPUs, tenants {TENANTS}")
+    print(
+        f"(b) day-long trace: {len(arrivals)} jobs, {args.trace_nodes} nodes x 8 GPUs, tenants {TENANTS}, "
+        f"checkpoint every {args.ckpt_s:g}s, start-up {args.startup_s:g}s, grace {args.grace_s:g}s"
+    )
     results = {}
-    for name, pol in (("IMTS", PolicyConfig(starvation_s=4 * 3600)), ("FIFO", FIFO)):
+    policies = (
+        ("IMTS", PolicyConfig(starvation_s=4 * 3600, preempt_grace_s=args.grace_s)),
+        ("IMTS, no grace", PolicyConfig(starvation_s=4 * 3600, preempt_grace_s=0)),
+        ("FIFO", FIFO),
+    )
+    for name, pol in policies:
         copy = [(t, SimJob(Job(**{**s.job.__dict__}), s.duration)) for t, s in arrivals]
         t0 = time.perf_counter()
-        results[name] = simulate(pol, copy, args.trace_nodes, ckpt_s=600)
+        results[name] = simulate(pol, copy, args.trace_nodes, args.ckpt_s, args.startup_s)
         results[name]["sim_s"] = time.perf_counter() - t0
-    keys = list(results["IMTS"]["waits"])
-    print(f"    {'':22s} {'IMTS':>22s} {'FIFO':>22s}")
-    print(
-        f"    {'GPU utilisation':22s} {results['IMTS']['utilisation']:>22.1%}"
-        f" {results['FIFO']['utilisation']:>22.1%}"
-    )
-    print(
-        f"    {'Jain (weighted DRF)':22s} {results['IMTS']['jain']:>22.3f} {results['FIFO']['jain']:>22.3f}"
-    )
-    print(
-        f"    {'preemptions':22s} {results['IMTS']['preemptions']:>22d} {results['FIFO']['preemptions']:>22d}"
-    )
-    for k in keys:
-        cells = [
-            f"{r['waits'][k][0] / 60:7.1f} / {r['waits'][k][1] / 60:7.1f}"
-            for r in (results["IMTS"], results["FIFO"])
-        ]
-        print(f"    wait {k:17s} {cells[0]:>22s} {cells[1]:>22s}   (mean / p95 minutes)")
-    print(
-        f"    simulated in {results['IMTS']['sim_s']:.1f}s (IMTS) and {results['FIFO']['sim_s']:.1f}s (FIFO)"
-    )
+    rs = list(results.values())
+
+    def row(label: str, cells: list[str], note: str = "") -> None:
+        print(f"    {label:26s}" + "".join(f"{c:>20s}" for c in cells) + note)
+
+    row("", list(results))
+    row("GPU utilisation", [f"{r['utilisation']:.1%}" for r in rs])
+    row("Jain (weighted DRF)", [f"{r['jain']:.3f}" for r in rs])
+    row("preemptions", [str(r["preemptions"]) for r in rs])
+    row("re-preempted < 5 min", [str(r["quick_repreemptions"]) for r in rs], "   (after a resume)")
+    row("GPU-hours lost", [f"{r['lost_gpu_h']:.0f}" for r in rs], "   (since last checkpoint)")
+    for k in rs[0]["waits"]:
+        cells = [f"{r['waits'][k][0] / 60:.1f} / {r['waits'][k][1] / 60:.1f}" for r in rs]
+        row(f"wait {k}", cells, "   (mean / p95 minutes)")
+    print("    simulated in " + ", ".join(f"{r['sim_s']:.1f}s ({n})" for n, r in results.items()))
 
 
 if __name__ == "__main__":

@@ -45,6 +45,8 @@ def test_plan_and_hpo_user_errors_are_one_line(tmp_path: Path) -> None:
         (["plan", "--model", "gpt-5", "--gpus", "1xL4"], "unknown model 'gpt-5'"),
         (["plan", "--model", "llama-3-8b", "--method", "dora"], "unknown method 'dora'"),
         (["hpo", "--data", "d", "--base", "b", "--space", "s.yaml", "--sampler", "cma"], "unknown sampler"),
+        (["hpo", "--resume", "hpo_nope"], "no hyper-parameter study 'hpo_nope'"),
+        (["hpo", "--data", "d"], "--data, --base and --space are required"),
     ):
         out = imts(tmp_path, *args)
         assert out.returncode == 2, (args, out.stdout, out.stderr)
@@ -58,10 +60,11 @@ def test_hpo_end_to_end(tmp_path: Path, tiny_model: Path, math_file: Path) -> No
     (tmp_path / "space.yaml").write_text(
         "lr: {low: 0.001, high: 0.03, log: true}\nlora.r: {choices: [2, 4]}\n"
     )
+    # In-process trials here; trials as jobs are tested in tests/jobs/test_jobs_hpo.py.
     out = imts(
         tmp_path, "hpo", "--data", "math@2", "--base", "tiny", "--space", "space.yaml", "--sampler", "random",
-        "--trials", "2", "max_steps=2", "batch_size=4", "eval_every=1", "save_every=100", "merge=false",
-        "val_max_items=4", "warmup_steps=0",
+        "--trials", "2", "--inline", "max_steps=2", "batch_size=4", "eval_every=1", "save_every=100",
+        "merge=false", "val_max_items=4", "warmup_steps=0",
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "best run run_" in out.stdout and "report" in out.stdout

@@ -216,3 +216,52 @@ def test_gpus_and_mig_placement() -> None:
     p.give(two)
     assert p.place(1, Request(gpus=1, gpu_type="h100")) is None
     assert p.place(1, Request(gpus=1, gpu_type="a100")) is not None
+
+
+def test_resumed_job_is_not_preempted_again_within_its_grace() -> None:
+    cfg = MachineConfig(heartbeat_timeout=1e9, start_timeout=1e9, policy=PolicyConfig(preempt_grace_s=30))
+    m = Machine(pool(cpus=1), cfg)
+    m.handle(Submitted(Job("low", priority=10, submitted=0)))
+    m.handle(Tick(0))
+    m.handle(WorkerRunning("low", 1, 0))
+    m.handle(Submitted(Job("high", priority=100, submitted=1)))
+    assert [i.job_id for i in m.handle(Tick(1)) if isinstance(i, Stop)] == ["low"]  # first attempt: at once
+    m.handle(WorkerExited("low", 1, "stopped"))
+    assert starts(m.handle(Tick(2))) == ["high"]
+    m.handle(WorkerRunning("high", 1, 2))
+    m.handle(WorkerExited("high", 1, "succeeded"))
+    assert starts(m.handle(Tick(3))) == ["low"] and m.jobs["low"].attempt == 2  # resumed at t=3
+    m.handle(WorkerRunning("low", 2, 3))
+    m.handle(Submitted(Job("high2", priority=100, submitted=4)))
+    for t in (4, 20, 32.9):  # inside the grace: the resumed job keeps running, high2 waits and says why
+        assert not [i for i in m.handle(Tick(t)) if isinstance(i, Stop)]
+        assert m.jobs["low"].state == State.RUNNING
+    assert "preemption deferred: low resumed 30s ago (grace 30s, 0s left)" in m.jobs["high2"].reason
+    assert [i.job_id for i in m.handle(Tick(33.1)) if isinstance(i, Stop)] == ["low"]  # grace over
+
+
+def test_grace_prefers_a_victim_outside_its_grace() -> None:
+    cfg = MachineConfig(start_timeout=1e9, policy=PolicyConfig(preempt_grace_s=60))
+    m = Machine(pool(cpus=2), cfg)
+    m.load(Job("resumed", priority=10, state=State.RUNNING, attempt=2, started=100, heartbeat=100,
+               slots=Pool(m.spec).place(1, Request())))  # fmt: skip
+    m.load(Job("fresh", priority=50, state=State.RUNNING, attempt=1, started=100, heartbeat=100,
+               slots=Pool(m.spec).place(1, Request())))  # fmt: skip
+    m.handle(Submitted(Job("urgent", priority=1000, submitted=101)))
+    # "resumed" has the lowest priority but is inside its grace: the fresh job is stopped instead
+    assert [i.job_id for i in m.handle(Tick(110)) if isinstance(i, Stop)] == ["fresh"]
+
+
+def test_storage_quota_holds_back_writing_jobs_only() -> None:
+    from imts.jobs.pool import ProjectQuota
+
+    spec = pool(cpus=4)
+    spec.projects = {"p": ProjectQuota(storage_gb=10)}
+    m = Machine(spec, storage={"p": int(12.3 * 2**30), "q": 50 * 2**30})
+    m.handle(Submitted(Job("train-p", project="p", writes=True, submitted=0)))
+    m.handle(Submitted(Job("eval-p", project="p", writes=False, submitted=1)))
+    m.handle(Submitted(Job("train-q", project="q", writes=True, submitted=2)))  # q has no quota
+    assert sorted(starts(m.handle(Tick(3)))) == ["eval-p", "train-q"]
+    assert m.jobs["train-p"].reason == "quota: project 'p' uses 12.3 GiB of its 10 GiB storage quota"
+    m.storage["p"] = 9 * 2**30  # the project deleted some runs
+    assert starts(m.handle(Tick(4))) == ["train-p"]

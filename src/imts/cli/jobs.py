@@ -44,7 +44,8 @@ def submit(
     name: str = typer.Option("", help="A label."),
     follow: bool = typer.Option(False, "--follow", help="Wait and show progress until it ends."),
 ) -> None:
-    """Queue a job; the scheduler places it when its whole gang fits."""
+    """Queue a job; the scheduler places it when its whole gang fits. Refused at once, with the reason,
+    when it could never fit the pool or its tenant (CPU/GPU-hours) or project (storage) is over quota."""
     from imts.jobs import service
     from imts.jobs.pool import Request
 

@@ -101,7 +101,29 @@ def render(ws: Any) -> Group:
         queue.add_row(
             r.id, r.kind, r.tenant, r.priority_class, str(r.workers), f"{now - r.submitted_ts:.0f}s", r.reason
         )
-    return Group(nodes, run_t, ten, queue)
+    return Group(nodes, run_t, ten, _storage_table(ws, spec), queue)
+
+
+def _storage_table(ws: Any, spec: Any) -> Table:
+    """What each project stores against its storage quota (measured at most every storage_refresh_s)."""
+    from imts.jobs.storage import fmt_bytes, usage
+
+    t = Table(title="projects (storage)")
+    for col in ("project", "datasets", "runs", "reports", "job logs", "total", "quota"):
+        t.add_column(col)
+    used = usage(ws)
+    for name in sorted(set(used) | set(spec.projects)):
+        p = used.get(name)
+        quota = spec.project(name).storage_gb
+        total = p.total if p else 0
+        over = quota is not None and total >= quota * 2**30
+        t.add_row(
+            name,
+            *(fmt_bytes(getattr(p, k, 0)) for k in ("datasets", "runs", "reports", "job_logs")),
+            f"[red]{fmt_bytes(total)}[/]" if over else fmt_bytes(total),
+            "-" if quota is None else f"{quota:g} GiB" + (" (full: training refused)" if over else ""),
+        )
+    return t
 
 
 @app.command("show")
@@ -109,7 +131,8 @@ def render(ws: Any) -> Group:
 def show(
     watch: bool = typer.Option(False, "--watch", "-w", help="Refresh every second until Ctrl-C."),
 ) -> None:
-    """Allocation, running jobs (progress and ETA), per-tenant share and the queue."""
+    """Allocation, running jobs (progress and ETA), per-tenant share, per-project storage and quota, and
+    the queue with why each job waits."""
     from imts.jobs.service import settle
 
     ws = workspace()

@@ -66,6 +66,23 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="A started job whose worker has not reported by then is requeued."
     )
     scheduler_interval_s: float = Field(default=0.5, gt=0, description="Seconds between scheduling passes.")
+    preempt_grace_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="A job resumed after preemption (or any requeue) runs at least this long before it "
+        "may be preempted again (no thrashing).",
+    )
+    storage_refresh_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="How often the scheduler re-measures what each project stores (storage quotas walk "
+        "the artifact folders).",
+    )
+    hpo_database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of Optuna's study storage for `imts hpo` (a study resumes from it "
+        "after a crash); default: SQLite file hpo.db in the workspace, next to imts.db.",
+    )
     chat_api_key: SecretStr | None = Field(
         default=None,
         description="API key sent to an OpenAI-compatible endpoint used as a chat backend (judges, red "
@@ -84,6 +101,11 @@ class Settings(BaseSettings):
     def db_url(self) -> str:
         """The metadata database URL actually used."""
         return self.database_url or f"sqlite:///{self.workspace / 'imts.db'}"
+
+    @property
+    def hpo_db_url(self) -> str:
+        """Optuna's study storage (its own tables and Alembic history: never the metadata database)."""
+        return self.hpo_database_url or f"sqlite:///{self.workspace / 'hpo.db'}"
 
     @property
     def artifacts_dir(self) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,8 +60,11 @@ def generate(
     progress: Progress | None = None,
     label: str = "generating",
     sampling: Sampling | None = None,
+    on_batch: Callable[[list[int], list[str]], None] | None = None,
 ) -> tuple[list[str], dict[str, float]]:
-    """Completions for chat prompts, in input order, plus throughput figures."""
+    """Completions for chat prompts, in input order, plus throughput figures. ``on_batch`` gets the
+    prompt indices and texts of every finished batch (the cache stores them as they come, so an
+    interrupted evaluation keeps what it generated)."""
     progress = progress or NullProgress()
     sampling = sampling or Sampling()
     encoded = [render_prompt(tokenizer, p) for p in prompts]
@@ -94,6 +98,8 @@ def generate(
                     gen = gen[: gen.index(eos_id)]
                 new_tokens += len(gen)
                 outputs[i] = tokenizer.decode(gen, skip_special_tokens=True).strip()
+            if on_batch is not None:
+                on_batch(idx, [outputs[i] for i in idx])
             elapsed = time.perf_counter() - started
             bar.advance(len(idx), tok_s=round(new_tokens / elapsed))
     elapsed = time.perf_counter() - started

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 
-from imts.core.errors import InputError, NotFoundError
+from imts.core.errors import InputError, Interrupted, NotFoundError
 from imts.core.ids import new_id
 from imts.core.progress import NullProgress, Progress
 from imts.data.versions import DataRef, load_rows, resolve
@@ -161,7 +162,7 @@ def evaluate(
             run = s.get(Run, run_id)
             if run is not None:
                 run.status, run.error, run.finished_at = (
-                    "failed",
+                    "preempted" if isinstance(exc, Interrupted) else "failed",
                     f"{type(exc).__name__}: {exc}",
                     datetime.now(UTC),
                 )
@@ -192,7 +193,18 @@ def _generate_cached(
     speed: dict[str, float] = {"seconds": 0.0, "new_tokens": 0, "tokens_per_s": 0.0}
     if missing:
         tokenizer, model_obj = model_loader()
-        texts, speed = gen.generate(
+
+        def keep(batch: list[int], texts: list[str]) -> None:
+            # Stored per batch: a preempted evaluation job resumes with only the rest to generate.
+            new = {
+                keys[missing[j]]: (t, len(tokenizer(t, add_special_tokens=False)["input_ids"]))
+                for j, t in zip(batch, texts, strict=True)
+            }
+            found.update(new)
+            if use_cache:
+                cache.store(ws, mkey, new)
+
+        _, speed = gen.generate(
             tokenizer,
             model_obj,
             [prompts[i] for i in missing],
@@ -201,24 +213,36 @@ def _generate_cached(
             progress,
             label=f"evaluating {resolved.label}",
             sampling=settings.sampling,
+            on_batch=keep,
         )
-        new = {
-            keys[i]: (t, len(tokenizer(t, add_special_tokens=False)["input_ids"]))
-            for i, t in zip(missing, texts, strict=True)
-        }
-        found.update(new)
-        if use_cache:
-            cache.store(ws, mkey, new)
     return [found[k][0] for k in keys], speed, len(keys) - len(missing)
 
 
-def run_suite(ws: Workspace, model_ref: str, suite: SuiteSpec, progress: Progress | None = None) -> list[str]:
-    """Evaluate one model on every dataset of a suite; one eval run per dataset."""
+def run_suite(
+    ws: Workspace,
+    model_ref: str,
+    suite: SuiteSpec,
+    progress: Progress | None = None,
+    done: dict[str, str] | None = None,
+    on_done: Callable[[str, str], None] | None = None,
+) -> list[str]:
+    """Evaluate one model on every dataset of a suite; one eval run per dataset.
+
+    Args:
+        done: dataset -> eval run id of datasets already evaluated (a resumed job skips them).
+        on_done: called with (dataset, run id) as each dataset finishes.
+    """
     if not suite.datasets:
         raise NotFoundError(f"suite '{suite.name}' names no datasets")
     resolved = resolve_model(ws, model_ref)
     settings = EvalSettings.from_suite(suite)
-    return [evaluate(ws, model_ref, d, settings, progress, resolved) for d in suite.datasets]
+    done = dict(done or {})
+    for d in suite.datasets:
+        if d not in done:
+            done[d] = evaluate(ws, model_ref, d, settings, progress, resolved)
+            if on_done is not None:
+                on_done(d, done[d])
+    return [done[d] for d in suite.datasets]
 
 
 def item_scores(ws: Workspace, run_id: str) -> dict[str, dict[str, tuple[float, str | None, str | None]]]:

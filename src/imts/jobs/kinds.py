@@ -59,6 +59,7 @@ class SleepJob(BaseModel):
 
 SPECS: dict[str, type[BaseModel]] = {"train": TrainJob, "eval": EvalJob, "split": SplitJob, "sleep": SleepJob}
 MULTI_WORKER = {"sleep"}  # kinds that can run as a gang of several worker processes
+WRITES = frozenset({"train", "split"})  # kinds that write artifacts: held back by a storage quota
 
 
 @dataclass
@@ -112,7 +113,12 @@ def run_train(ctx: JobContext, spec: TrainJob) -> dict[str, Any]:
 def run_eval(ctx: JobContext, spec: EvalJob) -> dict[str, Any]:
     from imts.evals.service import run_suite
 
-    run_ids = run_suite(ctx.ws, spec.model, spec.suite, ctx.progress)
+    # A requeued attempt skips the datasets already evaluated, and inside a dataset regenerates only
+    # what the generation cache lacks (it is filled batch by batch): finished work is not redone.
+    def done(dataset: str, run_id: str) -> None:
+        ctx.save_data({"eval_runs": {**ctx.data.get("eval_runs", {}), dataset: run_id}})
+
+    run_ids = run_suite(ctx.ws, spec.model, spec.suite, ctx.progress, ctx.data.get("eval_runs", {}), done)
     return {"run_id": run_ids[-1], "run_ids": run_ids}
 
 
@@ -120,10 +126,49 @@ def run_split(ctx: JobContext, spec: SplitJob) -> dict[str, Any]:
     from imts.data.split import split_version
     from imts.data.versions import resolve
 
-    v = split_version(
-        ctx.ws, resolve(ctx.ws, spec.data), spec.ratios, spec.seed, spec.stratify_by, spec.ngram, ctx.progress
-    )
+    source = resolve(ctx.ws, spec.data)
+    found = _split_made_by(ctx, spec, source.version.id)
+    if found is not None:  # an earlier attempt committed it, then died or was stopped before reporting
+        ctx.progress.log(f"split {found[0]} was made by an earlier attempt of this job: kept")
+        return {"version": found[0], "version_id": found[1]}
+    v = split_version(ctx.ws, source, spec.ratios, spec.seed, spec.stratify_by, spec.ngram, ctx.progress)
     return {"version": v.ref, "version_id": v.id}
+
+
+def _split_made_by(ctx: JobContext, spec: SplitJob, parent_id: str) -> tuple[str, str] | None:
+    """(ref, id) of the split this job already committed, if any: same parent, same parameters, made
+    since the job was submitted. A split version is committed atomically (one transaction), so this
+    makes the job idempotent: a requeued split job ends with exactly one version."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from imts.store.models import Dataset, DatasetVersion, JobRecord, VersionParent
+
+    with ctx.ws.session() as s:
+        job = s.get(JobRecord, ctx.job_id)
+        if job is None or ctx.attempt == 1:
+            return None
+        rows = s.execute(
+            select(DatasetVersion, Dataset.name)
+            .join(Dataset, Dataset.id == DatasetVersion.dataset_id)
+            .join(VersionParent, VersionParent.version_id == DatasetVersion.id)
+            .where(
+                VersionParent.parent_id == parent_id,
+                DatasetVersion.operation == "split",
+                DatasetVersion.created_at >= datetime.fromtimestamp(job.submitted_ts, UTC),
+            )
+            .order_by(DatasetVersion.number)
+        ).all()
+        for v, name in rows:
+            p = v.params
+            if (p.get("ratios"), p.get("seed"), p.get("decontaminate_ngram")) == (
+                list(spec.ratios),
+                spec.seed,
+                spec.ngram,
+            ) and p.get("stratify_by") in (spec.stratify_by, None):
+                return f"{name}@{v.number}", v.id
+    return None
 
 
 def check(ws: Workspace, kind: str, spec: Any) -> None:

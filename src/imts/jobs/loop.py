@@ -16,8 +16,9 @@ import socket
 import time
 from collections.abc import Callable
 
-from imts.jobs import store
+from imts.jobs import storage, store
 from imts.jobs.executors import EXECUTORS, Executor
+from imts.jobs.kinds import WRITES
 from imts.jobs.machine import (
     HOLDING,
     Kill,
@@ -56,7 +57,8 @@ class Scheduler:
         self.ws = ws
         self.pool = pool or load_pool(st.pool_file)
         self.executor = executor or EXECUTORS["local"](st)
-        self.cfg = MachineConfig(st.heartbeat_timeout_s, st.start_timeout_s, policy or PolicyConfig())
+        policy = policy or PolicyConfig(preempt_grace_s=st.preempt_grace_s)
+        self.cfg = MachineConfig(st.heartbeat_timeout_s, st.start_timeout_s, policy)
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.lease_ttl = max(1.0, 10 * st.scheduler_interval_s)  # a dead leader is replaced this fast
 
@@ -66,10 +68,13 @@ class Scheduler:
             return False
         now = time.time()
         snap = store.snapshot(self.ws, now, self.pool.period_hours * 3600)
-        m = Machine(self.pool, self.cfg, snap.usage)
+        stored: dict[str, int] = {}
+        if self.pool.has_storage_quota and any(r.kind in WRITES and r.state == "queued" for r in snap.rows):
+            stored = {name: p.total for name, p in storage.usage(self.ws).items()}
+        m = Machine(self.pool, self.cfg, snap.usage, stored)
         rows = {r.id: r for r in snap.rows}
         for r in snap.rows:
-            m.load(store.to_job(r))
+            m.load(store.to_job(r, snap.projects.get(r.project_id, "")))
         out = []
         for r in snap.rows:
             out += [i for ev in _events(r) for i in m.handle(ev)]

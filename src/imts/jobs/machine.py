@@ -55,6 +55,8 @@ class Job:
     heartbeat: float | None = None
     reason: str = ""  # why it waits / how it ended
     error: str | None = None
+    project: str = ""  # project name: the storage quota is per project
+    writes: bool = False  # writes artifacts (train, split): held while the project is over its storage
 
 
 # --- events ----------------------------------------------------------------------------------------
@@ -191,9 +193,14 @@ class Machine:
     """Jobs, the pool and the policy. Build it from the store with ``load``, then ``handle`` events."""
 
     def __init__(
-        self, pool: PoolSpec, cfg: MachineConfig = MachineConfig(), usage: dict[str, Usage] | None = None
+        self,
+        pool: PoolSpec,
+        cfg: MachineConfig = MachineConfig(),
+        usage: dict[str, Usage] | None = None,
+        storage: dict[str, int] | None = None,
     ) -> None:
-        self.spec, self.cfg, self.usage = pool, cfg, usage or {}
+        """``usage``: CPU/GPU-hours per tenant this period; ``storage``: bytes stored per project."""
+        self.spec, self.cfg, self.usage, self.storage = pool, cfg, usage or {}, storage or {}
         self.pool = Pool(pool)
         self.jobs: dict[str, Job] = {}
         self.changed: set[str] = set()
@@ -308,6 +315,9 @@ class Machine:
                 j.started,
                 j.slots,
                 j.state == State.PREEMPTING,
+                resumed=j.attempt > 1,
+                project=j.project,
+                writes=j.writes,
             )
             if j.state == State.QUEUED:
                 queued.append(c)
@@ -315,7 +325,7 @@ class Machine:
                 running.append(c)
         if not queued:
             return
-        p = plan(self.spec, self.pool, queued, running, now, self.cfg.policy, self.usage)
+        p = plan(self.spec, self.pool, queued, running, now, self.cfg.policy, self.usage, self.storage)
         for c, slots in p.starts:
             job = self.jobs[c.id]
             job.attempt += 1

@@ -4,7 +4,9 @@ Order: priority class first; inside a class, the tenant with the lowest weighted
 (dominant resource fairness: a tenant's share is its largest fraction of any resource, divided by its
 weight) goes next, oldest job first. A job starts only when all its workers fit (gang). A blocked job
 lets smaller ones start in the gaps (backfill) until it has waited ``starvation_s``; then it reserves
-the pool. A blocked job may preempt lower-priority preemptible jobs (lowest priority, youngest first).
+the pool. A blocked job may preempt lower-priority preemptible jobs (lowest priority, youngest first),
+except a job resumed less than ``preempt_grace_s`` ago (re-preemption damping: without it a resumed job
+can be stopped again before it has redone its start-up, over and over).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class PolicyConfig:
     preemption: bool = True
     priorities: bool = True
     starvation_s: float = 3600.0
+    preempt_grace_s: float = 300.0  # a resumed job runs this long before it may be preempted again
 
 
 FIFO = PolicyConfig(fair_share=False, backfill=False, preemption=False, priorities=False)
@@ -46,6 +49,9 @@ class Candidate:
     started: float | None = None
     slots: list[Slot] | None = None
     stopping: bool = False  # already asked to checkpoint-and-stop
+    resumed: bool = False  # the current attempt follows an earlier one (preempted, paused, lost)
+    project: str = ""  # for the storage quota
+    writes: bool = False  # the job writes artifacts (training, splits): subject to the storage quota
 
 
 @dataclass
@@ -86,6 +92,20 @@ def quota_refusal(spec: PoolSpec, tenant: str, running: int, usage: Usage) -> st
     return None
 
 
+def in_grace(j: Candidate, now: float, cfg: PolicyConfig) -> bool:
+    """A resumed job inside its re-preemption grace period may not be preempted yet."""
+    return j.resumed and j.started is not None and now - j.started < cfg.preempt_grace_s
+
+
+def storage_refusal(spec: PoolSpec, project: str, used_bytes: int) -> str | None:
+    """Why ``project`` may not start (or submit) a job that writes artifacts now, or None."""
+    quota = spec.project(project).storage_gb
+    if quota is None or used_bytes < quota * 2**30:
+        return None
+    used = f"{used_bytes / 2**30:.1f} GiB" if used_bytes >= 2**30 / 10 else f"{used_bytes / 2**20:.1f} MiB"
+    return f"quota: project '{project}' uses {used} of its {quota:g} GiB storage quota"
+
+
 def _key(c: Candidate) -> tuple[int, Request]:
     return (c.workers, c.request)
 
@@ -98,10 +118,13 @@ def plan(
     now: float,
     cfg: PolicyConfig = PolicyConfig(),
     usage: dict[str, Usage] | None = None,
+    storage: dict[str, int] | None = None,
 ) -> Plan:
     """One scheduling pass. ``pool`` already has the running jobs' slots taken; it is updated with the
-    starts of the returned plan."""
+    starts of the returned plan. ``usage``: CPU/GPU-hours per tenant this period; ``storage``: bytes
+    stored per project."""
     usage = usage or {}
+    storage = storage or {}
     out = Plan()
     share = shares(spec, pool, running) if cfg.fair_share else {}
     counts: dict[str, int] = defaultdict(int)
@@ -127,9 +150,10 @@ def plan(
             c = q.popleft()
             if barrier is not None:
                 out.reasons[c.id] = barrier
-            elif (
-                refusal := quota_refusal(spec, c.tenant, counts[c.tenant], usage.get(c.tenant, Usage()))
-            ) is not None:
+            elif refusal := (
+                quota_refusal(spec, c.tenant, counts[c.tenant], usage.get(c.tenant, Usage()))
+                or (c.writes and storage_refusal(spec, c.project, storage.get(c.project, 0)))
+            ):
                 out.reasons[c.id] = refusal
             else:
                 slots = None if _key(c) in failed_shapes else pool.place(c.workers, c.request)
@@ -172,10 +196,11 @@ def _blocked(
         if stopping and trial.place(c.workers, c.request) is not None:
             out.reasons[c.id] = "waiting for preempted jobs to checkpoint and stop"
             return f"waiting behind {c.id} (it reserves the resources being freed)"
-        victims = sorted(
+        eligible = sorted(
             (j for j in running if j.preemptible and not j.stopping and j.priority < c.priority and j.slots),
             key=lambda j: (j.priority, -(j.started or 0.0)),
         )
+        victims = [j for j in eligible if not in_grace(j, now, cfg)]
         chosen: list[Candidate] = []
         for v in victims:
             trial.give(v.slots or [])
@@ -186,6 +211,16 @@ def _blocked(
                     out.preempt.append((victim, c.id))
                 out.reasons[c.id] = f"preempting {', '.join(v.id for v in chosen)}"
                 return f"waiting behind {c.id} (it reserves the resources being freed)"
+        graced = [j for j in eligible if in_grace(j, now, cfg)]
+        for j in graced:
+            trial.give(j.slots or [])
+        if graced and trial.place(c.workers, c.request) is not None:
+            first = min(graced, key=lambda j: cfg.preempt_grace_s - (now - (j.started or now)))
+            left = cfg.preempt_grace_s - (now - (first.started or now))
+            out.reasons[c.id] += (
+                f"; preemption deferred: {first.id} resumed {now - (first.started or now):.0f}s ago "
+                f"(grace {cfg.preempt_grace_s:g}s, {left:.0f}s left)"
+            )
     if not cfg.backfill:
         return f"waiting behind {c.id} (first in line)"
     if now - c.submitted > cfg.starvation_s:

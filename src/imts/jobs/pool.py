@@ -47,6 +47,14 @@ class TenantSpec(BaseModel):
     gpu_hours: float | None = Field(None, ge=0, description="GPU hours per period.")
 
 
+class ProjectQuota(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    storage_gb: float | None = Field(
+        None, ge=0, description="GiB of artifacts the project may store (datasets, runs, reports, logs)."
+    )
+
+
 class PoolSpec(BaseModel):
     """Nodes and tenants; the whole file of ``IMTS_POOL_FILE``."""
 
@@ -54,10 +62,18 @@ class PoolSpec(BaseModel):
 
     nodes: list[NodeSpec]
     tenants: dict[str, TenantSpec] = Field(default_factory=dict)
+    projects: dict[str, ProjectQuota] = Field(default_factory=dict, description="Per-project quotas.")
     period_hours: float = Field(24 * 7, gt=0, description="Quota period for CPU/GPU hours.")
 
     def tenant(self, name: str) -> TenantSpec:
         return self.tenants.get(name) or TenantSpec()
+
+    def project(self, name: str) -> ProjectQuota:
+        return self.projects.get(name) or ProjectQuota()
+
+    @property
+    def has_storage_quota(self) -> bool:
+        return any(q.storage_gb is not None for q in self.projects.values())
 
 
 class Request(BaseModel):

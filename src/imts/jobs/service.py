@@ -17,11 +17,11 @@ from sqlalchemy import select, update
 from imts.core.errors import ConflictError, ImtsError, InputError, NotFoundError
 from imts.core.ids import new_id
 from imts.core.progress import NullProgress, Progress
-from imts.jobs import store
+from imts.jobs import storage, store
 from imts.jobs.executors import log_path
-from imts.jobs.kinds import MULTI_WORKER, SPECS, check
+from imts.jobs.kinds import MULTI_WORKER, SPECS, WRITES, check
 from imts.jobs.machine import FINISHED, USER_ACTIONS, State, allowed
-from imts.jobs.policy import PRIORITY_CLASSES, quota_refusal
+from imts.jobs.policy import PRIORITY_CLASSES, quota_refusal, storage_refusal
 from imts.jobs.pool import Pool, Request, load_pool
 from imts.store.models import JobEvent, JobRecord
 from imts.store.workspace import Workspace
@@ -76,6 +76,10 @@ def submit(ws: Workspace, sub: Submission) -> str:
     now = time.time()
     snap = store.snapshot(ws, now, pool_spec.period_hours * 3600)
     refusal = quota_refusal(pool_spec, sub.tenant, 0, snap.usage.get(sub.tenant, store.Usage()))
+    project = ws.settings.project
+    if refusal is None and sub.kind in WRITES and pool_spec.project(project).storage_gb is not None:
+        used = storage.usage(ws).get(project)
+        refusal = storage_refusal(pool_spec, project, used.total if used else 0)
     if refusal is not None:
         raise QuotaError(refusal)
     job_id = new_id("job")

@@ -14,20 +14,23 @@ from typing import Any
 from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from imts.jobs.kinds import WRITES
 from imts.jobs.machine import FINISHED, HOLDING, Job, State
 from imts.jobs.policy import Usage
 from imts.jobs.pool import Request, Slot
-from imts.store.models import JobEvent, JobRecord, SchedulerLease
+from imts.store.models import JobEvent, JobRecord, Project, SchedulerLease
 from imts.store.workspace import Workspace
 
 WORKER_EXITS = ("succeeded", "failed", "stopped")
 
 
-def to_job(r: JobRecord) -> Job:
-    """The scheduler's view of a row."""
+def to_job(r: JobRecord, project: str = "") -> Job:
+    """The scheduler's view of a row (``project``: the name of the row's project)."""
     return Job(
         id=r.id,
         tenant=r.tenant,
+        project=project,
+        writes=r.kind in WRITES,
         priority=r.priority,
         workers=r.workers,
         request=Request.model_validate(r.request),
@@ -50,6 +53,7 @@ def to_job(r: JobRecord) -> Job:
 class Snapshot:
     rows: list[JobRecord]
     usage: dict[str, Usage]
+    projects: dict[str, str]  # project id -> name
 
 
 def snapshot(ws: Workspace, now: float, period_s: float) -> Snapshot:
@@ -62,6 +66,7 @@ def snapshot(ws: Workspace, now: float, period_s: float) -> Snapshot:
                 )
             )
         )
+        projects = dict(s.execute(select(Project.id, Project.name)).tuples().all())
         recent = s.execute(
             select(JobRecord.tenant, JobRecord.workers, JobRecord.request, JobRecord.data).where(
                 JobRecord.finished_ts > now - period_s
@@ -79,7 +84,7 @@ def snapshot(ws: Workspace, now: float, period_s: float) -> Snapshot:
             secs = now - r.started_ts
             u.cpu_hours += r.workers * r.request.get("cpus", 0) * secs / 3600
             u.gpu_hours += r.workers * r.request.get("gpus", 0) * secs / 3600
-    return Snapshot(rows, usage)
+    return Snapshot(rows, usage, projects)
 
 
 def persist(ws: Workspace, job: Job, version: int, consumed_action: bool, now: float) -> bool:

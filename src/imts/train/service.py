@@ -32,8 +32,8 @@ class DbSink:
         self._pending += [
             Metric(run_id=self.run_id, key=k, step=step, value=float(v)) for k, v in values.items()
         ]
-        if len(self._pending) >= self.flush_every * 5:
-            self.flush()
+        if len(self._pending) >= self.flush_every * 5 or "val_loss" in values:
+            self.flush()  # val_loss at once: an HPO driver prunes trial jobs on the stored values
 
     def event(
         self, kind: str, message: str, step: int | None = None, data: dict[str, Any] | None = None
