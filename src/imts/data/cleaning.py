@@ -18,12 +18,10 @@ import pyarrow as pa
 
 from imts.core.progress import NullProgress, Progress
 from imts.data import dedup, scratch
-from imts.data.schemas import row_text
+from imts.data.schemas import TEXT_COLUMNS, row_text
 from imts.data.split import normalise
 from imts.data.versions import DataRef, VersionInfo, commit_version, iter_tables
 from imts.store.workspace import Workspace
-
-TEXT_COLUMNS = {"sft": ["messages"], "preference": ["prompt"], "classification": ["text"], "text": ["text"]}
 
 
 def dedup_version(
