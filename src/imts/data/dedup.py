@@ -13,6 +13,7 @@ two can be compared like for like.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -53,6 +54,7 @@ def shingle_hashes(
     return np.fromiter((zlib.crc32(g.encode()) for g in grams), dtype=np.uint64, count=len(grams))
 
 
+@functools.lru_cache(maxsize=16)
 def optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
     """(bands, rows) with bands*rows <= num_perm minimising false positives + false negatives."""
     if not 0 < threshold < 1:

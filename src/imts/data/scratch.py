@@ -40,9 +40,7 @@ def connect(folder: Path) -> duckdb.DuckDBPyConnection:
 def insert(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, pa.Array | np.ndarray]) -> None:
     """Append columns (Arrow arrays or numpy arrays of equal length) to ``table``."""
     batch = pa.table({k: v if isinstance(v, pa.Array) else pa.array(v) for k, v in columns.items()})
-    con.register("_batch", batch)
-    con.execute(f"INSERT INTO {table} SELECT * FROM _batch")
-    con.unregister("_batch")
+    con.from_arrow(batch).insert_into(table)
 
 
 def stream(con: duckdb.DuckDBPyConnection, sql: str) -> Iterator[pa.RecordBatch]:

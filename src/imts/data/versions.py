@@ -85,10 +85,11 @@ def schema_for(rows: list[dict[str, Any]], dataset_format: str = "sft") -> pa.Sc
     return schema_of(dataset_format, with_split=bool(rows) and "split" in rows[0])
 
 
-def batched(rows: Iterable[dict[str, Any]], size: int = BATCH_ROWS) -> Iterator[list[dict[str, Any]]]:
-    """Group a row iterator into lists of ``size`` rows (the unit a streamed write holds in memory)."""
+def batched(rows: Iterable[dict[str, Any]], size: int | None = None) -> Iterator[list[dict[str, Any]]]:
+    """Group a row iterator into lists of ``size`` rows (default ``BATCH_ROWS``: the unit a streamed
+    write holds in memory)."""
     it = iter(rows)
-    while batch := list(islice(it, size)):
+    while batch := list(islice(it, size or BATCH_ROWS)):
         yield batch
 
 
