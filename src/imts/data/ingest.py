@@ -13,8 +13,11 @@ content hash. Memory is therefore the same for a 5 GB file as for a 5 MB one (se
 
 from __future__ import annotations
 
+import gc
 import sqlite3
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -138,12 +141,45 @@ def _ingest(
     tick: Any,
 ) -> VersionInfo:
     report = ImportReport(file=source)
-    with ws.artifacts.staging() as scratch:
+    with ws.artifacts.staging() as scratch, _fewer_collections():
         seen = IdIndex(scratch)
         try:
             return _commit(ws, records, source, name, mapping, on_error, params, tick, report, seen)
         finally:
             seen.close()
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Run the import with far fewer cyclic garbage collections.
+
+    An import creates millions of short-lived dicts and lists that hold no reference cycles (reference
+    counting frees them), yet each batch that survives a young collection pushes the collector towards
+    full collections that walk every object of the process (all imported modules included); measured,
+    that was about a third of the import's time. Objects alive before the import are frozen out of
+    collections and the young-generation threshold is raised; both are restored when the last
+    concurrent import ends.
+    """
+    global _relaxed, _saved_threshold
+    with _gc_lock:
+        if not _relaxed:
+            _saved_threshold = gc.get_threshold()
+            gc.freeze()
+            gc.set_threshold(50_000, *_saved_threshold[1:])
+        _relaxed += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _relaxed -= 1
+            if not _relaxed:
+                gc.set_threshold(*_saved_threshold)
+                gc.unfreeze()
+
+
+_gc_lock = threading.Lock()
+_relaxed = 0
+_saved_threshold = gc.get_threshold()
 
 
 def _commit(
