@@ -1,7 +1,7 @@
 """Import a user's data as a new dataset version: files (local or fsspec URLs such as ``s3://``) and SQL.
 
-Sources are streamed: records are read, validated and mapped one at a time and written in batches of
-``versions.BATCH_ROWS`` rows (see ``shards`` for the memory bound). Every bad record is reported with
+Sources are streamed: records are read, validated and mapped in chunks of ``CHUNK`` and written in
+batches of ``versions.BATCH_ROWS`` rows (see ``shards`` for the memory bound). Every bad record is reported with
 file, line and reason. With ``on_error="fail"`` (the default) the first bad record aborts the import;
 with ``"skip"`` bad records are left out and listed in the version's report. Either way nothing is
 recorded unless the whole import succeeds (see ``versions.commit_version``).
@@ -310,7 +310,7 @@ class IdIndex:
     """Which ids an import has seen, and on which line: a SQLite table in the import's scratch folder.
 
     Memory stays fixed however many rows arrive (SQLite's page cache, ``CACHE_MIB``); the table itself
-    lives on disk (about 20 bytes per row plus the id's length) and disappears with the scratch folder.
+    lives on disk (about 10 bytes per row plus the id's text) and disappears with the scratch folder.
     Ids are compared exactly (the text, not a hash). Asked once per chunk of rows: ``lookup`` then
     ``add``.
     """
