@@ -1,8 +1,8 @@
 """Import a user's data as a new dataset version: files (local or fsspec URLs such as ``s3://``) and SQL.
 
 Sources are streamed: records are read, validated and mapped in chunks of ``CHUNK`` and written in
-batches of ``versions.BATCH_ROWS`` rows (see ``shards`` for the memory bound). Every bad record is reported with
-file, line and reason. With ``on_error="fail"`` (the default) the first bad record aborts the import;
+batches of ``versions.BATCH_ROWS`` rows (see ``shards`` for the memory bound). Every bad record is
+reported with file, line and reason. With ``on_error="fail"`` (the default) the first bad record aborts the import;
 with ``"skip"`` bad records are left out and listed in the version's report. Either way nothing is
 recorded unless the whole import succeeds (see ``versions.commit_version``).
 
