@@ -2,9 +2,9 @@
 
 Sources are streamed: records are read, validated and mapped in chunks of ``CHUNK`` and written in
 batches of ``versions.BATCH_ROWS`` rows (see ``shards`` for the memory bound). Every bad record is
-reported with file, line and reason. With ``on_error="fail"`` (the default) the first bad record aborts the import;
-with ``"skip"`` bad records are left out and listed in the version's report. Either way nothing is
-recorded unless the whole import succeeds (see ``versions.commit_version``).
+reported with file, line and reason. With ``on_error="fail"`` (the default) the first bad record
+aborts the import; with ``"skip"`` bad records are left out and listed in the version's report.
+Either way nothing is recorded unless the whole import succeeds (see ``versions.commit_version``).
 
 Ids: a source ``id`` field is kept and must be unique (checked exactly through ``IdIndex``, a SQLite
 table on disk in the import's scratch folder, so it costs no memory per row); rows without one get a
