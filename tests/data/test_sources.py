@@ -197,16 +197,16 @@ def test_import_from_s3(ws: Workspace, s3_server: str) -> None:
         import_file(ws, "s3://bucket/missing.jsonl", storage_options=opts)
 
 
-def test_id_index_finds_duplicates_across_frozen_runs(
+def test_id_index_finds_duplicates_across_chunks(
     monkeypatch: pytest.MonkeyPatch, ws: Workspace, tmp_path: Path
 ) -> None:
-    from imts.data.ingest import IdIndex
+    import imts.data.ingest as ingest
 
-    monkeypatch.setattr(IdIndex, "RUN", 64)
-    idx = IdIndex()
-    for n in range(1000):
-        assert idx.add(hash(f"id{n}"), n + 1) is None
-    assert all(idx.add(hash(f"id{n}"), 5000) == n + 1 for n in range(1000))
+    idx = ingest.IdIndex(tmp_path)
+    idx.add({f"id{n}": n + 1 for n in range(1000)})
+    assert idx.lookup(["id7", "nope", "id999"]) == {"id7": 8, "id999": 1000}
+    idx.close()
+    monkeypatch.setattr(ingest, "CHUNK", 64)  # the duplicate is many chunks after its first line
     rows = [{"id": f"k{i}", "prompt": f"p{i}", "response": "r"} for i in range(300)] + [
         {"id": "k7", "prompt": "again", "response": "r"}
     ]
@@ -216,3 +216,12 @@ def test_id_index_finds_duplicates_across_frozen_runs(
         InputError, match=r"dup\.jsonl:301, field 'id': duplicate id 'k7' \(first on line 8\)"
     ):
         import_file(ws, f)
+    v = import_file(ws, f, name="skip", on_error="skip")
+    assert v.num_rows == 300 and v.report["errors"][0]["line"] == 301
+    # Rows without ids and with the same content, in different chunks: both kept, distinct ids.
+    same = tmp_path / "same.jsonl"
+    same.write_text(
+        "".join(json.dumps({"prompt": f"p{i % 100}", "response": "r"}) + "\n" for i in range(200))
+    )
+    ids = [r["id"] for r in load_rows(ws, import_file(ws, same, name="same"))]
+    assert len(set(ids)) == 200 and ids[150] == f"{ids[50]}-151"

@@ -13,6 +13,7 @@ two can be compared like for like.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -53,6 +54,7 @@ def shingle_hashes(
     return np.fromiter((zlib.crc32(g.encode()) for g in grams), dtype=np.uint64, count=len(grams))
 
 
+@functools.lru_cache(maxsize=16)
 def optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
     """(bands, rows) with bands*rows <= num_perm minimising false positives + false negatives."""
     if not 0 < threshold < 1:
@@ -96,18 +98,22 @@ class MinHasher:
         return np.minimum.reduceat(h, offsets, axis=1).T.astype(np.uint32)
 
 
+def band_keys(sigs: np.ndarray, band: int, rows: int) -> np.ndarray:
+    """LSH bucket key (uint64) of every signature for band ``band`` of ``rows`` values."""
+    mix = np.random.default_rng(_SEED + 1).integers(1, 2**63, size=rows, dtype=np.uint64) | np.uint64(1)
+    part = sigs[:, band * rows : (band + 1) * rows].astype(np.uint64)
+    with np.errstate(over="ignore"):
+        return (part * mix).sum(axis=1, dtype=np.uint64) ^ np.uint64(band)
+
+
 def candidate_links(sigs: np.ndarray, threshold: float, bands: int, rows: int) -> np.ndarray:
     """Verified pairs ``(i, j)``, ``j < i``: docs sharing an LSH bucket with estimated Jaccard >= threshold.
 
     Within a bucket every member is linked to the bucket's first (lowest-index) member.
     """
-    rng = np.random.default_rng(_SEED + 1)
-    mix = rng.integers(1, 2**63, size=rows, dtype=np.uint64) | np.uint64(1)
     found: list[np.ndarray] = []
     for band in range(bands):
-        part = sigs[:, band * rows : (band + 1) * rows].astype(np.uint64)
-        with np.errstate(over="ignore"):
-            keys = (part * mix).sum(axis=1, dtype=np.uint64) ^ np.uint64(band)
+        keys = band_keys(sigs, band, rows)
         order = np.argsort(keys, kind="stable")
         sk = keys[order]
         is_start = np.r_[True, sk[1:] != sk[:-1]]

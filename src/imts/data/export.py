@@ -1,7 +1,9 @@
 """Export a version (or one split of it) to JSON Lines, Parquet, or a Hugging Face ``datasets`` object.
 
 Files are written batch by batch from the shards (bounded memory) into a temporary file next to the
-destination and renamed into place, so a failed export leaves no half-written file.
+destination and renamed into place, so a failed export leaves no half-written file. A ``datasets``
+object is backed by an Arrow file written the same way and memory-mapped, never built in memory: a
+version is immutable, so that file is kept in the store (``datasets/hf/``) and reused.
 """
 
 from __future__ import annotations
@@ -60,13 +62,23 @@ def export(
 
 
 def to_hf(ws: Workspace, ref: DataRef | VersionInfo) -> Any:
-    """The rows as an in-memory ``datasets.Dataset`` (same columns and Arrow types as the shards)."""
+    """The rows as a memory-mapped ``datasets.Dataset`` (same columns and Arrow types as the shards)."""
     import datasets
 
-    tables = list(iter_tables(ws, ref))
-    if not tables:
-        raise InputError("nothing to export: the selection holds no rows")
-    return datasets.Dataset(datasets.table.InMemoryTable(pa.concat_tables(tables)))
+    version, split = (ref.version, ref.split) if isinstance(ref, DataRef) else (ref, None)
+    key = f"datasets/hf/{version.id}{'-' + split if split else ''}.arrow"
+    if not ws.artifacts.exists(key):
+        with ws.artifacts.staging() as stage:
+            tmp = stage / "rows.arrow"
+            writer: pa.ipc.RecordBatchStreamWriter | None = None
+            for table in iter_tables(ws, ref):
+                writer = writer or pa.ipc.new_stream(str(tmp), table.schema)
+                writer.write_table(table)
+            if writer is None:
+                raise InputError("nothing to export: the selection holds no rows")
+            writer.close()
+            ws.artifacts.commit(tmp, key, content_addressed=True)
+    return datasets.Dataset.from_file(str(ws.artifacts.path(key)), in_memory=False)
 
 
 def _format_of(dest: Path) -> ExportFormat:

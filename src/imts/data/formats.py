@@ -47,6 +47,8 @@ RESPONSE_KEYS = ("response", "output", "completion", "solution", "answer")
 # Mapping keys of the other formats (preference, classification, text), kept in ``FieldMap.extras``.
 EXTRA_KEYS = ("chosen", "rejected", "text", "label")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+# One encoder for the ``meta`` column of every row (json.dumps with options builds a new one per call).
+META_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,7 @@ def to_canonical(row: Any, fmap: FieldMap) -> dict[str, Any]:
         "category": _opt_str(row.get(fmap.category)),
         "lang": str(lang),
         "answer": _opt_str(answer),
-        "meta": json.dumps(meta, ensure_ascii=False, sort_keys=True) if meta else None,
+        "meta": META_JSON.encode(meta) if meta else None,
     }
 
 

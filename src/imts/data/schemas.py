@@ -51,6 +51,8 @@ DATASET_FORMAT = {
     "classification": "classification",
     "text": "text",
 }
+# The columns ``row_text`` reads, per dataset format.
+TEXT_COLUMNS = {"sft": ["messages"], "preference": ["prompt"], "classification": ["text"], "text": ["text"]}
 TEXT_KEYS = ("text", "content", "sentence", "document", "body")
 LABEL_KEYS = ("label", "labels", "class", "target")
 

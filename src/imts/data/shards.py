@@ -1,14 +1,15 @@
 """Writing a version's rows as Parquet shards, batch by batch, with statistics gathered on the way.
 
 Memory bound of a streamed write: the batch being converted (the caller's batch of Python dicts, a few
-thousand rows), one Parquet row group being encoded, and 8 bytes per row for the length statistics
-(two int32 per row). Nothing else grows with the number of rows, so a 5 GB file imports in the same
-memory as a 5 MB one, apart from those 8 bytes per row.
+thousand rows), one Parquet row group being encoded, and the statistics, which are of fixed size: an
+exact histogram of text lengths per length field (a 512 KiB array for lengths below 65,536 characters,
+a dict for longer ones, whose distinct values cannot outnumber the square root of twice the text
+volume) and, per categorical field, counts of at most ``MAX_DISTINCT`` values. Nothing grows with the
+number of rows, so a 5 GB file imports in the same memory as a 5 MB one.
 """
 
 from __future__ import annotations
 
-from array import array
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from imts.core.hashing import sha256_file
 
 SHARD_ROWS = 100_000
 ROW_GROUP_ROWS = 10_000
+MAX_DISTINCT = 10_000  # values counted per categorical field; further new values count as "(other)"
+_SMALL = 1 << 16  # lengths below this are counted in an array, longer ones in a dict
 
 # Length statistics per format: name -> how to get the text length of a canonical row.
 _LENGTHS = {
@@ -47,16 +50,20 @@ class StatsAccumulator:
         self.counters: dict[str, Counter[str]] = {
             k: Counter() for k in ("category", "lang", "label", "split")
         }
-        self.lengths = {k: array("i") for k in _LENGTHS[dataset_format]}
+        self.lengths = {k: LengthHistogram() for k in _LENGTHS[dataset_format]}
         self.with_answer = 0
 
     def add(self, rows: list[dict[str, Any]]) -> None:
         self.rows += len(rows)
         for key, counter in self.counters.items():
             if rows and key in rows[0]:
-                counter.update(r.get(key) or "(none)" for r in rows)
+                for value, n in Counter(r.get(key) or "(none)" for r in rows).items():
+                    if value in counter or len(counter) < MAX_DISTINCT:
+                        counter[value] += n
+                    else:
+                        counter["(other)"] += n
         for key, fn in _LENGTHS[self.format].items():
-            self.lengths[key].extend(fn(r) for r in rows)
+            self.lengths[key].add(np.fromiter((fn(r) for r in rows), dtype=np.int64, count=len(rows)))
         if self.format == "sft":
             self.with_answer += sum(1 for r in rows if r.get("answer") is not None)
 
@@ -65,8 +72,8 @@ class StatsAccumulator:
         for key in ("category", "lang", "label", "split"):
             if self.counters[key] or (key in ("category", "lang")):
                 stats[key] = dict(self.counters[key].most_common())
-        for key, values in self.lengths.items():
-            stats[key] = summary(np.frombuffer(values, dtype=np.int32)) if len(values) else {}
+        for key, hist in self.lengths.items():
+            stats[key] = hist.summary()
         if self.format == "sft":
             stats["with_answer"] = self.with_answer
         if not self.counters["split"]:
@@ -74,6 +81,41 @@ class StatsAccumulator:
         if not self.counters["label"]:
             stats.pop("label", None)
         return stats
+
+
+class LengthHistogram:
+    """Exact counts of integer lengths in fixed memory; its summary equals ``summary`` of all values."""
+
+    def __init__(self) -> None:
+        self.small = np.zeros(_SMALL, dtype=np.int64)
+        self.large: Counter[int] = Counter()
+
+    def add(self, values: np.ndarray) -> None:
+        below = values < _SMALL
+        self.small += np.bincount(values[below], minlength=_SMALL)
+        if not below.all():
+            self.large.update(values[~below].tolist())
+
+    def summary(self) -> dict[str, float]:
+        (nz,) = np.nonzero(self.small)
+        big = sorted(self.large)
+        values = np.concatenate([nz, np.array(big, dtype=np.int64)])
+        counts = np.concatenate([self.small[nz], np.array([self.large[v] for v in big], dtype=np.int64)])
+        n = int(counts.sum())
+        if not n:
+            return {}
+        cum = np.cumsum(counts)
+
+        def at(rank: int) -> int:  # the value at 0-based rank ``rank`` of the sorted values
+            return int(values[np.searchsorted(cum, rank, side="right")])
+
+        return {
+            "min": int(values[0]),
+            "p50": at(n // 2),
+            "p95": at(min(n - 1, int(n * 0.95))),
+            "max": int(values[-1]),
+            "mean": round(float((values * counts).sum() / n), 1),
+        }
 
 
 def summary(values: np.ndarray) -> dict[str, float]:

@@ -85,10 +85,11 @@ def schema_for(rows: list[dict[str, Any]], dataset_format: str = "sft") -> pa.Sc
     return schema_of(dataset_format, with_split=bool(rows) and "split" in rows[0])
 
 
-def batched(rows: Iterable[dict[str, Any]], size: int = BATCH_ROWS) -> Iterator[list[dict[str, Any]]]:
-    """Group a row iterator into lists of ``size`` rows (the unit a streamed write holds in memory)."""
+def batched(rows: Iterable[dict[str, Any]], size: int | None = None) -> Iterator[list[dict[str, Any]]]:
+    """Group a row iterator into lists of ``size`` rows (default ``BATCH_ROWS``: the unit a streamed
+    write holds in memory)."""
     it = iter(rows)
-    while batch := list(islice(it, size)):
+    while batch := list(islice(it, size or BATCH_ROWS)):
         yield batch
 
 
@@ -387,15 +388,26 @@ def share_version(ws: Workspace, ref: str, project: str) -> VersionInfo:
 
 
 def iter_tables(
-    ws: Workspace, ref: DataRef | VersionInfo, batch_rows: int = BATCH_ROWS
+    ws: Workspace,
+    ref: DataRef | VersionInfo,
+    batch_rows: int | None = None,
+    columns: list[str] | None = None,
 ) -> Iterator[pa.Table]:
-    """A version's rows (or one split's) as Arrow tables of at most ``batch_rows`` rows, streamed."""
+    """A version's rows (or one split's) as Arrow tables of at most ``batch_rows`` rows, streamed.
+
+    Args:
+        columns: read only these columns (all when None).
+    """
     version, split = (ref.version, ref.split) if isinstance(ref, DataRef) else (ref, None)
+    read = None if columns is None else list(dict.fromkeys([*columns, *(["split"] if split else [])]))
     for digest in version.shards:
-        for batch in pq.ParquetFile(shard_path(ws, digest)).iter_batches(batch_size=batch_rows):
+        shard = pq.ParquetFile(shard_path(ws, digest))
+        for batch in shard.iter_batches(batch_size=batch_rows or BATCH_ROWS, columns=read):
             table = pa.Table.from_batches([batch])
             if split:
                 table = table.filter(pc.equal(table["split"], split))
+                if columns is not None and "split" not in columns:
+                    table = table.drop_columns(["split"])
             if table.num_rows:
                 yield table
 
