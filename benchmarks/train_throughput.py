@@ -236,13 +236,13 @@ def progress(label: str, step: int, total: int, loss: float) -> None:
 def run_imts(
     spec: Any, model_path: Path, rows: list[dict[str, Any]], examples: list[Any], pad_id: int, skip: int
 ) -> SideResult:
-    from imts.train.data import BatchStream
+    from imts.train.data import example_stream
     from imts.train.recipes import sft_lora
 
-    # The recipe's batches, replayed: BatchStream is deterministic for (examples, seed, epoch), so
+    # The recipe's batches, replayed: the batch stream is deterministic for (examples, seed, epoch), so
     # this yields exactly the batches the recipe will train on (checked against its token count).
     micro = max(1, spec.batch_size // spec.grad_accum)
-    stream = iter(BatchStream(examples, micro, spec.seed, spec.batching == "length_grouped", pad_id))
+    stream = iter(example_stream(examples, micro, spec.seed, spec.batching == "length_grouped", pad_id))
     batches = []
     for _ in range(spec.max_steps):
         real = processed = 0
