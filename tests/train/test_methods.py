@@ -159,3 +159,20 @@ def test_a_failing_rank_fails_the_run(tmp_path: Path) -> None:
     spec = RunSpec.from_sources(overrides=["nproc=2", "dist_timeout_s=30"], base_model="b", data="d")
     with pytest.raises(RankFailed, match="rank 1 failed: ValueError: rank one broke"):
         distributed.launch(_fails_on_rank_1, spec, tmp_path, [], [], tmp_path, None)
+
+
+def test_flop_accounting(tiny_model: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from imts.train.mfu import FlopModel, flop_model
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    total = sum(p.numel() for p in model.parameters())  # the tied head/embedding counted once
+    embed = model.get_input_embeddings().weight.numel()
+    full = flop_model(model, full=True)
+    assert (full.body, full.head, full.layers, full.hidden, full.factor) == (total - embed, embed, 2, 64, 6)
+    assert flop_model(model, full=False).factor == 4
+    # 6N per token on the body, 6N per loss position on the head, 12·L·h·s² for attention.
+    assert FlopModel(100, 10, 2, 8, 6).step_flops(tokens=5, head_positions=2, sq_len_sum=25) == (
+        6 * (100 * 5 + 10 * 2) + 12 * 2 * 8 * 25
+    )

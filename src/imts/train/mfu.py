@@ -54,8 +54,10 @@ def batch_counts(batch: dict[str, torch.Tensor], loss_positions: int) -> tuple[i
 @lru_cache(maxsize=8)
 def _peak(device_type: str, dtype: torch.dtype, threads: int) -> float:
     n = 4096 if device_type == "cuda" else 1024
-    a = torch.randn(n, n, device=device_type, dtype=dtype)
-    b = torch.randn(n, n, device=device_type, dtype=dtype)
+    # Its own generator: measuring must not move the training run's RNG stream.
+    gen = torch.Generator(device=device_type).manual_seed(0)
+    a = torch.randn(n, n, device=device_type, dtype=dtype, generator=gen)
+    b = torch.randn(n, n, device=device_type, dtype=dtype, generator=gen)
     reps = 20 if device_type == "cuda" else 4
     best = float("inf")
     for _ in range(3):  # the best of three rounds: other load on the machine only slows a round down
