@@ -89,7 +89,8 @@ def achieved(method: str, spec: Any, model: Path, rows: list[dict[str, Any]], sk
     precision = resolve_precision(spec.precision)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    recipe_peak = mfu.peak_flops(device, dtype)
+    recipe_peak = mfu.last_peak(device, dtype)  # what the run's mfu metric was divided by
+    assert recipe_peak is not None
     rates = [v["mfu"] * recipe_peak for v in sink.values[skip:]]
     return {
         "method": method,

@@ -5,7 +5,7 @@ forward and 4N backward for a full fine-tune (6N), but only 2N backward through 
 LoRA (activation gradients, no weight gradients: 4N). Attention adds 12 · layers · hidden · s per token
 of a length-s sequence (QK^T and AV, forward and backward, without the causal half-saving). The LM
 head counts only where the recipe computes it (the response positions). The peak is measured, not
-taken from a datasheet: a short matmul microbenchmark, run once per process and cached.
+taken from a datasheet: a short matmul microbenchmark at each run's start, the process's best kept.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import resource
 import sys
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import torch
@@ -51,14 +50,17 @@ def batch_counts(batch: dict[str, torch.Tensor], loss_positions: int) -> tuple[i
     return int(lengths.sum()), loss_positions, int((lengths * lengths).sum())
 
 
-@lru_cache(maxsize=8)
-def _peak(device_type: str, dtype: torch.dtype, threads: int) -> float:
+_best: dict[tuple[str, torch.dtype, int], float] = {}
+
+
+def _measure(device_type: str, dtype: torch.dtype) -> float:
     n = 4096 if device_type == "cuda" else 1024
     # Its own generator: measuring must not move the training run's RNG stream.
     gen = torch.Generator(device=device_type).manual_seed(0)
     a = torch.randn(n, n, device=device_type, dtype=dtype, generator=gen)
     b = torch.randn(n, n, device=device_type, dtype=dtype, generator=gen)
-    reps = 20 if device_type == "cuda" else 4
+    a @ b  # warm-up: thread pool, kernels
+    reps = 10 if device_type == "cuda" else 2
     best = float("inf")
     for _ in range(3):  # the best of three rounds: other load on the machine only slows a round down
         _sync(device_type)
@@ -71,8 +73,20 @@ def _peak(device_type: str, dtype: torch.dtype, threads: int) -> float:
 
 
 def peak_flops(device: torch.device, dtype: torch.dtype = torch.float32) -> float:
-    """Attainable matmul FLOP/s of ``device`` in ``dtype`` with this process's threads (cached)."""
-    return _peak(device.type, dtype, torch.get_num_threads())
+    """Attainable matmul FLOP/s of ``device`` in ``dtype`` with this process's threads.
+
+    Measured at each call (a run's start, ~0.2 s on a CPU) and the best figure of the process kept: a
+    measurement taken while other processes share the CPU is too low, and would inflate the MFU of
+    every later run if it were cached as it is.
+    """
+    key = (device.type, dtype, torch.get_num_threads())
+    _best[key] = max(_best.get(key, 0.0), _measure(device.type, dtype))
+    return _best[key]
+
+
+def last_peak(device: torch.device, dtype: torch.dtype = torch.float32) -> float | None:
+    """The peak the latest ``peak_flops`` call returned (what a finished run's ``mfu`` was divided by)."""
+    return _best.get((device.type, dtype, torch.get_num_threads()))
 
 
 def peak_mem_mb(device: torch.device) -> float:
