@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", type=int, default=64)
     p.add_argument("--max-seq-len", type=int, default=256)
     p.add_argument("--methods", default="sft_lora,sft_full")
+    p.add_argument("--precision", default="auto", help="the recipes' precision: auto | fp32 | bf16")
     p.add_argument("--sizes", default="512,1024,2048", help="matmul sizes n (n x n @ n x n)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", type=Path, default=None)
@@ -151,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"max_seq_len={args.max_seq_len}",
                 f"lr={1e-4 if method == 'sft_full' else 1e-3}",
                 "merge=false",
+                f"precision={args.precision}",
                 f"save_every={args.steps}",
                 f"eval_every={args.steps}",
             ],
