@@ -130,21 +130,22 @@ def test_qlora_is_refused_without_cuda() -> None:
         RunSpec.from_sources(overrides=["quantization=nf4", "method=sft_full"], base_model="b", data="d")
 
 
-def test_two_processes_match_one(tiny_model: Path, mathgen: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("method", ["sft_full", "dpo"])
+def test_two_processes_match_one(tiny_model: Path, mathgen: Any, tmp_path: Path, method: str) -> None:
     """Same global batch on 2 gloo processes and on 1: the same losses per step and the same weights."""
-    rows = _sft_rows(mathgen)
-    over = ["method=sft_full", "max_steps=4", "lr=0.002", "grad_accum=2", "batching=random"]
+    rows = _sft_rows(mathgen) if method == "sft_full" else _pairs(mathgen)
+    recipe = sft_full.run if method == "sft_full" else dpo.run
+    over = [f"method={method}", "dpo.full=true", "max_steps=4", "lr=0.002", "grad_accum=2", "batching=random"]
     one, two = ListSink(), ListSink()
-    a = distributed.launch(sft_full.run, _spec(*over), tiny_model, rows, rows[:6], tmp_path / "one", one)
-    b = distributed.launch(
-        sft_full.run, _spec(*over, "nproc=2"), tiny_model, rows, rows[:6], tmp_path / "two", two
-    )
+    a = distributed.launch(recipe, _spec(*over), tiny_model, rows, rows[:6], tmp_path / "one", one)
+    b = distributed.launch(recipe, _spec(*over, "nproc=2"), tiny_model, rows, rows[:6], tmp_path / "two", two)
     for step in range(1, 5):
         assert two.metrics_by_step[step]["loss"] == pytest.approx(one.metrics_by_step[step]["loss"], rel=1e-4)
     assert two.metrics_by_step[4]["val_loss"] == pytest.approx(one.metrics_by_step[4]["val_loss"], rel=1e-4)
     assert a.tokens == b.tokens
     wa, wb = _weights(a.merged_dir), _weights(b.merged_dir)
-    assert all(torch.allclose(wa[k], wb[k], rtol=1e-4, atol=1e-6) for k in wa)
+    # Summation order differs between 1 and 2 processes: ~1e-6 apart after 4 steps that move weights ~1e-2.
+    assert all(torch.allclose(wa[k], wb[k], rtol=1e-4, atol=1e-5) for k in wa)
     assert any(k == "started" and "2 process(es)" in msg for k, msg, _ in two.events)
 
 
