@@ -177,3 +177,20 @@ def test_flop_accounting(tiny_model: Path) -> None:
     assert FlopModel(100, 10, 2, 8, 6).step_flops(tokens=5, head_positions=2, sq_len_sum=25) == (
         6 * (100 * 5 + 10 * 2) + 12 * 2 * 8 * 25
     )
+
+
+def test_stop_request_stops_every_rank_after_a_checkpoint(
+    tiny_model: Path, mathgen: Any, tmp_path: Path
+) -> None:
+    """Rank 0's should_stop (a job's SIGTERM) is every rank's: one checkpoint, then Interrupted."""
+    from imts.core.errors import Interrupted
+
+    rows = _sft_rows(mathgen)
+    spec = _spec("method=sft_full", "max_steps=6", "nproc=2")
+    sink, asked = ListSink(), iter([False, True])
+    with pytest.raises(Interrupted):
+        distributed.launch(
+            sft_full.run, spec, tiny_model, rows, [], tmp_path / "r", sink, None, lambda: next(asked)
+        )
+    assert [k for k, _, _ in sink.events][-2:] == ["checkpoint", "stopped"]
+    assert (tmp_path / "r" / "checkpoints" / "step-000002" / "model.safetensors").exists()
