@@ -1,4 +1,13 @@
-"""Training throughput: the IMTS LoRA SFT recipe against the Hugging Face ``Trainer``, in one process.
+"""Training throughput: IMTS's recipes against the Hugging Face ``Trainer`` and TRL, in one process.
+
+Three methods, each against the tool a user would pick instead (``--methods``, default all three):
+
+* ``lora``: LoRA SFT, ``imts`` (``recipes/sft_lora.py``) vs ``peer_default`` and ``peer_best`` (below);
+* ``full``: full fine-tuning, ``imts_full`` (``recipes/sft_full.py``) vs ``peer_full`` (the ``Trainer``
+  on the whole model, length-grouped sampler, as ``peer_best``);
+* ``dpo``: LoRA DPO, ``imts_dpo`` (``recipes/dpo.py``) vs ``trl_dpo`` (TRL's ``DPOTrainer``, reference
+  log-probs precomputed like IMTS's, conversational pairs through the same chat template, the same
+  ``max_length``). Pairs: the row's answer chosen, the previous row's answer rejected.
 
 The same workload on every side: same base model, same tokenised examples (built with
 ``imts.train.data.encode``: chat template, labels on the assistant tokens only), same batch size,
@@ -30,9 +39,10 @@ to ``zero_grad``, from its ``tokens_per_s`` metric); for the Trainer ``on_step_b
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/train_throughput.py                  # SmolLM2-135M, 30 steps
+    .venv/bin/python benchmarks/train_throughput.py                  # SmolLM2-135M, 4 steps per side
+    .venv/bin/python benchmarks/train_throughput.py --steps 30 --batch-size 8 --rows 2000  # publishable
     .venv/bin/python benchmarks/train_throughput.py --tiny --steps 4  # smoke run, seconds
-    .venv/bin/python benchmarks/train_throughput.py --json out.json --sides imts,peer_best
+    .venv/bin/python benchmarks/train_throughput.py --methods lora --sides imts,peer_best --json out.json
 
 Take figures to publish on a quiet machine: other processes on the CPU skew every side.
 """
@@ -60,7 +70,13 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = Path.home() / ".cache" / "imts" / "models" / "smollm2-135m-instruct"
-SIDES = ("imts", "peer_default", "peer_best")
+METHOD_SIDES = {
+    "lora": ("imts", "peer_default", "peer_best"),
+    "full": ("imts_full", "peer_full"),
+    "dpo": ("imts_dpo", "trl_dpo"),
+}
+SIDES = tuple(side for sides in METHOD_SIDES.values() for side in sides)
+PAIRS = {"peer_default": "imts", "peer_best": "imts", "peer_full": "imts_full", "trl_dpo": "imts_dpo"}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -234,15 +250,30 @@ def progress(label: str, step: int, total: int, loss: float) -> None:
 
 
 def run_imts(
-    spec: Any, model_path: Path, rows: list[dict[str, Any]], examples: list[Any], pad_id: int, skip: int
+    side: str,
+    spec: Any,
+    model_path: Path,
+    rows: list[dict[str, Any]],
+    examples: list[Any],
+    pad_id: int,
+    skip: int,
 ) -> SideResult:
-    from imts.train.data import BatchStream
-    from imts.train.recipes import sft_lora
+    """``examples``: the recipe's SFT examples, or for DPO its encoded (chosen, rejected) pairs."""
+    from imts.train.data import BatchStream, example_stream
+    from imts.train.recipes import dpo
+    from imts.train.service import RECIPES
 
-    # The recipe's batches, replayed: BatchStream is deterministic for (examples, seed, epoch), so
+    # The recipe's batches, replayed: the batch stream is deterministic for (examples, seed, epoch), so
     # this yields exactly the batches the recipe will train on (checked against its token count).
     micro = max(1, spec.batch_size // spec.grad_accum)
-    stream = iter(BatchStream(examples, micro, spec.seed, spec.batching == "length_grouped", pad_id))
+    grouped = spec.batching == "length_grouped"
+    if spec.method == "dpo":
+        lengths = [max(len(c.input_ids), len(r.input_ids)) for c, r in examples]
+        stream = iter(
+            BatchStream(lengths, micro, spec.seed, grouped, lambda i: dpo.collate_pairs(examples, i, pad_id))
+        )
+    else:
+        stream = iter(example_stream(examples, micro, spec.seed, grouped, pad_id))
     batches = []
     for _ in range(spec.max_steps):
         real = processed = 0
@@ -252,9 +283,9 @@ def run_imts(
             processed += b["attention_mask"].numel()
         batches.append((real, processed))
 
-    sink = ClockSink("imts", spec.max_steps)
+    sink = ClockSink(side, spec.max_steps)
     with tempfile.TemporaryDirectory(prefix="imts-bench-") as out:
-        result = sft_lora.run(spec, model_path, rows, [], Path(out), sink)
+        result = RECIPES[spec.method](spec, model_path, rows, [], Path(out), sink)
     if sum(r for r, _ in batches) != result.tokens:
         raise RuntimeError(
             f"replayed IMTS batches hold {sum(r for r, _ in batches)} tokens, recipe {result.tokens}"
@@ -263,10 +294,12 @@ def run_imts(
     notes = {
         "batching": spec.batching,
         "recipe_seconds_incl_setup": result.seconds,
+        "mfu": statistics.median(v["mfu"] for v in sink.values[skip:]),
+        "peak_mem_mb": sink.values[-1]["peak_mem_mb"],
         "events": [f"{k}: {m}" for k, m in sink.events],
     }
     losses = [v["loss"] for v in sink.values]
-    return summarise("imts", sink.ends, sink.cpu_ends, in_step, batches, losses, skip, notes)
+    return summarise(side, sink.ends, sink.cpu_ends, in_step, batches, losses, skip, notes)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -301,18 +334,9 @@ class CountingCollator:
         return batch
 
 
-def run_peer(side: str, spec: Any, model_path: Path, examples: list[Any], skip: int) -> SideResult:
-    from peft import LoraConfig, get_peft_model
-    from transformers import (
-        AutoModelForCausalLM,
-        AutoTokenizer,
-        DataCollatorForSeq2Seq,
-        PrinterCallback,
-        ProgressCallback,
-        Trainer,
-        TrainerCallback,
-        TrainingArguments,
-    )
+def step_clock(side: str) -> Any:
+    """A ``TrainerCallback`` that timestamps step begins/ends and records the logged loss per step."""
+    from transformers import TrainerCallback
 
     class StepClock(TrainerCallback):
         def __init__(self) -> None:
@@ -333,21 +357,63 @@ def run_peer(side: str, spec: Any, model_path: Path, examples: list[Any], skip: 
                 self.losses[state.global_step] = float(logs["loss"])
                 progress(side, state.global_step, state.max_steps, float(logs["loss"]))
 
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    torch.manual_seed(spec.seed)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-    model.config.use_cache = False
-    lora = LoraConfig(
+    return StepClock()
+
+
+def lora_config(spec: Any) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(
         r=spec.lora.r,
         lora_alpha=spec.lora.alpha,
         lora_dropout=spec.lora.dropout,
         target_modules=spec.lora.target_modules,
         task_type="CAUSAL_LM",
     )
-    model = get_peft_model(model, lora)
+
+
+def schedule_args(spec: Any) -> dict[str, Any]:
+    """The recipe's optimisation settings as ``TrainingArguments`` fields (shared by Trainer and TRL)."""
+    return {
+        "per_device_train_batch_size": max(1, spec.batch_size // spec.grad_accum),
+        "gradient_accumulation_steps": spec.grad_accum,
+        "max_steps": spec.max_steps,
+        "learning_rate": spec.lr,
+        # The recipe's schedule: linear warm-up, cosine decay to lr * min_lr_ratio ("cosine" decays to 0).
+        "lr_scheduler_type": "cosine_with_min_lr",
+        "lr_scheduler_kwargs": {"min_lr_rate": spec.min_lr_ratio},
+        "warmup_steps": spec.warmup_steps,
+        "weight_decay": spec.weight_decay,
+        "max_grad_norm": spec.max_grad_norm,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": [],
+        "use_cpu": not torch.cuda.is_available(),
+        "seed": spec.seed,
+    }
+
+
+def run_peer(side: str, spec: Any, model_path: Path, examples: list[Any], skip: int) -> SideResult:
+    from peft import get_peft_model
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        DataCollatorForSeq2Seq,
+        PrinterCallback,
+        ProgressCallback,
+        Trainer,
+        TrainingArguments,
+    )
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    torch.manual_seed(spec.seed)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    model.config.use_cache = False
+    if side != "peer_full":  # the full fine-tune trains the model as loaded
+        model = get_peft_model(model, lora_config(spec))
 
     sampling = {}
-    if side == "peer_best":
+    if side in ("peer_best", "peer_full"):
         fields = TrainingArguments.__dataclass_fields__
         sampling = (
             {"train_sampling_strategy": "group_by_length"}
@@ -355,27 +421,9 @@ def run_peer(side: str, spec: Any, model_path: Path, examples: list[Any], skip: 
             else {"group_by_length": True}
         )
     collator = CountingCollator(DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100))
-    clock = StepClock()
+    clock = step_clock(side)
     with tempfile.TemporaryDirectory(prefix="peer-bench-") as out:
-        args = TrainingArguments(
-            output_dir=out,
-            per_device_train_batch_size=max(1, spec.batch_size // spec.grad_accum),
-            gradient_accumulation_steps=spec.grad_accum,
-            max_steps=spec.max_steps,
-            learning_rate=spec.lr,
-            # The recipe's schedule: linear warm-up, cosine decay to lr * min_lr_ratio ("cosine" decays to 0).
-            lr_scheduler_type="cosine_with_min_lr",
-            lr_scheduler_kwargs={"min_lr_rate": spec.min_lr_ratio},
-            warmup_steps=spec.warmup_steps,
-            weight_decay=spec.weight_decay,
-            max_grad_norm=spec.max_grad_norm,
-            logging_steps=1,
-            save_strategy="no",
-            report_to=[],
-            use_cpu=True,
-            seed=spec.seed,
-            **sampling,
-        )
+        args = TrainingArguments(output_dir=out, **schedule_args(spec), **sampling)
         trainer = Trainer(
             model=model,
             args=args,
@@ -400,6 +448,78 @@ def run_peer(side: str, spec: Any, model_path: Path, examples: list[Any], skip: 
     }
     # Batches are collated in step order (the dataloader may collate one batch ahead: ignored).
     return summarise(side, clock.ends, clock.cpu_ends, in_step, collator.batches[:steps], losses, skip, notes)
+
+
+def run_trl_dpo(side: str, spec: Any, model_path: Path, pairs: list[dict[str, Any]], skip: int) -> SideResult:
+    """TRL's ``DPOTrainer`` on the same pairs: LoRA (reference = adapters disabled), sigmoid loss, the
+    same beta, reference log-probs precomputed before training as IMTS does."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, ProgressCallback
+    from trl import DPOConfig, DPOTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    torch.manual_seed(spec.seed)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    model.config.use_cache = False
+    data = Dataset.from_list(
+        [
+            {
+                "prompt": [{"role": "user", "content": p["prompt"]}],
+                "chosen": [{"role": "assistant", "content": p["chosen"]}],
+                "rejected": [{"role": "assistant", "content": p["rejected"]}],
+            }
+            for p in pairs
+        ]
+    )
+    clock = step_clock(side)
+    with tempfile.TemporaryDirectory(prefix="trl-bench-") as out:
+        args = DPOConfig(
+            output_dir=out,
+            **schedule_args(spec),
+            beta=spec.dpo.beta,
+            loss_type=["sigmoid"],
+            precompute_ref_log_probs=True,
+            max_length=spec.max_seq_len,
+        )
+        trainer = DPOTrainer(
+            model=model,
+            args=args,
+            train_dataset=data,
+            processing_class=tokenizer,
+            peft_config=lora_config(spec),
+            callbacks=[clock],
+        )
+        collator = CountingCollator(trainer.data_collator)  # after the reference pass: training batches only
+        trainer.data_collator = collator
+        trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(ProgressCallback)
+        t0 = time.perf_counter()
+        trainer.train()
+        train_seconds = time.perf_counter() - t0
+    steps = len(clock.ends)
+    in_step = [e - b for b, e in zip(clock.begins, clock.ends, strict=True)]
+    losses = [clock.losses.get(s, float("nan")) for s in range(1, steps + 1)]
+    import trl
+
+    notes = {
+        "trl": trl.__version__,
+        "trainer_train_seconds": train_seconds,
+        "collated": len(collator.batches),
+    }
+    return summarise(side, clock.ends, clock.cpu_ends, in_step, collator.batches[:steps], losses, skip, notes)
+
+
+def preference_pairs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The row's answer chosen, the previous row's answer (another problem) rejected."""
+    return [
+        {
+            "id": r["id"],
+            "prompt": r["messages"][0]["content"],
+            "chosen": r["messages"][1]["content"],
+            "rejected": rows[i - 1]["messages"][1]["content"],
+        }
+        for i, r in enumerate(rows)
+    ]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -475,17 +595,23 @@ def report(results: dict[str, SideResult], info: dict[str, Any]) -> str:
     cpu = ratios(results, "tokens_per_cpu_s")
     for peer, ratio in ratios(results).items():
         lines.append(
-            f"- IMTS / {peer}: **{fmt(ratio, '.2f')}x** tokens/s "
+            f"- {PAIRS[peer]} / {peer}: **{fmt(ratio, '.2f')}x** tokens/s "
             f"({fmt(cpu[peer], '.2f')}x tokens per CPU-second)"
         )
+    for r in results.values():
+        if "mfu" in r.notes:
+            mfu, mem = r.notes["mfu"], r.notes["peak_mem_mb"]
+            lines.append(f"- {r.side}: MFU {mfu:.1%} (median), peak memory {mem:,.0f} MiB")
     return "\n".join(lines)
 
 
 def ratios(results: dict[str, SideResult], metric: str = "tokens_per_s") -> dict[str, float]:
-    if "imts" not in results:
-        return {}
-    imts = getattr(results["imts"], metric)
-    return {p: imts / getattr(results[p], metric) for p in ("peer_default", "peer_best") if p in results}
+    """IMTS side / peer side, for each peer that ran next to its IMTS side."""
+    return {
+        peer: getattr(results[ours], metric) / getattr(results[peer], metric)
+        for peer, ours in PAIRS.items()
+        if peer in results and ours in results
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -496,13 +622,21 @@ def ratios(results: dict[str, SideResult], metric: str = "tokens_per_s") -> dict
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="converted base model directory")
-    p.add_argument("--steps", type=int, default=30, help="optimizer steps per side (default 30)")
-    p.add_argument("--batch-size", type=int, default=8, help="sequences per optimizer step (default 8)")
-    p.add_argument("--rows", type=int, default=None, help="training rows (default 2000; 200 with --tiny)")
+    p.add_argument("--steps", type=int, default=4, help="optimizer steps per side (default 4)")
+    p.add_argument("--batch-size", type=int, default=4, help="sequences (pairs) per step (default 4)")
+    p.add_argument("--rows", type=int, default=None, help="training rows (default 200)")
+    p.add_argument("--max-seq-len", type=int, default=256, help="token budget per sequence (default 256)")
+    p.add_argument(
+        "--methods",
+        default=",".join(METHOD_SIDES),
+        help="comma-separated, from lora, full, dpo (default all)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    p.add_argument("--skip", type=int, default=2, help="warm-up steps left out on every side (default 2)")
-    p.add_argument("--sides", default=",".join(SIDES), help=f"comma-separated, from {', '.join(SIDES)}")
+    p.add_argument("--skip", type=int, default=1, help="warm-up steps left out on every side (default 1)")
+    p.add_argument(
+        "--sides", default=None, help=f"comma-separated, from {', '.join(SIDES)} (default: all of --methods)"
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     p.add_argument(
         "--tiny",
@@ -511,7 +645,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     args = p.parse_args(argv)
     if args.rows is None:
-        args.rows = 200 if args.tiny else 2000
+        args.rows = 200
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not methods or set(methods) - set(METHOD_SIDES):
+        p.error(f"--methods: choose from {', '.join(METHOD_SIDES)}")
+    if args.sides is None:
+        args.sides = ",".join(side for m in methods for side in METHOD_SIDES[m])
     args.sides = [s.strip() for s in args.sides.split(",") if s.strip()]
     unknown = set(args.sides) - set(SIDES)
     if unknown or not args.sides:
@@ -552,7 +691,7 @@ def main(argv: list[str] | None = None) -> int:
             f"eval_every={args.steps}",
             f"seed={args.seed}",
             # --tiny: its cost is all in the 49k-vocabulary head, so keep sequences short.
-            *(["max_seq_len=128"] if args.tiny else []),
+            f"max_seq_len={128 if args.tiny else args.max_seq_len}",
         ],
         base_model="x",
         data="x",
@@ -576,7 +715,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{statistics.fmean(lengths):.0f} / max {lengths[-1]} (max_seq_len {spec.max_seq_len})"
         )
         workload = (
-            f"LoRA SFT (r={spec.lora.r}, alpha={spec.lora.alpha:g}, all attention+MLP projections), "
+            f"{'+'.join(dict.fromkeys(m for m, ss in METHOD_SIDES.items() for s in args.sides if s in ss))} "
+            f"(LoRA r={spec.lora.r}, alpha={spec.lora.alpha:g}, all attention+MLP projections; "
+            f"DPO beta {spec.dpo.beta:g}), "
             f"{'tiny random Llama' if args.tiny else model_path.name}, batch {spec.batch_size}, "
             f"{spec.max_steps} steps, lr {spec.lr:g} cosine (warm-up {spec.warmup_steps}), fp32"
         )
@@ -592,13 +733,27 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(f"{workload}\n{data}", file=sys.stderr)
 
+        from imts.train.recipes import dpo
+
+        pairs = preference_pairs(rows)
+        encoded_pairs = [dpo.encode_pair(tokenizer, p, spec.max_seq_len) for p in pairs]
+        encoded_pairs = [p for p in encoded_pairs if all(any(x != IGNORE for x in e.labels) for e in p)]
+        full_spec = spec.model_copy(update={"method": "sft_full", "lr": spec.lr / 10})
+        dpo_spec = spec.model_copy(update={"method": "dpo"})
         results: dict[str, SideResult] = {}
         for side in args.sides:
             print(f"running {side} ...", file=sys.stderr, flush=True)
             if side == "imts":
-                results[side] = run_imts(spec, model_path, rows, examples, pad_id, args.skip)
+                results[side] = run_imts(side, spec, model_path, rows, examples, pad_id, args.skip)
+            elif side == "imts_full":
+                results[side] = run_imts(side, full_spec, model_path, rows, examples, pad_id, args.skip)
+            elif side == "imts_dpo":
+                results[side] = run_imts(side, dpo_spec, model_path, pairs, encoded_pairs, pad_id, args.skip)
+            elif side == "trl_dpo":
+                results[side] = run_trl_dpo(side, dpo_spec, model_path, pairs, args.skip)
             else:
-                results[side] = run_peer(side, spec, model_path, examples, args.skip)
+                side_spec = full_spec if side == "peer_full" else spec
+                results[side] = run_peer(side, side_spec, model_path, examples, args.skip)
             gc.collect()
 
     info["load_avg_end"] = load_avg()

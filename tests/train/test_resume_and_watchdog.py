@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from imts.train import loop
 from imts.train.recipes import sft_lora
 from imts.train.spec import RunSpec
 
@@ -22,7 +23,7 @@ DRIVER = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    from imts.train.recipes import sft_lora
+    from imts.train.service import RECIPES
     from imts.train.spec import RunSpec
 
     spec = RunSpec.model_validate_json(Path(sys.argv[1]).read_text())
@@ -37,7 +38,7 @@ DRIVER = textwrap.dedent(
         def event(self, kind, message, step=None, data=None):
             pass
 
-    sft_lora.run(spec, Path(sys.argv[5]), rows, [], out, Sink())
+    RECIPES[spec.method](spec, Path(sys.argv[5]), rows, [], out, Sink())
     """
 )
 
@@ -97,9 +98,29 @@ def _losses(log: Path) -> dict[int, float]:
     return out
 
 
-def test_sigkill_and_resume_matches_straight_run(tiny_model: Path, mathgen: Any, tmp_path: Path) -> None:
-    rows = _rows(mathgen)
-    spec = _spec(max_steps=20, save_every=10, eval_every=100)
+def _pairs(mathgen: Any, n: int = 120) -> list[dict[str, Any]]:
+    """Preference pairs: the right answer chosen, another problem's answer rejected."""
+    rows, _ = mathgen.generate(n=n, seed=5)
+    return [
+        {"id": r["id"], "prompt": r["prompt"], "chosen": r["response"], "rejected": rows[i - 1]["response"]}
+        for i, r in enumerate(rows)
+    ]
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "sft_lora",
+        "sft_full",  # every weight in the checkpoint (tied embeddings saved once)
+        "dpo",  # full-weight DPO: the reference log-probs must come from the base, not the checkpoint
+    ],
+)
+def test_sigkill_and_resume_matches_straight_run(
+    tiny_model: Path, mathgen: Any, tmp_path: Path, method: str
+) -> None:
+    rows = _pairs(mathgen) if method == "dpo" else _rows(mathgen)
+    extra = {"sft_lora": {}, "sft_full": {"lr": 0.001}, "dpo": {"lr": 0.001, "dpo.full": "true"}}[method]
+    spec = _spec(max_steps=20, save_every=10, eval_every=100, method=method, **extra)
     (tmp_path / "spec.json").write_text(spec.model_dump_json())
     (tmp_path / "rows.json").write_text(json.dumps(rows))
     (tmp_path / "driver.py").write_text(DRIVER)
@@ -145,7 +166,7 @@ def test_watchdog_recovers_from_nan_and_spike(
     clean = ListSink()
     sft_lora.run(spec, tiny_model, rows, [], tmp_path / "clean", clean)
 
-    real = sft_lora.response_loss
+    real = loop.response_loss_sum
     calls = {"n": 0}
 
     def faulty(model: Any, batch: Any) -> Any:
@@ -157,7 +178,7 @@ def test_watchdog_recovers_from_nan_and_spike(
             return loss * 40.0  # a loss spike
         return loss
 
-    monkeypatch.setattr(sft_lora, "response_loss", faulty)
+    monkeypatch.setattr(loop, "response_loss_sum", faulty)
     hurt = ListSink()
     sft_lora.run(spec, tiny_model, rows, [], tmp_path / "hurt", hurt)
 
@@ -181,7 +202,7 @@ def test_early_stopping_keeps_the_best(
     rows = _rows(mathgen, n=60)
     # Scripted validation losses: best at the 2nd validation (step 4), then two without improvement.
     scripted = iter([3.0, 2.0, 2.05, 2.5, 1.0])
-    monkeypatch.setattr(sft_lora, "validation_loss", lambda *a, **k: next(scripted))
+    monkeypatch.setattr(loop, "validation_loss", lambda *a, **k: next(scripted))
     spec = _spec(
         max_steps=40, save_every=100, eval_every=2, early_stopping_patience=2, early_stopping_min_delta=0.1
     )

@@ -7,7 +7,7 @@ import torch
 from transformers import AutoTokenizer
 
 from imts.core.errors import InputError
-from imts.train.data import IGNORE, BatchStream, batch_order, collate, encode
+from imts.train.data import IGNORE, batch_order, collate, encode, example_stream
 from imts.train.spec import RunSpec
 
 
@@ -67,13 +67,13 @@ def test_batch_stream_resumes_at_the_same_batch() -> None:
     from imts.train.data import Example
 
     examples = [Example(list(range(n)), list(range(n))) for n in range(3, 40)]
-    s1 = BatchStream(examples, 4, seed=0, grouped=True, pad_id=0)
+    s1 = example_stream(examples, 4, seed=0, grouped=True, pad_id=0)
     it = iter(s1)
     for _ in range(12):  # crosses an epoch boundary (37 examples / 4 = 9 batches)
         next(it)
     state = s1.state()
     expected = next(it)
-    s2 = BatchStream(examples, 4, seed=0, grouped=True, pad_id=0)
+    s2 = example_stream(examples, 4, seed=0, grouped=True, pad_id=0)
     s2.load_state(state)
     got = next(iter(s2))
     assert all(torch.equal(expected[k], got[k]) for k in expected)

@@ -59,6 +59,15 @@ def train(
     data_ref: str = typer.Option(..., "--data", help="Dataset reference; its 'train' split is used."),
     base: str = typer.Option(..., "--base", help="Registered base model name."),
     config: Path | None = typer.Option(None, "--config", "-c", help="Run spec YAML."),
+    method: str | None = typer.Option(
+        None,
+        "--method",
+        help="sft_lora (default; quantization=nf4 for QLoRA on CUDA) | sft_full | dpo (a preference "
+        "dataset; dpo.beta=..., dpo.full=true).",
+    ),
+    nproc: int | None = typer.Option(
+        None, "--nproc", help="Data-parallel processes (gloo on CPU, one GPU each with NCCL)."
+    ),
     name: str | None = typer.Option(None, help="Model name to record the result under."),
     inline: bool = typer.Option(False, "--inline", help=JOB_OPTIONS_HELP),
     priority: str = typer.Option("normal", help="Job priority class: urgent | high | normal | low."),
@@ -66,13 +75,14 @@ def train(
     cpus: int | None = typer.Option(None, help="CPU slots for the job (default: a whole node)."),
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
 ) -> None:
-    """Fine-tune a base model with LoRA on a dataset (live loss, LR, grad-norm, tokens/s, ETA).
+    """Fine-tune a base model: LoRA, QLoRA, full or DPO (live loss, LR, grad-norm, tokens/s, MFU, ETA).
 
     Runs as a job on the resource pool and follows it; --inline trains in this process."""
     from imts.train.service import train as run_train
-    from imts.train.spec import RunSpec
+    from imts.train.spec import RunSpec, check_runnable
 
-    spec = RunSpec.from_sources(config, overrides, base_model=base, data=data_ref)
+    spec = RunSpec.from_sources(config, overrides, base_model=base, data=data_ref, method=method, nproc=nproc)
+    check_runnable(spec)
     ws = workspace()
     if inline:
         run_id = run_train(ws, spec, progress(), model_name=name)

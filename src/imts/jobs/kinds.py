@@ -172,14 +172,18 @@ def _split_made_by(ctx: JobContext, spec: SplitJob, parent_id: str) -> tuple[str
 
 
 def check(ws: Workspace, kind: str, spec: Any) -> None:
-    """Refuse at submit what would fail at once in the worker (unknown model or dataset)."""
+    """Refuse at submit what would fail at once in the worker (unknown model or dataset, a dataset of
+    the wrong format, QLoRA without CUDA)."""
     from imts.data.versions import resolve
 
     if isinstance(spec, TrainJob):
         from imts.registry import base_models
+        from imts.train.spec import check_format, check_runnable
 
+        check_runnable(spec.run)
         base_models.get(ws, spec.run.base_model)
-        resolve(ws, spec.run.data)
+        version = resolve(ws, spec.run.data).version
+        check_format(spec.run, version.ref, version.format)
     elif isinstance(spec, EvalJob):
         from imts.registry import models
 

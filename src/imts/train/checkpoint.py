@@ -1,7 +1,8 @@
 """Checkpoints written atomically: a temporary folder renamed into place, then old ones pruned.
 
-A checkpoint holds the trainable weights (the LoRA adapter), optimizer, LR scheduler, RNG states,
-the data position and ``run_config.yaml``, which is everything needed to resume a run exactly.
+A checkpoint holds the trainable weights (``adapter/`` for LoRA, ``model.safetensors`` with every
+weight for a full fine-tune), optimizer, LR scheduler, RNG states, the data position and
+``run_config.yaml``, which is everything needed to resume a run exactly.
 """
 
 from __future__ import annotations
@@ -21,13 +22,18 @@ _STEP = re.compile(r"^step-(\d+)$")
 
 
 def rng_state() -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def save(
@@ -46,7 +52,7 @@ def save(
     tmp = ckpt_root / f".tmp-{final.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    model.save_pretrained(tmp / "adapter")
+    save_weights(model, tmp)
     torch.save(
         {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
         tmp / "trainer_state.pt",
@@ -57,6 +63,31 @@ def save(
     for old in list_checkpoints(ckpt_root)[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def save_weights(model: Any, folder: Path) -> None:
+    """The trainable weights: a PEFT model's adapter, otherwise the whole model (safetensors).
+
+    ``save_model`` writes a tensor shared by two modules once (tied input embeddings and LM head).
+    """
+    if hasattr(model, "peft_config"):
+        model.save_pretrained(folder / "adapter")
+    else:
+        from safetensors.torch import save_model
+
+        save_model(model, str(folder / "model.safetensors"))
+
+
+def load_weights(model: Any, ckpt: Path) -> None:
+    """Put the weights saved by ``save_weights`` in ``ckpt`` back into ``model`` (in place)."""
+    from safetensors.torch import load_file, load_model
+
+    if (ckpt / "adapter").is_dir():
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, load_file(ckpt / "adapter" / "adapter_model.safetensors"))
+    else:
+        load_model(model, str(ckpt / "model.safetensors"), device=str(next(model.parameters()).device))
 
 
 def keep_best(ckpt: Path, ckpt_root: Path) -> Path:

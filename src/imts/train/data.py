@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,15 +91,28 @@ def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
 
 
 class BatchStream:
-    """Endless, resumable stream of batches: position is (epoch, index within the epoch)."""
+    """Endless, resumable stream of batches: position is (epoch, index within the epoch).
+
+    It orders *items* (examples, or preference pairs) by their ``lengths`` and hands each batch's
+    indices to ``collate_fn``. With data parallelism every rank walks the same global order and
+    collates only its own slice (``rank::world``) of each batch, so N processes see exactly the
+    batches one process would.
+    """
 
     def __init__(
-        self, examples: list[Example], batch_size: int, seed: int, grouped: bool, pad_id: int
+        self,
+        lengths: list[int],
+        batch_size: int,
+        seed: int,
+        grouped: bool,
+        collate_fn: Callable[[list[int]], dict[str, torch.Tensor]],
+        rank: int = 0,
+        world: int = 1,
     ) -> None:
-        self.examples = examples
-        self.lengths = [len(e.input_ids) for e in examples]
-        self.batch_size = min(batch_size, len(examples))
-        self.seed, self.grouped, self.pad_id = seed, grouped, pad_id
+        self.lengths = lengths
+        self.batch_size = min(batch_size, len(lengths))
+        self.seed, self.grouped, self.collate_fn = seed, grouped, collate_fn
+        self.rank, self.world = rank, world
         self.epoch, self.index = 0, 0
         self.skip: set[tuple[int, int]] = set()  # (epoch, index) of batches the watchdog rejected
         self.last: tuple[int, int] = (0, -1)  # position of the batch yielded last
@@ -130,4 +143,25 @@ class BatchStream:
             if position in self.skip:
                 continue
             self.last = position
-            yield collate([self.examples[i] for i in batch], self.pad_id)
+            yield self.collate_fn(batch[self.rank :: self.world])
+
+
+def example_stream(
+    examples: list[Example],
+    batch_size: int,
+    seed: int,
+    grouped: bool,
+    pad_id: int,
+    rank: int = 0,
+    world: int = 1,
+) -> BatchStream:
+    """A ``BatchStream`` of SFT examples, collated with right padding."""
+    return BatchStream(
+        [len(e.input_ids) for e in examples],
+        batch_size,
+        seed,
+        grouped,
+        lambda idx: collate([examples[i] for i in idx], pad_id),
+        rank,
+        world,
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from imts.core.errors import InputError, Interrupted
 from imts.core.ids import new_id
@@ -14,11 +14,28 @@ from imts.data.versions import DataRef, load_rows, resolve
 from imts.registry import base_models, models
 from imts.store.models import Metric, Run, RunEvent
 from imts.store.workspace import Workspace
-from imts.train.recipes import sft_lora
-from imts.train.spec import RunSpec
+from imts.train import distributed
+from imts.train.loop import TrainResult
+from imts.train.recipes import dpo, sft_full, sft_lora
+from imts.train.spec import RunSpec, check_format, check_runnable
 from imts.train.tracking import Sink, TeeSink, exporters
 
-RECIPES = {"sft_lora": sft_lora.run}
+
+class Recipe(Protocol):
+    def __call__(
+        self,
+        spec: RunSpec,
+        base_path: Path,
+        train_rows: list[dict[str, Any]],
+        val_rows: list[dict[str, Any]],
+        out_dir: Path,
+        sink: Sink,
+        progress: Progress | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> TrainResult: ...
+
+
+RECIPES: dict[str, Recipe] = {"sft_lora": sft_lora.run, "sft_full": sft_full.run, "dpo": dpo.run}
 
 
 class DbSink:
@@ -71,13 +88,11 @@ def train(
             and ``Interrupted`` is raised.
     """
     progress = progress or NullProgress()
+    check_runnable(spec)
     base = base_models.get(ws, spec.base_model)
     data = resolve(ws, spec.data)
     version = data.version
-    if version.format != "sft":
-        raise InputError(
-            f"{version.ref} holds {version.format} rows; supervised fine-tuning needs an sft dataset"
-        )
+    check_format(spec, version.ref, version.format)
     train_rows = (
         load_rows(ws, DataRef(version, spec.train_split)) if spec.train_split else load_rows(ws, data)
     )
@@ -119,7 +134,9 @@ def train(
     sink: Sink = wrap_sink(tee, run_id) if wrap_sink else tee
     try:
         recipe = RECIPES[spec.method]
-        result = recipe(spec, Path(base.path), train_rows, val_rows, out_dir, sink, progress, should_stop)
+        result = distributed.launch(
+            recipe, spec, Path(base.path), train_rows, val_rows, out_dir, sink, progress, should_stop
+        )
         db_sink.flush()
         summary = {
             "steps": result.steps,

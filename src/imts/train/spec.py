@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from imts.core.errors import InputError
 from imts.core.specs import apply_overrides, read_yaml_mapping
@@ -29,12 +29,25 @@ class LoraSpec(BaseModel):
     )
 
 
+class DpoSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    beta: float = Field(0.1, gt=0, description="Strength of the pull towards the reference model.")
+    label_smoothing: float = Field(
+        0.0, ge=0, lt=0.5, description="Assumed fraction of flipped preference labels (conservative DPO)."
+    )
+    full: bool = Field(False, description="Train every weight instead of LoRA adapters.")
+
+
 class RunSpec(BaseModel):
     """Hyper-parameters and inputs of one fine-tuning run."""
 
     model_config = ConfigDict(extra="forbid")
 
-    method: Literal["sft_lora"] = "sft_lora"
+    method: Literal["sft_lora", "sft_full", "dpo"] = Field(
+        "sft_lora",
+        description="sft_lora: LoRA adapters; sft_full: every weight; dpo: preference pairs (see dpo.*).",
+    )
     base_model: str = Field(..., description="Registered base model name (see `imts models list`).")
     data: str = Field(..., description="Dataset reference, e.g. mydata@2 (its 'train' split is used).")
     train_split: str | None = Field("train", description="Split to train on; None uses all rows.")
@@ -59,6 +72,15 @@ class RunSpec(BaseModel):
         description="auto: bf16 autocast where the hardware computes bf16 natively (CUDA, CPUs with "
         "AVX512-BF16/AMX), else fp32. On an AVX2-only CPU bf16 matmuls are several times slower.",
     )
+    quantization: Literal["none", "nf4"] = Field(
+        "none",
+        description="nf4: QLoRA, the frozen base in 4-bit NF4 (bitsandbytes, CUDA only; sft_lora and "
+        "LoRA dpo).",
+    )
+    nproc: int = Field(1, ge=1, description="Data-parallel processes on this machine (one per GPU on CUDA).")
+    dist_timeout_s: int = Field(
+        300, ge=10, description="A rank that waits longer than this on the others fails the run."
+    )
     seed: int = 0
     save_every: int = Field(50, ge=1, description="Checkpoint every N steps (and at the end).")
     keep_last: int = Field(2, ge=1, description="Checkpoints kept (older ones are deleted).")
@@ -74,7 +96,26 @@ class RunSpec(BaseModel):
     )
     merge: bool = Field(True, description="Also save the base model with the adapter merged in.")
     lora: LoraSpec = Field(default_factory=LoraSpec)
+    dpo: DpoSpec = Field(default_factory=DpoSpec)
     watchdog: WatchdogSpec = Field(default_factory=WatchdogSpec)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RunSpec:
+        full = self.method == "sft_full" or (self.method == "dpo" and self.dpo.full)
+        if self.quantization == "nf4" and full:
+            raise ValueError(
+                "quantization=nf4 (QLoRA) trains adapters: use sft_lora or dpo with dpo.full=false"
+            )
+        if max(1, self.batch_size // self.grad_accum) < self.nproc:
+            raise ValueError(
+                f"each of the {self.nproc} processes needs a share of every micro-batch: "
+                "batch_size / grad_accum must be at least nproc"
+            )
+        return self
+
+    @property
+    def uses_lora(self) -> bool:
+        return self.method == "sft_lora" or (self.method == "dpo" and not self.dpo.full)
 
     @classmethod
     def from_sources(
@@ -96,3 +137,49 @@ class RunSpec(BaseModel):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+# The dataset format each method reads.
+FORMATS = {"sft_lora": "sft", "sft_full": "sft", "dpo": "preference"}
+
+
+def check_format(spec: RunSpec, ref: str, fmt: str) -> None:
+    """The dataset must hold what the method reads: conversations for SFT, pairs for DPO."""
+    wanted = FORMATS[spec.method]
+    if fmt == wanted:
+        return
+    if wanted == "preference":
+        raise InputError(
+            f"{ref} holds {fmt} rows, without the 'chosen' and 'rejected' fields that dpo needs: "
+            "import a preference dataset (fields prompt, chosen, rejected)",
+            field="chosen",
+        )
+    raise InputError(f"{ref} holds {fmt} rows; {spec.method} needs an sft dataset (conversations)")
+
+
+def check_runnable(spec: RunSpec) -> None:
+    """Refuse what this machine cannot run, before any run is recorded (QLoRA needs CUDA and bitsandbytes)."""
+    if spec.quantization == "nf4":
+        import importlib.util
+
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InputError(
+                "quantization=nf4 (QLoRA) needs a CUDA GPU and this machine has none: "
+                "use quantization=none (LoRA on the full-precision base)",
+                field="quantization",
+            )
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise InputError(
+                "quantization=nf4 (QLoRA) needs bitsandbytes: pip install bitsandbytes",
+                field="quantization",
+            )
+    if spec.nproc > 1:
+        import torch
+
+        if torch.cuda.is_available() and torch.cuda.device_count() < spec.nproc:
+            raise InputError(
+                f"nproc={spec.nproc} but only {torch.cuda.device_count()} CUDA devices are visible",
+                field="nproc",
+            )

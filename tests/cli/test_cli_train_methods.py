@@ -1,0 +1,32 @@
+"""`imts train --method/--nproc` through the real command: the options exist and bad combinations are
+refused with one line before anything runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.cli.test_cli import imts
+
+
+def test_train_help_lists_methods_and_nproc(tmp_path: Path) -> None:
+    out = imts(tmp_path, "train", "--help")
+    assert out.returncode == 0, out.stderr
+    for text in ("--method", "sft_full", "dpo", "--nproc", "QLoRA"):
+        assert text in out.stdout, text
+
+
+def test_train_refuses_bad_method_combinations(tmp_path: Path, tiny_model: Path, math_file: Path) -> None:
+    for args, message in (
+        (["--method", "ppo"], "field 'method'"),
+        (["--method", "sft_full", "quantization=nf4"], "trains adapters"),
+        (["--nproc", "4", "batch_size=2"], "batch_size / grad_accum must be at least nproc"),
+    ):
+        out = imts(tmp_path, "train", "--data", "d", "--base", "b", *args)
+        assert out.returncode == 2, (args, out.stdout, out.stderr)
+        assert message in out.stderr and "Traceback" not in out.stderr, (args, out.stderr)
+    # A DPO job on a dataset of conversations is refused at submit, naming the dataset and the field.
+    assert imts(tmp_path, "models", "add", str(tiny_model), "--name", "tiny").returncode == 0
+    assert imts(tmp_path, "data", "import", str(math_file), "--name", "math").returncode == 0
+    out = imts(tmp_path, "train", "--data", "math", "--base", "tiny", "--method", "dpo", "train_split=null")
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert "math@1 holds sft rows, without the 'chosen' and 'rejected' fields" in out.stderr

@@ -1,0 +1,196 @@
+"""The other recipes on a tiny model: full fine-tuning, DPO, data parallelism, QLoRA's refusal."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from imts.core.errors import InputError
+from imts.data.ingest import import_file
+from imts.registry import base_models
+from imts.store.workspace import Workspace
+from imts.train import distributed
+from imts.train.distributed import RankFailed
+from imts.train.recipes import dpo, sft_full
+from imts.train.service import train
+from imts.train.spec import RunSpec, check_runnable
+
+BASE = ["batch_size=4", "warmup_steps=1", "precision=fp32", "merge=false", "eval_every=100", "save_every=100"]
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.metrics_by_step: dict[int, dict[str, float]] = {}
+        self.events: list[tuple[str, str, int | None]] = []
+
+    def metrics(self, step: int, values: dict[str, float]) -> None:
+        self.metrics_by_step.setdefault(step, {}).update(values)
+
+    def event(
+        self, kind: str, message: str, step: int | None = None, data: dict[str, Any] | None = None
+    ) -> None:
+        self.events.append((kind, message, step))
+
+
+def _spec(*over: str) -> RunSpec:
+    return RunSpec.from_sources(overrides=[*BASE, *over], base_model="t", data="d")
+
+
+def _sft_rows(mathgen: Any, n: int = 48) -> list[dict[str, Any]]:
+    rows, _ = mathgen.generate(n=n, seed=5)
+    return [
+        {
+            "id": r["id"],
+            "messages": [
+                {"role": "user", "content": r["prompt"]},
+                {"role": "assistant", "content": r["response"]},
+            ],
+        }
+        for r in rows
+    ]
+
+
+def _pairs(mathgen: Any, n: int = 32) -> list[dict[str, Any]]:
+    """The worked answer preferred over a refusal: a preference even a random tiny model can learn."""
+    rows, _ = mathgen.generate(n=n, seed=5)
+    return [
+        {"id": r["id"], "prompt": r["prompt"], "chosen": r["response"], "rejected": "I do not know."}
+        for r in rows
+    ]
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(folder / "model.safetensors")
+
+
+def test_sft_full_trains_every_weight_and_saves_a_model(
+    tiny_model: Path, mathgen: Any, tmp_path: Path
+) -> None:
+    sink = ListSink()
+    result = sft_full.run(
+        _spec("method=sft_full", "max_steps=4", "lr=0.002", "save_every=2"),
+        tiny_model,
+        _sft_rows(mathgen),
+        [],
+        tmp_path / "full",
+        sink,
+    )
+    assert result.adapter_dir is None and result.merged_dir == tmp_path / "full" / "model"
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "run_config.yaml"):
+        assert (result.merged_dir / name).exists(), name
+    before, after = _weights(tiny_model), _weights(result.merged_dir)
+    assert before.keys() == after.keys()  # the tied head is stored once, as the base stores it
+    assert all(not torch.equal(before[k], after[k]) for k in before if "norm" not in k)
+    # Checkpoints hold every weight, not an adapter.
+    assert (tmp_path / "full" / "checkpoints" / "step-000004" / "model.safetensors").exists()
+    m = sink.metrics_by_step[4]
+    assert {"loss", "lr", "grad_norm", "tokens_per_s", "mfu", "peak_mem_mb"} <= m.keys()
+    assert 0 < m["mfu"] < 1.5 and m["peak_mem_mb"] > 50
+
+
+def test_dpo_raises_the_chosen_over_rejected_margin(tiny_model: Path, mathgen: Any, tmp_path: Path) -> None:
+    pairs = _pairs(mathgen)
+    sink = ListSink()
+    spec = _spec("method=dpo", "max_steps=8", "lr=0.01", "lora.r=8", "eval_every=8", "dpo.beta=0.5")
+    result = dpo.run(spec, tiny_model, pairs, pairs[:16], tmp_path / "dpo", sink)
+    first, last = sink.metrics_by_step[1], sink.metrics_by_step[8]
+    # Step 1 runs the starting weights (LoRA B = 0): policy == reference, so no margin, loss log 2.
+    assert first["reward_margin"] == pytest.approx(0.0, abs=1e-5)
+    assert first["loss"] == pytest.approx(math.log(2), rel=1e-4)
+    assert last["val_reward_accuracy"] >= 0.75 and last["val_reward_margin"] > 0.5
+    assert last["val_loss"] < math.log(2)
+    assert {"reward_accuracy", "rewards_chosen", "rewards_rejected"} <= last.keys()
+    assert result.adapter_dir is not None and (result.adapter_dir / "adapter_model.safetensors").exists()
+
+
+def test_dpo_refuses_a_dataset_without_pairs(ws: Workspace, tiny_model: Path, math_file: Path) -> None:
+    base_models.add(ws, tiny_model, name="tiny")
+    ref = import_file(ws, math_file, name="math").ref
+    spec = RunSpec.from_sources(overrides=["method=dpo", "train_split=null"], base_model="tiny", data=ref)
+    with pytest.raises(InputError, match=rf"{ref} holds sft rows, without the 'chosen' and 'rejected'") as e:
+        train(ws, spec)
+    assert e.value.field == "chosen"
+    with pytest.raises(InputError, match="row 7 has no 'rejected' text"):
+        dpo.encode_pair(None, {"id": 7, "prompt": "p", "chosen": "c"}, 64)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without CUDA")
+def test_qlora_is_refused_without_cuda() -> None:
+    spec = RunSpec.from_sources(overrides=["quantization=nf4"], base_model="b", data="d")
+    with pytest.raises(InputError, match="needs a CUDA GPU and this machine has none") as e:
+        check_runnable(spec)
+    assert e.value.field == "quantization"
+    with pytest.raises(InputError, match=r"QLoRA\) trains adapters"):
+        RunSpec.from_sources(overrides=["quantization=nf4", "method=sft_full"], base_model="b", data="d")
+
+
+@pytest.mark.parametrize("method", ["sft_full", "dpo"])
+def test_two_processes_match_one(tiny_model: Path, mathgen: Any, tmp_path: Path, method: str) -> None:
+    """Same global batch on 2 gloo processes and on 1: the same losses per step and the same weights."""
+    rows = _sft_rows(mathgen) if method == "sft_full" else _pairs(mathgen)
+    recipe = sft_full.run if method == "sft_full" else dpo.run
+    over = [f"method={method}", "dpo.full=true", "max_steps=4", "lr=0.002", "grad_accum=2", "batching=random"]
+    one, two = ListSink(), ListSink()
+    a = distributed.launch(recipe, _spec(*over), tiny_model, rows, rows[:6], tmp_path / "one", one)
+    b = distributed.launch(recipe, _spec(*over, "nproc=2"), tiny_model, rows, rows[:6], tmp_path / "two", two)
+    for step in range(1, 5):
+        assert two.metrics_by_step[step]["loss"] == pytest.approx(one.metrics_by_step[step]["loss"], rel=1e-4)
+    assert two.metrics_by_step[4]["val_loss"] == pytest.approx(one.metrics_by_step[4]["val_loss"], rel=1e-4)
+    assert a.tokens == b.tokens
+    wa, wb = _weights(a.merged_dir), _weights(b.merged_dir)
+    # Summation order differs between 1 and 2 processes: ~1e-6 apart after 4 steps that move weights ~1e-2.
+    assert all(torch.allclose(wa[k], wb[k], rtol=1e-4, atol=1e-5) for k in wa)
+    assert any(k == "started" and "2 process(es)" in msg for k, msg, _ in two.events)
+
+
+def _fails_on_rank_1(spec: RunSpec, *args: Any) -> None:
+    dist = distributed.current()
+    if dist.rank == 1:
+        raise ValueError("rank one broke")
+    dist.sum([1.0])  # rank 0 waits for a rank that is gone
+
+
+def test_a_failing_rank_fails_the_run(tmp_path: Path) -> None:
+    spec = RunSpec.from_sources(overrides=["nproc=2", "dist_timeout_s=30"], base_model="b", data="d")
+    with pytest.raises(RankFailed, match="rank 1 failed: ValueError: rank one broke"):
+        distributed.launch(_fails_on_rank_1, spec, tmp_path, [], [], tmp_path, None)
+
+
+def test_flop_accounting(tiny_model: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from imts.train.mfu import FlopModel, flop_model
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    total = sum(p.numel() for p in model.parameters())  # the tied head/embedding counted once
+    embed = model.get_input_embeddings().weight.numel()
+    full = flop_model(model, full=True)
+    assert (full.body, full.head, full.layers, full.hidden, full.factor) == (total - embed, embed, 2, 64, 6)
+    assert flop_model(model, full=False).factor == 4
+    # 6N per token on the body, 6N per loss position on the head, 12·L·h·s² for attention.
+    assert FlopModel(100, 10, 2, 8, 6).step_flops(tokens=5, head_positions=2, sq_len_sum=25) == (
+        6 * (100 * 5 + 10 * 2) + 12 * 2 * 8 * 25
+    )
+
+
+def test_stop_request_stops_every_rank_after_a_checkpoint(
+    tiny_model: Path, mathgen: Any, tmp_path: Path
+) -> None:
+    """Rank 0's should_stop (a job's SIGTERM) is every rank's: one checkpoint, then Interrupted."""
+    from imts.core.errors import Interrupted
+
+    rows = _sft_rows(mathgen)
+    spec = _spec("method=sft_full", "max_steps=6", "nproc=2")
+    sink, asked = ListSink(), iter([False, True])
+    with pytest.raises(Interrupted):
+        distributed.launch(
+            sft_full.run, spec, tiny_model, rows, [], tmp_path / "r", sink, None, lambda: next(asked)
+        )
+    assert [k for k, _, _ in sink.events][-2:] == ["checkpoint", "stopped"]
+    assert (tmp_path / "r" / "checkpoints" / "step-000002" / "model.safetensors").exists()
