@@ -73,3 +73,41 @@ def test_preempted_training_job_resumes_from_its_checkpoint(
         ).one()
         assert tuple(steps) == (60, 60)  # no step trained twice, none skipped
         assert s.scalar(select(func.count()).select_from(ModelVersion)) == 1
+
+
+def test_data_parallel_training_job_is_a_gang_of_its_processes(
+    tmp_path: Path, tiny_model: Path, math_file: Path
+) -> None:
+    import pytest
+
+    from imts.core.errors import InputError
+    from imts.jobs.service import QuotaError
+
+    ws = jobs_ws(tmp_path, cpus=2)
+    ws.settings.heartbeat_timeout_s = 30.0
+    base_models.add(ws, tiny_model, name="tiny")
+    v = split_version(ws, import_file(ws, math_file, name="math"), seed=0)
+    overrides = ["max_steps=4", "batch_size=4", "eval_every=1000", "merge=false", "lora.r=4", "nproc=2"]
+    spec = RunSpec.from_sources(overrides=overrides, base_model="tiny", data=v.ref)
+    with pytest.raises(InputError, match="runs 2 workers"):
+        service.submit(ws, Submission("train", TrainJob(run=spec), workers=3))
+    with pytest.raises(QuotaError, match="never hold 2 worker"):  # 2 x 2 CPUs on a 2-CPU pool
+        service.submit(ws, Submission("train", TrainJob(run=spec), request=service.Request(cpus=2)))
+
+    job = service.submit(ws, Submission("train", TrainJob(run=spec)))
+    assert service.get(ws, job).workers == 2  # the gang is placed whole, one slot per process
+    sched = Scheduler(ws)
+    end = time.time() + 240
+    while service.get(ws, job).state not in ("succeeded", "failed"):
+        assert time.time() < end, service.get(ws, job).state
+        sched.tick()
+        time.sleep(0.2)
+    row = service.get(ws, job)
+    assert row.state == "succeeded", row.error
+    with ws.session() as s:
+        run = s.get(Run, row.data["run_id"])
+        assert run is not None and run.summary["steps"] == 4
+        started = s.scalars(
+            select(RunEvent).where(RunEvent.run_id == run.id, RunEvent.kind == "started")
+        ).one()
+        assert started.data["nproc"] == 2

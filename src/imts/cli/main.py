@@ -35,16 +35,20 @@ JOB_OPTIONS_HELP = "Run inline in this process instead of as a job on the pool."
 
 
 def _run_as_job(
-    ws: Any, kind: str, spec: Any, priority: str, tenant: str, cpus: int | None
+    ws: Any, kind: str, spec: Any, priority: str, tenant: str, cpus: int | None, workers: int = 1
 ) -> dict[str, Any]:
-    """Submit a job and follow it to the end (scheduling it here if no scheduler runs); its result."""
+    """Submit a job and follow it to the end (scheduling it here if no scheduler runs); its result.
+
+    ``cpus`` is per worker; by default the workers share a whole node's cores, as an inline run would.
+    """
     from imts.core.errors import ImtsError
     from imts.jobs import service
     from imts.jobs.pool import Request, load_pool
 
-    # Default: a whole node's cores, as an inline run would use (the worker's torch threads follow).
-    cpus = cpus or max(n.cpus for n in load_pool(ws.settings.pool_file).nodes)
-    sub = service.Submission(kind, spec, tenant=tenant, priority_class=priority, request=Request(cpus=cpus))
+    cpus = cpus or max(1, max(n.cpus for n in load_pool(ws.settings.pool_file).nodes) // workers)
+    sub = service.Submission(
+        kind, spec, tenant=tenant, priority_class=priority, request=Request(cpus=cpus), workers=workers
+    )
     job_id = service.submit(ws, sub)
     console.print(f"[dim]job {job_id} queued (follow: imts jobs logs -f {job_id})[/]")
     row = service.follow(ws, job_id, progress())
@@ -72,7 +76,9 @@ def train(
     inline: bool = typer.Option(False, "--inline", help=JOB_OPTIONS_HELP),
     priority: str = typer.Option("normal", help="Job priority class: urgent | high | normal | low."),
     tenant: str = typer.Option("default", help="Tenant the job is accounted to."),
-    cpus: int | None = typer.Option(None, help="CPU slots for the job (default: a whole node)."),
+    cpus: int | None = typer.Option(
+        None, help="CPU slots per process (default: a whole node's, shared out between --nproc processes)."
+    ),
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
 ) -> None:
     """Fine-tune a base model: LoRA, QLoRA, full or DPO (live loss, LR, grad-norm, tokens/s, MFU, ETA).
@@ -89,9 +95,8 @@ def train(
     else:
         from imts.jobs.kinds import TrainJob
 
-        run_id = _run_as_job(ws, "train", TrainJob(run=spec, model_name=name), priority, tenant, cpus)[
-            "run_id"
-        ]
+        job = TrainJob(run=spec, model_name=name)
+        run_id = _run_as_job(ws, "train", job, priority, tenant, cpus, workers=spec.nproc)["run_id"]
     from imts.store.models import Run
 
     with ws.session() as s:

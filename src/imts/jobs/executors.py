@@ -35,12 +35,16 @@ class Executor(Protocol):
         """Kill whatever is left of an attempt presumed lost."""
 
 
-def worker_env(slot: Slot, base: dict[str, str], rank: int = 0, world: int = 1) -> dict[str, str]:
-    """Environment of one worker process: threads and visible GPUs from its allocation."""
+def worker_env(slots: list[Slot], base: dict[str, str], rank: int = 0, world: int = 1) -> dict[str, str]:
+    """Environment of a worker process: threads and visible GPUs from its allocation.
+
+    Several slots: one process that launches a rank per slot itself (a data-parallel train job) and
+    shares the threads and GPUs of all of them out between its ranks.
+    """
     env = dict(base)
-    threads = str(max(1, slot.cpus))
+    threads = str(max(1, sum(s.cpus for s in slots)))
     env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, IMTS_THREADS=threads)
-    whole = [g.split(":")[1] for g in slot.gpus if g.count(":") == 1]
+    whole = [g.split(":")[1] for s in slots for g in s.gpus if g.count(":") == 1]
     env["CUDA_VISIBLE_DEVICES"] = ",".join(whole)  # empty: no GPU for this worker
     env.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     return env
@@ -74,7 +78,7 @@ class LocalExecutor:
         )
         if self.settings.database_url:
             base["IMTS_DATABASE_URL"] = self.settings.database_url
-        env = worker_env(slots[0], base, 0, len(slots))
+        env = worker_env(slots[:1], base, 0, len(slots))  # rank 0's own slot; see worker.py
         with open(log, "ab") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "imts.jobs.worker", job.id, "--attempt", str(attempt)],

@@ -58,7 +58,25 @@ class SleepJob(BaseModel):
 
 
 SPECS: dict[str, type[BaseModel]] = {"train": TrainJob, "eval": EvalJob, "split": SplitJob, "sleep": SleepJob}
-MULTI_WORKER = {"sleep"}  # kinds that can run as a gang of several worker processes
+# Kinds that can run as a gang of several workers. A train job has one worker per data-parallel
+# process (``run.nproc``): the gang is placed whole, then its worker launches the ranks.
+MULTI_WORKER = {"sleep", "train"}
+
+
+def workers_of(kind: str, spec: Any, asked: int) -> int:
+    """The job's gang size: a train job's is its ``run.nproc`` (``asked`` may only repeat it)."""
+    if isinstance(spec, TrainJob) and spec.run.nproc > 1:
+        if asked not in (1, spec.run.nproc):
+            from imts.core.errors import InputError
+
+            raise InputError(
+                f"a train job with nproc={spec.run.nproc} runs {spec.run.nproc} workers (got {asked})",
+                field="workers",
+            )
+        return spec.run.nproc
+    return asked
+
+
 WRITES = frozenset({"train", "split"})  # kinds that write artifacts: held back by a storage quota
 
 

@@ -7,7 +7,7 @@ embedded default), the functions that need one run passes in this process.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from imts.core.ids import new_id
 from imts.core.progress import NullProgress, Progress
 from imts.jobs import storage, store
 from imts.jobs.executors import log_path
-from imts.jobs.kinds import MULTI_WORKER, SPECS, WRITES, check
+from imts.jobs.kinds import MULTI_WORKER, SPECS, WRITES, check, workers_of
 from imts.jobs.machine import FINISHED, USER_ACTIONS, State, allowed
 from imts.jobs.policy import PRIORITY_CLASSES, quota_refusal, storage_refusal
 from imts.jobs.pool import Pool, Request, load_pool
@@ -64,6 +64,7 @@ def submit(ws: Workspace, sub: Submission) -> str:
         )
     if sub.workers < 1:
         raise InputError("workers must be at least 1", field="workers")
+    sub = replace(sub, workers=workers_of(sub.kind, spec, sub.workers))
     if sub.workers > 1 and sub.kind not in MULTI_WORKER:
         raise InputError(f"{sub.kind} jobs run as one worker (got {sub.workers})", field="workers")
     pool_spec = load_pool(ws.settings.pool_file)

@@ -3,7 +3,8 @@
 Claims the attempt (exits at once if it is no longer current), heartbeats from a thread, runs the
 job's kind, and reports how it ended. SIGTERM means "checkpoint and stop": runners that can resume see
 ``should_stop()`` turn true at their next step boundary; others are interrupted where they are.
-A gang of N workers: this process is rank 0 and starts ranks 1..N-1 with their own allocations.
+A gang of N workers: this process is rank 0 and starts ranks 1..N-1 with their own allocations, except
+for a data-parallel train job, whose recipe launches its ranks itself over the gang's threads and GPUs.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from imts.jobs.pool import Slot
 from imts.store.workspace import Workspace
 
 STOPPABLE = {"train", "sleep"}  # kinds that check should_stop() and resume from saved state
+SELF_LAUNCHING = {"train"}  # gang kinds whose runner starts its own ranks (torch.distributed)
 
 
 class HeartbeatProgress:
@@ -115,7 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         if row.state == "preempting":
             raise Interrupted()  # asked to stop before it began
         slots = [Slot.from_json(s) for s in row.slots or []]
-        for rank in range(1, len(slots)):
+        companions = range(1, len(slots))
+        if row.kind in SELF_LAUNCHING:  # set before torch is imported: it reads the thread count once
+            os.environ.update(worker_env(slots, {}, 0, len(slots)))
+            companions = range(0)
+        for rank in companions:
             cmd = [
                 sys.executable,
                 "-m",
@@ -127,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                 str(rank),
             ]
             ranks.append(
-                subprocess.Popen(cmd, env=worker_env(slots[rank], dict(os.environ), rank, len(slots)))
+                subprocess.Popen(cmd, env=worker_env([slots[rank]], dict(os.environ), rank, len(slots)))
             )
         spec = SPECS[row.kind].model_validate(row.spec)
         ctx = JobContext(
