@@ -90,7 +90,9 @@ def main() -> int:
     imts_texts: list[str] = []
     base_texts: list[str] = []
     chunks = -(-len(prompts) // args.batch_size)
-    per_chunk = -(-(args.one_by_one_items or len(prompts)) // chunks)  # spread over all chunks
+    per_chunk = (  # all of each chunk, or the budget spread over the chunks
+        -(-args.one_by_one_items // chunks) if args.one_by_one_items else args.batch_size
+    )
     base_prompts: list[list[dict[str, str]]] = []
     for s in range(0, len(prompts), args.batch_size):
         chunk = prompts[s : s + args.batch_size]
