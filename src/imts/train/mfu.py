@@ -54,13 +54,15 @@ _best: dict[tuple[str, torch.dtype, int], float] = {}
 
 
 def _measure(device_type: str, dtype: torch.dtype) -> float:
-    n = 4096 if device_type == "cuda" else 512  # a CPU reaches its rate at 512 already: cheap at each start
+    # A CPU is near its rate at 1024; rounds of ~40 ms (not a few ms) keep one descheduling from
+    # deciding the figure, which read low and put a run's MFU above 100% on a shared machine.
+    n = 4096 if device_type == "cuda" else 1024
     # Its own generator: measuring must not move the training run's RNG stream.
     gen = torch.Generator(device=device_type).manual_seed(0)
     a = torch.randn(n, n, device=device_type, dtype=dtype, generator=gen)
     b = torch.randn(n, n, device=device_type, dtype=dtype, generator=gen)
     a @ b  # warm-up: thread pool, kernels
-    reps = 10 if device_type == "cuda" else 4
+    reps = 10 if device_type == "cuda" else 2
     best = float("inf")
     for _ in range(3):  # the best of three rounds: other load on the machine only slows a round down
         _sync(device_type)
