@@ -23,7 +23,7 @@ import torch
 from imts.core.errors import ImtsError, Interrupted
 from imts.core.progress import Task
 from imts.train import checkpoint, mfu
-from imts.train.data import IGNORE, BatchStream, Example, collate
+from imts.train.data import IGNORE, BatchStream, Example, collate, encode
 from imts.train.distributed import Dist
 from imts.train.spec import RunSpec
 from imts.train.tracking import Sink
@@ -92,6 +92,20 @@ def load_model(spec: RunSpec, base_path: Path, device: torch.device) -> tuple[An
         )
         model = get_peft_model(model, lora)
     return model, tokenizer, pad_id
+
+
+def sft_examples(
+    tokenizer: Any, train_rows: list[dict[str, Any]], val_rows: list[dict[str, Any]], spec: RunSpec
+) -> tuple[list[Example], list[Example], int]:
+    """Chat rows encoded for SFT: (train, val, how many train rows were truncated to max_seq_len).
+
+    Train rows left with no response token after truncation are dropped: nothing to learn from them.
+    """
+    train = [encode(tokenizer, r["messages"], spec.max_seq_len) for r in train_rows]
+    truncated = sum(1 for e in train if e.truncated)
+    train = [e for e in train if any(lab != IGNORE for lab in e.labels)]
+    val = [encode(tokenizer, r["messages"], spec.max_seq_len) for r in val_rows[: spec.val_max_items]]
+    return train, val, truncated
 
 
 def adamw(params: list[torch.nn.Parameter], spec: RunSpec) -> torch.optim.Optimizer:

@@ -17,7 +17,7 @@ from typing import Any
 from imts.core.hardware import resolve_precision
 from imts.core.progress import NullProgress, Progress
 from imts.train import distributed, loop, mfu
-from imts.train.data import IGNORE, encode, example_stream
+from imts.train.data import example_stream
 from imts.train.loop import TrainingDiverged, TrainResult
 from imts.train.spec import RunSpec
 from imts.train.tracking import Sink
@@ -45,12 +45,7 @@ def run(
     model, tokenizer, pad_id = loop.load_model(spec, base_path, dist.device)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
 
-    train = [encode(tokenizer, r["messages"], spec.max_seq_len) for r in train_rows]
-    truncated = sum(1 for e in train if e.truncated)
-    train = [
-        e for e in train if any(lab != IGNORE for lab in e.labels)
-    ]  # nothing to learn if fully truncated
-    val = [encode(tokenizer, r["messages"], spec.max_seq_len) for r in val_rows[: spec.val_max_items]]
+    train, val, truncated = loop.sft_examples(tokenizer, train_rows, val_rows, spec)
     micro = max(1, spec.batch_size // spec.grad_accum)
     grouped = spec.batching == "length_grouped"
     stream = example_stream(train, micro, spec.seed, grouped, pad_id, dist.rank, dist.world)
