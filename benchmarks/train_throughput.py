@@ -633,6 +633,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=2,
+        help="untimed IMTS LoRA steps before the first side, so no side pays the process's warm-up (0: none)",
+    )
     p.add_argument("--skip", type=int, default=1, help="warm-up steps left out on every side (default 1)")
     p.add_argument(
         "--sides", default=None, help=f"comma-separated, from {', '.join(SIDES)} (default: all of --methods)"
@@ -741,6 +747,13 @@ def main(argv: list[str] | None = None) -> int:
         full_spec = spec.model_copy(update={"method": "sft_full", "lr": spec.lr / 10})
         dpo_spec = spec.model_copy(update={"method": "dpo"})
         results: dict[str, SideResult] = {}
+        if args.warmup_steps:
+            # Untimed: the process's first training steps pay for allocator growth, thread-pool start and
+            # kernel selection, which would otherwise all land on whichever side runs first.
+            print(f"warm-up ({args.warmup_steps} untimed IMTS LoRA steps) ...", file=sys.stderr, flush=True)
+            warm = spec.model_copy(update={"max_steps": args.warmup_steps})
+            run_imts("warm-up", warm, model_path, rows, examples, pad_id, 0)
+            gc.collect()
         for side in args.sides:
             print(f"running {side} ...", file=sys.stderr, flush=True)
             if side == "imts":
