@@ -14,6 +14,7 @@ content hash. Memory is therefore the same for a 5 GB file as for a 5 MB one (se
 from __future__ import annotations
 
 import gc
+import itertools
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -144,7 +145,26 @@ def _ingest(
     with ws.artifacts.staging() as scratch, _fewer_collections():
         seen = IdIndex(scratch)
         try:
-            return _commit(ws, records, source, name, mapping, on_error, params, tick, report, seen)
+            rows = _canonical_rows(records, source, mapping or FieldMap(), on_error, report, tick, seen)
+            first = next(rows, None)
+            if first is None:
+                raise InputError(
+                    f"no valid rows ({report.skipped} skipped)"
+                    if report.skipped
+                    else "the file holds no rows",
+                    file=source,
+                )
+            return commit_version(
+                ws,
+                dataset=name,
+                operation="import",
+                params={**params, "mapping": report.mapping, "format": report.format},
+                parents=[],
+                report=lambda: report.__dict__,  # read after the last row: counts are final then
+                create=True,
+                batches=_counted(batched(itertools.chain([first], rows)), report),
+                dataset_format=DATASET_FORMAT[report.format],
+            )
         finally:
             seen.close()
 
@@ -180,47 +200,6 @@ def _fewer_collections() -> Iterator[None]:
 _gc_lock = threading.Lock()
 _relaxed = 0
 _saved_threshold = gc.get_threshold()
-
-
-def _commit(
-    ws: Workspace,
-    records: Iterator[Record],
-    source: str,
-    name: str,
-    mapping: FieldMap | None,
-    on_error: OnError,
-    params: dict[str, Any],
-    tick: Any,
-    report: ImportReport,
-    seen: IdIndex,
-) -> VersionInfo:
-    rows = _canonical_rows(records, source, mapping or FieldMap(), on_error, report, tick, seen)
-    first = next(rows, None)
-    if first is None:
-        raise InputError(
-            f"no valid rows ({report.skipped} skipped)" if report.skipped else "the file holds no rows",
-            file=source,
-        )
-    fmap_format = report.format
-
-    def all_rows() -> Iterator[dict[str, Any]]:
-        yield first
-        yield from rows
-
-    def final_report() -> dict[str, Any]:
-        return report.__dict__
-
-    return commit_version(
-        ws,
-        dataset=name,
-        operation="import",
-        params={**params, "mapping": report.mapping, "format": fmap_format},
-        parents=[],
-        report=final_report,
-        create=True,
-        batches=_counted(batched(all_rows()), report),
-        dataset_format=DATASET_FORMAT[fmap_format],
-    )
 
 
 def _counted(batches: Iterator[list[dict[str, Any]]], report: ImportReport) -> Iterator[list[dict[str, Any]]]:
