@@ -357,7 +357,24 @@ def step_clock(side: str) -> Any:
                 self.losses[state.global_step] = float(logs["loss"])
                 progress(side, state.global_step, state.max_steps, float(logs["loss"]))
 
+        def per_step(self) -> tuple[int, list[float], list[float]]:
+            """(steps, seconds inside each step, logged loss of each step)."""
+            steps = len(self.ends)
+            in_step = [e - b for b, e in zip(self.begins, self.ends, strict=True)]
+            return steps, in_step, [self.losses.get(s, float("nan")) for s in range(1, steps + 1)]
+
     return StepClock()
+
+
+def quiet_train(trainer: Any) -> float:
+    """``trainer.train()`` without its own printing and progress bar; its wall time in seconds."""
+    from transformers import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    t0 = time.perf_counter()
+    trainer.train()
+    return time.perf_counter() - t0
 
 
 def lora_config(spec: Any) -> Any:
@@ -399,8 +416,6 @@ def run_peer(side: str, spec: Any, model_path: Path, examples: list[Any], skip: 
         AutoModelForCausalLM,
         AutoTokenizer,
         DataCollatorForSeq2Seq,
-        PrinterCallback,
-        ProgressCallback,
         Trainer,
         TrainingArguments,
     )
@@ -432,14 +447,8 @@ def run_peer(side: str, spec: Any, model_path: Path, examples: list[Any], skip: 
             processing_class=tokenizer,
             callbacks=[clock],
         )
-        trainer.remove_callback(PrinterCallback)
-        trainer.remove_callback(ProgressCallback)
-        t0 = time.perf_counter()
-        trainer.train()
-        train_seconds = time.perf_counter() - t0
-    steps = len(clock.ends)
-    in_step = [e - b for b, e in zip(clock.begins, clock.ends, strict=True)]
-    losses = [clock.losses.get(s, float("nan")) for s in range(1, steps + 1)]
+        train_seconds = quiet_train(trainer)
+    steps, in_step, losses = clock.per_step()
     notes = {
         "sampling": sampling or {"train_sampling_strategy": "random"},
         "optim": str(args.optim),
@@ -454,7 +463,7 @@ def run_trl_dpo(side: str, spec: Any, model_path: Path, pairs: list[dict[str, An
     """TRL's ``DPOTrainer`` on the same pairs: LoRA (reference = adapters disabled), sigmoid loss, the
     same beta, reference log-probs precomputed before training as IMTS does."""
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, ProgressCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -491,14 +500,8 @@ def run_trl_dpo(side: str, spec: Any, model_path: Path, pairs: list[dict[str, An
         )
         collator = CountingCollator(trainer.data_collator)  # after the reference pass: training batches only
         trainer.data_collator = collator
-        trainer.remove_callback(PrinterCallback)
-        trainer.remove_callback(ProgressCallback)
-        t0 = time.perf_counter()
-        trainer.train()
-        train_seconds = time.perf_counter() - t0
-    steps = len(clock.ends)
-    in_step = [e - b for b, e in zip(clock.begins, clock.ends, strict=True)]
-    losses = [clock.losses.get(s, float("nan")) for s in range(1, steps + 1)]
+        train_seconds = quiet_train(trainer)
+    steps, in_step, losses = clock.per_step()
     import trl
 
     notes = {
