@@ -81,7 +81,7 @@ def achieved(method: str, spec: Any, model: Path, rows: list[dict[str, Any]], sk
     """Run the recipe; per-step achieved FLOP/s = its mfu metric x the peak it measured (same process)."""
     from imts.core.hardware import resolve_precision
     from imts.train import mfu
-    from imts.train.service import RECIPES
+    from imts.train.recipes import RECIPES
 
     sink = Sink(method)
     with tempfile.TemporaryDirectory(prefix="imts-mfu-") as out:

@@ -12,7 +12,9 @@ Three methods, each against the tool a user would pick instead (``--methods``, d
 The same workload on every side: same base model, same tokenised examples (built with
 ``imts.train.data.encode``: chat template, labels on the assistant tokens only), same batch size,
 same sequence budget (``max_seq_len``), same number of optimizer steps, same LoRA config, same
-learning-rate schedule (linear warm-up, cosine to ``lr * min_lr_ratio``), fp32 everywhere.
+learning-rate schedule (linear warm-up, cosine to ``lr * min_lr_ratio``), the same precision
+(``--precision``: fp32 everywhere, or bf16: ``bf16=True`` on the Trainer/TRL side and, for LoRA, the
+frozen base loaded in bf16 on every side, as IMTS does).
 
 Sides:
 
@@ -43,6 +45,12 @@ Run from the repository root::
     .venv/bin/python benchmarks/train_throughput.py --steps 30 --batch-size 8 --rows 2000  # publishable
     .venv/bin/python benchmarks/train_throughput.py --tiny --steps 4  # smoke run, seconds
     .venv/bin/python benchmarks/train_throughput.py --methods lora --sides imts,peer_best --json out.json
+    python benchmarks/train_throughput.py --random-init --rows-file rows.jsonl --precision bf16  # GPU box
+
+``--random-init`` keeps ``--model``'s architecture and tokenizer but initialises the weights (for a
+machine the weights cannot reach: the same shapes cost the same FLOPs and memory). ``--rows-file``
+reads the rows from a JSON-lines file that ``--write-rows FILE`` wrote, for a machine without the
+data generator's dependencies.
 
 Take figures to publish on a quiet machine: other processes on the CPU skew every side.
 """
@@ -110,6 +118,30 @@ def build_rows(n: int, seed: int) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def make_random_model(model_dir: Path, out: Path, seed: int) -> Path:
+    """``model_dir``'s architecture with randomly initialised weights, saved to ``out`` with its tokenizer."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(seed)
+    AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir)).save_pretrained(out)
+    AutoTokenizer.from_pretrained(model_dir).save_pretrained(out)
+    return out
+
+
+def read_rows(path: Path, n: int) -> list[dict[str, Any]]:
+    """The first ``n`` rows of a JSON-lines file written by ``--write-rows``."""
+    with path.open(encoding="utf-8") as f:
+        rows = [json.loads(line) for _, line in zip(range(n), f, strict=False)]
+    if len(rows) < n:
+        raise SystemExit(f"{path} holds {len(rows)} rows, {n} asked for")
+    return rows
+
+
+def base_dtype(spec: Any) -> torch.dtype:
+    """How every side loads the base: bf16 for LoRA in a bf16 run (only read), else fp32 master weights."""
+    return torch.bfloat16 if spec.precision == "bf16" and spec.uses_lora else torch.float32
 
 
 def make_tiny_model(tokenizer_dir: Path, out: Path, seed: int) -> Path:
@@ -260,8 +292,7 @@ def run_imts(
 ) -> SideResult:
     """``examples``: the recipe's SFT examples, or for DPO its encoded (chosen, rejected) pairs."""
     from imts.train.data import BatchStream, example_stream
-    from imts.train.recipes import dpo
-    from imts.train.service import RECIPES
+    from imts.train.recipes import RECIPES, dpo
 
     # The recipe's batches, replayed: the batch stream is deterministic for (examples, seed, epoch), so
     # this yields exactly the batches the recipe will train on (checked against its token count).
@@ -406,6 +437,7 @@ def schedule_args(spec: Any) -> dict[str, Any]:
         "save_strategy": "no",
         "report_to": [],
         "use_cpu": not torch.cuda.is_available(),
+        "bf16": spec.precision == "bf16",
         "seed": spec.seed,
     }
 
@@ -422,7 +454,7 @@ def run_peer(side: str, spec: Any, model_path: Path, examples: list[Any], skip: 
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     torch.manual_seed(spec.seed)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=base_dtype(spec))
     model.config.use_cache = False
     if side != "peer_full":  # the full fine-tune trains the model as loaded
         model = get_peft_model(model, lora_config(spec))
@@ -468,7 +500,7 @@ def run_trl_dpo(side: str, spec: Any, model_path: Path, pairs: list[dict[str, An
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     torch.manual_seed(spec.seed)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=base_dtype(spec))
     model.config.use_cache = False
     data = Dataset.from_list(
         [
@@ -545,6 +577,7 @@ def machine() -> dict[str, Any]:
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
@@ -569,6 +602,7 @@ def report(results: dict[str, SideResult], info: dict[str, Any]) -> str:
         f"- command: `{info['command']}`",
         f"- date: {info['date']}",
         f"- machine: {info['machine']['cpu']}, {info['machine']['cores']} cores, "
+        f"GPU {info['machine'].get('gpu', 'none')}, "
         f"torch {info['machine']['torch']} ({info['machine']['torch_threads']} threads), "
         f"transformers {info['machine']['transformers']}, peft {info['machine']['peft']}",
         f"- load average (1/5/15 min) at start: {info['machine']['load_avg']}, at end: {info['load_avg_end']}"
@@ -647,6 +681,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--sides", default=None, help=f"comma-separated, from {', '.join(SIDES)} (default: all of --methods)"
     )
     p.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="every side (default fp32)")
+    p.add_argument(
+        "--random-init", action="store_true", help="--model's architecture and tokenizer, random weights"
+    )
+    p.add_argument("--rows-file", type=Path, default=None, help="read the rows from this JSON-lines file")
+    p.add_argument("--write-rows", type=Path, default=None, help="write --rows rows to this file and exit")
     p.add_argument(
         "--tiny",
         action="store_true",
@@ -692,7 +732,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides=[
             f"max_steps={args.steps}",
             f"batch_size={args.batch_size}",
-            "precision=fp32",
+            f"precision={args.precision}",
             "merge=false",
             "val_split=null",
             "train_split=null",
@@ -708,11 +748,21 @@ def main(argv: list[str] | None = None) -> int:
     argv_shown = [os.path.relpath(sys.argv[0], REPO) if argv is None else "benchmarks/train_throughput.py"]
     command = shlex.join(["python", *argv_shown, *(sys.argv[1:] if argv is None else argv)])
 
+    if args.write_rows:
+        with args.write_rows.open("w", encoding="utf-8") as f:
+            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in build_rows(args.rows, args.seed))
+        print(f"wrote {args.rows} rows to {args.write_rows}", file=sys.stderr)
+        return 0
     with tempfile.TemporaryDirectory(prefix="bench-model-") as tiny_dir:
-        model_path = make_tiny_model(args.model, Path(tiny_dir), args.seed) if args.tiny else args.model
+        if args.tiny:
+            model_path = make_tiny_model(args.model, Path(tiny_dir), args.seed)
+        elif args.random_init:
+            model_path = make_random_model(args.model, Path(tiny_dir), args.seed)
+        else:
+            model_path = args.model
         tokenizer = AutoTokenizer.from_pretrained(model_path)
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        rows = build_rows(args.rows, args.seed)
+        rows = read_rows(args.rows_file, args.rows) if args.rows_file else build_rows(args.rows, args.seed)
         # Exactly the recipe's examples: encoded with its max_seq_len, fully truncated ones dropped.
         examples = [encode(tokenizer, r["messages"], spec.max_seq_len) for r in rows]
         examples = [e for e in examples if any(lab != IGNORE for lab in e.labels)]
@@ -727,8 +777,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{'+'.join(dict.fromkeys(m for m, ss in METHOD_SIDES.items() for s in args.sides if s in ss))} "
             f"(LoRA r={spec.lora.r}, alpha={spec.lora.alpha:g}, all attention+MLP projections; "
             f"DPO beta {spec.dpo.beta:g}), "
-            f"{'tiny random Llama' if args.tiny else model_path.name}, batch {spec.batch_size}, "
-            f"{spec.max_steps} steps, lr {spec.lr:g} cosine (warm-up {spec.warmup_steps}), fp32"
+            f"{'tiny random Llama' if args.tiny else args.model.name}"
+            f"{' (random weights)' if args.random_init else ''}, batch {spec.batch_size}, "
+            f"{spec.max_steps} steps, lr {spec.lr:g} cosine (warm-up {spec.warmup_steps}), {spec.precision}"
         )
         info: dict[str, Any] = {
             "command": command,

@@ -23,7 +23,7 @@ DRIVER = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    from imts.train.service import RECIPES
+    from imts.train.recipes import RECIPES
     from imts.train.spec import RunSpec
 
     spec = RunSpec.model_validate_json(Path(sys.argv[1]).read_text())

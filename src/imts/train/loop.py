@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from imts.core.errors import ImtsError, Interrupted
+from imts.core.hardware import resolve_precision
 from imts.core.progress import Task
 from imts.train import checkpoint, mfu
 from imts.train.data import IGNORE, BatchStream, Example, collate, encode
@@ -56,8 +57,8 @@ def seed_all(seed: int) -> None:
 
 
 def load_model(spec: RunSpec, base_path: Path, device: torch.device) -> tuple[Any, Any, int]:
-    """(model, tokenizer, pad id): the base in fp32 (4-bit NF4 for QLoRA), with LoRA adapters when the
-    method trains adapters."""
+    """(model, tokenizer, pad id): the base in fp32 (bf16 for LoRA in a bf16 run, 4-bit NF4 for QLoRA),
+    with LoRA adapters when the method trains adapters."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(base_path)
@@ -78,7 +79,12 @@ def load_model(spec: RunSpec, base_path: Path, device: torch.device) -> tuple[An
         # Norms and the head back in fp32, inputs that require grad: what training on a k-bit base needs.
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     else:
-        model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32).to(device)
+        # A LoRA base is only read: in a bf16 run it is stored in bf16 (half the memory, and autocast has
+        # no fp32 copy to cast every step). Trained weights stay fp32 master copies: PEFT keeps adapters
+        # in fp32, and a full fine-tune loads fp32.
+        bf16_base = spec.uses_lora and resolve_precision(spec.precision) == "bf16"
+        dtype = torch.bfloat16 if bf16_base else torch.float32
+        model = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype).to(device)
     model.config.use_cache = False  # no KV cache while training: it only costs memory
     if spec.uses_lora:
         from peft import LoraConfig, get_peft_model
@@ -468,8 +474,9 @@ def save_adapter(lp: Loop, tokenizer: Any, base_path: Path) -> tuple[Path, Path 
     (adapter_dir / "run_config.yaml").write_text(lp.spec_yaml, encoding="utf-8")
     if not spec.merge:
         return adapter_dir, None
-    if spec.quantization == "nf4":
-        # Merging into 4-bit weights would round the adapter away: merge into the base in full precision.
+    if model.get_base_model().dtype != torch.float32:
+        # Merging into 4-bit (QLoRA) or bf16 weights would round the adapter away: merge into the base
+        # in full precision.
         from peft import PeftModel
         from transformers import AutoModelForCausalLM
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from imts.core.errors import InputError, Interrupted
 from imts.core.ids import new_id
@@ -15,27 +15,9 @@ from imts.registry import base_models, models
 from imts.store.models import Metric, Run, RunEvent
 from imts.store.workspace import Workspace
 from imts.train import distributed
-from imts.train.loop import TrainResult
-from imts.train.recipes import dpo, sft_full, sft_lora
+from imts.train.recipes import RECIPES
 from imts.train.spec import RunSpec, check_format, check_runnable
 from imts.train.tracking import Sink, TeeSink, exporters
-
-
-class Recipe(Protocol):
-    def __call__(
-        self,
-        spec: RunSpec,
-        base_path: Path,
-        train_rows: list[dict[str, Any]],
-        val_rows: list[dict[str, Any]],
-        out_dir: Path,
-        sink: Sink,
-        progress: Progress | None = None,
-        should_stop: Callable[[], bool] | None = None,
-    ) -> TrainResult: ...
-
-
-RECIPES: dict[str, Recipe] = {"sft_lora": sft_lora.run, "sft_full": sft_full.run, "dpo": dpo.run}
 
 
 class DbSink:

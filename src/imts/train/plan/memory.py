@@ -13,10 +13,13 @@ The arithmetic, per parameter (P: all parameters, T: trainable ones):
   Hugging Face Llama block (GQA attention, SwiGLU MLP of width i, RMSNorm, no dropout, SDPA that keeps
   no s x s matrix) the saved tensors are, in elements per token: 2 RMSNorms x (input + normalised
   output) = 4h; q, k and v after the KV heads are repeated to all heads, and the attention output,
-  4·heads·head_dim (the output is also o_proj's input); gate, up, SiLU and product 4i; LoRA's rank-r
-  intermediates r per adapted linear. Counted with ``torch.autograd.graph.saved_tensors_hooks`` on
-  SmolLM2-135M: 10,975 elements per token per layer, this formula gives 10,864. With gradient
-  checkpointing only each layer's input (h) is kept, plus one layer's full set while it is recomputed.
+  4·heads·head_dim; gate, up, SiLU and product 4i; LoRA's rank-r intermediates r per adapted linear;
+  the padding mask's row that SDPA keeps, s. On top of that structural count come copies that depend
+  on precision and method (``EXTRA``): mixed precision keeps fp32 tensors next to bf16 ones. Counted
+  with ``torch.autograd.graph.saved_tensors_hooks`` (``benchmarks/saved_activations.py``) on
+  SmolLM2-135M, the formula is within 0.1% of the counts each regime was calibrated on, and 4-6% above
+  the CUDA counts of the regimes calibrated on the CPU. With gradient checkpointing only each layer's input (h) is kept, plus one layer's full set
+  while it is recomputed.
 * logits: the LM head's output in compute precision plus its fp32 log-softmax and gradient.
 """
 
@@ -158,18 +161,43 @@ def state_bytes(w: Workload) -> tuple[float, float, float]:
     return 2.0 * p + 2.0 * t, 2.0 * t, 12.0 * t
 
 
-def activation_elements_per_token_layer(w: Workload) -> int:
-    """Elements autograd keeps per token in one decoder layer (see the module docstring)."""
+# Tensors beyond the structural count, per token per layer: (copies in the compute dtype, in units of
+# the hidden size h; fp32 copies, in units of h; MLP tensors (of the four) kept in fp32 instead of the
+# compute dtype). Counted with ``benchmarks/saved_activations.py`` on SmolLM2-135M (benchmarks/RESULTS.md,
+# issue 4): the first four on the CPU (CUDA counts 4-6% less), QLoRA on an H200. In every regime SDPA's
+# output and o_proj's contiguous input are two tensors, and a trained norm weight keeps the normalised
+# input too (full fine-tune). Under bf16 autocast Llama's RMSNorm upcasts its input to fp32 and keeps
+# that copy, PEFT's fp32 adapters get their own bf16 casts of their inputs, and with an fp32 residual
+# stream (a full fine-tune over fp32 master weights) the norms' fp32 outputs are kept next to
+# autocast's bf16 casts of them. QLoRA keeps norms and embeddings in fp32 and bitsandbytes returns its
+# 4-bit matmuls in the input's dtype: the MLP's gate, up and SiLU outputs stay fp32.
+EXTRA: dict[tuple[Precision, Method], tuple[float, float, int]] = {
+    ("fp32", "lora"): (1.65, 0.0, 0),
+    ("fp32", "full"): (3.65, 0.0, 0),
+    ("bf16", "lora"): (3.67, 2.0, 0),
+    ("bf16", "full"): (2.6, 4.07, 0),
+    ("bf16", "qlora"): (1.06, 2.0, 3),
+}
+
+
+def activation_bytes_per_token_layer(w: Workload) -> float:
+    """Bytes autograd keeps per token in one decoder layer (see the module docstring and ``EXTRA``)."""
     a = w.arch
+    elem = 4 if w.precision == "fp32" else 2
     lora = w.lora_rank * len(w.lora_targets) if w.method != "full" else 0
-    return 4 * a.hidden + 4 * a.heads * a.hd + 4 * a.intermediate + lora
+    # 4h norms, q/k/v (repeated to all heads) and the attention output, 4i MLP, LoRA's rank-r
+    # intermediates, and the row of the padding mask SDPA keeps (seq_len elements per token).
+    structural = 4 * a.hidden + 4 * a.heads * a.hd + 4 * a.intermediate + lora + w.seq_len
+    extra, extra_fp32, mlp_fp32 = EXTRA[(w.precision, w.method)]
+    fp32_mlp = (4 - elem) * mlp_fp32 * a.intermediate  # what keeping those MLP tensors in fp32 adds
+    return elem * (structural + extra * a.hidden) + 4 * extra_fp32 * a.hidden + fp32_mlp
 
 
 def activation_bytes(w: Workload, checkpointing: bool, tp: int = 1) -> tuple[float, float]:
     """(activations, logits) bytes of one micro-batch on one device."""
     elem = 4 if w.precision == "fp32" else 2
     tokens = w.micro_batch * w.seq_len
-    per_layer = tokens * activation_elements_per_token_layer(w) * elem
+    per_layer = tokens * activation_bytes_per_token_layer(w)
     if checkpointing:
         acts = w.arch.layers * tokens * w.arch.hidden * elem + per_layer  # inputs + one layer recomputed
     else:
