@@ -194,3 +194,31 @@ def test_stop_request_stops_every_rank_after_a_checkpoint(
         )
     assert [k for k, _, _ in sink.events][-2:] == ["checkpoint", "stopped"]
     assert (tmp_path / "r" / "checkpoints" / "step-000002" / "model.safetensors").exists()
+
+
+def test_bf16_lora_keeps_the_base_in_bf16_and_merges_in_fp32(
+    tiny_model: Path, mathgen: Any, tmp_path: Path
+) -> None:
+    from imts.train import loop
+    from imts.train.recipes import sft_lora
+
+    spec = _spec("precision=bf16", "max_steps=2", "merge=true", "lr=0.01")
+    model, _, _ = loop.load_model(spec, tiny_model, torch.device("cpu"))
+    dtypes = {n: p.dtype for n, p in model.named_parameters()}
+    assert {d for n, d in dtypes.items() if "lora_" in n} == {torch.float32}  # trained: fp32 masters
+    assert {d for n, d in dtypes.items() if "lora_" not in n} == {torch.bfloat16}  # frozen: half the bytes
+
+    result = sft_lora.run(spec, tiny_model, _sft_rows(mathgen), [], tmp_path / "lora", ListSink())
+    assert result.merged_dir is not None
+    base, merged = _weights(tiny_model), _weights(result.merged_dir)
+    assert {t.dtype for t in merged.values()} == {torch.float32}
+    # The merge is base + B·A·(alpha/r) computed in fp32, not rounded to bf16's step around each weight.
+    from safetensors.torch import load_file
+
+    adapter = load_file(result.adapter_dir / "adapter_model.safetensors")  # type: ignore[operator]
+    key = next(k for k in base if k.endswith("layers.0.self_attn.q_proj.weight"))
+    a = next(v for k, v in adapter.items() if "layers.0.self_attn.q_proj.lora_A" in k)
+    b = next(v for k, v in adapter.items() if "layers.0.self_attn.q_proj.lora_B" in k)
+    expected = base[key].float() + (b.float() @ a.float()) * (spec.lora.alpha / spec.lora.r)
+    assert (b != 0).any()
+    torch.testing.assert_close(merged[key], expected, rtol=1e-6, atol=1e-7)
