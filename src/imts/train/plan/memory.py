@@ -18,8 +18,8 @@ The arithmetic, per parameter (P: all parameters, T: trainable ones):
   on precision and method (``EXTRA``): mixed precision keeps fp32 tensors next to bf16 ones. Counted
   with ``torch.autograd.graph.saved_tensors_hooks`` (``benchmarks/saved_activations.py``) on
   SmolLM2-135M, the formula is within 0.1% of the counts each regime was calibrated on, and 4-6% above
-  the CUDA counts of the regimes calibrated on the CPU. With gradient checkpointing only each layer's input (h) is kept, plus one layer's full set
-  while it is recomputed.
+  the CUDA counts of the regimes calibrated on the CPU. With gradient checkpointing only each layer's
+  input (h) is kept, plus one layer's full set while it is recomputed.
 * logits: the LM head's output in compute precision plus its fp32 log-softmax and gradient.
 """
 
