@@ -20,7 +20,11 @@ def plan(
     method: str | None = typer.Option(None, "--method", help="full, lora or qlora (default: compare all)."),
     batch: int = typer.Option(1, "--batch", help="Micro-batch (sequences per device per forward)."),
     seq: int = typer.Option(4096, "--seq", help="Sequence length in tokens."),
-    precision: str = typer.Option("bf16", "--precision", help="bf16 (mixed precision) or fp32."),
+    precision: str = typer.Option(
+        "bf16",
+        "--precision",
+        help="bf16 (mixed precision) or fp32; with --gpus cpu, what this CPU trains in.",
+    ),
     nodes: int = typer.Option(1, "--nodes", help="Number of nodes with --gpus each."),
     lora_rank: int = typer.Option(16, "--lora-rank"),
     write_config: Path | None = typer.Option(

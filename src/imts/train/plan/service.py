@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from imts.core.errors import InputError, NotFoundError
+from imts.core.hardware import cpu_flags
 from imts.store.workspace import Workspace
 from imts.train.plan.arch import KNOWN, LINEAR_NAMES, Arch, from_config, lookup
 from imts.train.plan.memory import GiB, Method, Precision, Workload, parse_hardware
@@ -42,8 +43,8 @@ def make_plan(
 ) -> Plan:
     """Estimate every option for ``method`` (all methods when None) on ``gpus`` and recommend one.
 
-    On ``gpus="cpu"`` training runs in fp32 (the CPU mode) and QLoRA is left out (bitsandbytes 4-bit
-    needs CUDA).
+    On ``gpus="cpu"`` the precision is what ``precision=auto`` trains in on this machine's CPU (bf16
+    with AVX512-BF16 or AMX, else fp32) and QLoRA is left out (bitsandbytes 4-bit needs CUDA).
     """
     if batch < 1 or seq < 1:
         raise InputError("batch and sequence length must be >= 1")
@@ -53,7 +54,7 @@ def make_plan(
     if hw.device.kind == "cpu":
         if method == "qlora":
             raise InputError("QLoRA needs a CUDA GPU (bitsandbytes 4-bit); on the CPU use lora or full")
-        precision = "fp32"
+        precision = "bf16" if {"avx512_bf16", "amx_bf16"} & cpu_flags() else "fp32"
     methods: list[Method] = [method] if method else ["full", "lora", "qlora"]
     if hw.device.kind == "cpu":
         methods = [m for m in methods if m != "qlora"]
