@@ -5,7 +5,8 @@ GPU with bf16), ``qlora`` (the same on a 4-bit NF4 base through bitsandbytes), `
 fine-tuning, bf16 autocast over fp32 master weights), ``dpo`` (LoRA DPO) and ``ddp`` (LoRA SFT on two
 processes, NCCL, one GPU each; skipped with the reason when fewer than two GPUs are visible). Each runs
 ``--steps`` optimizer steps of the recipe (``imts.train.recipes``) on the throughput benchmark's rows,
-then saves its model (LoRA and QLoRA also merge the adapter into an fp32 copy of the base).
+then saves its model (LoRA and QLoRA also merge the adapter into an fp32 copy of the base; the
+merged model's tensor dtypes are reported).
 
 Reported per case: resolved precision, tokens/s and MFU (medians over the steps after the first two),
 peak CUDA memory allocated while training (``torch.cuda.max_memory_allocated``, its counter reset
@@ -64,6 +65,17 @@ class PeakSink:
         if kind == "started" and torch.cuda.is_available():
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
+
+
+def saved_dtypes(folder: Path) -> list[str]:
+    """The dtypes of the tensors in a saved model (a 4-bit merge would show uint8, not float32)."""
+    from safetensors import safe_open
+
+    dtypes = set()
+    for f in folder.glob("*.safetensors"):
+        with safe_open(f, framework="pt") as st:
+            dtypes |= {st.get_slice(k).get_dtype() for k in st.keys()}  # noqa: SIM118
+    return sorted(dtypes)
 
 
 def case_spec(case: str, args: argparse.Namespace) -> Any:
@@ -167,9 +179,7 @@ def run_case(
             for p in Path(out).rglob("*")
             if p.name in ("run_config.yaml", "adapter_config.json")
         )
-        merged_dtype = None
-        if result.merged_dir is not None:
-            merged_dtype = json.loads((result.merged_dir / "config.json").read_text()).get("dtype")
+        merged_dtypes = saved_dtypes(result.merged_dir) if result.merged_dir is not None else None
     seconds = time.perf_counter() - t0
     peak = torch.cuda.max_memory_allocated() / MiB
     timed = sink.steps[2:] or sink.steps
@@ -190,7 +200,7 @@ def run_case(
         "peak_allocated_mib": round(peak, 1),
         "seconds_incl_setup_and_save": round(seconds, 1),
         "saved": saved,
-        "merged_dtype": merged_dtype,
+        "merged_dtypes": merged_dtypes,
         "watchdog_events": [
             e["message"] for e in sink.events if e["kind"] not in ("started", "finished", "checkpoint")
         ],

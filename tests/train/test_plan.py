@@ -140,11 +140,11 @@ def test_small_model_on_many_gpus_picks_plain_ddp_and_tp_respects_heads() -> Non
 
 
 def test_cpu_mode_plans_in_this_cpus_precision_and_has_no_qlora() -> None:
-    from imts.core.hardware import cpu_flags
+    from imts.core.hardware import cpu_native_bf16
 
     plan = make_plan(KNOWN["smollm2-135m"], "cpu", None, batch=4, seq=256)
     assert {w.method for w in plan.workloads} == {"full", "lora"}
-    native = bool({"avx512_bf16", "amx_bf16"} & cpu_flags())  # what precision=auto trains in here
+    native = cpu_native_bf16()  # what precision=auto trains in here
     assert all(w.precision == ("bf16" if native else "fp32") for w in plan.workloads)
     lora = next(w for w in plan.workloads if w.method == "lora")
     o = next(o for o in plan.options if o.method == "lora" and not o.strategy.checkpointing)

@@ -24,6 +24,11 @@ def native_bf16() -> bool:
 
     if torch.cuda.is_available():
         return bool(torch.cuda.is_bf16_supported())
+    return cpu_native_bf16()
+
+
+def cpu_native_bf16() -> bool:
+    """True where this CPU computes bf16 matmuls natively (AVX512-BF16 or AMX)."""
     return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 

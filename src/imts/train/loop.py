@@ -474,7 +474,7 @@ def save_adapter(lp: Loop, tokenizer: Any, base_path: Path) -> tuple[Path, Path 
     (adapter_dir / "run_config.yaml").write_text(lp.spec_yaml, encoding="utf-8")
     if not spec.merge:
         return adapter_dir, None
-    if model.get_base_model().dtype != torch.float32:
+    if any(p.dtype != torch.float32 for p in model.parameters() if not p.requires_grad):
         # Merging into 4-bit (QLoRA) or bf16 weights would round the adapter away: merge into the base
         # in full precision.
         from peft import PeftModel

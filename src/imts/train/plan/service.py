@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from imts.core.errors import InputError, NotFoundError
-from imts.core.hardware import cpu_flags
+from imts.core.hardware import cpu_native_bf16
 from imts.store.workspace import Workspace
 from imts.train.plan.arch import KNOWN, LINEAR_NAMES, Arch, from_config, lookup
 from imts.train.plan.memory import GiB, Method, Precision, Workload, parse_hardware
@@ -54,7 +54,7 @@ def make_plan(
     if hw.device.kind == "cpu":
         if method == "qlora":
             raise InputError("QLoRA needs a CUDA GPU (bitsandbytes 4-bit); on the CPU use lora or full")
-        precision = "bf16" if {"avx512_bf16", "amx_bf16"} & cpu_flags() else "fp32"
+        precision = "bf16" if cpu_native_bf16() else "fp32"
     methods: list[Method] = [method] if method else ["full", "lora", "qlora"]
     if hw.device.kind == "cpu":
         methods = [m for m in methods if m != "qlora"]
