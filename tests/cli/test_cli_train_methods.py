@@ -15,11 +15,22 @@ def test_train_help_lists_methods_and_nproc(tmp_path: Path) -> None:
         assert text in out.stdout, text
 
 
+def test_train_keys_lists_every_run_spec_key_without_needing_data(tmp_path: Path) -> None:
+    from imts.train.spec import RunSpec
+
+    out = imts(tmp_path, "train", "--keys")
+    assert out.returncode == 0, out.stderr
+    for key in [*RunSpec.model_fields, "lora.target_modules", "dpo.beta", "watchdog.loss_spike"]:
+        if key not in ("lora", "dpo", "watchdog"):
+            assert key in out.stdout, key
+
+
 def test_train_refuses_bad_method_combinations(tmp_path: Path, tiny_model: Path, math_file: Path) -> None:
     for args, message in (
         (["--method", "ppo"], "field 'method'"),
         (["--method", "sft_full", "quantization=nf4"], "trains adapters"),
         (["--nproc", "4", "batch_size=2"], "batch_size / grad_accum must be at least nproc"),
+        (["early_stopping_metric=val_bleu"], "'val_bleu' is not reported by a sft_lora validation"),
     ):
         out = imts(tmp_path, "train", "--data", "d", "--base", "b", *args)
         assert out.returncode == 2, (args, out.stdout, out.stderr)

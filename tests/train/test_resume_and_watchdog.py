@@ -218,3 +218,70 @@ def test_early_stopping_keeps_the_best(
     best = load_file(ckpts / "best" / "adapter" / "adapter_model.safetensors")
     final = load_file(tmp_path / "es" / "adapter" / "adapter_model.safetensors")
     assert best.keys() == final.keys() and all((best[k] == final[k]).all() for k in best)
+
+
+def test_early_stopping_on_a_generation_metric_keeps_the_highest(
+    tiny_model: Path, mathgen: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Validation generates real answers and scores them with the evaluation court; the scores are
+    scripted (a tiny random model answers nothing right) so the best is known: higher is better."""
+    from imts.evals import scoring
+
+    real_score = scoring.score
+    scored: list[int] = []
+    scripted = iter([0.2, 0.5, 0.45, 0.4, 0.9])
+
+    def score(rows: Any, texts: Any, metrics: Any, judges: Any) -> Any:
+        out = real_score(rows, texts, metrics, judges)  # the real scoring runs on the real answers
+        assert len(texts) == len(rows) == 4 and all(isinstance(t, str) for t in texts)
+        scored.append(len(rows))
+        out.summary["exact_match"] = next(scripted)
+        return out
+
+    monkeypatch.setattr(scoring, "score", score)
+    rows = _rows(mathgen, n=60)
+    spec = _spec(
+        max_steps=40,
+        save_every=100,
+        eval_every=2,
+        val_generation_metrics=["exact_match", "rouge_l"],
+        val_generation_items=4,
+        val_generation_max_new_tokens=6,
+        early_stopping_metric="val_exact_match",
+        early_stopping_patience=2,
+    )
+    values: dict[int, dict[str, float]] = {}
+    sink = ListSink()
+    sink.metrics = lambda step, v: values.setdefault(step, {}).update(v)  # type: ignore[method-assign]
+    result = sft_lora.run(spec, tiny_model, rows, rows[:8], tmp_path / "gen", sink)
+    assert result.steps == 8 and scored == [4, 4, 4, 4]
+    assert [values[s]["val_exact_match"] for s in (2, 4, 6, 8)] == [0.2, 0.5, 0.45, 0.4]
+    assert all(0 <= values[s]["val_rouge_l"] <= 1 and "val_loss" in values[s] for s in (2, 4, 6, 8))
+    assert math.isfinite(values[8]["loss"])  # training went on after each validation
+    stop = next(m for k, m, _ in sink.events if k == "early_stop")
+    assert stop.startswith("val_exact_match has not improved for 2 validations; best 0.5000 at step 4")
+    ckpts = tmp_path / "gen" / "checkpoints"
+    assert json.loads((ckpts / "best" / "state.json").read_text())["step"] == 4
+
+
+def test_early_stopping_metric_must_be_one_the_validation_reports() -> None:
+    from imts.core.errors import InputError
+
+    with pytest.raises(InputError, match="'val_exact_match' is not reported by a sft_lora validation"):
+        RunSpec.from_sources(overrides=["early_stopping_metric=val_exact_match"], base_model="m", data="d")
+    with pytest.raises(InputError, match="val_generation_metrics is for SFT runs"):
+        RunSpec.from_sources(
+            overrides=["method=dpo", "val_generation_metrics=[exact_match]"], base_model="m", data="d"
+        )
+    with pytest.raises(InputError, match="unknown \\['accuracy'\\]"):
+        RunSpec.from_sources(overrides=["val_generation_metrics=[accuracy]"], base_model="m", data="d")
+    dpo = RunSpec.from_sources(
+        overrides=["method=dpo", "early_stopping_metric=val_reward_accuracy"], base_model="m", data="d"
+    )
+    assert not dpo.early_stopping_minimizes and RunSpec(base_model="m", data="d").early_stopping_minimizes
+    f1 = RunSpec.from_sources(
+        overrides=["val_generation_metrics=[f1]", "early_stopping_metric=val_answer_f1"],
+        base_model="m",
+        data="d",
+    )
+    assert f1.validation_metrics == ("val_loss", "val_answer_f1")

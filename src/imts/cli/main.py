@@ -57,6 +57,34 @@ def _run_as_job(
     return dict(row.data["result"])
 
 
+def _spec_keys(value: bool) -> None:
+    """``--keys``: every run-spec key with its default and meaning, from the spec itself."""
+    if not value:
+        return
+    from pydantic import BaseModel
+    from rich.table import Table
+
+    from imts.train.spec import RunSpec
+
+    table = Table(title="Run-spec keys (KEY=VALUE overrides, or YAML)")
+    table.add_column("key", no_wrap=True)
+    table.add_column("default")
+    table.add_column("meaning")
+
+    def add(model: type[BaseModel], prefix: str) -> None:
+        for key, f in model.model_fields.items():
+            kind = f.annotation
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                add(kind, f"{prefix}{key}.")
+                continue
+            default = f.get_default(call_default_factory=True) if not f.is_required() else "(required)"
+            table.add_row(f"{prefix}{key}", str(default), f.description or "")
+
+    add(RunSpec, "")
+    console.print(table)
+    raise typer.Exit()
+
+
 @app.command("train")
 @friendly
 def train(
@@ -80,6 +108,13 @@ def train(
         None, help="CPU slots per process (default: a whole node's, shared out between --nproc processes)."
     ),
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+    keys: bool = typer.Option(
+        False,
+        "--keys",
+        is_eager=True,
+        callback=_spec_keys,
+        help="List every run-spec key with its default and meaning, then exit.",
+    ),
 ) -> None:
     """Fine-tune a base model: LoRA, QLoRA, full or DPO (live loss, LR, grad-norm, tokens/s, MFU, ETA).
 

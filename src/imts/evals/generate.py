@@ -74,6 +74,7 @@ def generate(
     new_tokens = 0
     started = time.perf_counter()
     pad_id, eos_id = tokenizer.pad_token_id, tokenizer.eos_token_id
+    device = next(model.parameters()).device  # a model on a GPU gets its inputs there
     with progress.task(label, total=len(prompts)) as bar, torch.inference_mode():
         for s in range(0, len(order), batch_size):
             idx = order[s : s + batch_size]
@@ -85,8 +86,8 @@ def generate(
                 mask[row, width - len(encoded[i]) :] = 1
             torch.manual_seed(sampling.seed + s)
             out = model.generate(
-                input_ids=ids,
-                attention_mask=mask,
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
                 max_new_tokens=max_new_tokens,
                 **sampling.kwargs(),
                 pad_token_id=pad_id,

@@ -26,7 +26,7 @@ from imts.core.progress import Task
 from imts.train import checkpoint, mfu
 from imts.train.data import IGNORE, BatchStream, Example, collate, encode
 from imts.train.distributed import Dist
-from imts.train.spec import RunSpec
+from imts.train.spec import GENERATION_METRICS, RunSpec
 from imts.train.tracking import Sink
 from imts.train.watchdog import Verdict, Watchdog
 
@@ -173,7 +173,7 @@ class Loop:
     loss: float = float("nan")
     val_loss: float | None = None
     tokens: int = 0
-    best_val: float = math.inf
+    best_val: float = math.inf  # the best early_stopping_metric so far (-inf to start when higher is better)
     stale_evals: int = 0
     best_step: int | None = None
     started: float = field(default_factory=time.perf_counter)
@@ -219,6 +219,7 @@ def start(
     if dist.main:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "run_config.yaml").write_text(lp.spec_yaml, encoding="utf-8")
+    lp.best_val = math.inf if spec.early_stopping_minimizes else -math.inf
     resume_from = checkpoint.latest(lp.ckpt_root)
     if resume_from is not None:  # every rank restores the same checkpoint
         restore(lp, resume_from)
@@ -240,7 +241,7 @@ def restore(lp: Loop, ckpt: Path) -> None:
     lp.lr_scale = min(lp.lr_scale, state.get("lr_scale", 1.0))
     set_lr_scale(lp.optimizer, lp.scheduler, lp.spec.lr * lp.lr_scale)
     lp.step = int(state["step"])
-    lp.best_val = float(state.get("best_val", math.inf))
+    lp.best_val = float(state.get("best_val", lp.best_val))
     lp.stale_evals = int(state.get("stale_evals", 0))
     lp.best_step = state.get("best_step")
 
@@ -359,8 +360,11 @@ def after_step(
         if dist.main:
             lp.sink.metrics(step, values)
         lp.model.train()
-        improved = lp.val_loss < lp.best_val - spec.early_stopping_min_delta
-        lp.best_val, lp.stale_evals = (lp.val_loss, 0) if improved else (lp.best_val, lp.stale_evals + 1)
+        value, delta = values[spec.early_stopping_metric], spec.early_stopping_min_delta
+        improved = (
+            value < lp.best_val - delta if spec.early_stopping_minimizes else value > lp.best_val + delta
+        )
+        lp.best_val, lp.stale_evals = (value, 0) if improved else (lp.best_val, lp.stale_evals + 1)
         if improved:
             lp.best_step = step
         stop = spec.early_stopping_patience is not None and lp.stale_evals >= spec.early_stopping_patience
@@ -397,7 +401,7 @@ def after_step(
         if dist.main:
             lp.sink.event(
                 "early_stop",
-                f"val_loss has not improved for {lp.stale_evals} validations; "
+                f"{spec.early_stopping_metric} has not improved for {lp.stale_evals} validations; "
                 f"best {lp.best_val:.4f} at step {lp.best_step}",
                 step,
             )
@@ -459,6 +463,43 @@ def validation_loss(
             count += loss_positions(batch)
     total, count = dist.sum([total, count])
     return total / max(1, count)
+
+
+def sft_validation(
+    model: Any,
+    tokenizer: Any,
+    val: list[Example],
+    val_rows: list[dict[str, Any]],
+    pad_id: int,
+    autocast_ctx: Any,
+    spec: RunSpec,
+    dist: Dist,
+) -> dict[str, float]:
+    """``val_loss``, and with ``val_generation_metrics`` the evaluation court's scores of greedy answers
+    to the first ``val_generation_items`` validation rows (rank 0 generates; every rank gets the figures)."""
+    values = {"val_loss": validation_loss(model, val, pad_id, autocast_ctx, dist)}
+    if not spec.val_generation_metrics:
+        return values
+    from imts.evals.generate import generate
+    from imts.evals.scoring import score
+
+    keys = [GENERATION_METRICS[m] for m in spec.val_generation_metrics]
+    scores = [0.0] * len(keys)
+    if dist.main:
+        rows = val_rows[: spec.val_generation_items]
+        config = (model.get_base_model() if hasattr(model, "get_base_model") else model).config
+        use_cache, config.use_cache = config.use_cache, True  # off for training; generation needs it
+        model.eval()
+        try:
+            with autocast_ctx:
+                texts, _ = generate(
+                    tokenizer, model, [r["messages"][:-1] for r in rows], spec.val_generation_max_new_tokens
+                )
+        finally:
+            config.use_cache = use_cache
+        summary = score(rows, texts, spec.val_generation_metrics, []).summary
+        scores = [summary[k] for k in keys]
+    return {**values, **{f"val_{k}": v for k, v in zip(keys, dist.sum(scores), strict=True)}}
 
 
 # --- save -------------------------------------------------------------------------------------------

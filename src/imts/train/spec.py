@@ -16,6 +16,16 @@ from imts.core.errors import InputError
 from imts.core.specs import apply_overrides, read_yaml_mapping
 from imts.train.watchdog import WatchdogSpec
 
+# Generation metrics an SFT validation computes (the evaluation court's scoring), by the key they report.
+GENERATION_METRICS = {
+    "exact_match": "exact_match",
+    "f1": "answer_f1",
+    "rouge_l": "rouge_l",
+    "bleu": "bleu",
+    "distinct_2": "distinct_2",
+}
+DPO_VALIDATION = ("val_loss", "val_reward_accuracy", "val_reward_margin")
+
 
 class LoraSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -86,10 +96,28 @@ class RunSpec(BaseModel):
     keep_last: int = Field(2, ge=1, description="Checkpoints kept (older ones are deleted).")
     eval_every: int = Field(50, ge=1, description="Validation loss every N steps (and at the end).")
     val_max_items: int = Field(64, ge=1, description="Validation examples used for the loss.")
+    val_generation_metrics: list[str] = Field(
+        default_factory=list,
+        description="SFT: at each validation also generate greedy answers for up to "
+        "val_generation_items validation rows and score them with these evaluation metrics "
+        f"({', '.join(GENERATION_METRICS)}), reported as val_<key> "
+        f"({', '.join(GENERATION_METRICS.values())}).",
+    )
+    val_generation_items: int = Field(32, ge=1, description="Validation rows answered per validation.")
+    val_generation_max_new_tokens: int = Field(64, ge=1, description="Answer length cap when validating.")
     early_stopping_patience: int | None = Field(
         None,
         ge=1,
-        description="Stop after this many validations without a better val_loss; the best is kept.",
+        description="Stop after this many validations without a better early_stopping_metric; the "
+        "best checkpoint is kept.",
+    )
+    early_stopping_metric: str = Field(
+        "val_loss",
+        description="The validation figure early stopping and the best checkpoint follow: val_loss, "
+        "DPO's val_reward_accuracy or val_reward_margin, or val_<key> of val_generation_metrics.",
+    )
+    early_stopping_mode: Literal["auto", "min", "max"] = Field(
+        "auto", description="auto: lower is better for a loss, higher for any other figure."
     )
     early_stopping_min_delta: float = Field(
         0.0, ge=0, description="Improvement smaller than this does not count."
@@ -106,12 +134,41 @@ class RunSpec(BaseModel):
             raise ValueError(
                 "quantization=nf4 (QLoRA) trains adapters: use sft_lora or dpo with dpo.full=false"
             )
+        unknown = [m for m in self.val_generation_metrics if m not in GENERATION_METRICS]
+        if unknown:
+            raise ValueError(
+                f"val_generation_metrics: unknown {unknown}; choose from {', '.join(GENERATION_METRICS)}"
+            )
+        if self.val_generation_metrics and self.method == "dpo":
+            raise ValueError(
+                "val_generation_metrics is for SFT runs; a dpo validation reports "
+                + ", ".join(DPO_VALIDATION)
+            )
+        if self.early_stopping_metric not in self.validation_metrics:
+            raise ValueError(
+                f"early_stopping_metric '{self.early_stopping_metric}' is not reported by a "
+                f"{self.method} validation: choose from {', '.join(self.validation_metrics)}"
+                + ("" if self.method == "dpo" else " (or add a metric to val_generation_metrics)")
+            )
         if max(1, self.batch_size // self.grad_accum) < self.nproc:
             raise ValueError(
                 f"each of the {self.nproc} processes needs a share of every micro-batch: "
                 "batch_size / grad_accum must be at least nproc"
             )
         return self
+
+    @property
+    def validation_metrics(self) -> tuple[str, ...]:
+        """The figures a validation of this run reports."""
+        if self.method == "dpo":
+            return DPO_VALIDATION
+        return ("val_loss", *(f"val_{GENERATION_METRICS[m]}" for m in self.val_generation_metrics))
+
+    @property
+    def early_stopping_minimizes(self) -> bool:
+        if self.early_stopping_mode != "auto":
+            return self.early_stopping_mode == "min"
+        return "loss" in self.early_stopping_metric
 
     @property
     def uses_lora(self) -> bool:

@@ -66,7 +66,9 @@ def run(
             },
         )
     validate = (
-        (lambda: {"val_loss": loop.validation_loss(model, val, pad_id, autocast, dist)}) if val else None
+        (lambda: loop.sft_validation(model, tokenizer, val, val_rows, pad_id, autocast, spec, dist))
+        if val
+        else None
     )
 
     # --- loop ------------------------------------------------------------------------------------
