@@ -123,24 +123,14 @@ def largest_batch(spec: Any, model_path: Path, rows: list[dict[str, Any]]) -> tu
     return n, s, float((big["labels"][:, 1:] != IGNORE).sum()) / (n * s)
 
 
-def planner_estimate(case: str, spec: Any, model_path: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def planner_estimate(spec: Any, model_path: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
     from imts.train.plan.arch import from_config
     from imts.train.plan.memory import Strategy, Workload, estimate, parse_hardware
 
-    if case == "dpo":
+    if spec.method == "dpo":
         return {"note": "the planner does not model DPO (two sequences per pair, a reference pass)"}
     n, seq, loss_fraction = largest_batch(spec, model_path, rows)
-    method = {"qlora": "qlora", "full": "full"}.get(case, "lora")
-    work = Workload(
-        from_config(model_path),
-        method,  # type: ignore[arg-type]
-        n,
-        seq,
-        "bf16",
-        spec.lora.r,
-        tuple(spec.lora.target_modules),
-        loss_fraction,
-    )
+    work = Workload.of_run(spec, from_config(model_path), n, seq, loss_fraction)
     est = estimate(work, Strategy("single"), parse_hardware("1xh100"))
     parts = {k: getattr(est, k) / MiB for k in ("weights", "gradients", "optimizer", "activations", "logits")}
     return {
@@ -206,7 +196,7 @@ def run_case(
         ],
     }
     if spec.nproc == 1:
-        est = planner_estimate(case, spec, model_path, rows)
+        est = planner_estimate(spec, model_path, rows)
         out_case["estimate"] = est
         if "total_mib_without_cuda_context" in est:
             out_case["measured_over_estimate"] = round(peak / est["total_mib_without_cuda_context"], 3)

@@ -109,9 +109,7 @@ def measure(model: Path, steps: int, batch: int, rows: int, threads: int) -> dic
     loss_fraction = sum(sum(lab != IGNORE for lab in e.labels) for e in longest) / (batch * seq)
     del tok, encoded
     arch = from_config(model)
-    work = Workload(
-        arch, "lora", batch, seq, "fp32", spec.lora.r, tuple(spec.lora.target_modules), loss_fraction
-    )
+    work = Workload.of_run(spec, arch, batch, seq, loss_fraction)
     est = estimate(work, Strategy("single"), parse_hardware("cpu"))
 
     gc.collect()

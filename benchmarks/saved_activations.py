@@ -42,7 +42,7 @@ def count(
     precision: str, method: str, quantization: str, model_path: Path, rows: list[dict[str, Any]], batch: int
 ) -> dict[str, Any]:
     from imts.train import loop
-    from imts.train.data import IGNORE, collate
+    from imts.train.data import collate
     from imts.train.plan.arch import from_config
     from imts.train.plan.memory import Workload, activation_bytes_per_token_layer
     from imts.train.spec import RunSpec
@@ -75,23 +75,10 @@ def count(
     groups: Counter[str] = Counter()
     for nbytes, dtype, last in seen.values():
         groups[f"{dtype}[{last}]"] += nbytes
-    total = sum(groups.values())
     cfg = (model.get_base_model() if hasattr(model, "get_base_model") else model).config
-    per_token_layer = total / (n * s * cfg.num_hidden_layers)
-    loss_fraction = float((b["labels"][:, 1:] != IGNORE).sum()) / (n * s)
-    plan_method = "qlora" if quantization == "nf4" else ("full" if method == "sft_full" else "lora")
-    work = Workload(
-        from_config(model_path),
-        plan_method,  # type: ignore[arg-type]
-        n,
-        s,
-        "fp32" if precision == "fp32" else "bf16",
-        spec.lora.r,
-        tuple(spec.lora.target_modules),
-        loss_fraction,
-    )
-    formula = activation_bytes_per_token_layer(work)
-    scale = n * s * cfg.num_hidden_layers
+    scale = n * s * cfg.num_hidden_layers  # token-layers
+    per_token_layer = sum(groups.values()) / scale
+    formula = activation_bytes_per_token_layer(Workload.of_run(spec, from_config(model_path), n, s))
     return {
         "regime": f"{precision} {method}" + (" nf4" if quantization == "nf4" else ""),
         "device": device.type,

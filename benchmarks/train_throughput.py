@@ -139,11 +139,6 @@ def read_rows(path: Path, n: int) -> list[dict[str, Any]]:
     return rows
 
 
-def base_dtype(spec: Any) -> torch.dtype:
-    """How every side loads the base: bf16 for LoRA in a bf16 run (only read), else fp32 master weights."""
-    return torch.bfloat16 if spec.precision == "bf16" and spec.uses_lora else torch.float32
-
-
 def make_tiny_model(tokenizer_dir: Path, out: Path, seed: int) -> Path:
     """A randomly initialised 2-layer Llama (hidden 64) with the SmolLM2 tokenizer, saved to ``out``."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
@@ -452,9 +447,11 @@ def run_peer(side: str, spec: Any, model_path: Path, examples: list[Any], skip: 
         TrainingArguments,
     )
 
+    from imts.train.loop import base_dtype
+
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     torch.manual_seed(spec.seed)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=base_dtype(spec))
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=base_dtype(spec))  # as the recipe
     model.config.use_cache = False
     if side != "peer_full":  # the full fine-tune trains the model as loaded
         model = get_peft_model(model, lora_config(spec))
@@ -498,9 +495,11 @@ def run_trl_dpo(side: str, spec: Any, model_path: Path, pairs: list[dict[str, An
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
+    from imts.train.loop import base_dtype
+
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     torch.manual_seed(spec.seed)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=base_dtype(spec))
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=base_dtype(spec))  # as the recipe
     model.config.use_cache = False
     data = Dataset.from_list(
         [

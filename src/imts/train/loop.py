@@ -56,6 +56,14 @@ def seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def base_dtype(spec: RunSpec) -> torch.dtype:
+    """The dtype the (unquantised) base is loaded in. A LoRA base is only read: in a bf16 run it is stored
+    in bf16 (half the memory, and autocast has no fp32 copy to cast every step). Trained weights stay fp32
+    master copies: PEFT keeps adapters in fp32, and a full fine-tune loads fp32."""
+    bf16_base = spec.uses_lora and resolve_precision(spec.precision) == "bf16"
+    return torch.bfloat16 if bf16_base else torch.float32
+
+
 def load_model(spec: RunSpec, base_path: Path, device: torch.device) -> tuple[Any, Any, int]:
     """(model, tokenizer, pad id): the base in fp32 (bf16 for LoRA in a bf16 run, 4-bit NF4 for QLoRA),
     with LoRA adapters when the method trains adapters."""
@@ -79,12 +87,7 @@ def load_model(spec: RunSpec, base_path: Path, device: torch.device) -> tuple[An
         # Norms and the head back in fp32, inputs that require grad: what training on a k-bit base needs.
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     else:
-        # A LoRA base is only read: in a bf16 run it is stored in bf16 (half the memory, and autocast has
-        # no fp32 copy to cast every step). Trained weights stay fp32 master copies: PEFT keeps adapters
-        # in fp32, and a full fine-tune loads fp32.
-        bf16_base = spec.uses_lora and resolve_precision(spec.precision) == "bf16"
-        dtype = torch.bfloat16 if bf16_base else torch.float32
-        model = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype).to(device)
+        model = AutoModelForCausalLM.from_pretrained(base_path, dtype=base_dtype(spec)).to(device)
     model.config.use_cache = False  # no KV cache while training: it only costs memory
     if spec.uses_lora:
         from peft import LoraConfig, get_peft_model

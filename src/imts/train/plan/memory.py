@@ -26,10 +26,13 @@ The arithmetic, per parameter (P: all parameters, T: trainable ones):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from imts.core.errors import InputError
 from imts.train.plan.arch import LINEAR_NAMES, Arch
+
+if TYPE_CHECKING:
+    from imts.train.spec import RunSpec
 
 GiB = 1024**3
 Method = Literal["full", "lora", "qlora"]
@@ -107,6 +110,18 @@ class Workload:
     lora_rank: int = 16
     lora_targets: tuple[str, ...] = LINEAR_NAMES
     loss_fraction: float = 1.0  # share of positions whose logits are computed (IMTS: response tokens)
+
+    @classmethod
+    def of_run(
+        cls, spec: RunSpec, arch: Arch, micro_batch: int, seq_len: int, loss_fraction: float = 1.0
+    ) -> Workload:
+        """The workload of a training run's spec: its method, resolved precision and LoRA settings."""
+        from imts.core.hardware import resolve_precision
+
+        method: Method = "qlora" if spec.quantization == "nf4" else ("lora" if spec.uses_lora else "full")
+        precision: Precision = "fp32" if resolve_precision(spec.precision) == "fp32" else "bf16"
+        targets = tuple(spec.lora.target_modules)
+        return cls(arch, method, micro_batch, seq_len, precision, spec.lora.r, targets, loss_fraction)
 
     @property
     def trainable(self) -> int:
