@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from imts.core.settings import Settings
-from imts.store.workspace import Workspace
+from imts.services.startup import local_context
+from imts.store.context import Context
 
 ROOT = Path(__file__).resolve().parents[1]
 # Subprocesses started by tests (the CLI, workers) import this checkout's code, not another install.
@@ -24,8 +25,11 @@ PG_ADMIN_URL = os.environ.get(
 )
 
 
-def make_ws(root: Path, database_url: str | None = None) -> Workspace:
-    return Workspace(Settings(workspace=root / "ws", database_url=database_url, model_cache=_model_cache()))
+def make_ws(root: Path, database_url: str | None = None, **settings: Any) -> Context:
+    """The local user's context (default tenant and project unless ``settings`` name others)."""
+    return local_context(
+        Settings(workspace=root / "ws", database_url=database_url, model_cache=_model_cache(), **settings)
+    )
 
 
 def _model_cache() -> Path:
@@ -33,7 +37,7 @@ def _model_cache() -> Path:
 
 
 @pytest.fixture
-def ws(tmp_path: Path) -> Workspace:
+def ws(tmp_path: Path) -> Context:
     """A fresh workspace with an embedded SQLite database."""
     return make_ws(tmp_path)
 
@@ -65,13 +69,12 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def any_ws(request: pytest.FixtureRequest, tmp_path: Path) -> Workspace:
+def any_ws(request: pytest.FixtureRequest, tmp_path: Path) -> Context:
     """The same test against SQLite and against the local PostgreSQL (each test in its own project)."""
     if request.param == "sqlite":
         return make_ws(tmp_path)
     url = request.getfixturevalue("postgres_url")
-    ws = Workspace(Settings(workspace=tmp_path / "ws", database_url=url, project=f"p-{uuid.uuid4().hex[:8]}"))
-    return ws
+    return make_ws(tmp_path, url, project=f"p-{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from tests.conftest import write_jsonl
 from imts.core.settings import Settings
 from imts.data.ingest import import_file
 from imts.data.versions import list_versions, load_rows
-from imts.store.workspace import Workspace
+from imts.services.startup import local_context, recover_workspace
 
 
 def _settings(root: Path) -> Settings:
@@ -33,7 +33,8 @@ def _big_file(path: Path, n: int) -> Path:
 
 
 def _assert_clean(root: Path, before: list[str]) -> None:
-    ws = Workspace(_settings(root))  # opening sweeps what the killed process left
+    ws = local_context(_settings(root))
+    recover_workspace(ws.ws)  # the start-up step sweeps what the killed process left
     versions = list_versions(ws)
     assert [v.id for v in versions] == before
     used = {d for v in versions for d in v.shards}
@@ -49,7 +50,7 @@ def _start(code: str, root: Path) -> subprocess.Popen[bytes]:
 
 
 def test_sigkill_while_writing_shards(tmp_path: Path) -> None:
-    ws = Workspace(_settings(tmp_path))
+    ws = local_context(_settings(tmp_path))
     first = import_file(
         ws, write_jsonl(tmp_path / "small.jsonl", [{"prompt": f"q{i}", "response": "a"} for i in range(50)])
     )
@@ -74,7 +75,7 @@ def test_sigkill_while_writing_shards(tmp_path: Path) -> None:
 
 
 def test_sigkill_after_shards_moved_before_commit(tmp_path: Path) -> None:
-    ws = Workspace(_settings(tmp_path))
+    ws = local_context(_settings(tmp_path))
     first = import_file(
         ws, write_jsonl(tmp_path / "small.jsonl", [{"prompt": f"q{i}", "response": "a"} for i in range(50)])
     )

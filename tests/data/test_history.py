@@ -18,8 +18,9 @@ from imts.data.ingest import import_file
 from imts.data.inspect import field_stats, preview
 from imts.data.split import split_version
 from imts.data.versions import ReadOnlyError, load_rows, resolve, share_version
+from imts.services.startup import local_context
+from imts.store.context import Context as Workspace
 from imts.store.models import Run
-from imts.store.workspace import Workspace
 
 
 def _rows(n: int, changed: set[int] = frozenset(), cat: str = "addition") -> list[dict[str, str]]:  # type: ignore[assignment]
@@ -106,7 +107,7 @@ def test_preview_and_stats_with_guarded_where(ws: Workspace, tmp_path: Path) -> 
 
 def test_share_read_only_across_projects(ws: Workspace, tmp_path: Path) -> None:
     v = import_file(ws, write_jsonl(tmp_path / "a.jsonl", _rows(20)), name="d")
-    other = Workspace(Settings(workspace=ws.settings.workspace, project="other"))
+    other = local_context(Settings(workspace=ws.settings.workspace, project="other"))
     with pytest.raises(NotFoundError):
         resolve(other, "default/d@1")
     with pytest.raises(NotFoundError):

@@ -8,16 +8,17 @@ import pytest
 import yaml
 
 from imts.core.settings import Settings
-from imts.store.workspace import Workspace
+from imts.services.startup import local_context
+from imts.store.context import Context
 
 
-def jobs_ws(root: Path, cpus: int = 3, database_url: str | None = None, **tenants: dict) -> Workspace:
+def jobs_ws(root: Path, cpus: int = 3, database_url: str | None = None, **tenants: dict) -> Context:
     pool = root / "pool.yaml"
     pool.write_text(
         yaml.safe_dump({"nodes": [{"name": "local", "cpus": cpus, "memory_gb": 8}], "tenants": tenants}),
         encoding="utf-8",
     )
-    return Workspace(
+    return local_context(
         Settings(
             workspace=root / "ws",
             database_url=database_url,
@@ -31,6 +32,6 @@ def jobs_ws(root: Path, cpus: int = 3, database_url: str | None = None, **tenant
 
 
 @pytest.fixture
-def jws(tmp_path: Path) -> Workspace:
+def jws(tmp_path: Path) -> Context:
     """A SQLite workspace whose pool is 3 CPU slots."""
     return jobs_ws(tmp_path)

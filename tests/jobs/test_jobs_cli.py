@@ -12,7 +12,7 @@ from imts.core.settings import Settings, get_settings
 from imts.data.ingest import import_file
 from imts.data.split import split_version
 from imts.registry import base_models
-from imts.store.workspace import Workspace
+from imts.services.startup import local_context
 
 
 @dataclass
@@ -45,7 +45,7 @@ def imts(tmp_path: Path, *args: str) -> Result:
 
 
 def test_jobs_commands_end_to_end(tmp_path: Path) -> None:
-    out = imts(tmp_path, "jobs", "submit", "sleep", "seconds=0.2", "--tenant", "team-a", "--follow")
+    out = imts(tmp_path, "--tenant", "team-a", "jobs", "submit", "sleep", "seconds=0.2", "--follow")
     assert out.returncode == 0, out.stderr
     job = out.stdout.split()[1]
     assert f"{job} succeeded" in out.stdout
@@ -90,7 +90,7 @@ def test_jobs_commands_end_to_end(tmp_path: Path) -> None:
 def test_train_and_eval_run_as_jobs_and_are_followed(
     tmp_path: Path, tiny_model: Path, math_file: Path
 ) -> None:
-    ws = Workspace(Settings(workspace=tmp_path / "ws"))
+    ws = local_context(Settings(workspace=tmp_path / "ws"))
     base_models.add(ws, tiny_model, name="tiny")
     split_version(ws, import_file(ws, math_file, name="math"), seed=0)
     out = imts(tmp_path, "train", "--data", "math@2", "--base", "tiny", "max_steps=3", "batch_size=2")

@@ -16,8 +16,9 @@ from imts.jobs import service, storage
 from imts.jobs.kinds import SleepJob, SplitJob
 from imts.jobs.loop import Scheduler
 from imts.jobs.service import QuotaError, Submission
+from imts.services.startup import local_context
+from imts.store.context import Context as Workspace
 from imts.store.models import Run
-from imts.store.workspace import Workspace
 
 MIB = 2**20
 
@@ -32,7 +33,7 @@ def quota_ws(tmp_path: Path, storage_gb: float) -> Workspace:
             }
         )
     )
-    return Workspace(Settings(workspace=tmp_path / "ws", pool_file=pool, storage_refresh_s=0))
+    return local_context(Settings(workspace=tmp_path / "ws", pool_file=pool, storage_refresh_s=0))
 
 
 def set_quota(ws: Workspace, storage_gb: float) -> None:

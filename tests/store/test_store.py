@@ -85,7 +85,9 @@ def test_artifact_commit_is_atomic_and_sweeps_dead_staging(tmp_path: Path) -> No
         assert store.commit(stage / "g.txt", "k/f.txt", content_addressed=True).read_text() == "x"
     with pytest.raises(ValueError, match="stay inside"):
         store.path("../escape")
-    # A staging folder of a process that no longer exists is swept on the next open.
+    # A staging folder of a process that no longer exists is swept by the start-up recovery
+    # (opening the store scans nothing).
     dead = store.path(".staging") / f"{2**22 + os.getpid()}-stg_x"
     dead.mkdir()
-    assert LocalArtifactStore(tmp_path / "a").sweep() == 0 and not dead.exists()
+    reopened = LocalArtifactStore(tmp_path / "a")
+    assert dead.exists() and reopened.sweep() == 1 and not dead.exists()

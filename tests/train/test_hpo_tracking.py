@@ -12,8 +12,9 @@ from imts.core.settings import Settings
 from imts.data.ingest import import_file
 from imts.data.split import split_version
 from imts.registry import base_models
+from imts.services.startup import local_context
+from imts.store.context import Context as Workspace
 from imts.store.models import Metric, Run
-from imts.store.workspace import Workspace
 from imts.train.hpo import load_space, search
 from imts.train.service import train
 from imts.train.spec import RunSpec
@@ -84,7 +85,7 @@ def test_metrics_go_to_tensorboard_and_mlflow(tmp_path: Path, tiny_model: Path, 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    ws = Workspace(
+    ws = local_context(
         Settings(workspace=tmp_path / "ws", mlflow_tracking_uri=uri, mlflow_experiment="imts-test")
     )
     ref = _prepare(ws, tiny_model, math_file)

@@ -26,7 +26,7 @@ from imts.agents.judges.math import MathJudge, extract_steps
 from imts.agents.judges.rules import exact_value
 from imts.core.progress import NullProgress, Progress
 from imts.data.versions import DataRef, VersionInfo, commit_version, load_rows, resolve
-from imts.store.workspace import Workspace
+from imts.store.context import Context
 
 _INT = re.compile(r"(?<!\d)(?<!\d\.)\d+(?!\d|\.\d)")  # whole numbers, not parts of decimals
 EN_NAMES = ("Liam", "Emma", "Noah", "Olivia", "Ethan", "Ava", "Mason", "Grace", "Lucas", "Mia", "Leo", "Zoe")
@@ -185,7 +185,7 @@ def perturb_rows(
 
 
 def red_team(
-    ws: Workspace,
+    ctx: Context,
     data_ref: str,
     name: str | None = None,
     backend: ChatBackend | None = None,
@@ -194,14 +194,14 @@ def red_team(
 ) -> VersionInfo:
     """Perturb a dataset split (default: ``test``) into a new version of dataset ``name`` (default
     ``<dataset>-hard``), whose parent is the source version."""
-    ref = resolve(ws, data_ref)
+    ref = resolve(ctx, data_ref)
     if ref.split is None and "test" in ref.version.stats.get("split", {}):
         ref = DataRef(ref.version, "test")
-    rows = load_rows(ws, ref)
+    rows = load_rows(ctx, ref)
     hard, report = perturb_rows(rows, backend, seed, progress)
     backend_name = (backend or RulesBackend()).name
     return commit_version(
-        ws,
+        ctx,
         dataset=name or f"{ref.version.dataset}-hard",
         rows=hard,
         operation="red_team",

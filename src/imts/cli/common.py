@@ -16,12 +16,14 @@ from imts.core.errors import ImtsError
 console = Console()
 err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
+# --tenant / --project of this invocation (None: the settings' IMTS_TENANT / IMTS_PROJECT)
+SCOPE: dict[str, str | None] = {"tenant": None, "project": None}
 
 
-def workspace() -> Any:
+def context() -> Any:
     from imts.core.logging import configure
     from imts.core.settings import get_settings
-    from imts.store.workspace import Workspace
+    from imts.services.startup import local_context
 
     settings = get_settings()
     configure("WARNING" if settings.log_level.upper() == "INFO" else settings.log_level)
@@ -36,7 +38,8 @@ def workspace() -> Any:
         import torch
 
         torch.set_num_threads(settings.threads)
-    return Workspace(settings)
+    scope = {k: v for k, v in SCOPE.items() if v}
+    return local_context(settings.model_copy(update=scope) if scope else settings)
 
 
 def progress() -> Any:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from imts.cli.common import console, friendly, progress, workspace
+from imts.cli.common import console, context, friendly, progress
 
 BACKEND_HELP = (
     "Chat backend: rules (no model), local (--backend-model), openai (--url, key in IMTS_CHAT_API_KEY)."
@@ -21,7 +21,7 @@ def _backend(name: str, model: str | None, url: str | None):  # type: ignore[no-
     if name == "local" and model:
         from imts.registry.models import resolve
 
-        path = resolve(workspace(), model).path
+        path = resolve(context(), model).path
     key = get_settings().chat_api_key
     return make_backend(
         name, model_path=path, url=url, model=model, api_key=key.get_secret_value() if key else None
@@ -42,8 +42,8 @@ def register(app: typer.Typer) -> None:
         """Perturb a test split into a hard-mode dataset version (numbers, names, distractors, rewording)."""
         from imts.agents.redteam import red_team
 
-        ws = workspace()
-        v = red_team(ws, data_ref, name, _backend(backend, backend_model, url), seed, progress())
+        ctx = context()
+        v = red_team(ctx, data_ref, name, _backend(backend, backend_model, url), seed, progress())
         applied = ", ".join(f"{k} {n}" for k, n in v.report["applied"].items())
         console.print(f"[green]red-teamed[/] {data_ref} -> [bold]{v.ref}[/] ({v.num_rows} rows: {applied})")
 
@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
         from imts.registry.models import resolve
         from imts.serve.app import serve as run_server
 
-        resolved = resolve(workspace(), model)
+        resolved = resolve(context(), model)
         key = get_settings().serve_api_key
         served = name or model
         console.print(
@@ -81,6 +81,6 @@ def register(app: typer.Typer) -> None:
         """Judge an eval run's answers: math (sandboxed steps), safety, logic, the debate, or the cascade."""
         from imts.agents.judges.service import judge_run
 
-        ws = workspace()
-        summary = judge_run(ws, eval_run, mode, _backend(backend, backend_model, url), out)
+        ctx = context()
+        summary = judge_run(ctx, eval_run, mode, _backend(backend, backend_model, url), out)
         console.print(f"[green]judged[/] {eval_run} ({mode}): {summary}")

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from imts.cli.common import console, friendly, print_json, progress, workspace
+from imts.cli.common import console, context, friendly, print_json, progress
 
 app = typer.Typer(
     help="Datasets: import, inspect, split, dedup, diff, roll back, trace, export, share.",
@@ -45,10 +45,10 @@ def import_(
 
     _check_choice("--on-error", on_error, ("fail", "skip"))
     _check_choice("--text-unit", text_unit, ("line", "paragraph"))
-    ws = workspace()
-    opts = {"endpoint_url": ws.settings.s3_endpoint_url} if ws.settings.s3_endpoint_url else None
+    ctx = context()
+    opts = {"endpoint_url": ctx.settings.s3_endpoint_url} if ctx.settings.s3_endpoint_url else None
     v = import_file(
-        ws,
+        ctx,
         source,
         name,
         _mapping(map_, fmt),
@@ -77,7 +77,7 @@ def query(
     from imts.data.ingest import import_query
 
     _check_choice("--on-error", on_error, ("fail", "skip"))
-    v = import_query(workspace(), url, sql, name, _mapping(map_, fmt), on_error, progress())  # type: ignore[arg-type]
+    v = import_query(context(), url, sql, name, _mapping(map_, fmt), on_error, progress())  # type: ignore[arg-type]
     _print_import(v)
 
 
@@ -117,7 +117,7 @@ def list_(dataset: str | None = typer.Argument(None, help="Only this dataset's v
     t = Table()
     for col in ("version", "id", "format", "rows", "operation", "splits", "categories"):
         t.add_column(col)
-    for v in list_versions(workspace(), dataset):
+    for v in list_versions(context(), dataset):
         splits = " ".join(f"{k}={n}" for k, n in v.stats.get("split", {}).items())
         cats = " ".join(f"{k}={n}" for k, n in list(v.stats.get("category", {}).items())[:6])
         t.add_row(v.ref, v.id, v.format, str(v.num_rows), v.operation, splits, cats)
@@ -135,9 +135,9 @@ def show(
     from imts.data.inspect import preview
     from imts.data.versions import resolve
 
-    ws = workspace()
-    r = resolve(ws, ref)
-    sample, _ = preview(ws, r, limit=rows)  # DuckDB reads only the first rows, not the whole version
+    ctx = context()
+    r = resolve(ctx, ref)
+    sample, _ = preview(ctx, r, limit=rows)  # DuckDB reads only the first rows, not the whole version
     info = {**r.version.__dict__, "split": r.split, "sample": sample}
     if as_json:
         print_json(info)
@@ -198,10 +198,10 @@ def split(
         parts = tuple(float(x) for x in ratios.split(","))
     except ValueError:
         raise InputError(f"--ratios must be three numbers like 0.8,0.1,0.1, not {ratios!r}") from None
-    ws = workspace()
+    ctx = context()
     v = split_version(
-        ws,
-        resolve(ws, ref),
+        ctx,
+        resolve(ctx, ref),
         parts,
         seed,
         stratify_by or None,
@@ -231,8 +231,8 @@ def preview_(
     from imts.data.inspect import preview
     from imts.data.versions import resolve
 
-    ws = workspace()
-    rows, total = preview(ws, resolve(ws, ref), where, limit, (max(1, page) - 1) * limit)
+    ctx = context()
+    rows, total = preview(ctx, resolve(ctx, ref), where, limit, (max(1, page) - 1) * limit)
     if as_json:
         print_json({"total": total, "page": page, "rows": rows})
         return
@@ -252,8 +252,8 @@ def stats(
     from imts.data.inspect import field_stats
     from imts.data.versions import resolve
 
-    ws = workspace()
-    st = field_stats(ws, resolve(ws, ref), where)
+    ctx = context()
+    st = field_stats(ctx, resolve(ctx, ref), where)
     if as_json:
         print_json(st)
         return
@@ -289,8 +289,8 @@ def dedup_(
     from imts.data.cleaning import dedup_version
     from imts.data.versions import resolve
 
-    ws = workspace()
-    v = dedup_version(ws, resolve(ws, ref), None if exact_only else threshold, num_perm, into, progress())
+    ctx = context()
+    v = dedup_version(ctx, resolve(ctx, ref), None if exact_only else threshold, num_perm, into, progress())
     r = v.report
     console.print(
         f"[green]dedup[/] -> [bold]{v.ref}[/]: {r['rows_in']} -> {r['rows_out']} rows "
@@ -312,8 +312,8 @@ def diff_(
     from imts.data.history import diff
     from imts.data.versions import resolve
 
-    ws = workspace()
-    d = diff(ws, resolve(ws, a).version, resolve(ws, b).version, by)  # type: ignore[arg-type]
+    ctx = context()
+    d = diff(ctx, resolve(ctx, a).version, resolve(ctx, b).version, by)  # type: ignore[arg-type]
     if as_json:
         print_json(d)
         return
@@ -348,7 +348,7 @@ def rollback_(
     """Make an old version the latest again (a new version sharing its shards)."""
     from imts.data.history import rollback
 
-    v = rollback(workspace(), dataset, to)
+    v = rollback(context(), dataset, to)
     console.print(f"[green]rolled back[/]: [bold]{v.ref}[/] = {v.params['to']} ({v.num_rows} rows)")
 
 
@@ -361,7 +361,7 @@ def lineage_(
     """The graph of versions, the operations that made them, and the runs and models that used them."""
     from imts.data.history import lineage
 
-    g = lineage(workspace(), dataset)
+    g = lineage(context(), dataset)
     if as_json:
         print_json(g)
         return
@@ -389,8 +389,8 @@ def export_(
 
     if fmt:
         _check_choice("--format", fmt, ("jsonl", "parquet", "hf"))
-    ws = workspace()
-    out = export(ws, resolve(ws, ref), dest, fmt)  # type: ignore[arg-type]
+    ctx = context()
+    out = export(ctx, resolve(ctx, ref), dest, fmt)  # type: ignore[arg-type]
     console.print(f"[green]exported[/] {out['rows']} rows to {out['path']} ({out['format']})")
 
 
@@ -403,9 +403,9 @@ def share(
     """Share a version read-only with another project (it reads it as PROJECT/NAME@N)."""
     from imts.data.versions import share_version
 
-    ws = workspace()
-    v = share_version(ws, ref, project)
+    ctx = context()
+    v = share_version(ctx, ref, project)
     console.print(
         f"[green]shared[/] {v.ref} read-only with project [bold]{project}[/]: "
-        f"there it is {ws.settings.project}/{v.ref}"
+        f"there it is {ctx.settings.project}/{v.ref}"
     )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from imts.cli.common import console, friendly, progress, workspace
+from imts.cli.common import console, context, friendly, progress
 
 if TYPE_CHECKING:
     from imts.train.hpo import HpoResult
@@ -29,7 +29,6 @@ def hpo(
     parallel: int = typer.Option(
         1, "--parallel", min=1, help="Trial jobs queued at once (the scheduler decides how many run)."
     ),
-    tenant: str = typer.Option("default", help="Tenant the trial jobs are accounted to."),
     priority: str = typer.Option("normal", help="Priority class of the trial jobs."),
     cpus: int = typer.Option(1, help="CPU slots per trial job."),
     resume: str | None = typer.Option(
@@ -51,7 +50,7 @@ def hpo(
     from imts.train.hpo import load_space, search
     from imts.train.spec import RunSpec
 
-    ws = workspace()
+    ctx = context()
     if resume is None:
         if sampler not in ("grid", "random", "tpe"):
             raise InputError(f"unknown sampler '{sampler}': grid, random or tpe", field="sampler")
@@ -60,24 +59,23 @@ def hpo(
         spec = RunSpec.from_sources(config, overrides, base_model=base, data=data_ref)
         searched = load_space(space)
         if inline:
-            result = search(ws, spec, searched, sampler, trials, seed, progress())  # type: ignore[arg-type]
+            result = search(ctx, spec, searched, sampler, trials, seed, progress())  # type: ignore[arg-type]
             _show(result, sampler)
             return
         resume = jobs_hpo.create(
-            ws,
+            ctx,
             spec,
             searched,
             sampler,  # type: ignore[arg-type]
             trials,
             seed,
             parallel,
-            tenant,
             priority,
             cpus,
         )
         console.print(f"[green]study[/] {resume}: {trials} trial jobs, {parallel} at a time")
     try:
-        result = jobs_hpo.drive(ws, resume, progress())
+        result = jobs_hpo.drive(ctx, resume, progress())
     except KeyboardInterrupt:
         console.print(
             f"[yellow]left study {resume}[/]: its trial jobs keep running; "

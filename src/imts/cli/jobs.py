@@ -10,7 +10,7 @@ import typer
 import yaml
 from rich.table import Table
 
-from imts.cli.common import console, friendly, print_json, progress, workspace
+from imts.cli.common import console, context, friendly, print_json, progress
 
 app = typer.Typer(help="Jobs: everything long-running, placed on the resource pool.", no_args_is_help=True)
 
@@ -31,7 +31,6 @@ def submit(
         None, help="Spec fields KEY=VALUE (e.g. seconds=5, run.max_steps=50)."
     ),
     file: Path | None = typer.Option(None, "--file", "-f", help="Job spec YAML."),
-    tenant: str = typer.Option("default", help="Tenant (team) the job is accounted to."),
     priority: str = typer.Option("normal", help="urgent | high | normal | low"),
     preemptible: bool | None = typer.Option(None, help="Default: every class but urgent."),
     workers: int = typer.Option(1, help="Gang size: all workers start together or not at all."),
@@ -49,11 +48,10 @@ def submit(
     from imts.jobs import service
     from imts.jobs.pool import Request
 
-    ws = workspace()
+    ctx = context()
     sub = service.Submission(
         kind,
         parse_spec(file, overrides or []),
-        tenant=tenant,
         name=name,
         priority_class=priority,
         preemptible=preemptible,
@@ -61,11 +59,11 @@ def submit(
         request=Request(cpus=cpus, memory_gb=memory_gb, gpus=gpus, gpu_type=gpu_type, mig=mig),
         max_retries=retries,
     )
-    job_id = service.submit(ws, sub)
-    service.settle(ws)
+    job_id = service.submit(ctx, sub)
+    service.settle(ctx)
     console.print(f"[green]queued[/] {job_id}")
     if follow:
-        row = service.follow(ws, job_id, progress())
+        row = service.follow(ctx, job_id, progress())
         console.print(f"{job_id} [bold]{row.state}[/]" + (f": {row.error}" if row.error else ""))
         if row.state != "succeeded":
             raise typer.Exit(1)
@@ -77,9 +75,9 @@ def list_(state: str | None = typer.Option(None, help="Only jobs in this state."
     """Jobs, newest first, with why a queued job waits."""
     from imts.jobs import service
 
-    ws = workspace()
-    service.settle(ws)
-    rows = service.list_jobs(ws, state)
+    ctx = context()
+    service.settle(ctx)
+    rows = service.list_jobs(ctx, state)
     t = Table()
     for col in ("job", "kind", "tenant", "priority", "workers", "state", "try", "progress / reason"):
         t.add_column(col)
@@ -98,9 +96,9 @@ def show(job_id: str) -> None:
     """One job: spec, allocation, state, result and history."""
     from imts.jobs import service
 
-    ws = workspace()
-    service.settle(ws)
-    r = service.get(ws, job_id)
+    ctx = context()
+    service.settle(ctx)
+    r = service.get(ctx, job_id)
     print_json(
         {
             "id": r.id,
@@ -127,7 +125,7 @@ def show(job_id: str) -> None:
                     "kind": e.kind,
                     "message": e.message,
                 }
-                for e in service.events(ws, job_id)
+                for e in service.events(ctx, job_id)
             ],
         }
     )
@@ -143,19 +141,19 @@ def logs(
     from imts.jobs import service
     from imts.jobs.executors import log_path
 
-    ws = workspace()
+    ctx = context()
     if not follow:
-        for path in service.logs(ws, job_id):
+        for path in service.logs(ctx, job_id):
             console.print(f"[dim]== {path.name} ==[/]")
             console.out(path.read_text(encoding="utf-8", errors="replace"), end="", highlight=False)
         return
     attempt, pos = 0, 0
     while True:
-        row = service.get(ws, job_id)
+        row = service.get(ctx, job_id)
         if row.attempt != attempt:
             attempt, pos = row.attempt, 0
             console.print(f"[dim]== attempt {attempt} ==[/]")
-        path = log_path(ws.settings, job_id, attempt)
+        path = log_path(ctx.settings, job_id, attempt)
         if path.exists():
             with path.open("r", encoding="utf-8", errors="replace") as f:
                 f.seek(pos)
@@ -172,9 +170,9 @@ def logs(
 def _action(action: str, job_id: str) -> None:
     from imts.jobs import service
 
-    ws = workspace()
-    service.request(ws, job_id, action)
-    state = "deleted" if not service.list_ids(ws, [job_id]) else service.get(ws, job_id).state
+    ctx = context()
+    service.request(ctx, job_id, action)
+    state = "deleted" if not service.list_ids(ctx, [job_id]) else service.get(ctx, job_id).state
     console.print(f"{action} requested for {job_id}; now {state}")
 
 
@@ -227,6 +225,6 @@ def manifest(
 
     if fmt not in k8s.RENDERERS:
         raise InputError(f"--format must be one of {', '.join(k8s.RENDERERS)}")
-    row = service.get(workspace(), job_id)
+    row = service.get(context(), job_id)
     doc = k8s.RENDERERS[fmt](row, max(1, row.attempt), image, db_secret)
     console.out(yaml.safe_dump(doc, sort_keys=False), end="", highlight=False)

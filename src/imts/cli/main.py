@@ -10,7 +10,7 @@ import typer
 from imts.cli import court, data, jobs, models, pool, runs
 from imts.cli import hpo as hpo_cli
 from imts.cli import plan as plan_cli
-from imts.cli.common import console, friendly, progress, workspace
+from imts.cli.common import console, context, friendly, progress
 
 app = typer.Typer(
     help="IMTS: turn data and a goal into a better fine-tuned model (embedded: SQLite + local files). "
@@ -28,6 +28,25 @@ app.command("plan")(plan_cli.plan)
 app.command("hpo")(hpo_cli.hpo)
 court.register(app)
 
+
+@app.callback()
+def _scope(
+    tenant: str | None = typer.Option(
+        None, "--tenant", help="Tenant to act in (default: IMTS_TENANT, else 'default').", show_default=False
+    ),
+    project: str | None = typer.Option(
+        None,
+        "--project",
+        help="Project to act in (default: IMTS_PROJECT, else 'default').",
+        show_default=False,
+    ),
+) -> None:
+    """Every command acts in one tenant and project: their datasets, runs, jobs and models only."""
+    from imts.cli import common
+
+    common.SCOPE.update(tenant=tenant, project=project)
+
+
 OVERRIDES_HELP = "Run-spec overrides KEY=VALUE (e.g. max_steps=200 lora.r=8 precision=fp32)."
 
 
@@ -35,7 +54,7 @@ JOB_OPTIONS_HELP = "Run inline in this process instead of as a job on the pool."
 
 
 def _run_as_job(
-    ws: Any, kind: str, spec: Any, priority: str, tenant: str, cpus: int | None, workers: int = 1
+    ctx: Any, kind: str, spec: Any, priority: str, cpus: int | None, workers: int = 1
 ) -> dict[str, Any]:
     """Submit a job and follow it to the end (scheduling it here if no scheduler runs); its result.
 
@@ -45,13 +64,11 @@ def _run_as_job(
     from imts.jobs import service
     from imts.jobs.pool import Request, load_pool
 
-    cpus = cpus or max(1, max(n.cpus for n in load_pool(ws.settings.pool_file).nodes) // workers)
-    sub = service.Submission(
-        kind, spec, tenant=tenant, priority_class=priority, request=Request(cpus=cpus), workers=workers
-    )
-    job_id = service.submit(ws, sub)
+    cpus = cpus or max(1, max(n.cpus for n in load_pool(ctx.settings.pool_file).nodes) // workers)
+    sub = service.Submission(kind, spec, priority_class=priority, request=Request(cpus=cpus), workers=workers)
+    job_id = service.submit(ctx, sub)
     console.print(f"[dim]job {job_id} queued (follow: imts jobs logs -f {job_id})[/]")
-    row = service.follow(ws, job_id, progress())
+    row = service.follow(ctx, job_id, progress())
     if row.state != "succeeded":
         raise ImtsError(f"job {job_id} {row.state}: {row.error or row.reason}")
     return dict(row.data["result"])
@@ -103,7 +120,6 @@ def train(
     name: str | None = typer.Option(None, help="Model name to record the result under."),
     inline: bool = typer.Option(False, "--inline", help=JOB_OPTIONS_HELP),
     priority: str = typer.Option("normal", help="Job priority class: urgent | high | normal | low."),
-    tenant: str = typer.Option("default", help="Tenant the job is accounted to."),
     cpus: int | None = typer.Option(
         None, help="CPU slots per process (default: a whole node's, shared out between --nproc processes)."
     ),
@@ -124,17 +140,17 @@ def train(
 
     spec = RunSpec.from_sources(config, overrides, base_model=base, data=data_ref, method=method, nproc=nproc)
     check_runnable(spec)
-    ws = workspace()
+    ctx = context()
     if inline:
-        run_id = run_train(ws, spec, progress(), model_name=name)
+        run_id = run_train(ctx, spec, progress(), model_name=name)
     else:
         from imts.jobs.kinds import TrainJob
 
         job = TrainJob(run=spec, model_name=name)
-        run_id = _run_as_job(ws, "train", job, priority, tenant, cpus, workers=spec.nproc)["run_id"]
+        run_id = _run_as_job(ctx, "train", job, priority, cpus, workers=spec.nproc)["run_id"]
     from imts.store.models import Run
 
-    with ws.session() as s:
+    with ctx.session() as s:
         run = s.get(Run, run_id)
         assert run is not None
         summary = dict(run.summary)
@@ -166,7 +182,6 @@ def eval_(
     no_cache: bool = typer.Option(False, "--no-cache", help="Generate even what the cache holds."),
     inline: bool = typer.Option(False, "--inline", help=JOB_OPTIONS_HELP),
     priority: str = typer.Option("normal", help="Job priority class: urgent | high | normal | low."),
-    tenant: str = typer.Option("default", help="Tenant the job is accounted to."),
     cpus: int | None = typer.Option(None, help="CPU slots for the job (default: a whole node)."),
 ) -> None:
     """Evaluate a model on a dataset split (or a suite): batched generation, metrics, judges, cache.
@@ -193,15 +208,15 @@ def eval_(
             }
         )
     spec.cache = spec.cache and not no_cache
-    ws = workspace()
+    ctx = context()
     if inline:
-        run_ids = run_suite(ws, model, spec, progress())
+        run_ids = run_suite(ctx, model, spec, progress())
     else:
         from imts.jobs.kinds import EvalJob
 
-        run_ids = _run_as_job(ws, "eval", EvalJob(model=model, suite=spec), priority, tenant, cpus)["run_ids"]
+        run_ids = _run_as_job(ctx, "eval", EvalJob(model=model, suite=spec), priority, cpus)["run_ids"]
     for run_id in run_ids:
-        with ws.session() as s:
+        with ctx.session() as s:
             run = s.get(Run, run_id)
             assert run is not None
             summary, data_name = dict(run.summary), run.spec.get("data", "")
@@ -231,16 +246,16 @@ def report(
     from imts.evals import compare
     from imts.evals.report import render_markdown
 
-    ws = workspace()
+    ctx = context()
     if run_id is not None:
-        rep = compare.build(ws, run_id, baseline, tuned, others=evals, cluster=clusters)
+        rep = compare.build(ctx, run_id, baseline, tuned, others=evals, cluster=clusters)
         key = run_id
     elif len(evals) >= 2:
-        rep = compare.build_models(ws, evals, cluster=clusters)
+        rep = compare.build_models(ctx, evals, cluster=clusters)
         key = evals[-1]
     else:
         raise InputError("give a training run id, or two or more --evals", field="evals")
-    paths = compare.write(ws, key, rep)
+    paths = compare.write(ctx, key, rep)
     console.print(render_markdown(rep), markup=False, highlight=False)
     console.print(f"[green]report[/] {paths['html']}")
 
@@ -256,7 +271,7 @@ def demo(
     """The whole loop on the example task: data, split, baseline, LoRA SFT, eval, report."""
     from imts.flywheel.demo import run_demo
 
-    result = run_demo(workspace(), data_file, rows, seed, overrides, progress=progress())
+    result = run_demo(context(), data_file, rows, seed, overrides, progress=progress())
     console.print(result.markdown, markup=False, highlight=False)
     gain = (result.tuned_accuracy - result.baseline_accuracy) * 100
     console.print(

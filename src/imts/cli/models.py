@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from imts.cli.common import console, friendly, progress, workspace
+from imts.cli.common import console, context, friendly, progress
 
 app = typer.Typer(help="Base models (pull, add) and trained model versions.", no_args_is_help=True)
 
@@ -18,7 +18,7 @@ def pull(name: str = typer.Argument(..., help="Catalogued model, e.g. smollm2-13
     """Obtain a catalogued base model, convert it once to safetensors, verify and record it."""
     from imts.registry import base_models
 
-    rec = base_models.pull(workspace(), name, progress())
+    rec = base_models.pull(context(), name, progress())
     console.print(
         f"[green]ready[/] {rec.name}: {rec.architecture}, {rec.num_params:,} parameters, "
         f"context {rec.context_length}, licence {rec.license}\n  {rec.path}\n  source {rec.source}\n"
@@ -36,7 +36,7 @@ def add(
     """Register a local Hugging Face model folder as a base model (checked to load and generate)."""
     from imts.registry import base_models
 
-    rec = base_models.add(workspace(), path, name, license)
+    rec = base_models.add(context(), path, name, license)
     console.print(f"[green]registered[/] {rec.name}: {rec.architecture}, {rec.num_params:,} parameters")
 
 
@@ -46,11 +46,11 @@ def list_models() -> None:
     """Base models and trained model versions."""
     from imts.registry import base_models, models
 
-    ws = workspace()
+    ctx = context()
     t = Table(title="base models")
     for col in ("name", "architecture", "params", "context", "licence", "source"):
         t.add_column(col)
-    for b in base_models.list_all(ws):
+    for b in base_models.list_all(ctx):
         t.add_row(
             b.name,
             b.architecture,
@@ -63,7 +63,7 @@ def list_models() -> None:
     t = Table(title="trained model versions")
     for col in ("model", "id", "training run", "dataset version", "metrics", "merged weights"):
         t.add_column(col)
-    for m in models.list_versions(ws):
+    for m in models.list_versions(ctx):
         t.add_row(
             f"{m.name}:{m.version}",
             m.id,

@@ -40,8 +40,8 @@ def plan(
         raise InputError(f"unknown method '{method}': full, lora or qlora", field="method")
     if precision not in ("bf16", "fp32"):
         raise InputError(f"unknown precision '{precision}': bf16 or fp32", field="precision")
-    ws = _workspace_if_any()
-    arch = resolve_arch(model, ws)
+    ctx = _workspace_if_any()
+    arch = resolve_arch(model, ctx)
     result = make_plan(arch, gpus, method, batch, seq, precision, nodes, lora_rank)  # type: ignore[arg-type]
     written: list[Path] = []
     if write_config is not None and result.chosen is not None:
@@ -90,6 +90,6 @@ def _workspace_if_any() -> Any:
     settings = get_settings()
     if settings.database_url is None and not (settings.workspace / "imts.db").exists():
         return None
-    from imts.cli.common import workspace
+    from imts.cli.common import context
 
-    return workspace()
+    return context()

@@ -12,7 +12,7 @@ from rich.console import Group
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from imts.cli.common import console, friendly, workspace
+from imts.cli.common import console, context, friendly
 
 app = typer.Typer(help="The shared resource pool.", no_args_is_help=True)
 
@@ -31,7 +31,7 @@ def _eta(row: Any, now: float) -> tuple[float, float, str]:
     return done, total, f"{int(elapsed // 60)}:{int(elapsed % 60):02d} eta -"
 
 
-def render(ws: Any) -> Group:
+def render(ctx: Any) -> Group:
     """Allocation per node, running jobs with bars and ETA, per-tenant share, and the queue."""
     from imts.jobs import service
     from imts.jobs.machine import HOLDING, State
@@ -40,9 +40,9 @@ def render(ws: Any) -> Group:
     from imts.jobs.store import to_job
 
     now = time.time()
-    spec = load_pool(ws.settings.pool_file)
+    spec = load_pool(ctx.settings.pool_file)
     pool = Pool(spec)
-    rows = service.list_jobs(ws, limit=100_000)
+    rows = service.list_jobs(ctx, limit=100_000)
     running = [r for r in rows if State(r.state) in HOLDING]
     jobs = [to_job(r) for r in running]
     for j in jobs:
@@ -101,17 +101,17 @@ def render(ws: Any) -> Group:
         queue.add_row(
             r.id, r.kind, r.tenant, r.priority_class, str(r.workers), f"{now - r.submitted_ts:.0f}s", r.reason
         )
-    return Group(nodes, run_t, ten, _storage_table(ws, spec), queue)
+    return Group(nodes, run_t, ten, _storage_table(ctx, spec), queue)
 
 
-def _storage_table(ws: Any, spec: Any) -> Table:
+def _storage_table(ctx: Any, spec: Any) -> Table:
     """What each project stores against its storage quota (measured at most every storage_refresh_s)."""
     from imts.jobs.storage import fmt_bytes, usage
 
     t = Table(title="projects (storage)")
     for col in ("project", "datasets", "runs", "reports", "job logs", "total", "quota"):
         t.add_column(col)
-    used = usage(ws)
+    used = usage(ctx)
     for name in sorted(set(used) | set(spec.projects)):
         p = used.get(name)
         quota = spec.project(name).storage_gb
@@ -135,18 +135,18 @@ def show(
     the queue with why each job waits."""
     from imts.jobs.service import settle
 
-    ws = workspace()
-    settle(ws)
+    ctx = context()
+    settle(ctx)
     if not watch:
-        console.print(render(ws))
+        console.print(render(ctx))
         return
     from rich.live import Live
 
-    with Live(render(ws), console=console, refresh_per_second=2) as live:
+    with Live(render(ctx), console=console, refresh_per_second=2) as live:
         while True:
             time.sleep(1)
-            settle(ws)
-            live.update(render(ws))
+            settle(ctx)
+            live.update(render(ctx))
 
 
 def scheduler(
@@ -155,8 +155,8 @@ def scheduler(
     """Run the scheduler: place queued jobs, watch heartbeats, reconcile after crashes (Ctrl-C stops)."""
     from imts.jobs.loop import Scheduler
 
-    ws = workspace()
-    sched = Scheduler(ws)
+    ctx = context()
+    sched = Scheduler(ctx)
     if once:
         acted = sched.once()
         console.print("pass done" if acted else "another scheduler holds the lease")

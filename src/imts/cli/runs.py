@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 from sqlalchemy import select
 
-from imts.cli.common import console, friendly, print_json, workspace
+from imts.cli.common import console, context, friendly, print_json
 
 app = typer.Typer(help="Training and evaluation runs.", no_args_is_help=True)
 
@@ -17,8 +17,8 @@ def list_runs(kind: str | None = typer.Option(None, help="train or eval")) -> No
     """Runs, newest first."""
     from imts.store.models import Run
 
-    ws = workspace()
-    with ws.session() as s:
+    ctx = context()
+    with ctx.session() as s:
         q = select(Run).order_by(Run.created_at.desc())
         runs = list(s.scalars(q.where(Run.kind == kind) if kind else q))
     t = Table()
@@ -54,8 +54,8 @@ def show(run_id: str) -> None:
     from imts.core.errors import NotFoundError
     from imts.store.models import Run, RunEvent
 
-    ws = workspace()
-    with ws.session() as s:
+    ctx = context()
+    with ctx.session() as s:
         run = s.get(Run, run_id)
         if run is None:
             raise NotFoundError(f"no run '{run_id}'")

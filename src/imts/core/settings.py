@@ -36,7 +36,12 @@ class Settings(BaseSettings):
         default_factory=lambda: _default_cache() / "models",
         description="Where base models converted to safetensors are kept, shared by all workspaces.",
     )
-    project: str = Field(default="default", description="Project that new datasets and runs belong to.")
+    tenant: str = Field(default="default", description="Tenant the CLI acts in (created on first use).")
+    project: str = Field(
+        default="default",
+        description="Project of that tenant the CLI acts in: its datasets, runs, jobs, evaluations and model "
+        "versions (created on first use).",
+    )
     threads: int | None = Field(
         default=None, description="CPU threads for torch; default: all cores this process may use."
     )

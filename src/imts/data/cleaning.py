@@ -21,11 +21,11 @@ from imts.data import dedup, scratch
 from imts.data.schemas import TEXT_COLUMNS, row_text
 from imts.data.split import normalise
 from imts.data.versions import DataRef, VersionInfo, commit_version, iter_tables
-from imts.store.workspace import Workspace
+from imts.store.context import Context
 
 
 def dedup_version(
-    ws: Workspace,
+    ctx: Context,
     source: DataRef | VersionInfo,
     threshold: float | None = dedup.DEFAULT_THRESHOLD,
     num_perm: int = dedup.DEFAULT_NUM_PERM,
@@ -36,7 +36,7 @@ def dedup_version(
     progress = progress or NullProgress()
     version = source.version if isinstance(source, DataRef) else source
     bands, rows_per_band = dedup.optimal_bands(threshold, num_perm) if threshold is not None else (0, 0)
-    with ws.artifacts.staging() as folder:
+    with ctx.artifacts.staging() as folder:
         con = scratch.connect(folder)
         try:
             con.execute("CREATE TABLE docs (pos BIGINT, id VARCHAR, norm VARCHAR, head VARCHAR)")
@@ -45,7 +45,7 @@ def dedup_version(
             )
             n = 0
             with progress.task("dedup: hashing rows", total=version.num_rows) as task:
-                for table in iter_tables(ws, source, columns=["id", *TEXT_COLUMNS[version.format]]):
+                for table in iter_tables(ctx, source, columns=["id", *TEXT_COLUMNS[version.format]]):
                     rows = table.to_pylist()
                     texts = [row_text(r) for r in rows]
                     pos = np.arange(n, n + len(rows), dtype=np.int64)
@@ -94,9 +94,9 @@ def dedup_version(
                 )
             )
             return commit_version(
-                ws,
+                ctx,
                 dataset=into or version.dataset,
-                batches=_kept(ws, source, drop),
+                batches=_kept(ctx, source, drop),
                 operation="dedup",
                 params={
                     "threshold": threshold,
@@ -117,10 +117,10 @@ def dedup_version(
 
 
 def _kept(
-    ws: Workspace, source: DataRef | VersionInfo, drop: scratch.SortedPositions
+    ctx: Context, source: DataRef | VersionInfo, drop: scratch.SortedPositions
 ) -> Iterator[list[dict[str, Any]]]:
     pos = 0
-    for table in iter_tables(ws, source):
+    for table in iter_tables(ctx, source):
         mask = drop.mask(pos, pos + table.num_rows)
         pos += table.num_rows
         rows = table.filter(pa.array(~mask)).to_pylist() if mask.any() else table.to_pylist()

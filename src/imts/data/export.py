@@ -18,13 +18,13 @@ import pyarrow.parquet as pq
 
 from imts.core.errors import InputError
 from imts.data.versions import DataRef, VersionInfo, iter_tables
-from imts.store.workspace import Workspace
+from imts.store.context import Context
 
 ExportFormat = Literal["jsonl", "parquet", "hf"]
 
 
 def export(
-    ws: Workspace, ref: DataRef | VersionInfo, dest: Path, fmt: ExportFormat | None = None
+    ctx: Context, ref: DataRef | VersionInfo, dest: Path, fmt: ExportFormat | None = None
 ) -> dict[str, Any]:
     """Write ``ref``'s rows to ``dest``; ``fmt`` from the suffix if not given (a folder for ``hf``).
 
@@ -34,7 +34,7 @@ def export(
     fmt = fmt or _format_of(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "hf":
-        ds = to_hf(ws, ref)
+        ds = to_hf(ctx, ref)
         ds.save_to_disk(str(dest))
         return {"path": str(dest), "format": fmt, "rows": len(ds)}
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
@@ -42,13 +42,13 @@ def export(
     try:
         if fmt == "jsonl":
             with tmp.open("w", encoding="utf-8") as f:
-                for table in iter_tables(ws, ref):
+                for table in iter_tables(ctx, ref):
                     for row in table.to_pylist():
                         f.write(json.dumps(row, ensure_ascii=False) + "\n")
                     rows += table.num_rows
         else:
             writer: pq.ParquetWriter | None = None
-            for table in iter_tables(ws, ref):
+            for table in iter_tables(ctx, ref):
                 writer = writer or pq.ParquetWriter(tmp, table.schema, compression="zstd")
                 writer.write_table(table)
                 rows += table.num_rows
@@ -61,24 +61,24 @@ def export(
     return {"path": str(dest), "format": fmt, "rows": rows}
 
 
-def to_hf(ws: Workspace, ref: DataRef | VersionInfo) -> Any:
+def to_hf(ctx: Context, ref: DataRef | VersionInfo) -> Any:
     """The rows as a memory-mapped ``datasets.Dataset`` (same columns and Arrow types as the shards)."""
     import datasets
 
     version, split = (ref.version, ref.split) if isinstance(ref, DataRef) else (ref, None)
     key = f"datasets/hf/{version.id}{'-' + split if split else ''}.arrow"
-    if not ws.artifacts.exists(key):
-        with ws.artifacts.staging() as stage:
+    if not ctx.artifacts.exists(key):
+        with ctx.artifacts.staging() as stage:
             tmp = stage / "rows.arrow"
             writer: pa.ipc.RecordBatchStreamWriter | None = None
-            for table in iter_tables(ws, ref):
+            for table in iter_tables(ctx, ref):
                 writer = writer or pa.ipc.new_stream(str(tmp), table.schema)
                 writer.write_table(table)
             if writer is None:
                 raise InputError("nothing to export: the selection holds no rows")
             writer.close()
-            ws.artifacts.commit(tmp, key, content_addressed=True)
-    return datasets.Dataset.from_file(str(ws.artifacts.path(key)), in_memory=False)
+            ctx.artifacts.commit(tmp, key, content_addressed=True)
+    return datasets.Dataset.from_file(str(ctx.artifacts.path(key)), in_memory=False)
 
 
 def _format_of(dest: Path) -> ExportFormat:

@@ -10,16 +10,14 @@ from sqlalchemy import select
 
 from imts.core.errors import ConflictError, InputError, NotFoundError
 from imts.data.versions import VersionInfo, record_existing_shards, resolve, shard_path
+from imts.store.context import Context
 from imts.store.models import Dataset, DatasetVersion, ModelVersion, Run, VersionParent
-from imts.store.workspace import Workspace
 
 EXAMPLES = 5
 CATEGORICAL_STATS = ("category", "lang", "label", "split")
 
 
-def diff(
-    ws: Workspace, a: VersionInfo, b: VersionInfo, by: Literal["id", "content"] = "id"
-) -> dict[str, Any]:
+def diff(ctx: Context, a: VersionInfo, b: VersionInfo, by: Literal["id", "content"] = "id") -> dict[str, Any]:
     """Rows added/removed/changed from ``a`` to ``b``, schema changes and distribution shift.
 
     Args:
@@ -34,7 +32,7 @@ def diff(
     con = duckdb.connect()
     try:
         for name, v in (("a", a), ("b", b)):
-            paths = [str(shard_path(ws, d)) for d in v.shards]
+            paths = [str(shard_path(ctx, d)) for d in v.shards]
             con.register(f"{name}_raw", pads.dataset(paths, format="parquet"))
             con.execute(f"CREATE TEMP VIEW {name} AS SELECT id, {content} AS h FROM {name}_raw")
         con.execute("SET enable_external_access = false")
@@ -128,14 +126,14 @@ def distribution_shift(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def rollback(ws: Workspace, dataset: str, to: str) -> VersionInfo:
+def rollback(ctx: Context, dataset: str, to: str) -> VersionInfo:
     """A new latest version of ``dataset`` equal to version ``to`` (its shards shared, not copied)."""
-    target = resolve(ws, to if "@" in to or to.startswith("dv_") else f"{dataset}@{to}").version
-    latest = resolve(ws, dataset).version
-    if target.dataset != dataset or target.project_id != ws.project_id:
+    target = resolve(ctx, to if "@" in to or to.startswith("dv_") else f"{dataset}@{to}").version
+    latest = resolve(ctx, dataset).version
+    if target.dataset != dataset or target.project_id != ctx.project_id:
         raise ConflictError(f"{target.ref} is not a version of this project's dataset '{dataset}'")
     return record_existing_shards(
-        ws,
+        ctx,
         dataset,
         target,
         operation="rollback",
@@ -145,15 +143,15 @@ def rollback(ws: Workspace, dataset: str, to: str) -> VersionInfo:
     )
 
 
-def lineage(ws: Workspace, dataset: str) -> dict[str, Any]:
+def lineage(ctx: Context, dataset: str) -> dict[str, Any]:
     """The version graph of ``dataset``: each version's operation and parents, and its users.
 
     Returns:
         ``{"dataset", "versions": [{id, ref, operation, params, rows, parents: [ref], runs: [...],
         models: [...]}]}`` in version order; parents in other datasets are named ``NAME@N``.
     """
-    with ws.session() as s:
-        ds = s.scalar(select(Dataset).where(Dataset.project_id == ws.project_id, Dataset.name == dataset))
+    with ctx.session() as s:
+        ds = s.scalar(select(Dataset).where(Dataset.project_id == ctx.project_id, Dataset.name == dataset))
         if ds is None:
             raise NotFoundError(f"no dataset named '{dataset}'")
         versions = list(s.scalars(select(DatasetVersion).where(DatasetVersion.dataset_id == ds.id)))

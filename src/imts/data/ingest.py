@@ -30,7 +30,7 @@ from imts.data.formats import FieldMap
 from imts.data.readers import Record, kind_of, open_source, read_records
 from imts.data.schemas import DATASET_FORMAT, canonical, describe, detect_any
 from imts.data.versions import VersionInfo, batched, commit_version
-from imts.store.workspace import Workspace
+from imts.store.context import Context
 
 MAX_REPORTED_ERRORS = 100
 CHUNK = 5_000  # records validated (and their ids checked) together
@@ -48,7 +48,7 @@ class ImportReport:
 
 
 def import_file(
-    ws: Workspace,
+    ctx: Context,
     path: Path | str,
     name: str | None = None,
     mapping: FieldMap | None = None,
@@ -91,12 +91,12 @@ def import_file(
 
         advance.done = 0  # type: ignore[attr-defined]
         return _ingest(
-            ws, read_records(f, kind, text_unit), source, name or stem, mapping, on_error, params, advance
+            ctx, read_records(f, kind, text_unit), source, name or stem, mapping, on_error, params, advance
         )
 
 
 def import_query(
-    ws: Workspace,
+    ctx: Context,
     url: str,
     query: str,
     name: str,
@@ -122,7 +122,7 @@ def import_query(
                         task.advance(5_000)
 
             params = {"url": safe_url, "query": query, "on_error": on_error}
-            return _ingest(ws, records(), f"{safe_url} query", name, mapping, on_error, params, lambda: None)
+            return _ingest(ctx, records(), f"{safe_url} query", name, mapping, on_error, params, lambda: None)
     except SQLAlchemyError as exc:
         raise InputError(
             f"the query failed: {str(exc.orig or exc).strip().splitlines()[0]}", file=safe_url
@@ -132,7 +132,7 @@ def import_query(
 
 
 def _ingest(
-    ws: Workspace,
+    ctx: Context,
     records: Iterator[Record],
     source: str,
     name: str,
@@ -142,7 +142,7 @@ def _ingest(
     tick: Any,
 ) -> VersionInfo:
     report = ImportReport(file=source)
-    with ws.artifacts.staging() as scratch, _fewer_collections():
+    with ctx.artifacts.staging() as scratch, _fewer_collections():
         seen = IdIndex(scratch)
         try:
             rows = _canonical_rows(records, source, mapping or FieldMap(), on_error, report, tick, seen)
@@ -155,7 +155,7 @@ def _ingest(
                     file=source,
                 )
             return commit_version(
-                ws,
+                ctx,
                 dataset=name,
                 operation="import",
                 params={**params, "mapping": report.mapping, "format": report.format},

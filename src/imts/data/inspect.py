@@ -15,7 +15,7 @@ import duckdb
 
 from imts.core.errors import InputError
 from imts.data.versions import DataRef, VersionInfo, shard_path
-from imts.store.workspace import Workspace
+from imts.store.context import Context
 
 HIST_BINS = 10
 TOP_VALUES = 5
@@ -23,9 +23,9 @@ TOP_VALUES = 5
 CATEGORICAL = {"category", "lang", "label", "split"}
 
 
-def connect(ws: Workspace, version: VersionInfo, table: str = "rows") -> duckdb.DuckDBPyConnection:
+def connect(ctx: Context, version: VersionInfo, table: str = "rows") -> duckdb.DuckDBPyConnection:
     """A locked-down DuckDB connection with ``version``'s rows registered as ``table``."""
-    paths = [str(shard_path(ws, d)) for d in version.shards]
+    paths = [str(shard_path(ctx, d)) for d in version.shards]
     con = duckdb.connect()
     # DuckDB's own parallel Parquet reader, allowed to open exactly these files and nothing else.
     con.execute("SET allowed_paths = ?", [paths])
@@ -59,11 +59,11 @@ def checked_where(con: duckdb.DuckDBPyConnection, where: str | None) -> str:
 
 
 def preview(
-    ws: Workspace, ref: DataRef | VersionInfo, where: str | None = None, limit: int = 20, offset: int = 0
+    ctx: Context, ref: DataRef | VersionInfo, where: str | None = None, limit: int = 20, offset: int = 0
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of rows matching ``where`` (DuckDB SQL over the row's fields) and the total matching."""
     version, base = _base_filter(ref)
-    con = connect(ws, version)
+    con = connect(ctx, version)
     try:
         cond = f"{base} AND {checked_where(con, where)}"
         total = con.execute(f"SELECT count(*) FROM rows WHERE {cond}").fetchone()[0]  # type: ignore[index]
@@ -84,7 +84,7 @@ def _length_expr(column: str, type_text: str) -> str | None:
     return None
 
 
-def field_stats(ws: Workspace, ref: DataRef | VersionInfo, where: str | None = None) -> dict[str, Any]:
+def field_stats(ctx: Context, ref: DataRef | VersionInfo, where: str | None = None) -> dict[str, Any]:
     """Per-field counts, nulls, distinct values, length summary and histogram, and top values.
 
     Two scans of the shards: one aggregate for nulls and distinct counts of every field, one that
@@ -92,7 +92,7 @@ def field_stats(ws: Workspace, ref: DataRef | VersionInfo, where: str | None = N
     summaries then read.
     """
     version, base = _base_filter(ref)
-    con = connect(ws, version)
+    con = connect(ctx, version)
     try:
         cond = f"{base} AND {checked_where(con, where)}"
         cols = list(version.schema.items())

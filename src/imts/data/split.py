@@ -31,7 +31,7 @@ from imts.core.progress import NullProgress, Progress
 from imts.data import scratch
 from imts.data.schemas import TEXT_COLUMNS
 from imts.data.versions import DataRef, VersionInfo, commit_version, iter_tables
-from imts.store.workspace import Workspace
+from imts.store.context import Context
 
 # Latin words and numbers as tokens, each CJK character as a token (Chinese has no spaces).
 _TOKEN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[^\W_\u3400-\u9fff\uf900-\ufaff]+")
@@ -242,7 +242,7 @@ def decontaminate(
 
 
 def split_version(
-    ws: Workspace,
+    ctx: Context,
     source: DataRef | VersionInfo,
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1),
     seed: int = 0,
@@ -260,7 +260,7 @@ def split_version(
     counts: Counter[str] = Counter()
     if stratify_by:
         values = 0
-        for table in iter_tables(ws, version, columns=[stratify_by]):
+        for table in iter_tables(ctx, version, columns=[stratify_by]):
             counts.update(_stratum(v) for v in table[stratify_by].to_pylist())
             values += table.num_rows - table[stratify_by].null_count
         if not values:  # no row has a value: nothing to stratify by
@@ -278,7 +278,7 @@ def split_version(
             else list(dict.fromkeys([*columns, *([stratify_by] if stratify_by else [])]))
         )
         pos = 0
-        for table in iter_tables(ws, version, columns=read):
+        for table in iter_tables(ctx, version, columns=read):
             keys = (
                 [_stratum(v) for v in table[stratify_by].to_pylist()]
                 if stratify_by
@@ -287,7 +287,7 @@ def split_version(
             yield table, [assign(k) for k in keys], pos
             pos += table.num_rows
 
-    with ws.artifacts.staging() as folder:
+    with ctx.artifacts.staging() as folder:
         con = scratch.connect(folder)
         try:
             d = Decontaminator(con, ngram, near_threshold)
@@ -337,7 +337,7 @@ def split_version(
                         yield out
 
             return commit_version(
-                ws,
+                ctx,
                 dataset=into or version.dataset,
                 batches=rows_out(),
                 operation="split",

@@ -34,8 +34,8 @@ from imts.core.ids import new_id
 from imts.core.progress import NullProgress, Progress
 from imts.data.schemas import schema_of
 from imts.data.shards import ShardWriter, StatsAccumulator
+from imts.store.context import Context
 from imts.store.models import Dataset, DatasetShare, DatasetVersion, Project, VersionParent
-from imts.store.workspace import Workspace
 
 _REF = re.compile(
     r"^(?:(?P<project>[^/@:]+)/)?(?P<name>[^/@:]+)(?:@(?P<number>\d+))?(?::(?P<split>[\w-]+))?$"
@@ -94,7 +94,7 @@ def batched(rows: Iterable[dict[str, Any]], size: int | None = None) -> Iterator
 
 
 def commit_version(
-    ws: Workspace,
+    ctx: Context,
     dataset: str,
     rows: list[dict[str, Any]] | None = None,
     operation: str = "",
@@ -118,12 +118,12 @@ def commit_version(
     Shards are written into a staging folder; inside the version's transaction the shard keys about to
     be created are recorded in the staging folder, the shards are moved into the content-addressed
     store, and the transaction commits. A process killed at any point leaves no version; shards it
-    moved but never committed are removed by the next ``Workspace`` open (``sweep_orphans``).
+    moved but never committed are removed by the next ``Context`` open (``sweep_orphans``).
     """
     progress = progress or NullProgress()
     parents = parents or []
     source = batches if batches is not None else ([rows] if rows else [])
-    with ws.artifacts.staging() as stage:
+    with ctx.artifacts.staging() as stage:
         writer: ShardWriter | None = None
         stats = StatsAccumulator(dataset_format)
         with progress.task(f"writing {dataset} shards", total=len(rows) if rows else None) as task:
@@ -140,7 +140,7 @@ def commit_version(
         shard_files = writer.close()
         final_report = report() if callable(report) else (report or {})
         return _record(
-            ws,
+            ctx,
             dataset,
             shard_files,
             writer.schema,
@@ -156,7 +156,7 @@ def commit_version(
 
 
 def _record(
-    ws: Workspace,
+    ctx: Context,
     dataset: str,
     shard_files: list[tuple[str, Path | None]],
     schema: pa.Schema | dict[str, str],
@@ -171,13 +171,13 @@ def _record(
 ) -> VersionInfo:
     """Insert the version row and move its shards into place, in one transaction (see above)."""
     digests = [d for d, _ in shard_files]
-    with ws.session() as s:
-        ds = s.scalar(select(Dataset).where(Dataset.project_id == ws.project_id, Dataset.name == dataset))
+    with ctx.session() as s:
+        ds = s.scalar(select(Dataset).where(Dataset.project_id == ctx.project_id, Dataset.name == dataset))
         if ds is None:
-            _refuse_shared_write(s, ws, dataset, parents)
+            _refuse_shared_write(s, ctx, dataset, parents)
             if not create:
                 raise NotFoundError(f"no dataset named '{dataset}'")
-            ds = Dataset(id=new_id("ds"), project_id=ws.project_id, name=dataset, format=dataset_format)
+            ds = Dataset(id=new_id("ds"), project_id=ctx.project_id, name=dataset, format=dataset_format)
             s.add(ds)
             s.flush()
         elif ds.format != dataset_format:
@@ -212,7 +212,7 @@ def _record(
         new_keys = [
             _shard_key(d)
             for d, tmp in shard_files
-            if tmp is not None and not ws.artifacts.exists(_shard_key(d))
+            if tmp is not None and not ctx.artifacts.exists(_shard_key(d))
         ]
         with (stage / PENDING).open("w") as f:
             json.dump(new_keys, f)
@@ -220,15 +220,15 @@ def _record(
             os.fsync(f.fileno())
         for digest, tmp in shard_files:
             if tmp is not None:
-                ws.artifacts.commit(tmp, _shard_key(digest), content_addressed=True)
+                ctx.artifacts.commit(tmp, _shard_key(digest), content_addressed=True)
         info = _info(version, ds.name, parents, ds.format, ds.project_id)
     return info
 
 
-def _refuse_shared_write(s: Session, ws: Workspace, dataset: str, parents: list[str]) -> None:
+def _refuse_shared_write(s: Session, ctx: Context, dataset: str, parents: list[str]) -> None:
     for parent in parents:
         v = s.get(DatasetVersion, parent)
-        if v is not None and v.dataset.project_id != ws.project_id and v.dataset.name == dataset:
+        if v is not None and v.dataset.project_id != ctx.project_id and v.dataset.name == dataset:
             raise ReadOnlyError(
                 f"dataset '{dataset}' is shared read-only from another project: write the result into a "
                 "dataset of your own (--into NAME)"
@@ -236,7 +236,7 @@ def _refuse_shared_write(s: Session, ws: Workspace, dataset: str, parents: list[
 
 
 def record_existing_shards(
-    ws: Workspace,
+    ctx: Context,
     dataset: str,
     source: VersionInfo,
     operation: str,
@@ -245,9 +245,9 @@ def record_existing_shards(
     report: dict[str, Any] | None = None,
 ) -> VersionInfo:
     """A new version made of ``source``'s shards, shared not copied (rollback)."""
-    with ws.artifacts.staging() as stage:
+    with ctx.artifacts.staging() as stage:
         return _record(
-            ws,
+            ctx,
             dataset,
             [(d, None) for d in source.shards],
             source.schema,
@@ -262,8 +262,8 @@ def record_existing_shards(
         )
 
 
-def shard_path(ws: Workspace, digest: str) -> Path:
-    return ws.artifacts.path(_shard_key(digest))
+def shard_path(ctx: Context, digest: str) -> Path:
+    return ctx.artifacts.path(_shard_key(digest))
 
 
 def _shard_key(digest: str) -> str:
@@ -296,34 +296,34 @@ def _info(v: DatasetVersion, dataset: str, parents: list[str], fmt: str, project
     )
 
 
-def sweep_orphans(ws: Workspace) -> int:
+def sweep_orphans(ctx: Context) -> int:
     """Delete shards that a killed process moved into the store but never committed. Returns how many."""
-    pending = ws.artifacts.dead_pending(PENDING)
+    pending = ctx.artifacts.dead_pending(PENDING)
     if not pending:
         return 0
-    with ws.session() as s:
+    with ctx.session() as s:
         used = {d for shards in s.scalars(select(DatasetVersion.shards)) for d in shards}
     removed = 0
     for folder, keys in pending:
         for key in keys:
-            if key.rsplit("/", 1)[-1].removesuffix(".parquet") not in used and ws.artifacts.exists(key):
-                ws.artifacts.delete(key)
+            if key.rsplit("/", 1)[-1].removesuffix(".parquet") not in used and ctx.artifacts.exists(key):
+                ctx.artifacts.delete(key)
                 removed += 1
-        ws.artifacts.delete_staging(folder)
+        ctx.artifacts.delete_staging(folder)
     return removed
 
 
-def resolve(ws: Workspace, ref: str) -> DataRef:
+def resolve(ctx: Context, ref: str) -> DataRef:
     """Parse and look up a dataset reference (see the module docstring).
 
     Versions of this project's datasets resolve; so do versions of other projects' datasets that were
     shared with this project (``PROJECT/NAME[@N]`` or a version id); nothing else does.
     """
     text, _, split = ref.partition(":") if ref.startswith("dv_") else (ref, "", "")
-    with ws.session() as s:
+    with ctx.session() as s:
         if text.startswith("dv_"):
             v = s.get(DatasetVersion, text)
-            if v is None or not _visible(s, ws, v):
+            if v is None or not _visible(s, ctx, v):
                 raise NotFoundError(f"no dataset version '{text}'")
             name = v.dataset.name
         else:
@@ -331,7 +331,7 @@ def resolve(ws: Workspace, ref: str) -> DataRef:
             if not m:
                 raise InputError(f"bad dataset reference '{ref}': expected [PROJECT/]NAME[@VERSION][:SPLIT]")
             name, split = m["name"], m["split"] or ""
-            v = _lookup(s, ws, m["project"], name, m["number"])
+            v = _lookup(s, ctx, m["project"], name, m["number"])
         parents = list(s.scalars(select(VersionParent.parent_id).where(VersionParent.version_id == v.id)))
         info = _info(v, name, parents, v.dataset.format, v.dataset.project_id)
     if split and split not in info.stats.get("split", {}):
@@ -340,17 +340,20 @@ def resolve(ws: Workspace, ref: str) -> DataRef:
     return DataRef(info, split or None)
 
 
-def _lookup(s: Session, ws: Workspace, project: str | None, name: str, number: str | None) -> DatasetVersion:
-    project_id = ws.project_id
+def _lookup(s: Session, ctx: Context, project: str | None, name: str, number: str | None) -> DatasetVersion:
+    project_id = ctx.project_id
     if project:
-        project_id = s.scalar(select(Project.id).where(Project.name == project)) or ""
+        project_id = (
+            s.scalar(select(Project.id).where(Project.tenant_id == ctx.tenant_id, Project.name == project))
+            or ""
+        )
     ds = s.scalar(select(Dataset).where(Dataset.project_id == project_id, Dataset.name == name))
     if ds is None:
         raise NotFoundError(f"no dataset named '{name}'" + (f" in project '{project}'" if project else ""))
     q = select(DatasetVersion).where(DatasetVersion.dataset_id == ds.id)
-    if project_id != ws.project_id:  # another project's dataset: only the versions shared with us
+    if project_id != ctx.project_id:  # another project's dataset: only the versions shared with us
         q = q.join(DatasetShare, DatasetShare.version_id == DatasetVersion.id).where(
-            DatasetShare.project_id == ws.project_id
+            DatasetShare.project_id == ctx.project_id
         )
     q = q.where(DatasetVersion.number == int(number)) if number else q
     v = s.scalar(q.order_by(DatasetVersion.number.desc()).limit(1))
@@ -362,25 +365,25 @@ def _lookup(s: Session, ws: Workspace, project: str | None, name: str, number: s
     return v
 
 
-def _visible(s: Session, ws: Workspace, v: DatasetVersion) -> bool:
-    if v.dataset.project_id == ws.project_id:
+def _visible(s: Session, ctx: Context, v: DatasetVersion) -> bool:
+    if v.dataset.project_id == ctx.project_id:
         return True
-    share = s.get(DatasetShare, (v.id, ws.project_id))
+    share = s.get(DatasetShare, (v.id, ctx.project_id))
     return share is not None
 
 
-def share_version(ws: Workspace, ref: str, project: str) -> VersionInfo:
+def share_version(ctx: Context, ref: str, project: str) -> VersionInfo:
     """Share one of this project's versions read-only with ``project`` (created if new)."""
-    version = resolve(ws, ref).version
-    if version.project_id != ws.project_id:
+    version = resolve(ctx, ref).version
+    if version.project_id != ctx.project_id:
         raise ReadOnlyError(f"{version.ref} belongs to another project: only its owner can share it")
-    with ws.session() as s:
-        target = s.scalar(select(Project).where(Project.name == project))
+    with ctx.session() as s:
+        target = s.scalar(select(Project).where(Project.tenant_id == ctx.tenant_id, Project.name == project))
         if target is None:
-            target = Project(id=new_id("prj"), name=project)
+            target = Project(id=new_id("prj"), tenant_id=ctx.tenant_id, name=project)
             s.add(target)
             s.flush()
-        if target.id == ws.project_id:
+        if target.id == ctx.project_id:
             raise InputError("a project cannot share with itself")
         if s.get(DatasetShare, (version.id, target.id)) is None:
             s.add(DatasetShare(version_id=version.id, project_id=target.id))
@@ -388,7 +391,7 @@ def share_version(ws: Workspace, ref: str, project: str) -> VersionInfo:
 
 
 def iter_tables(
-    ws: Workspace,
+    ctx: Context,
     ref: DataRef | VersionInfo,
     batch_rows: int | None = None,
     columns: list[str] | None = None,
@@ -401,7 +404,7 @@ def iter_tables(
     version, split = (ref.version, ref.split) if isinstance(ref, DataRef) else (ref, None)
     read = None if columns is None else list(dict.fromkeys([*columns, *(["split"] if split else [])]))
     for digest in version.shards:
-        shard = pq.ParquetFile(shard_path(ws, digest))
+        shard = pq.ParquetFile(shard_path(ctx, digest))
         for batch in shard.iter_batches(batch_size=batch_rows or BATCH_ROWS, columns=read):
             table = pa.Table.from_batches([batch])
             if split:
@@ -412,14 +415,14 @@ def iter_tables(
                 yield table
 
 
-def load_rows(ws: Workspace, ref: DataRef | VersionInfo) -> list[dict[str, Any]]:
+def load_rows(ctx: Context, ref: DataRef | VersionInfo) -> list[dict[str, Any]]:
     """All rows of a version (or of one split of it), in stored order."""
-    return [r for t in iter_tables(ws, ref) for r in t.to_pylist()]
+    return [r for t in iter_tables(ctx, ref) for r in t.to_pylist()]
 
 
-def list_versions(ws: Workspace, dataset: str | None = None) -> list[VersionInfo]:
-    with ws.session() as s:
-        q = select(DatasetVersion, Dataset).join(Dataset).where(Dataset.project_id == ws.project_id)
+def list_versions(ctx: Context, dataset: str | None = None) -> list[VersionInfo]:
+    with ctx.session() as s:
+        q = select(DatasetVersion, Dataset).join(Dataset).where(Dataset.project_id == ctx.project_id)
         if dataset:
             q = q.where(Dataset.name == dataset)
         return [

@@ -13,15 +13,15 @@ from sqlalchemy import select
 
 from imts.core.hashing import sha256_json, sha256_tree
 from imts.registry.models import ResolvedModel
+from imts.store.context import Context
 from imts.store.models import BaseModelRecord, GenerationCache
-from imts.store.workspace import Workspace
 
 
-def model_key(ws: Workspace, model: ResolvedModel) -> str:
+def model_key(ctx: Context, model: ResolvedModel) -> str:
     if model.model_version_id:
         return f"version:{model.model_version_id}"
     if model.base_model_id:
-        with ws.session() as s:
+        with ctx.session() as s:
             base = s.get(BaseModelRecord, model.base_model_id)
             if base is not None and base.checksum:
                 return f"base:{base.checksum}"
@@ -34,9 +34,9 @@ def item_keys(mkey: str, prompts: Sequence[list[dict[str, str]]], settings: dict
     return [sha256_json([mkey, sha256_json(p), skey]) for p in prompts]
 
 
-def lookup(ws: Workspace, keys: Sequence[str]) -> dict[str, tuple[str, int]]:
+def lookup(ctx: Context, keys: Sequence[str]) -> dict[str, tuple[str, int]]:
     found: dict[str, tuple[str, int]] = {}
-    with ws.session() as s:
+    with ctx.session() as s:
         for start in range(0, len(keys), 500):  # bounded IN lists
             chunk = list(keys[start : start + 500])
             for row in s.scalars(select(GenerationCache).where(GenerationCache.key.in_(chunk))):
@@ -44,10 +44,10 @@ def lookup(ws: Workspace, keys: Sequence[str]) -> dict[str, tuple[str, int]]:
     return found
 
 
-def store(ws: Workspace, mkey: str, entries: dict[str, tuple[str, int]]) -> None:
+def store(ctx: Context, mkey: str, entries: dict[str, tuple[str, int]]) -> None:
     if not entries:
         return
-    with ws.session() as s:
+    with ctx.session() as s:
         existing = set(s.scalars(select(GenerationCache.key).where(GenerationCache.key.in_(list(entries)))))
         s.add_all(
             GenerationCache(key=k, model_key=mkey[:120], text=t, new_tokens=n)

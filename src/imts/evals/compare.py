@@ -11,12 +11,12 @@ from imts.core.errors import NotFoundError
 from imts.evals.court_report import build_extras
 from imts.evals.report import ComparisonReport, TrainingCurves, write_report
 from imts.evals.service import item_scores, load_result
+from imts.store.context import Context
 from imts.store.models import BaseModelRecord, Metric, Run
-from imts.store.workspace import Workspace
 
 
-def curves(ws: Workspace, run_id: str) -> TrainingCurves:
-    with ws.session() as s:
+def curves(ctx: Context, run_id: str) -> TrainingCurves:
+    with ctx.session() as s:
         rows = s.execute(
             select(Metric.key, Metric.step, Metric.value).where(Metric.run_id == run_id).order_by(Metric.step)
         ).all()
@@ -39,9 +39,9 @@ def curves(ws: Workspace, run_id: str) -> TrainingCurves:
     )
 
 
-def find_evals(ws: Workspace, train_run_id: str) -> tuple[str, str]:
+def find_evals(ctx: Context, train_run_id: str) -> tuple[str, str]:
     """The newest baseline eval (base model) and tuned eval (the run's model) on the same data."""
-    with ws.session() as s:
+    with ctx.session() as s:
         run = s.get(Run, train_run_id)
         if run is None or run.kind != "train":
             raise NotFoundError(f"no training run '{train_run_id}'")
@@ -78,10 +78,10 @@ def find_evals(ws: Workspace, train_run_id: str) -> tuple[str, str]:
     return base.id, tuned.id
 
 
-def judge_comments(ws: Workspace, eval_run_id: str) -> dict[str, str]:
+def judge_comments(ctx: Context, eval_run_id: str) -> dict[str, str]:
     """item id -> the judges' verdicts and rationales on that run's answers, as one line."""
     out = {}
-    for item_id, scores in item_scores(ws, eval_run_id).items():
+    for item_id, scores in item_scores(ctx, eval_run_id).items():
         notes = [
             f"{n[6:]}: {label} ({note})" for n, (_, label, note) in scores.items() if n.startswith("judge:")
         ]
@@ -90,11 +90,11 @@ def judge_comments(ws: Workspace, eval_run_id: str) -> dict[str, str]:
     return out
 
 
-def build_models(ws: Workspace, eval_runs: list[str], cluster: bool = True) -> ComparisonReport:
+def build_models(ctx: Context, eval_runs: list[str], cluster: bool = True) -> ComparisonReport:
     """A comparison of two or more model versions evaluated on the same items (oldest first)."""
     if len(eval_runs) < 2:
         raise NotFoundError("a comparison needs at least two eval runs")
-    results = [load_result(ws, e) for e in eval_runs]
+    results = [load_result(ctx, e) for e in eval_runs]
     labels = [r.label for r in results]
     return ComparisonReport(
         title=f"Comparison of {len(results)} models: {' vs '.join(labels)}",
@@ -105,12 +105,12 @@ def build_models(ws: Workspace, eval_runs: list[str], cluster: bool = True) -> C
             f"model {n + 1}": f"{r.label} (eval {e})"
             for n, (r, e) in enumerate(zip(results, eval_runs, strict=True))
         },
-        extras=build_extras(results, judge_comments(ws, eval_runs[-1]), cluster=cluster),
+        extras=build_extras(results, judge_comments(ctx, eval_runs[-1]), cluster=cluster),
     )
 
 
 def build(
-    ws: Workspace,
+    ctx: Context,
     train_run_id: str,
     baseline_eval: str | None = None,
     tuned_eval: str | None = None,
@@ -120,9 +120,9 @@ def build(
     """The before/after report of a training run; ``others``: more eval runs (other model versions on the
     same items) to rank between the baseline and the tuned model."""
     if baseline_eval is None or tuned_eval is None:
-        found_base, found_tuned = find_evals(ws, train_run_id)
+        found_base, found_tuned = find_evals(ctx, train_run_id)
         baseline_eval, tuned_eval = baseline_eval or found_base, tuned_eval or found_tuned
-    with ws.session() as s:
+    with ctx.session() as s:
         run = s.get(Run, train_run_id)
         assert run is not None
         base = s.get(BaseModelRecord, run.base_model_id) if run.base_model_id else None
@@ -143,21 +143,21 @@ def build(
             "training time": f"{seconds:.0f} s ({tok_s:.0f} tokens/s)",
             "model version": summary.get("model_version", ""),
         }
-    results = [load_result(ws, e) for e in [baseline_eval, *(others or []), tuned_eval]]
+    results = [load_result(ctx, e) for e in [baseline_eval, *(others or []), tuned_eval]]
     return ComparisonReport(
         title=f"Before / after fine-tuning: {facts['base model']} -> {facts['model version']}",
         baseline=results[0],
         tuned=results[-1],
-        curves=curves(ws, train_run_id),
+        curves=curves(ctx, train_run_id),
         facts=facts,
-        extras=build_extras(results, judge_comments(ws, tuned_eval), cluster=cluster),
+        extras=build_extras(results, judge_comments(ctx, tuned_eval), cluster=cluster),
     )
 
 
-def write(ws: Workspace, run_id: str, report: ComparisonReport) -> dict[str, Path]:
+def write(ctx: Context, run_id: str, report: ComparisonReport) -> dict[str, Path]:
     """Write report.html/.md/.json under ``reports/<run_id>`` and note it on the run."""
-    paths = write_report(report, ws.artifacts.path(f"reports/{run_id}"))
-    with ws.session() as s:
+    paths = write_report(report, ctx.artifacts.path(f"reports/{run_id}"))
+    with ctx.session() as s:
         run = s.get(Run, run_id)
         if run is not None:
             run.summary = {**run.summary, "report": str(paths["html"])}

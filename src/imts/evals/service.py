@@ -20,8 +20,8 @@ from imts.evals.scoring import score
 from imts.evals.suite import SuiteSpec
 from imts.registry.models import ResolvedModel
 from imts.registry.models import resolve as resolve_model
+from imts.store.context import Context
 from imts.store.models import EvalItem, EvalItemScore, Run
-from imts.store.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def generation_budget(tokenizer: Any, references: list[str], cap: int = 512) -> 
 
 
 def evaluate(
-    ws: Workspace,
+    ctx: Context,
     model_ref: str,
     data_ref: str,
     settings: EvalSettings | None = None,
@@ -75,23 +75,23 @@ def evaluate(
     """
     settings = settings or EvalSettings()
     progress = progress or NullProgress()
-    ref = resolve(ws, data_ref)
+    ref = resolve(ctx, data_ref)
     if ref.version.format != "sft":
         raise InputError(
             f"{ref.version.ref} holds {ref.version.format} rows; evaluation needs an sft dataset"
         )
     if ref.split is None and "test" in ref.version.stats.get("split", {}):
         ref = DataRef(ref.version, "test")
-    rows = load_rows(ws, ref)[: settings.max_items]
+    rows = load_rows(ctx, ref)[: settings.max_items]
     if not rows:
         raise NotFoundError(f"{ref} has no rows to evaluate")
-    resolved = model or resolve_model(ws, model_ref)
+    resolved = model or resolve_model(ctx, model_ref)
     run_id = new_id("run")
-    with ws.session() as s:
+    with ctx.session() as s:
         s.add(
             Run(
                 id=run_id,
-                project_id=ws.project_id,
+                project_id=ctx.project_id,
                 kind="eval",
                 status="running",
                 spec={"model": model_ref, "data": str(ref), **asdict(settings)},
@@ -118,7 +118,7 @@ def evaluate(
             return loaded[0]
 
         texts, speed, hits = _generate_cached(
-            ws, resolved, prompts, budget, settings, progress, model_loader, use_cache=settings.cache
+            ctx, resolved, prompts, budget, settings, progress, model_loader, use_cache=settings.cache
         )
         scored = score(rows, texts, settings.metrics, settings.judges, model_loader)
         items = scored.items
@@ -133,7 +133,7 @@ def evaluate(
             "cache_hits": hits,
             **{f"gen_{k}": v for k, v in speed.items()},
         }
-        with ws.session() as s:
+        with ctx.session() as s:
             s.add_all(
                 EvalItem(
                     run_id=run_id,
@@ -158,7 +158,7 @@ def evaluate(
             assert run is not None
             run.status, run.summary, run.finished_at = "succeeded", summary, datetime.now(UTC)
     except BaseException as exc:
-        with ws.session() as s:
+        with ctx.session() as s:
             run = s.get(Run, run_id)
             if run is not None:
                 run.status, run.error, run.finished_at = (
@@ -176,7 +176,7 @@ def _prompt(row: dict[str, Any], system: str | None) -> list[dict[str, str]]:
 
 
 def _generate_cached(
-    ws: Workspace,
+    ctx: Context,
     resolved: ResolvedModel,
     prompts: list[list[dict[str, str]]],
     budget: int,
@@ -186,9 +186,9 @@ def _generate_cached(
     use_cache: bool,
 ) -> tuple[list[str], dict[str, float], int]:
     """Texts for all prompts: from the cache where present, generated (and cached) otherwise."""
-    mkey = cache.model_key(ws, resolved)
+    mkey = cache.model_key(ctx, resolved)
     keys = cache.item_keys(mkey, prompts, {"max_new_tokens": budget, **asdict(settings.sampling)})
-    found = cache.lookup(ws, keys) if use_cache else {}
+    found = cache.lookup(ctx, keys) if use_cache else {}
     missing = [i for i, k in enumerate(keys) if k not in found]
     speed: dict[str, float] = {"seconds": 0.0, "new_tokens": 0, "tokens_per_s": 0.0}
     if missing:
@@ -202,7 +202,7 @@ def _generate_cached(
             }
             found.update(new)
             if use_cache:
-                cache.store(ws, mkey, new)
+                cache.store(ctx, mkey, new)
 
         _, speed = gen.generate(
             tokenizer,
@@ -219,7 +219,7 @@ def _generate_cached(
 
 
 def run_suite(
-    ws: Workspace,
+    ctx: Context,
     model_ref: str,
     suite: SuiteSpec,
     progress: Progress | None = None,
@@ -234,29 +234,29 @@ def run_suite(
     """
     if not suite.datasets:
         raise NotFoundError(f"suite '{suite.name}' names no datasets")
-    resolved = resolve_model(ws, model_ref)
+    resolved = resolve_model(ctx, model_ref)
     settings = EvalSettings.from_suite(suite)
     done = dict(done or {})
     for d in suite.datasets:
         if d not in done:
-            done[d] = evaluate(ws, model_ref, d, settings, progress, resolved)
+            done[d] = evaluate(ctx, model_ref, d, settings, progress, resolved)
             if on_done is not None:
                 on_done(d, done[d])
     return [done[d] for d in suite.datasets]
 
 
-def item_scores(ws: Workspace, run_id: str) -> dict[str, dict[str, tuple[float, str | None, str | None]]]:
+def item_scores(ctx: Context, run_id: str) -> dict[str, dict[str, tuple[float, str | None, str | None]]]:
     """An eval run's per-item metric values and judge verdicts: item -> name -> (value, verdict, note)."""
     out: dict[str, dict[str, tuple[float, str | None, str | None]]] = {}
-    with ws.session() as s:
+    with ctx.session() as s:
         for r in s.scalars(select(EvalItemScore).where(EvalItemScore.run_id == run_id)):
             out.setdefault(r.item_id, {})[r.name] = (r.value, r.label, r.note)
     return out
 
 
-def load_result(ws: Workspace, run_id: str) -> EvalResult:
+def load_result(ctx: Context, run_id: str) -> EvalResult:
     """An eval run's per-item outcomes, as the report takes them."""
-    with ws.session() as s:
+    with ctx.session() as s:
         run = s.get(Run, run_id)
         if run is None or run.kind != "eval":
             raise NotFoundError(f"no evaluation run '{run_id}'")

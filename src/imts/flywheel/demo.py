@@ -17,7 +17,7 @@ from imts.data.split import split_version
 from imts.evals import compare
 from imts.evals.service import EvalSettings, evaluate
 from imts.registry import base_models
-from imts.store.workspace import Workspace
+from imts.store.context import Context
 from imts.train.service import train
 from imts.train.spec import RunSpec
 
@@ -58,7 +58,7 @@ def example_generator() -> ModuleType:
 
 
 def run_demo(
-    ws: Workspace,
+    ctx: Context,
     data_file: Path | None = None,
     rows: int = 3000,
     seed: int = 0,
@@ -72,36 +72,36 @@ def run_demo(
 
     progress.log(f"[bold]1/7 base model[/] {base_model}")
     if base_model in base_models.CATALOGUE:
-        base_models.pull(ws, base_model, progress)
+        base_models.pull(ctx, base_model, progress)
 
     progress.log("[bold]2/7 data[/]")
     if data_file is None:
         gen = example_generator()
-        data_file = ws.settings.workspace / "examples" / f"math-{rows}-seed{seed}.jsonl"
+        data_file = ctx.settings.workspace / "examples" / f"math-{rows}-seed{seed}.jsonl"
         data_file.parent.mkdir(parents=True, exist_ok=True)
         gen.main(["--n", str(rows), "--seed", str(seed), "--out", str(data_file)])
-    imported = import_file(ws, data_file, name=DATASET, progress=progress)
+    imported = import_file(ctx, data_file, name=DATASET, progress=progress)
     progress.log(f"imported {imported.num_rows} rows as {imported.ref}")
 
     progress.log("[bold]3/7 split + decontamination[/]")
-    split = split_version(ws, imported, seed=seed, progress=progress)
+    split = split_version(ctx, imported, seed=seed, progress=progress)
 
     progress.log("[bold]4/7 baseline evaluation[/]")
     eval_settings = eval_settings or EvalSettings()
-    baseline = evaluate(ws, base_model, f"{split.ref}:test", eval_settings, progress)
+    baseline = evaluate(ctx, base_model, f"{split.ref}:test", eval_settings, progress)
 
     progress.log("[bold]5/7 LoRA fine-tuning[/]")
     spec = RunSpec.from_sources(
         overrides=[*DEMO_OVERRIDES, *(overrides or [])], base_model=base_model, data=split.ref, seed=seed
     )
-    run_id = train(ws, spec, progress)
+    run_id = train(ctx, spec, progress)
 
     progress.log("[bold]6/7 evaluation of the tuned model[/]")
-    tuned = evaluate(ws, run_id, f"{split.ref}:test", eval_settings, progress)
+    tuned = evaluate(ctx, run_id, f"{split.ref}:test", eval_settings, progress)
 
     progress.log("[bold]7/7 comparison report[/]")
-    report = compare.build(ws, run_id, baseline, tuned)
-    paths = compare.write(ws, run_id, report)
+    report = compare.build(ctx, run_id, baseline, tuned)
+    paths = compare.write(ctx, run_id, report)
     from imts.evals.report import accuracy_by_category
 
     before, after = accuracy_by_category(report.baseline)["all"], accuracy_by_category(report.tuned)["all"]

@@ -73,7 +73,6 @@ class LocalExecutor:
         base.update(
             IMTS_WORKSPACE=str(self.settings.workspace),
             IMTS_MODEL_CACHE=str(self.settings.model_cache),
-            IMTS_PROJECT=self.settings.project,
             IMTS_HEARTBEAT_S=str(self.settings.heartbeat_s),
         )
         if self.settings.database_url:

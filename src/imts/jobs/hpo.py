@@ -29,29 +29,28 @@ from imts.core.progress import NullProgress, Progress
 from imts.jobs import service, store
 from imts.jobs.kinds import TrainJob
 from imts.jobs.pool import Request
+from imts.store.context import Context
 from imts.store.models import Metric, Run
-from imts.store.workspace import Workspace
 from imts.train.hpo import HpoResult, ParamSpace, SamplerName, make_sampler, suggest
 from imts.train.spec import RunSpec
 
 FINISHED = ("succeeded", "failed", "cancelled")
 
 
-def storage(ws: Workspace) -> Any:
+def storage(ctx: Context) -> Any:
     import optuna
 
-    return optuna.storages.RDBStorage(ws.settings.hpo_db_url)
+    return optuna.storages.RDBStorage(ctx.settings.hpo_db_url)
 
 
 def create(
-    ws: Workspace,
+    ctx: Context,
     base_spec: RunSpec,
     space: dict[str, ParamSpace],
     sampler: SamplerName = "tpe",
     trials: int = 10,
     seed: int = 0,
     parallel: int = 1,
-    tenant: str = "default",
     priority: str = "normal",
     cpus: int = 1,
 ) -> str:
@@ -64,7 +63,7 @@ def create(
         RunSpec.from_sources(overrides=[_override(key, _probe(p))], **base_spec.model_dump())
     make_sampler(sampler, space, seed)
     study_id = new_id("hpo")
-    study = optuna.create_study(study_name=study_id, storage=storage(ws), direction="minimize")
+    study = optuna.create_study(study_name=study_id, storage=storage(ctx), direction="minimize")
     config = {
         "base_spec": base_spec.model_dump(mode="json"),
         "space": {k: p.model_dump(mode="json") for k, p in space.items()},
@@ -72,10 +71,9 @@ def create(
         "trials": trials,
         "seed": seed,
         "parallel": parallel,
-        "tenant": tenant,
         "priority": priority,
         "cpus": cpus,
-        "project": ws.settings.project,
+        "project": ctx.project,
     }
     for key, value in config.items():
         study.set_user_attr(key, value)
@@ -83,7 +81,7 @@ def create(
 
 
 def drive(
-    ws: Workspace, study_id: str, progress: Progress | None = None, poll_s: float = 0.3, stop: Any = None
+    ctx: Context, study_id: str, progress: Progress | None = None, poll_s: float = 0.3, stop: Any = None
 ) -> HpoResult:
     """Run (or resume) the study until it has its number of finished trials; writes the report.
 
@@ -99,7 +97,7 @@ def drive(
     progress = progress or NullProgress()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        summary = optuna.load_study(study_name=study_id, storage=storage(ws))
+        summary = optuna.load_study(study_name=study_id, storage=storage(ctx))
     except KeyError:
         raise NotFoundError(f"no hyper-parameter study '{study_id}'") from None
     cfg = summary.user_attrs
@@ -107,7 +105,7 @@ def drive(
     base = RunSpec.model_validate(cfg["base_spec"])
     study = optuna.load_study(
         study_name=study_id,
-        storage=storage(ws),
+        storage=storage(ctx),
         sampler=make_sampler(cfg["sampler"], space, cfg["seed"]),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0),
     )
@@ -122,14 +120,14 @@ def drive(
         with progress.task(f"hyper-parameter search {study_id}", total=cfg["trials"]) as bar:
             bar.advance(_finished(study))
             while True:
-                if store.lease_holder(ws) in (None, getattr(sched, "holder", None)):
-                    sched = sched or Scheduler(ws)  # no scheduler daemon: schedule here (holds no slot)
+                if store.lease_holder(ctx) in (None, getattr(sched, "holder", None)):
+                    sched = sched or Scheduler(ctx)  # no scheduler daemon: schedule here (holds no slot)
                     sched.tick()
                 while len(active) < cfg["parallel"] and len(study.trials) < cfg["trials"]:
-                    t = _submit(ws, study, study_id, base, space, cfg)
+                    t = _submit(ctx, study, study_id, base, space, cfg)
                     active[t.trial.number] = t
                 for number, t in list(active.items()):
-                    if t.follow(ws, study):
+                    if t.follow(ctx, study):
                         del active[number]
                         bar.advance(1)
                 if not active and len(study.trials) >= cfg["trials"]:
@@ -139,8 +137,8 @@ def drive(
                 time.sleep(poll_s)
     finally:
         if sched is not None:
-            store.release_lease(ws, sched.holder)
-    return write_report(ws, study, study_id, cfg["sampler"])
+            store.release_lease(ctx, sched.holder)
+    return write_report(ctx, study, study_id, cfg["sampler"])
 
 
 class _Trial:
@@ -153,12 +151,12 @@ class _Trial:
         self.pruned = bool(frozen is not None and frozen.user_attrs.get("pruning"))
         self.cancelled = False
 
-    def follow(self, ws: Workspace, study: Any) -> bool:
+    def follow(self, ctx: Context, study: Any) -> bool:
         """Report new values, prune if told to; True once the trial is told its end."""
         from optuna.trial import TrialState
 
         try:
-            row = service.get(ws, self.job_id)
+            row = service.get(ctx, self.job_id)
         except NotFoundError:  # a user deleted the trial's job
             study.tell(self.trial, state=TrialState.FAIL)
             return True
@@ -166,7 +164,7 @@ class _Trial:
             self.run_id = row.data["run_id"]
             self.trial.set_user_attr("run_id", self.run_id)
         if self.run_id is not None and not self.pruned:
-            for step, value in _val_losses(ws, self.run_id, self.reported):
+            for step, value in _val_losses(ctx, self.run_id, self.reported):
                 self.trial.report(value, step)
                 self.reported = step
                 if self.trial.should_prune():
@@ -176,15 +174,15 @@ class _Trial:
         if self.pruned and not self.cancelled and row.state not in FINISHED:
             self.cancelled = True  # also after a driver restart that had decided but not cancelled
             with suppress(ConflictError):  # it finished meanwhile: it is told below
-                service.request(ws, self.job_id, "cancel")
-            row = service.get(ws, self.job_id)
+                service.request(ctx, self.job_id, "cancel")
+            row = service.get(ctx, self.job_id)
         if row.state not in FINISHED:
             return False
-        value = _final_val_loss(ws, self.run_id) if row.state == "succeeded" else None
+        value = _final_val_loss(ctx, self.run_id) if row.state == "succeeded" else None
         if value is not None:
             study.tell(self.trial, value)  # done before the cancel landed: a complete trial
         elif self.pruned:
-            _mark_run(ws, self.run_id, "pruned")
+            _mark_run(ctx, self.run_id, "pruned")
             study.tell(self.trial, state=TrialState.PRUNED)
         else:
             study.tell(self.trial, state=TrialState.FAIL)
@@ -192,18 +190,17 @@ class _Trial:
 
 
 def _submit(
-    ws: Workspace, study: Any, study_id: str, base: RunSpec, space: dict[str, ParamSpace], cfg: dict
+    ctx: Context, study: Any, study_id: str, base: RunSpec, space: dict[str, ParamSpace], cfg: dict
 ) -> _Trial:
     trial = study.ask()
     values = {k: suggest(trial, k, p) for k, p in space.items()}
     spec = RunSpec.from_sources(overrides=[_override(k, v) for k, v in values.items()], **base.model_dump())
     try:
         job_id = service.submit(
-            ws,
+            ctx,
             service.Submission(
                 "train",
                 TrainJob(run=spec, model_name=f"{study_id}-t{trial.number}"),
-                tenant=cfg["tenant"],
                 name=f"{study_id} trial {trial.number}",
                 priority_class=cfg["priority"],
                 request=Request(cpus=cfg["cpus"]),
@@ -218,8 +215,8 @@ def _submit(
     return _Trial(trial, job_id)
 
 
-def _val_losses(ws: Workspace, run_id: str, after: int) -> list[tuple[int, float]]:
-    with ws.session() as s:
+def _val_losses(ctx: Context, run_id: str, after: int) -> list[tuple[int, float]]:
+    with ctx.session() as s:
         rows = s.execute(
             select(Metric.step, Metric.value)
             .where(Metric.run_id == run_id, Metric.key == "val_loss", Metric.step > after)
@@ -228,15 +225,15 @@ def _val_losses(ws: Workspace, run_id: str, after: int) -> list[tuple[int, float
     return [(int(step), float(v)) for step, v in rows]
 
 
-def _final_val_loss(ws: Workspace, run_id: str | None) -> float | None:
-    with ws.session() as s:
+def _final_val_loss(ctx: Context, run_id: str | None) -> float | None:
+    with ctx.session() as s:
         run = s.get(Run, run_id) if run_id else None
         value = run.summary.get("final_val_loss") if run is not None else None
     return float(value) if value is not None else None
 
 
-def _mark_run(ws: Workspace, run_id: str | None, status: str) -> None:
-    with ws.session() as s:
+def _mark_run(ctx: Context, run_id: str | None, status: str) -> None:
+    with ctx.session() as s:
         run = s.get(Run, run_id) if run_id else None
         if run is not None:
             run.status = status

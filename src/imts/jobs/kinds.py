@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from imts.core.errors import Interrupted
 from imts.core.progress import Progress
 from imts.evals.suite import SuiteSpec
-from imts.store.workspace import Workspace
+from imts.store.context import Context
 from imts.train.spec import RunSpec
 
 
@@ -82,7 +82,7 @@ WRITES = frozenset({"train", "split"})  # kinds that write artifacts: held back 
 
 @dataclass
 class JobContext:
-    ws: Workspace
+    ws: Context  # the job's tenant and project, acting as the job
     job_id: str
     attempt: int
     data: dict[str, Any]
@@ -189,7 +189,7 @@ def _split_made_by(ctx: JobContext, spec: SplitJob, parent_id: str) -> tuple[str
     return None
 
 
-def check(ws: Workspace, kind: str, spec: Any) -> None:
+def check(ws: Context, kind: str, spec: Any) -> None:
     """Refuse at submit what would fail at once in the worker (unknown model or dataset, a dataset of
     the wrong format, QLoRA without CUDA)."""
     from imts.data.versions import resolve

@@ -23,8 +23,8 @@ from imts.jobs.kinds import MULTI_WORKER, SPECS, WRITES, check, workers_of
 from imts.jobs.machine import FINISHED, USER_ACTIONS, State, allowed
 from imts.jobs.policy import PRIORITY_CLASSES, quota_refusal, storage_refusal
 from imts.jobs.pool import Pool, Request, load_pool
+from imts.store.context import Context
 from imts.store.models import JobEvent, JobRecord
-from imts.store.workspace import Workspace
 
 
 class QuotaError(ImtsError):
@@ -35,7 +35,6 @@ class QuotaError(ImtsError):
 class Submission:
     kind: str
     spec: dict[str, Any] | BaseModel
-    tenant: str = "default"
     owner: str = ""
     name: str = ""
     priority_class: str = "normal"
@@ -45,7 +44,7 @@ class Submission:
     max_retries: int = 1
 
 
-def submit(ws: Workspace, sub: Submission) -> str:
+def submit(ctx: Context, sub: Submission) -> str:
     """Validate and queue a job; returns its id. Refuses what could never run, with the reason."""
     if sub.kind not in SPECS:
         raise InputError(f"unknown job kind '{sub.kind}'; one of {', '.join(SPECS)}", field="kind")
@@ -56,7 +55,7 @@ def submit(ws: Workspace, sub: Submission) -> str:
     except ValidationError as exc:
         first = exc.errors()[0]
         raise InputError(first["msg"], field=".".join(str(p) for p in first["loc"])) from exc
-    check(ws, sub.kind, spec)
+    check(ctx, sub.kind, spec)
     if sub.priority_class not in PRIORITY_CLASSES:
         raise InputError(
             f"unknown priority class '{sub.priority_class}'; one of {', '.join(PRIORITY_CLASSES)}",
@@ -67,7 +66,7 @@ def submit(ws: Workspace, sub: Submission) -> str:
     sub = replace(sub, workers=workers_of(sub.kind, spec, sub.workers))
     if sub.workers > 1 and sub.kind not in MULTI_WORKER:
         raise InputError(f"{sub.kind} jobs run as one worker (got {sub.workers})", field="workers")
-    pool_spec = load_pool(ws.settings.pool_file)
+    pool_spec = load_pool(ctx.settings.pool_file)
     if not Pool(pool_spec).could_ever_fit(sub.workers, sub.request):
         need = sub.request.model_dump(exclude_defaults=True)
         nodes = ", ".join(
@@ -75,21 +74,21 @@ def submit(ws: Workspace, sub: Submission) -> str:
         )
         raise QuotaError(f"the pool can never hold {sub.workers} worker(s) x {need} (nodes: {nodes})")
     now = time.time()
-    snap = store.snapshot(ws, now, pool_spec.period_hours * 3600)
-    refusal = quota_refusal(pool_spec, sub.tenant, 0, snap.usage.get(sub.tenant, store.Usage()))
-    project = ws.settings.project
+    snap = store.snapshot(ctx, now, pool_spec.period_hours * 3600)
+    refusal = quota_refusal(pool_spec, ctx.tenant, 0, snap.usage.get(ctx.tenant, store.Usage()))
+    project = ctx.project
     if refusal is None and sub.kind in WRITES and pool_spec.project(project).storage_gb is not None:
-        used = storage.usage(ws).get(project)
+        used = storage.usage(ctx).get(project)
         refusal = storage_refusal(pool_spec, project, used.total if used else 0)
     if refusal is not None:
         raise QuotaError(refusal)
     job_id = new_id("job")
-    with ws.session() as s:
+    with ctx.session() as s:
         s.add(
             JobRecord(
                 id=job_id,
-                project_id=ws.project_id,
-                tenant=sub.tenant,
+                project_id=ctx.project_id,
+                tenant=ctx.tenant,  # fair share and quotas are per tenant: the project's
                 owner=sub.owner,
                 kind=sub.kind,
                 name=sub.name or sub.kind,
@@ -110,41 +109,41 @@ def submit(ws: Workspace, sub: Submission) -> str:
     return job_id
 
 
-def get(ws: Workspace, job_id: str) -> JobRecord:
-    with ws.session() as s:
+def get(ctx: Context, job_id: str) -> JobRecord:
+    with ctx.session() as s:
         row = s.get(JobRecord, job_id)
         if row is None:
             raise NotFoundError(f"no job '{job_id}'")
         return row
 
 
-def events(ws: Workspace, job_id: str) -> list[JobEvent]:
-    with ws.session() as s:
+def events(ctx: Context, job_id: str) -> list[JobEvent]:
+    with ctx.session() as s:
         return list(s.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)))
 
 
-def list_ids(ws: Workspace, ids: list[str]) -> set[str]:
+def list_ids(ctx: Context, ids: list[str]) -> set[str]:
     """Which of ``ids`` exist."""
-    with ws.session() as s:
+    with ctx.session() as s:
         return set(s.scalars(select(JobRecord.id).where(JobRecord.id.in_(ids))))
 
 
-def list_jobs(ws: Workspace, state: str | None = None, limit: int = 200) -> list[JobRecord]:
+def list_jobs(ctx: Context, state: str | None = None, limit: int = 200) -> list[JobRecord]:
     """Newest first."""
-    with ws.session() as s:
+    with ctx.session() as s:
         q = select(JobRecord).order_by(JobRecord.submitted_ts.desc()).limit(limit)
         return list(s.scalars(q.where(JobRecord.state == state) if state else q))
 
 
-def request(ws: Workspace, job_id: str, action: str) -> None:
+def request(ctx: Context, job_id: str, action: str) -> None:
     """Ask for pause | resume | cancel | retry | delete; refused at once when the state forbids it."""
     if action not in USER_ACTIONS:
         raise InputError(f"unknown action '{action}'; one of {', '.join(USER_ACTIONS)}")
     for _ in range(50):  # compare-and-set against the scheduler's writes
-        row = get(ws, job_id)
+        row = get(ctx, job_id)
         if not allowed(row.state, action):
             raise ConflictError(f"cannot {action} job {job_id}: it is {row.state}")
-        with ws.session() as s:
+        with ctx.session() as s:
             res = s.execute(
                 update(JobRecord)
                 .where(JobRecord.id == job_id, JobRecord.version == row.version)
@@ -155,25 +154,25 @@ def request(ws: Workspace, job_id: str, action: str) -> None:
         time.sleep(0.05)
     else:
         raise ConflictError(f"job {job_id} keeps changing; try again")
-    settle(ws)
+    settle(ctx)
 
 
-def settle(ws: Workspace) -> None:
+def settle(ctx: Context) -> None:
     """One scheduling pass here if no scheduler is running (embedded mode needs no daemon): queued
     jobs start, finished workers' reports become states, lost workers are noticed."""
-    if store.lease_holder(ws) is None:
+    if store.lease_holder(ctx) is None:
         from imts.jobs.loop import Scheduler
 
-        Scheduler(ws).once()
+        Scheduler(ctx).once()
 
 
-def logs(ws: Workspace, job_id: str) -> list[Path]:
+def logs(ctx: Context, job_id: str) -> list[Path]:
     """Log files of the job's attempts, oldest first."""
-    row = get(ws, job_id)
-    return [p for a in range(1, row.attempt + 1) if (p := log_path(ws.settings, job_id, a)).exists()]
+    row = get(ctx, job_id)
+    return [p for a in range(1, row.attempt + 1) if (p := log_path(ctx.settings, job_id, a)).exists()]
 
 
-def follow(ws: Workspace, job_id: str, progress: Progress | None = None, poll_s: float = 0.5) -> JobRecord:
+def follow(ctx: Context, job_id: str, progress: Progress | None = None, poll_s: float = 0.5) -> JobRecord:
     """Wait until the job has finished, showing its live progress; runs scheduler passes in this
     process while no scheduler daemon holds the lease (so the embedded default needs no daemon)."""
     from imts.jobs.loop import Scheduler
@@ -185,10 +184,10 @@ def follow(ws: Workspace, job_id: str, progress: Progress | None = None, poll_s:
     shown: tuple[str, float] = ("", 0.0)
     try:
         while True:
-            if store.lease_holder(ws) in (None, getattr(sched, "holder", None)):
-                sched = sched or Scheduler(ws)
+            if store.lease_holder(ctx) in (None, getattr(sched, "holder", None)):
+                sched = sched or Scheduler(ctx)
                 sched.tick()
-            row = get(ws, job_id)
+            row = get(ctx, job_id)
             p = row.progress or {}
             if row.state == State.RUNNING.value and p.get("task"):
                 if p["task"] != shown[0] or bar is None:
@@ -208,4 +207,4 @@ def follow(ws: Workspace, job_id: str, progress: Progress | None = None, poll_s:
         if task_cm is not None:
             task_cm.__exit__(None, None, None)
         if sched is not None:
-            store.release_lease(ws, sched.holder)
+            store.release_lease(ctx, sched.holder)

@@ -28,6 +28,7 @@ from imts.jobs import store
 from imts.jobs.executors import worker_env
 from imts.jobs.kinds import RUNNERS, SPECS, JobContext
 from imts.jobs.pool import Slot
+from imts.store.context import context_of_project
 from imts.store.workspace import Workspace
 
 STOPPABLE = {"train", "sleep"}  # kinds that check should_stop() and resume from saved state
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rank:
         return run_rank(args.job_id, args.rank)
     settings = Settings()
-    ws = Workspace(settings)
+    ws = Workspace.open(settings)
     row = store.claim(ws, args.job_id, args.attempt, os.getpid(), socket.gethostname())
     if row is None:
         print(f"attempt {args.attempt} of {args.job_id} is not current: nothing to do", flush=True)
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         spec = SPECS[row.kind].model_validate(row.spec)
         ctx = JobContext(
-            ws,
+            context_of_project(ws, row.project_id, principal=f"job:{row.id}"),
             row.id,
             args.attempt,
             dict(row.data),

@@ -22,8 +22,8 @@ from imts.core.errors import ImtsError, ModelLoadError, NotFoundError
 from imts.core.hashing import sha256_file, sha256_tree
 from imts.core.ids import new_id
 from imts.core.progress import NullProgress, Progress
+from imts.store.context import Context
 from imts.store.models import BaseModelRecord
-from imts.store.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ CATALOGUE: dict[str, PackagedModel] = {
 }
 
 
-def pull(ws: Workspace, name: str, progress: Progress | None = None) -> BaseModelRecord:
+def pull(ctx: Context, name: str, progress: Progress | None = None) -> BaseModelRecord:
     """Obtain a catalogued model, convert it once into the model cache, verify and record it.
 
     Raises:
@@ -63,7 +63,7 @@ def pull(ws: Workspace, name: str, progress: Progress | None = None) -> BaseMode
     entry = CATALOGUE.get(name)
     if entry is None:
         raise NotFoundError(f"unknown model '{name}'; known: {', '.join(sorted(CATALOGUE))}")
-    target = ws.settings.model_cache / name
+    target = ctx.settings.model_cache / name
     if not (target / "config.json").exists():
         gguf = _packaged_gguf(entry, progress)
         with progress.task(f"converting {gguf.name} to safetensors", total=None):
@@ -71,22 +71,22 @@ def pull(ws: Workspace, name: str, progress: Progress | None = None) -> BaseMode
         progress.log(f"converted into {target}")
     version = importlib.metadata.version(entry.package)
     source = f"pypi:{entry.package}=={version} (GGUF of {entry.upstream}, dequantised)"
-    return _record(ws, name, target, source=source, license=entry.license)
+    return _record(ctx, name, target, source=source, license=entry.license)
 
 
-def add(ws: Workspace, path: Path, name: str | None = None, license: str | None = None) -> BaseModelRecord:
+def add(ctx: Context, path: Path, name: str | None = None, license: str | None = None) -> BaseModelRecord:
     """Register a local Hugging Face model folder (config.json + weights + tokenizer)."""
     path = path.expanduser().resolve()
     if not path.is_dir() or not (path / "config.json").is_file():
         raise ModelLoadError(f"{path}: not a Hugging Face model folder (no config.json)")
     if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
         raise ModelLoadError(f"{path}: no weights (*.safetensors or *.bin) in the folder")
-    return _record(ws, name or path.name, path, source=f"local:{path}", license=license)
+    return _record(ctx, name or path.name, path, source=f"local:{path}", license=license)
 
 
-def get(ws: Workspace, ref: str) -> BaseModelRecord:
+def get(ctx: Context, ref: str) -> BaseModelRecord:
     """A recorded base model by name or id."""
-    with ws.session() as s:
+    with ctx.session() as s:
         rec = s.scalar(
             select(BaseModelRecord).where((BaseModelRecord.name == ref) | (BaseModelRecord.id == ref))
         )
@@ -96,8 +96,8 @@ def get(ws: Workspace, ref: str) -> BaseModelRecord:
     return rec
 
 
-def list_all(ws: Workspace) -> list[BaseModelRecord]:
-    with ws.session() as s:
+def list_all(ctx: Context) -> list[BaseModelRecord]:
+    with ctx.session() as s:
         return list(s.scalars(select(BaseModelRecord).order_by(BaseModelRecord.created_at)))
 
 
@@ -191,11 +191,11 @@ def inspect_model(path: Path) -> dict[str, object]:
     }
 
 
-def _record(ws: Workspace, name: str, path: Path, *, source: str, license: str | None) -> BaseModelRecord:
+def _record(ctx: Context, name: str, path: Path, *, source: str, license: str | None) -> BaseModelRecord:
     facts = inspect_model(path)
     weights = sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin"))
     checksum = sha256_file(weights[0]) if len(weights) == 1 else sha256_tree(path)
-    with ws.session() as s:
+    with ctx.session() as s:
         rec = s.scalar(select(BaseModelRecord).where(BaseModelRecord.name == name))
         if rec is not None and rec.checksum != checksum:
             raise ImtsError(

@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 from imts.core.errors import NotFoundError
 from imts.core.ids import new_id
 from imts.registry import base_models
+from imts.store.context import Context
 from imts.store.models import BaseModelRecord, ModelVersion
-from imts.store.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class ResolvedModel:
 
 
 def create_version(
-    ws: Workspace,
+    ctx: Context,
     name: str,
     base_model_id: str,
     train_run_id: str,
@@ -40,13 +40,20 @@ def create_version(
     spec: dict[str, Any],
     metrics: dict[str, Any],
 ) -> ModelVersion:
-    with ws.session() as s:
-        number = (s.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.name == name)) or 0) + 1
+    with ctx.session() as s:
+        number = (
+            s.scalar(
+                select(func.max(ModelVersion.version)).where(
+                    ModelVersion.project_id == ctx.project_id, ModelVersion.name == name
+                )
+            )
+            or 0
+        ) + 1
         mv = ModelVersion(
             id=new_id("mv"),
             name=name,
             version=number,
-            project_id=ws.project_id,
+            project_id=ctx.project_id,
             base_model_id=base_model_id,
             train_run_id=train_run_id,
             dataset_version_id=dataset_version_id,
@@ -59,16 +66,22 @@ def create_version(
     return mv
 
 
-def list_versions(ws: Workspace) -> list[ModelVersion]:
-    with ws.session() as s:
-        return list(s.scalars(select(ModelVersion).order_by(ModelVersion.created_at)))
+def list_versions(ctx: Context) -> list[ModelVersion]:
+    with ctx.session() as s:
+        return list(
+            s.scalars(
+                select(ModelVersion)
+                .where(ModelVersion.project_id == ctx.project_id)
+                .order_by(ModelVersion.created_at)
+            )
+        )
 
 
-def resolve(ws: Workspace, ref: str) -> ResolvedModel:
+def resolve(ctx: Context, ref: str) -> ResolvedModel:
     """Any model reference to a loadable folder (merged weights for trained versions)."""
-    with ws.session() as s:
+    with ctx.session() as s:
         name, _, number = ref.partition(":")
-        q = select(ModelVersion)
+        q = select(ModelVersion).where(ModelVersion.project_id == ctx.project_id)
         if ref.startswith("mv_"):
             q = q.where(ModelVersion.id == ref)
         elif ref.startswith("run_"):

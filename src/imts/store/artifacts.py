@@ -3,7 +3,7 @@
 One interface (``ArtifactStore``); the local-folder implementation is the embedded default. Writers
 never write into a final location directly: they fill a staging folder and ``commit`` it, which is a
 rename on the same filesystem, so a killed process leaves no half-written artifact behind (stale
-staging folders of dead processes are swept on the next open).
+staging folders of dead processes are swept by the start-up recovery, ``services.startup``).
 """
 
 from __future__ import annotations
@@ -59,7 +59,6 @@ class LocalArtifactStore:
         self.root = root
         self._tmp = root / ".staging"
         self._tmp.mkdir(parents=True, exist_ok=True)
-        self.sweep()
 
     def path(self, key: str) -> Path:
         if key.startswith("/") or ".." in Path(key).parts:

@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from imts.core.errors import InputError
 from imts.core.ids import new_id
 from imts.core.progress import NullProgress, Progress
+from imts.store.context import Context
 from imts.store.models import Run
-from imts.store.workspace import Workspace
 from imts.train.service import train
 from imts.train.spec import RunSpec
 from imts.train.tracking import Sink
@@ -156,7 +156,7 @@ def suggest(trial: Any, key: str, p: ParamSpace) -> Any:
 
 
 def search(
-    ws: Workspace,
+    ctx: Context,
     base_spec: RunSpec,
     space: dict[str, ParamSpace],
     sampler: SamplerName = "tpe",
@@ -191,8 +191,8 @@ def search(
             trial.set_user_attr("run_id", run_id)  # pruned and failed trials keep their run too
             return PruningSink(inner, trial)
 
-        run_id = train(ws, spec, model_name=f"{study_id}-t{trial.number}", wrap_sink=wrap)
-        with ws.session() as s:
+        run_id = train(ctx, spec, model_name=f"{study_id}-t{trial.number}", wrap_sink=wrap)
+        with ctx.session() as s:
             run = s.get(Run, run_id)
             assert run is not None
             val = run.summary.get("final_val_loss")
@@ -205,7 +205,7 @@ def search(
 
     from imts.train.hpo_report import write_report
 
-    return write_report(ws, study, study_id, sampler)
+    return write_report(ctx, study, study_id, sampler)
 
 
 def _probe(p: ParamSpace) -> str:

@@ -10,10 +10,10 @@ from typing import Any
 
 from plotly.offline import get_plotlyjs
 
-from imts.store.workspace import Workspace
+from imts.store.context import Context
 
 
-def write_report(ws: Workspace, study: Any, study_id: str, sampler: str) -> Any:
+def write_report(ctx: Context, study: Any, study_id: str, sampler: str) -> Any:
     """Summarise ``study`` into ``hpo/<study_id>/report.{json,html}`` under the artifacts folder."""
     import optuna
     from optuna.trial import TrialState
@@ -39,7 +39,7 @@ def write_report(ws: Workspace, study: Any, study_id: str, sampler: str) -> Any:
             importances = {k: float(v) for k, v in optuna.importance.get_param_importances(study).items()}
         except (RuntimeError, ValueError, ZeroDivisionError):
             importances = {}  # all completed trials share one value: nothing to attribute
-    folder = ws.artifacts.path(f"hpo/{study_id}")
+    folder = ctx.artifacts.path(f"hpo/{study_id}")
     folder.mkdir(parents=True, exist_ok=True)
     summary = {
         "study_id": study_id,

@@ -12,8 +12,8 @@ from imts.core.ids import new_id
 from imts.core.progress import NullProgress, Progress
 from imts.data.versions import DataRef, load_rows, resolve
 from imts.registry import base_models, models
+from imts.store.context import Context
 from imts.store.models import Metric, Run, RunEvent
-from imts.store.workspace import Workspace
 from imts.train import distributed
 from imts.train.recipes import RECIPES
 from imts.train.spec import RunSpec, check_format, check_runnable
@@ -23,8 +23,8 @@ from imts.train.tracking import Sink, TeeSink, exporters
 class DbSink:
     """Stores metrics and events of a run; metrics are written in small batches."""
 
-    def __init__(self, ws: Workspace, run_id: str, flush_every: int = 10) -> None:
-        self.ws, self.run_id, self.flush_every = ws, run_id, flush_every
+    def __init__(self, ctx: Context, run_id: str, flush_every: int = 10) -> None:
+        self.ctx, self.run_id, self.flush_every = ctx, run_id, flush_every
         self._pending: list[Metric] = []
 
     def metrics(self, step: int, values: dict[str, float]) -> None:
@@ -38,18 +38,18 @@ class DbSink:
         self, kind: str, message: str, step: int | None = None, data: dict[str, Any] | None = None
     ) -> None:
         self.flush()
-        with self.ws.session() as s:
+        with self.ctx.session() as s:
             s.add(RunEvent(run_id=self.run_id, step=step, kind=kind, message=message, data=data or {}))
 
     def flush(self) -> None:
         if self._pending:
-            with self.ws.session() as s:
+            with self.ctx.session() as s:
                 s.add_all(self._pending)
             self._pending = []
 
 
 def train(
-    ws: Workspace,
+    ctx: Context,
     spec: RunSpec,
     progress: Progress | None = None,
     model_name: str | None = None,
@@ -71,16 +71,18 @@ def train(
     """
     progress = progress or NullProgress()
     check_runnable(spec)
-    base = base_models.get(ws, spec.base_model)
-    data = resolve(ws, spec.data)
+    base = base_models.get(ctx, spec.base_model)
+    data = resolve(ctx, spec.data)
     version = data.version
     check_format(spec, version.ref, version.format)
     train_rows = (
-        load_rows(ws, DataRef(version, spec.train_split)) if spec.train_split else load_rows(ws, data)
+        load_rows(ctx, DataRef(version, spec.train_split)) if spec.train_split else load_rows(ctx, data)
     )
     splits = version.stats.get("split", {})
     val_rows = (
-        load_rows(ws, DataRef(version, spec.val_split)) if spec.val_split and spec.val_split in splits else []
+        load_rows(ctx, DataRef(version, spec.val_split))
+        if spec.val_split and spec.val_split in splits
+        else []
     )
     if not train_rows:
         raise InputError(f"no training rows in {data} (split '{spec.train_split}')")
@@ -90,9 +92,9 @@ def train(
             " or set train_split=null to train on all rows"
         )
     run_id = run_id or new_id("run")
-    out_dir = ws.artifacts.path(f"runs/{run_id}")
+    out_dir = ctx.artifacts.path(f"runs/{run_id}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    with ws.session() as s:
+    with ctx.session() as s:
         existing = s.get(Run, run_id)
         if existing is not None:  # resume: the recipe continues from the latest checkpoint in out_dir
             existing.status, existing.error, existing.finished_at = "running", None, None
@@ -100,7 +102,7 @@ def train(
             s.add(
                 Run(
                     id=run_id,
-                    project_id=ws.project_id,
+                    project_id=ctx.project_id,
                     kind="train",
                     status="running",
                     spec=spec.model_dump(mode="json"),
@@ -111,8 +113,8 @@ def train(
                     started_at=datetime.now(UTC),
                 )
             )
-    db_sink = DbSink(ws, run_id)
-    tee = TeeSink(db_sink, exporters(ws.settings, run_id, out_dir, spec.model_dump(mode="json")))
+    db_sink = DbSink(ctx, run_id)
+    tee = TeeSink(db_sink, exporters(ctx.settings, run_id, out_dir, spec.model_dump(mode="json")))
     sink: Sink = wrap_sink(tee, run_id) if wrap_sink else tee
     try:
         recipe = RECIPES[spec.method]
@@ -131,7 +133,7 @@ def train(
             "truncated": result.truncated,
         }
         mv = models.create_version(
-            ws,
+            ctx,
             model_name or f"{version.dataset}-{base.name}",
             base.id,
             run_id,
@@ -141,7 +143,7 @@ def train(
             spec.model_dump(mode="json"),
             summary,
         )
-        with ws.session() as s:
+        with ctx.session() as s:
             run = s.get(Run, run_id)
             assert run is not None
             run.status, run.finished_at = "succeeded", datetime.now(UTC)
@@ -152,7 +154,7 @@ def train(
         db_sink.flush()
         status = "preempted" if isinstance(exc, Interrupted) else str(getattr(exc, "run_status", "failed"))
         tee.close(status)
-        with ws.session() as s:
+        with ctx.session() as s:
             run = s.get(Run, run_id)
             if run is not None:
                 run.status, run.error, run.finished_at = (

@@ -16,8 +16,8 @@ from imts.agents.judges.math import MathJudge
 from imts.agents.judges.rules import RulesSafetyJudge
 from imts.core.errors import InputError
 from imts.evals.service import load_result
+from imts.store.context import Context
 from imts.store.models import EvalItemScore
-from imts.store.workspace import Workspace
 
 MODES = ("cascade", "debate", "math", "safety", "logic")
 
@@ -44,13 +44,13 @@ def judge_items(
     return got, {"calls": sum(j.calls for j in got), "tokens": sum(j.tokens for j in got)}
 
 
-def judge_run(ws: Workspace, eval_run: str, mode: str, backend: ChatBackend, out: Path | None = None) -> str:
+def judge_run(ctx: Context, eval_run: str, mode: str, backend: ChatBackend, out: Path | None = None) -> str:
     """Judge every item of ``eval_run``; verdicts stored as ``judge:<mode>`` scores; a one-line summary."""
-    result = load_result(ws, eval_run)
+    result = load_result(ctx, eval_run)
     items = [JudgeItem(i.item_id, i.prompt, i.prediction, i.reference, i.category) for i in result.items]
     judgements, cost = judge_items(items, mode, backend)
     name = f"judge:{mode}"
-    with ws.session() as s:
+    with ctx.session() as s:
         s.execute(delete(EvalItemScore).where(EvalItemScore.run_id == eval_run, EvalItemScore.name == name))
         s.add_all(
             EvalItemScore(

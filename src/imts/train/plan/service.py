@@ -7,21 +7,21 @@ from typing import Any
 
 from imts.core.errors import InputError, NotFoundError
 from imts.core.hardware import cpu_native_bf16
-from imts.store.workspace import Workspace
+from imts.store.context import Context
 from imts.train.plan.arch import KNOWN, LINEAR_NAMES, Arch, from_config, lookup
 from imts.train.plan.memory import GiB, Method, Precision, Workload, parse_hardware
 from imts.train.plan.recommend import Plan, recommend
 
 
-def resolve_arch(name: str, ws: Workspace | None = None) -> Arch:
+def resolve_arch(name: str, ctx: Context | None = None) -> Arch:
     """A known config, else a registered base model's config.json, else a folder/config.json path."""
     if name.lower() in KNOWN:
         return KNOWN[name.lower()]
-    if ws is not None:
+    if ctx is not None:
         from imts.registry import base_models
 
         try:
-            rec = base_models.get(ws, name)
+            rec = base_models.get(ctx, name)
         except NotFoundError:
             pass
         else:
