@@ -1,6 +1,6 @@
 """Worker start cost: how long a job worker process takes from exec to its first store query.
 
-Runs ``python -m imts.jobs.worker <no such job> --attempt 1`` N times against an already migrated
+Runs ``python -m imts.services.worker <no such job> --attempt 1`` N times against an already migrated
 workspace (SQLite, and PostgreSQL when ``--postgres URL`` is given): the process imports IMTS, opens
 the workspace (the schema check every worker does), finds no attempt to claim, and exits. Also times
 the schema check alone (``session_factory`` in a fresh process).
@@ -28,7 +28,7 @@ def worker_runs(env: dict[str, str], runs: int) -> list[float]:
     for _ in range(runs):
         t0 = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "imts.jobs.worker", "job_none", "--attempt", "1"],
+            [sys.executable, "-m", "imts.services.worker", "job_none", "--attempt", "1"],
             env=env,
             check=True,
             stdout=subprocess.DEVNULL,

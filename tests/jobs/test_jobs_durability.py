@@ -14,8 +14,9 @@ from pathlib import Path
 from tests.jobs.conftest import jobs_ws
 
 from imts.jobs import service, store
-from imts.jobs.kinds import SleepJob
 from imts.jobs.service import Submission
+from imts.jobs.sleep import SleepJob
+from imts.store.models import JobRecord
 from imts.store.workspace import Workspace
 
 
@@ -96,7 +97,9 @@ def test_two_schedulers_on_postgres_never_start_a_job_twice(tmp_path: Path, post
 def test_compare_and_set_lets_one_writer_win(tmp_path: Path, postgres_url: str) -> None:
     ws = jobs_ws(tmp_path, database_url=postgres_url)
     job_id = service.submit(ws, Submission("sleep", SleepJob(seconds=0)))
-    row = service.get(ws, job_id)
+    with ws.session() as s:  # the scheduler's own read: the row with its version
+        row = s.get(JobRecord, job_id)
+    assert row is not None
     job = store.to_job(row)
     job.attempt = 1
     assert store.persist(ws, job, row.version, False, time.time())

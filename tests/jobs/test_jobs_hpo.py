@@ -9,9 +9,10 @@ from tests.jobs.conftest import jobs_ws
 
 from imts.data.ingest import import_file
 from imts.data.split import split_version
-from imts.jobs import hpo, service
+from imts.jobs import service
 from imts.registry import base_models
 from imts.store.models import Run
+from imts.train import hpo_jobs as hpo
 from imts.train.hpo import ParamSpace
 from imts.train.spec import RunSpec
 

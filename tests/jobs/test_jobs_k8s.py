@@ -11,10 +11,11 @@ import pytest
 import yaml
 
 from imts.jobs import k8s, service
-from imts.jobs.kinds import SleepJob
 from imts.jobs.pool import Request
 from imts.jobs.service import Submission
-from imts.store.workspace import Workspace
+from imts.jobs.sleep import SleepJob
+from imts.store.context import Context as Workspace
+from imts.store.context import open_context
 
 CRDS = Path(__file__).parent / "crds"
 
@@ -34,15 +35,15 @@ def schemas() -> dict[str, dict[str, Any]]:
 
 
 def test_manifests_validate_and_carry_the_gang(jws: Workspace, schemas: dict[str, dict[str, Any]]) -> None:
+    team_a = open_context(jws.ws, "team-a", "default")  # a job's tenant is its project's
     sub = Submission(
         "sleep",
         SleepJob(seconds=1),
-        tenant="team-a",
         priority_class="high",
         workers=3,
         request=Request(cpus=1),
     )
-    row = service.get(jws, service.submit(jws, sub))
+    row = service.get(team_a, service.submit(team_a, sub))
     vj = k8s.volcano_job(row, attempt=2)
     jsonschema.validate(vj, schemas["volcano"])
     assert vj["spec"]["minAvailable"] == 3 and vj["spec"]["queue"] == "team-a"

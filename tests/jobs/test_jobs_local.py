@@ -9,11 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from imts.jobs import service
-from imts.jobs.kinds import SleepJob
 from imts.jobs.loop import Scheduler
 from imts.jobs.pool import Request
 from imts.jobs.service import Submission
-from imts.store.models import JobRecord
+from imts.jobs.sleep import SleepJob
+from imts.jobs.views import JobView
 from imts.store.workspace import Workspace
 
 
@@ -99,7 +99,7 @@ def test_sigkilled_worker_is_detected_and_retried(jws: Workspace, tmp_path: Path
     run_until(sched, lambda: service.get(jws, job).state == "running")
     os.kill(service.get(jws, job).worker_pid, signal.SIGKILL)
     run_until(sched, lambda: service.get(jws, job).state == "succeeded")
-    row: JobRecord = service.get(jws, job)
+    row: JobView = service.get(jws, job)
     assert row.retries == 1 and row.attempt == 2
     assert any("no heartbeat" in e.message for e in service.events(jws, job))
     assert out.read_text().split() == [job]

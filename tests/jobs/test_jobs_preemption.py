@@ -11,11 +11,12 @@ from tests.jobs.conftest import jobs_ws
 from imts.data.ingest import import_file
 from imts.data.split import split_version
 from imts.jobs import service
-from imts.jobs.kinds import SleepJob, TrainJob
 from imts.jobs.loop import Scheduler
 from imts.jobs.service import Submission
+from imts.jobs.sleep import SleepJob
 from imts.registry import base_models
 from imts.store.models import Metric, ModelVersion, Run, RunEvent
+from imts.train.jobs import TrainJob
 from imts.train.spec import RunSpec
 
 

@@ -11,11 +11,13 @@ from tests.jobs.conftest import jobs_ws
 
 from imts.core.progress import NullProgress
 from imts.data.ingest import import_file
+from imts.data.jobs import SplitJob, run_split
 from imts.data.split import split_version
+from imts.evals.jobs import EvalJob
 from imts.evals.suite import SuiteSpec
 from imts.jobs import service, store
-from imts.jobs.kinds import EvalJob, JobContext, SplitJob, run_split
 from imts.jobs.loop import Scheduler
+from imts.jobs.registry import JobContext
 from imts.jobs.service import Submission
 from imts.registry import base_models
 from imts.store.models import DatasetVersion, GenerationCache, Run
@@ -74,7 +76,9 @@ def test_split_job_requeued_after_committing_ends_with_one_version(tmp_path: Pat
     tick_until(sched, lambda: service.get(ws, job).state == "succeeded", timeout=120)
     row = service.get(ws, job)
     assert row.attempt == 2 and row.retries == 1  # the lost attempt was noticed and retried
-    assert row.data["result"] == made  # the retry found the committed version and kept it
+    assert row.data["result"] == made.model_dump(
+        mode="json"
+    )  # the retry found the committed version and kept it
     with ws.session() as s:
         assert s.scalar(select(func.count()).where(DatasetVersion.operation == "split")) == 1
     assert "made by an earlier attempt" in service.logs(ws, job)[-1].read_text()

@@ -11,11 +11,12 @@ from rich.console import Console
 
 from imts.core.settings import Settings
 from imts.data.ingest import import_file
+from imts.data.jobs import SplitJob
 from imts.data.versions import shard_path
 from imts.jobs import service, storage
-from imts.jobs.kinds import SleepJob, SplitJob
 from imts.jobs.loop import Scheduler
 from imts.jobs.service import QuotaError, Submission
+from imts.jobs.sleep import SleepJob
 from imts.services.startup import local_context
 from imts.store.context import Context as Workspace
 from imts.store.models import Run

@@ -188,31 +188,33 @@ def split(
         help="Also drop val/test near-duplicates of train (MinHash; Jaccard threshold, e.g. 0.7).",
     ),
     into: str | None = typer.Option(None, help="Write into this (new) dataset, e.g. for a shared version."),
+    inline: bool = typer.Option(
+        True, "--inline/--job", help="Split in this process (default) or as a job on the pool."
+    ),
 ) -> None:
     """Seeded train/val/test split; val/test decontaminated against train (exact, n-gram, near-dup)."""
     from imts.core.errors import InputError
-    from imts.data.split import split_version
-    from imts.data.versions import resolve
+    from imts.jobs import service
 
     try:
         parts = tuple(float(x) for x in ratios.split(","))
     except ValueError:
         raise InputError(f"--ratios must be three numbers like 0.8,0.1,0.1, not {ratios!r}") from None
+    spec = {"data": ref, "ratios": parts, "seed": seed, "stratify_by": stratify_by or None}
+    spec |= {"ngram": ngram, "near": near, "into": into}
     ctx = context()
-    v = split_version(
+    sub = service.Submission(
+        "split", spec, request=service.Request(cpus=1 if inline else service.node_cpus(ctx))
+    )
+    v = service.execute(
         ctx,
-        resolve(ctx, ref),
-        parts,
-        seed,
-        stratify_by or None,
-        ngram,
-        progress(),
-        near,
-        into,  # type: ignore[arg-type]
+        sub,
+        inline=inline,
+        progress=progress(),
+        on_queued=lambda job_id: console.print(f"[dim]job {job_id} queued[/]"),
     )
     console.print(
-        f"[green]split[/] into [bold]{v.ref}[/]: "
-        + ", ".join(f"{k} {n}" for k, n in v.stats["split"].items())
+        f"[green]split[/] into [bold]{v.version}[/]: " + ", ".join(f"{k} {n}" for k, n in v.counts.items())
     )
 
 

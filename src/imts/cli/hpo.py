@@ -46,7 +46,7 @@ def hpo(
     the study resumable with --resume. Without a scheduler daemon it also runs scheduling passes.
     """
     from imts.core.errors import InputError
-    from imts.jobs import hpo as jobs_hpo
+    from imts.train import hpo_jobs
     from imts.train.hpo import load_space, search
     from imts.train.spec import RunSpec
 
@@ -62,7 +62,7 @@ def hpo(
             result = search(ctx, spec, searched, sampler, trials, seed, progress())  # type: ignore[arg-type]
             _show(result, sampler)
             return
-        resume = jobs_hpo.create(
+        resume = hpo_jobs.create(
             ctx,
             spec,
             searched,
@@ -75,7 +75,7 @@ def hpo(
         )
         console.print(f"[green]study[/] {resume}: {trials} trial jobs, {parallel} at a time")
     try:
-        result = jobs_hpo.drive(ctx, resume, progress())
+        result = hpo_jobs.drive(ctx, resume, progress())
     except KeyboardInterrupt:
         console.print(
             f"[yellow]left study {resume}[/]: its trial jobs keep running; "

@@ -42,6 +42,7 @@ def submit(
     retries: int = typer.Option(1, help="Retries when the job fails or its worker is lost."),
     name: str = typer.Option("", help="A label."),
     follow: bool = typer.Option(False, "--follow", help="Wait and show progress until it ends."),
+    inline: bool = typer.Option(False, "--inline", help="Run it in this process instead (not queued)."),
 ) -> None:
     """Queue a job; the scheduler places it when its whole gang fits. Refused at once, with the reason,
     when it could never fit the pool or its tenant (CPU/GPU-hours) or project (storage) is over quota."""
@@ -59,14 +60,22 @@ def submit(
         request=Request(cpus=cpus, memory_gb=memory_gb, gpus=gpus, gpu_type=gpu_type, mig=mig),
         max_retries=retries,
     )
-    job_id = service.submit(ctx, sub)
-    service.settle(ctx)
-    console.print(f"[green]queued[/] {job_id}")
-    if follow:
-        row = service.follow(ctx, job_id, progress())
-        console.print(f"{job_id} [bold]{row.state}[/]" + (f": {row.error}" if row.error else ""))
-        if row.state != "succeeded":
-            raise typer.Exit(1)
+    if not (follow or inline):
+        job_id = service.submit(ctx, sub)
+        service.settle(ctx)
+        console.print(f"[green]queued[/] {job_id}")
+        return
+    queued: list[str] = []
+
+    def on_queued(job_id: str) -> None:
+        queued.append(job_id)
+        console.print(f"[green]queued[/] {job_id}")
+
+    result = service.execute(ctx, sub, inline=inline, progress=progress(), on_queued=on_queued)
+    if inline:
+        print_json(result.model_dump(mode="json"))
+    else:  # a job that did not succeed raised: "error: job ... failed: ..."
+        console.print(f"{queued[0]} [bold]succeeded[/]")
 
 
 @app.command("list")
@@ -113,7 +122,7 @@ def show(job_id: str) -> None:
             "attempt": r.attempt,
             "retries": f"{r.retries}/{r.max_retries}",
             "workers": r.workers,
-            "request": r.request,
+            "request": r.request.model_dump(mode="json"),
             "slots": r.slots,
             "worker": {"pid": r.worker_pid, "host": r.worker_host, "heartbeat_ts": r.heartbeat_ts},
             "progress": r.progress,

@@ -53,25 +53,28 @@ OVERRIDES_HELP = "Run-spec overrides KEY=VALUE (e.g. max_steps=200 lora.r=8 prec
 JOB_OPTIONS_HELP = "Run inline in this process instead of as a job on the pool."
 
 
-def _run_as_job(
-    ctx: Any, kind: str, spec: Any, priority: str, cpus: int | None, workers: int = 1
-) -> dict[str, Any]:
-    """Submit a job and follow it to the end (scheduling it here if no scheduler runs); its result.
+def _execute(
+    ctx: Any, kind: str, spec: Any, inline: bool, priority: str, cpus: int | None, workers: int = 1
+) -> Any:
+    """Run ``kind`` here (``inline``) or as a job followed to its end; its typed result.
 
     ``cpus`` is per worker; by default the workers share a whole node's cores, as an inline run would.
     """
-    from imts.core.errors import ImtsError
     from imts.jobs import service
-    from imts.jobs.pool import Request, load_pool
+    from imts.jobs.pool import Request
 
-    cpus = cpus or max(1, max(n.cpus for n in load_pool(ctx.settings.pool_file).nodes) // workers)
-    sub = service.Submission(kind, spec, priority_class=priority, request=Request(cpus=cpus), workers=workers)
-    job_id = service.submit(ctx, sub)
-    console.print(f"[dim]job {job_id} queued (follow: imts jobs logs -f {job_id})[/]")
-    row = service.follow(ctx, job_id, progress())
-    if row.state != "succeeded":
-        raise ImtsError(f"job {job_id} {row.state}: {row.error or row.reason}")
-    return dict(row.data["result"])
+    sub = service.Submission(
+        kind,
+        spec,
+        priority_class=priority,
+        request=Request(cpus=cpus or (1 if inline else service.node_cpus(ctx, workers))),
+        workers=workers,
+    )
+
+    def queued(job_id: str) -> None:
+        console.print(f"[dim]job {job_id} queued (follow: imts jobs logs -f {job_id})[/]")
+
+    return service.execute(ctx, sub, inline=inline, progress=progress(), on_queued=queued)
 
 
 def _spec_keys(value: bool) -> None:
@@ -135,19 +138,14 @@ def train(
     """Fine-tune a base model: LoRA, QLoRA, full or DPO (live loss, LR, grad-norm, tokens/s, MFU, ETA).
 
     Runs as a job on the resource pool and follows it; --inline trains in this process."""
-    from imts.train.service import train as run_train
+    from imts.train.jobs import TrainJob
     from imts.train.spec import RunSpec, check_runnable
 
     spec = RunSpec.from_sources(config, overrides, base_model=base, data=data_ref, method=method, nproc=nproc)
     check_runnable(spec)
     ctx = context()
-    if inline:
-        run_id = run_train(ctx, spec, progress(), model_name=name)
-    else:
-        from imts.jobs.kinds import TrainJob
-
-        job = TrainJob(run=spec, model_name=name)
-        run_id = _run_as_job(ctx, "train", job, priority, cpus, workers=spec.nproc)["run_id"]
+    job = TrainJob(run=spec, model_name=name)
+    run_id = _execute(ctx, "train", job, inline, priority, cpus, workers=spec.nproc).run_id
     from imts.store.models import Run
 
     with ctx.session() as s:
@@ -187,7 +185,7 @@ def eval_(
     """Evaluate a model on a dataset split (or a suite): batched generation, metrics, judges, cache.
 
     Runs as a job on the resource pool and follows it; --inline evaluates in this process."""
-    from imts.evals.service import run_suite
+    from imts.evals.jobs import EvalJob
     from imts.evals.suite import SuiteSpec
     from imts.store.models import Run
 
@@ -209,12 +207,7 @@ def eval_(
         )
     spec.cache = spec.cache and not no_cache
     ctx = context()
-    if inline:
-        run_ids = run_suite(ctx, model, spec, progress())
-    else:
-        from imts.jobs.kinds import EvalJob
-
-        run_ids = _run_as_job(ctx, "eval", EvalJob(model=model, suite=spec), priority, cpus)["run_ids"]
+    run_ids = _execute(ctx, "eval", EvalJob(model=model, suite=spec), inline, priority, cpus).run_ids
     for run_id in run_ids:
         with ctx.session() as s:
             run = s.get(Run, run_id)

@@ -36,17 +36,15 @@ def render(ctx: Any) -> Group:
     from imts.jobs import service
     from imts.jobs.machine import HOLDING, State
     from imts.jobs.policy import shares
-    from imts.jobs.pool import Pool, load_pool
-    from imts.jobs.store import to_job
+    from imts.jobs.pool import Pool, Slot, load_pool
 
     now = time.time()
     spec = load_pool(ctx.settings.pool_file)
     pool = Pool(spec)
-    rows = service.list_jobs(ctx, limit=100_000)
+    rows = service.pool_jobs(ctx)
     running = [r for r in rows if State(r.state) in HOLDING]
-    jobs = [to_job(r) for r in running]
-    for j in jobs:
-        pool.take(j.slots or [])
+    for r in running:
+        pool.take([Slot.from_json(s) for s in r.slots or []])
     nodes = Table(title="allocation")
     for col in ("node", "CPU used", "memory GB used", "GPUs free"):
         nodes.add_column(col)
@@ -78,7 +76,7 @@ def render(ctx: Any) -> Group:
         )
     from imts.jobs.policy import Candidate
 
-    cands = [Candidate(j.id, j.tenant, j.priority, j.workers, j.request, j.submitted) for j in jobs]
+    cands = [Candidate(r.id, r.tenant, r.priority, r.workers, r.request, r.submitted_ts) for r in running]
     share = shares(spec, pool, cands)
     ten = Table(title="tenants (weighted dominant share)")
     for col in ("tenant", "weight", "share", "running", "queued"):

@@ -1,7 +1,9 @@
 """Executors: where workers run. One Protocol; the local one starts OS processes on this machine.
 
 A cluster executor (Ray, a later issue) implements the same three calls. Kubernetes manifests for
-Volcano and Kubeflow are rendered by ``jobs.k8s`` from the same job row.
+Volcano and Kubeflow are rendered by ``jobs.k8s`` from the same job. Every worker runs
+``python -m imts.services.worker JOB_ID --attempt N``: that entry module lives above the domain
+packages, so it knows every job kind while this package imports none of them.
 """
 
 from __future__ import annotations
@@ -12,12 +14,30 @@ import signal
 import socket
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from imts.core.settings import Settings
-from imts.jobs.pool import Slot
-from imts.store.models import JobRecord
+from imts.jobs.pool import Request, Slot
+
+WORKER_MODULE = "imts.services.worker"  # the worker entry point (``python -m``), for every executor
+
+
+@dataclass(frozen=True)
+class WorkerJob:
+    """What an executor knows of a job: its gang, and where its latest reporting worker runs."""
+
+    id: str
+    kind: str
+    tenant: str
+    priority_class: str
+    workers: int
+    request: Request
+    max_retries: int
+    report_attempt: int | None = None  # the attempt whose worker claimed the job last
+    worker_pid: int | None = None
+    worker_host: str | None = None
 
 
 class Executor(Protocol):
@@ -25,13 +45,13 @@ class Executor(Protocol):
 
     name: str
 
-    def start(self, job: JobRecord, attempt: int, slots: list[Slot]) -> None:
+    def start(self, job: WorkerJob, attempt: int, slots: list[Slot]) -> None:
         """Launch the worker of ``attempt``; it claims the attempt in the store itself."""
 
-    def stop(self, job: JobRecord, attempt: int) -> None:
+    def stop(self, job: WorkerJob, attempt: int) -> None:
         """Ask the attempt's worker to checkpoint at its next step boundary and exit."""
 
-    def kill(self, job: JobRecord, attempt: int) -> None:
+    def kill(self, job: WorkerJob, attempt: int) -> None:
         """Kill whatever is left of an attempt presumed lost."""
 
 
@@ -64,7 +84,7 @@ class LocalExecutor:
         self.host = socket.gethostname()
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
-    def start(self, job: JobRecord, attempt: int, slots: list[Slot]) -> None:
+    def start(self, job: WorkerJob, attempt: int, slots: list[Slot]) -> None:
         self.reap()
         log = log_path(self.settings, job.id, attempt)
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -80,7 +100,7 @@ class LocalExecutor:
         env = worker_env(slots[:1], base, 0, len(slots))  # rank 0's own slot; see worker.py
         with open(log, "ab") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "imts.jobs.worker", job.id, "--attempt", str(attempt)],
+                [sys.executable, "-m", WORKER_MODULE, job.id, "--attempt", str(attempt)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -89,7 +109,7 @@ class LocalExecutor:
             )
         self._children[proc.pid] = proc
 
-    def _pid(self, job: JobRecord, attempt: int) -> int | None:
+    def _pid(self, job: WorkerJob, attempt: int) -> int | None:
         if job.report_attempt != attempt or job.worker_pid is None or job.worker_host != self.host:
             return None
         try:  # the pid must still be this job's worker, not a recycled pid
@@ -104,7 +124,7 @@ class LocalExecutor:
         Without this, a start timeout would requeue the job while the slow worker lives on; on a loaded
         machine every requeue then adds a process, which slows starts further.
         """
-        want = (b"imts.jobs.worker", job_id.encode(), b"--attempt", str(attempt).encode())
+        want = (WORKER_MODULE.encode(), job_id.encode(), b"--attempt", str(attempt).encode())
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
@@ -116,13 +136,13 @@ class LocalExecutor:
                 return int(entry.name)
         return None
 
-    def stop(self, job: JobRecord, attempt: int) -> None:
+    def stop(self, job: WorkerJob, attempt: int) -> None:
         pid = self._pid(job, attempt) or self._starting(job.id, attempt)
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
-    def kill(self, job: JobRecord, attempt: int) -> None:
+    def kill(self, job: WorkerJob, attempt: int) -> None:
         pid = self._pid(job, attempt) or self._starting(job.id, attempt)
         if pid is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -1,23 +1,41 @@
-"""Kubernetes manifests from a job row: a Volcano ``Job`` and a Kubeflow ``PyTorchJob``.
+"""Kubernetes manifests from a job: a Volcano ``Job`` and a Kubeflow ``PyTorchJob``.
 
 Both express the same gang: ``minAvailable`` = the job's workers, so Volcano starts all pods or none;
 the tenant becomes the Volcano queue and the priority class a ``PriorityClass`` named
 ``imts-<class>``. Every pod runs the same worker entry point as the local executor
-(``python -m imts.jobs.worker JOB_ID --attempt N``) against the shared database.
+(``python -m imts.services.worker JOB_ID --attempt N``) against the shared database.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Protocol
 
+from imts.jobs.executors import WORKER_MODULE
 from imts.jobs.pool import Request
-from imts.store.models import JobRecord
+
+
+class GangJob(Protocol):
+    """What a manifest needs of a job (a ``JobView`` or an executor's ``WorkerJob``)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def tenant(self) -> str: ...
+    @property
+    def priority_class(self) -> str: ...
+    @property
+    def workers(self) -> int: ...
+    @property
+    def max_retries(self) -> int: ...
+    @property
+    def request(self) -> Request: ...
+
 
 DEFAULT_IMAGE = "ghcr.io/imts/imts:latest"
 
 
-def _name(job: JobRecord) -> str:
+def _name(job: GangJob) -> str:
     return re.sub(r"[^a-z0-9-]", "-", f"imts-{job.id}".lower())[:63].strip("-")
 
 
@@ -32,15 +50,15 @@ def resources(r: Request) -> dict[str, dict[str, Any]]:
     return {"requests": req, "limits": limits}
 
 
-def pod_template(job: JobRecord, attempt: int, image: str, db_secret: str) -> dict[str, Any]:
-    r = Request.model_validate(job.request)
+def pod_template(job: GangJob, attempt: int, image: str, db_secret: str) -> dict[str, Any]:
+    r = job.request
     spec: dict[str, Any] = {
         "restartPolicy": "Never",  # retries are the scheduler's decision, not the kubelet's
         "containers": [
             {
                 "name": "worker",
                 "image": image,
-                "command": ["python", "-m", "imts.jobs.worker", job.id, "--attempt", str(attempt)],
+                "command": ["python", "-m", WORKER_MODULE, job.id, "--attempt", str(attempt)],
                 "env": [
                     {
                         "name": "IMTS_DATABASE_URL",
@@ -57,12 +75,12 @@ def pod_template(job: JobRecord, attempt: int, image: str, db_secret: str) -> di
     return {"metadata": {"labels": labels(job)}, "spec": spec}
 
 
-def labels(job: JobRecord) -> dict[str, str]:
+def labels(job: GangJob) -> dict[str, str]:
     return {"imts.dev/job-id": job.id, "imts.dev/tenant": re.sub(r"[^A-Za-z0-9_.-]", "-", job.tenant)[:63]}
 
 
 def volcano_job(
-    job: JobRecord, attempt: int = 1, image: str = DEFAULT_IMAGE, db_secret: str = "imts-db"
+    job: GangJob, attempt: int = 1, image: str = DEFAULT_IMAGE, db_secret: str = "imts-db"
 ) -> dict[str, Any]:
     """A ``batch.volcano.sh/v1alpha1`` Job: gang of ``workers`` pods in the tenant's queue."""
     return {
@@ -89,7 +107,7 @@ def volcano_job(
 
 
 def pytorch_job(
-    job: JobRecord, attempt: int = 1, image: str = DEFAULT_IMAGE, db_secret: str = "imts-db"
+    job: GangJob, attempt: int = 1, image: str = DEFAULT_IMAGE, db_secret: str = "imts-db"
 ) -> dict[str, Any]:
     """A ``kubeflow.org/v1`` PyTorchJob: one master plus ``workers - 1`` workers, gang-scheduled."""
     template = pod_template(job, attempt, image, db_secret)

@@ -18,7 +18,6 @@ from collections.abc import Callable
 
 from imts.jobs import storage, store
 from imts.jobs.executors import EXECUTORS, Executor
-from imts.jobs.kinds import WRITES
 from imts.jobs.machine import (
     HOLDING,
     Kill,
@@ -69,7 +68,9 @@ class Scheduler:
         now = time.time()
         snap = store.snapshot(self.ws, now, self.pool.period_hours * 3600)
         stored: dict[str, int] = {}
-        if self.pool.has_storage_quota and any(r.kind in WRITES and r.state == "queued" for r in snap.rows):
+        if self.pool.has_storage_quota and any(
+            store.writes(r.kind) and r.state == "queued" for r in snap.rows
+        ):
             stored = {name: p.total for name, p in storage.usage(self.ws).items()}
         m = Machine(self.pool, self.cfg, snap.usage, stored)
         rows = {r.id: r for r in snap.rows}
@@ -115,11 +116,11 @@ class Scheduler:
     def _execute(self, i: Start | Stop | Kill, row: JobRecord) -> None:
         try:
             if isinstance(i, Start):
-                self.executor.start(row, i.attempt, i.slots)
+                self.executor.start(store.worker_job(row), i.attempt, i.slots)
             elif isinstance(i, Stop):
-                self.executor.stop(row, i.attempt)
+                self.executor.stop(store.worker_job(row), i.attempt)
             elif isinstance(i, Kill):
-                self.executor.kill(row, i.attempt)
+                self.executor.kill(store.worker_job(row), i.attempt)
         except Exception as exc:  # the machine recovers: an attempt that never starts times out
             log.warning("executor %s failed for %s: %s", type(i).__name__, i.job_id, exc)
             store.record(self.ws, [(i.job_id, "executor", f"{type(i).__name__} failed: {exc}")])

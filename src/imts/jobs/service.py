@@ -1,30 +1,35 @@
-"""Jobs as users see them: submit, list, show, request pause/resume/cancel/retry/delete, follow.
+"""Jobs as users see them: submit, list, show, request pause/resume/cancel/retry/delete, follow, and
+``execute``: one code path for a command that runs a job kind in this process or as a job.
 
 Submitting writes the job row; the scheduler decides the rest. When no scheduler is running (the
-embedded default), the functions that need one run passes in this process.
+embedded default), the functions that need one run passes in this process. Every function here acts
+on the jobs of ``ctx.project_id`` only (another project's job is "not found"), except ``pool_jobs``,
+the pool's view of every tenant; the scheduler loop itself is global.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-from sqlalchemy import select, update
+from pydantic import BaseModel
+from sqlalchemy import Select, select, update
 
 from imts.core.errors import ConflictError, ImtsError, InputError, NotFoundError
 from imts.core.ids import new_id
 from imts.core.progress import NullProgress, Progress
-from imts.jobs import storage, store
+from imts.jobs import registry, storage, store
 from imts.jobs.executors import log_path
-from imts.jobs.kinds import MULTI_WORKER, SPECS, WRITES, check, workers_of
 from imts.jobs.machine import FINISHED, USER_ACTIONS, State, allowed
 from imts.jobs.policy import PRIORITY_CLASSES, quota_refusal, storage_refusal
 from imts.jobs.pool import Pool, Request, load_pool
+from imts.jobs.registry import JobContext
+from imts.jobs.views import JobEventView, JobView
 from imts.store.context import Context
-from imts.store.models import JobEvent, JobRecord
+from imts.store.models import JobEvent, JobRecord, Project
 
 
 class QuotaError(ImtsError):
@@ -46,16 +51,9 @@ class Submission:
 
 def submit(ctx: Context, sub: Submission) -> str:
     """Validate and queue a job; returns its id. Refuses what could never run, with the reason."""
-    if sub.kind not in SPECS:
-        raise InputError(f"unknown job kind '{sub.kind}'; one of {', '.join(SPECS)}", field="kind")
-    try:
-        spec = SPECS[sub.kind].model_validate(
-            sub.spec.model_dump(mode="json") if isinstance(sub.spec, BaseModel) else sub.spec
-        )
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise InputError(first["msg"], field=".".join(str(p) for p in first["loc"])) from exc
-    check(ctx, sub.kind, spec)
+    kind = registry.get(sub.kind)
+    spec = kind.parse(sub.spec)
+    kind.check(ctx, spec)
     if sub.priority_class not in PRIORITY_CLASSES:
         raise InputError(
             f"unknown priority class '{sub.priority_class}'; one of {', '.join(PRIORITY_CLASSES)}",
@@ -63,8 +61,8 @@ def submit(ctx: Context, sub: Submission) -> str:
         )
     if sub.workers < 1:
         raise InputError("workers must be at least 1", field="workers")
-    sub = replace(sub, workers=workers_of(sub.kind, spec, sub.workers))
-    if sub.workers > 1 and sub.kind not in MULTI_WORKER:
+    sub = replace(sub, workers=kind.workers(spec, sub.workers))
+    if sub.workers > 1 and not kind.multi_worker:
         raise InputError(f"{sub.kind} jobs run as one worker (got {sub.workers})", field="workers")
     pool_spec = load_pool(ctx.settings.pool_file)
     if not Pool(pool_spec).could_ever_fit(sub.workers, sub.request):
@@ -77,7 +75,7 @@ def submit(ctx: Context, sub: Submission) -> str:
     snap = store.snapshot(ctx, now, pool_spec.period_hours * 3600)
     refusal = quota_refusal(pool_spec, ctx.tenant, 0, snap.usage.get(ctx.tenant, store.Usage()))
     project = ctx.project
-    if refusal is None and sub.kind in WRITES and pool_spec.project(project).storage_gb is not None:
+    if refusal is None and kind.writes and pool_spec.project(project).storage_gb is not None:
         used = storage.usage(ctx).get(project)
         refusal = storage_refusal(pool_spec, project, used.total if used else 0)
     if refusal is not None:
@@ -109,30 +107,63 @@ def submit(ctx: Context, sub: Submission) -> str:
     return job_id
 
 
-def get(ctx: Context, job_id: str) -> JobRecord:
+def _jobs(ctx: Context) -> Select[tuple[JobRecord, str]]:
+    """The context's project's jobs, each with its project's name."""
+    return (
+        select(JobRecord, Project.name)
+        .join(Project, Project.id == JobRecord.project_id)
+        .where(JobRecord.project_id == ctx.project_id)
+    )
+
+
+def get(ctx: Context, job_id: str) -> JobView:
+    """One job of the context's project.
+
+    Raises:
+        NotFoundError: no such job in this project.
+    """
     with ctx.session() as s:
-        row = s.get(JobRecord, job_id)
-        if row is None:
+        found = s.execute(_jobs(ctx).where(JobRecord.id == job_id)).first()
+        if found is None:
             raise NotFoundError(f"no job '{job_id}'")
-        return row
+        return JobView.of(*found)
 
 
-def events(ctx: Context, job_id: str) -> list[JobEvent]:
+def events(ctx: Context, job_id: str) -> list[JobEventView]:
+    """The job's history, oldest first."""
+    get(ctx, job_id)
     with ctx.session() as s:
-        return list(s.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)))
+        rows = s.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id))
+        return [JobEventView.of(e) for e in rows]
 
 
 def list_ids(ctx: Context, ids: list[str]) -> set[str]:
-    """Which of ``ids`` exist."""
+    """Which of ``ids`` exist in the context's project."""
     with ctx.session() as s:
-        return set(s.scalars(select(JobRecord.id).where(JobRecord.id.in_(ids))))
+        return set(
+            s.scalars(
+                select(JobRecord.id).where(JobRecord.id.in_(ids), JobRecord.project_id == ctx.project_id)
+            )
+        )
 
 
-def list_jobs(ctx: Context, state: str | None = None, limit: int = 200) -> list[JobRecord]:
-    """Newest first."""
+def list_jobs(ctx: Context, state: str | None = None, limit: int = 200) -> list[JobView]:
+    """The project's jobs, newest first."""
+    q = _jobs(ctx).order_by(JobRecord.submitted_ts.desc()).limit(limit)
     with ctx.session() as s:
-        q = select(JobRecord).order_by(JobRecord.submitted_ts.desc()).limit(limit)
-        return list(s.scalars(q.where(JobRecord.state == state) if state else q))
+        return [JobView.of(*r) for r in s.execute(q.where(JobRecord.state == state) if state else q)]
+
+
+def pool_jobs(ctx: Context, limit: int = 100_000) -> list[JobView]:
+    """Every tenant's jobs, newest first: the shared pool's view (allocation, shares, queue)."""
+    q = (
+        select(JobRecord, Project.name)
+        .join(Project, Project.id == JobRecord.project_id)
+        .order_by(JobRecord.submitted_ts.desc())
+        .limit(limit)
+    )
+    with ctx.session() as s:
+        return [JobView.of(*r) for r in s.execute(q)]
 
 
 def request(ctx: Context, job_id: str, action: str) -> None:
@@ -172,7 +203,7 @@ def logs(ctx: Context, job_id: str) -> list[Path]:
     return [p for a in range(1, row.attempt + 1) if (p := log_path(ctx.settings, job_id, a)).exists()]
 
 
-def follow(ctx: Context, job_id: str, progress: Progress | None = None, poll_s: float = 0.5) -> JobRecord:
+def follow(ctx: Context, job_id: str, progress: Progress | None = None, poll_s: float = 0.5) -> JobView:
     """Wait until the job has finished, showing its live progress; runs scheduler passes in this
     process while no scheduler daemon holds the lease (so the embedded default needs no daemon)."""
     from imts.jobs.loop import Scheduler
@@ -208,3 +239,51 @@ def follow(ctx: Context, job_id: str, progress: Progress | None = None, poll_s: 
             task_cm.__exit__(None, None, None)
         if sched is not None:
             store.release_lease(ctx, sched.holder)
+
+
+def node_cpus(ctx: Context, workers: int = 1) -> int:
+    """CPU slots per worker when ``workers`` share a whole node (the largest) out, as an inline run
+    would use it: the default of commands that run as jobs."""
+    return max(1, max(n.cpus for n in load_pool(ctx.settings.pool_file).nodes) // workers)
+
+
+def execute(
+    ctx: Context,
+    sub: Submission,
+    *,
+    inline: bool = False,
+    progress: Progress | None = None,
+    on_queued: Callable[[str], None] | None = None,
+) -> BaseModel:
+    """Run a job kind to its end and return its typed result: in this process (``inline``), or as a
+    job submitted and followed (scheduling passes run here while no scheduler daemon runs).
+
+    Args:
+        on_queued: told the job's id once it is queued (not for an inline run).
+
+    Raises:
+        ImtsError: the job did not succeed (its state and error).
+    """
+    kind = registry.get(sub.kind)
+    if inline:
+        return run_inline(ctx, sub.kind, sub.spec, progress)
+    job_id = submit(ctx, sub)
+    if on_queued is not None:
+        on_queued(job_id)
+    job = follow(ctx, job_id, progress)
+    if job.state != State.SUCCEEDED.value:
+        raise ImtsError(f"job {job_id} {job.state}: {job.error or job.reason}")
+    return kind.result.model_validate(job.result)
+
+
+def run_inline(
+    ctx: Context, kind_name: str, spec: dict[str, Any] | BaseModel, progress: Progress | None = None
+) -> BaseModel:
+    """Run a kind's runner in this process: its data kept in memory, never asked to stop. Its own
+    checks are the runner's (nothing is queued, so no quota applies)."""
+    kind = registry.get(kind_name)
+    data: dict[str, Any] = {}
+    job = JobContext(
+        ctx, new_id("job"), 1, data, data.update, lambda: False, progress or NullProgress(), time.time()
+    )
+    return kind.run(job, kind.parse(spec))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from imts.store.artifacts import shard_key
 from imts.store.models import Dataset, DatasetVersion, JobRecord, Project, Run
 from imts.store.workspace import Workspace
 
@@ -63,8 +64,6 @@ def tree_bytes(path: Path, seen: set[tuple[int, int]] | None = None) -> int:
 
 def measure(ws: Workspace) -> dict[str, ProjectStorage]:
     """Project name -> what it stores now (walks the artifact store)."""
-    from imts.data.versions import shard_path
-
     arts = ws.settings.artifacts_dir
     out: dict[str, ProjectStorage] = defaultdict(ProjectStorage)
     with ws.session() as s:
@@ -79,7 +78,9 @@ def measure(ws: Workspace) -> dict[str, ProjectStorage]:
         runs = s.execute(select(Run.project_id, Run.id)).tuples().all()
         jobs = s.execute(select(JobRecord.project_id, JobRecord.id)).tuples().all()
     for project_id, digests in shards.items():
-        out[names.get(project_id, project_id)].datasets = sum(tree_bytes(shard_path(ws, d)) for d in digests)
+        out[names.get(project_id, project_id)].datasets = sum(
+            tree_bytes(ws.artifacts.path(shard_key(d))) for d in digests
+        )
     for project_id, run_id in runs:
         p = out[names.get(project_id, project_id)]
         p.runs += tree_bytes(arts / "runs" / run_id)

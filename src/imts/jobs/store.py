@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from imts.jobs.kinds import WRITES
+from imts.jobs import registry
+from imts.jobs.executors import WorkerJob
 from imts.jobs.machine import FINISHED, HOLDING, Job, State
 from imts.jobs.policy import Usage
 from imts.jobs.pool import Request, Slot
@@ -30,7 +31,7 @@ def to_job(r: JobRecord, project: str = "") -> Job:
         id=r.id,
         tenant=r.tenant,
         project=project,
-        writes=r.kind in WRITES,
+        writes=writes(r.kind),
         priority=r.priority,
         workers=r.workers,
         request=Request.model_validate(r.request),
@@ -46,6 +47,29 @@ def to_job(r: JobRecord, project: str = "") -> Job:
         heartbeat=r.heartbeat_ts if r.report_attempt == r.attempt else None,
         reason=r.reason,
         error=r.error,
+    )
+
+
+def writes(kind: str) -> bool:
+    """Whether jobs of ``kind`` write artifacts (held back by a storage quota); a kind this process
+    does not know counts as writing."""
+    k = registry.find(kind)
+    return k.writes if k is not None else True
+
+
+def worker_job(r: JobRecord) -> WorkerJob:
+    """The executor's view of a row."""
+    return WorkerJob(
+        id=r.id,
+        kind=r.kind,
+        tenant=r.tenant,
+        priority_class=r.priority_class,
+        workers=r.workers,
+        request=Request.model_validate(r.request),
+        max_retries=r.max_retries,
+        report_attempt=r.report_attempt,
+        worker_pid=r.worker_pid,
+        worker_host=r.worker_host,
     )
 
 

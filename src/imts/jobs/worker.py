@@ -1,4 +1,5 @@
-"""Worker entry point: ``python -m imts.jobs.worker JOB_ID --attempt N``.
+"""The worker: ``main`` behind ``python -m imts.services.worker JOB_ID --attempt N`` (that module
+registers every job kind first; this package imports no domain package).
 
 Claims the attempt (exits at once if it is no longer current), heartbeats from a thread, runs the
 job's kind, and reports how it ended. SIGTERM means "checkpoint and stop": runners that can resume see
@@ -24,15 +25,12 @@ from typing import Any
 
 from imts.core.errors import Interrupted
 from imts.core.settings import Settings
-from imts.jobs import store
-from imts.jobs.executors import worker_env
-from imts.jobs.kinds import RUNNERS, SPECS, JobContext
+from imts.jobs import registry, store
+from imts.jobs.executors import WORKER_MODULE, worker_env
 from imts.jobs.pool import Slot
+from imts.jobs.registry import JobContext
 from imts.store.context import context_of_project
 from imts.store.workspace import Workspace
-
-STOPPABLE = {"train", "sleep"}  # kinds that check should_stop() and resume from saved state
-SELF_LAUNCHING = {"train"}  # gang kinds whose runner starts its own ranks (torch.distributed)
 
 
 class HeartbeatProgress:
@@ -78,7 +76,7 @@ def run_rank(job_id: str, rank: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m imts.jobs.worker")
+    ap = argparse.ArgumentParser(prog=f"python -m {WORKER_MODULE}")
     ap.add_argument("job_id")
     ap.add_argument("--attempt", type=int, required=True)
     ap.add_argument("--rank", type=int, default=0)
@@ -92,11 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"attempt {args.attempt} of {args.job_id} is not current: nothing to do", flush=True)
         return 0
     print(f"worker {os.getpid()} runs {row.kind} job {row.id} attempt {args.attempt}", flush=True)
+    kind = registry.find(row.kind)
     stop = threading.Event()
 
     def on_term(signum: int, frame: Any) -> None:
         stop.set()
-        if row.kind not in STOPPABLE:  # cannot checkpoint: stop now, the next attempt starts over
+        if kind is None or not kind.stoppable:  # cannot checkpoint: stop now, the next attempt starts over
             raise Interrupted()
 
     signal.signal(signal.SIGTERM, on_term)
@@ -115,18 +114,20 @@ def main(argv: list[str] | None = None) -> int:
     ranks: list[subprocess.Popen[bytes]] = []
     outcome, error, result = "succeeded", None, {}
     try:
+        if kind is None:
+            kind = registry.get(row.kind)  # raises: unknown kind
         if row.state == "preempting":
             raise Interrupted()  # asked to stop before it began
         slots = [Slot.from_json(s) for s in row.slots or []]
         companions = range(1, len(slots))
-        if row.kind in SELF_LAUNCHING:  # set before torch is imported: it reads the thread count once
+        if kind.self_launching:  # set before torch is imported: it reads the thread count once
             os.environ.update(worker_env(slots, {}, 0, len(slots)))
             companions = range(0)
         for rank in companions:
             cmd = [
                 sys.executable,
                 "-m",
-                "imts.jobs.worker",
+                WORKER_MODULE,
                 row.id,
                 "--attempt",
                 str(args.attempt),
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             ranks.append(
                 subprocess.Popen(cmd, env=worker_env([slots[rank]], dict(os.environ), rank, len(slots)))
             )
-        spec = SPECS[row.kind].model_validate(row.spec)
+        spec = kind.parse(row.spec)
         ctx = JobContext(
             context_of_project(ws, row.project_id, principal=f"job:{row.id}"),
             row.id,
@@ -145,8 +146,9 @@ def main(argv: list[str] | None = None) -> int:
             lambda d: _save(ws, row.id, args.attempt, ctx, d),
             stop.is_set,
             progress,
+            row.submitted_ts,
         )
-        result = RUNNERS[row.kind](ctx, spec)
+        result = kind.run(ctx, spec).model_dump(mode="json")
         codes = [p.wait() for p in ranks]
         if any(codes):
             outcome, error = "failed", f"worker ranks exited with {codes}"
@@ -171,7 +173,3 @@ def main(argv: list[str] | None = None) -> int:
 def _save(ws: Workspace, job_id: str, attempt: int, ctx: JobContext, data: dict[str, Any]) -> None:
     store.save_data(ws, job_id, attempt, data)
     ctx.data.update(data)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,5 @@
-"""Process start-up: the workspace built once, crash recovery run once, and a context per call."""
+"""Process start-up: the workspace built once, crash recovery run once, job kinds registered, and a
+context per call."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ def start(settings: Settings | None = None, recover: bool = True) -> Workspace:
 
     Recovery deletes dataset shards that a killed import moved into the store but never committed.
     """
+    from imts.services import kinds
+
+    kinds.load()
     ws = Workspace.open(settings or get_settings())
     if recover and id(ws) not in _recovered:
         recover_workspace(ws)

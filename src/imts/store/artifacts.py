@@ -19,6 +19,11 @@ from typing import Protocol
 from imts.core.ids import new_id
 
 
+def shard_key(digest: str) -> str:
+    """Key of a dataset shard, content-addressed by its SHA-256 (``datasets/shards/ab/ab….parquet``)."""
+    return f"datasets/shards/{digest[:2]}/{digest}.parquet"
+
+
 class ArtifactStore(Protocol):
     def path(self, key: str) -> Path:
         """Local path of the artifact ``key`` (a relative, slash-separated name)."""

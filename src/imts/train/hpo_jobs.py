@@ -27,11 +27,11 @@ from imts.core.errors import ConflictError, InputError, NotFoundError
 from imts.core.ids import new_id
 from imts.core.progress import NullProgress, Progress
 from imts.jobs import service, store
-from imts.jobs.kinds import TrainJob
 from imts.jobs.pool import Request
 from imts.store.context import Context
 from imts.store.models import Metric, Run
 from imts.train.hpo import HpoResult, ParamSpace, SamplerName, make_sampler, suggest
+from imts.train.jobs import TrainJob
 from imts.train.spec import RunSpec
 
 FINISHED = ("succeeded", "failed", "cancelled")

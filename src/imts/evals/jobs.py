@@ -1,0 +1,48 @@
+"""The ``eval`` job kind: one model on every dataset of a suite; a requeued attempt redoes nothing."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from imts.evals.suite import SuiteSpec
+from imts.jobs.registry import JobContext, JobKind, register
+from imts.store.context import Context
+
+
+class EvalJob(BaseModel):
+    """Evaluate one model on every dataset of a suite (metrics, judges, generation settings)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    suite: SuiteSpec
+
+
+class EvalResult(BaseModel):
+    run_id: str  # the last dataset's eval run
+    run_ids: list[str]  # one eval run per dataset, in the suite's order
+
+
+def run_eval(ctx: JobContext, spec: EvalJob) -> EvalResult:
+    from imts.evals.service import run_suite
+
+    # A requeued attempt skips the datasets already evaluated, and inside a dataset regenerates only
+    # what the generation cache lacks (it is filled batch by batch): finished work is not redone.
+    def done(dataset: str, run_id: str) -> None:
+        ctx.save_data({"eval_runs": {**ctx.data.get("eval_runs", {}), dataset: run_id}})
+
+    run_ids = run_suite(ctx.ws, spec.model, spec.suite, ctx.progress, ctx.data.get("eval_runs", {}), done)
+    return EvalResult(run_id=run_ids[-1], run_ids=run_ids)
+
+
+def check_eval(ctx: Context, spec: EvalJob) -> None:
+    """Refuse an unknown model or dataset."""
+    from imts.data.versions import resolve
+    from imts.registry import models
+
+    models.resolve(ctx, spec.model)
+    for data in spec.suite.datasets:
+        resolve(ctx, data)
+
+
+EVAL = register(JobKind("eval", EvalJob, run_eval, EvalResult, check=check_eval))

@@ -1,0 +1,79 @@
+"""The ``train`` job kind: one training run, resumable from its checkpoints; a gang of its nproc ranks."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from imts.core.errors import InputError
+from imts.jobs.registry import JobContext, JobKind, register
+from imts.store.context import Context
+from imts.train.spec import RunSpec
+
+
+class TrainJob(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run: RunSpec
+    model_name: str | None = None
+
+
+class TrainResult(BaseModel):
+    run_id: str
+
+
+def run_train(ctx: JobContext, spec: TrainJob) -> TrainResult:
+    from imts.core.ids import new_id
+    from imts.train.service import train
+
+    if "run_id" not in ctx.data:  # fixed before training starts, so a requeued attempt resumes this run
+        ctx.save_data({"run_id": new_id("run")})
+    run_id = train(
+        ctx.ws,
+        spec.run,
+        ctx.progress,
+        model_name=spec.model_name,
+        run_id=ctx.data["run_id"],
+        should_stop=ctx.should_stop,
+    )
+    return TrainResult(run_id=run_id)
+
+
+def check_train(ctx: Context, spec: TrainJob) -> None:
+    """Refuse an unknown base model or dataset, a dataset of the wrong format, QLoRA without CUDA."""
+    from imts.data.versions import resolve
+    from imts.registry import base_models
+    from imts.train.spec import check_format, check_runnable
+
+    check_runnable(spec.run)
+    base_models.get(ctx, spec.run.base_model)
+    version = resolve(ctx, spec.run.data).version
+    check_format(spec.run, version.ref, version.format)
+
+
+def train_workers(spec: TrainJob, asked: int) -> int:
+    """One worker per data-parallel process (``run.nproc``): ``asked`` may only repeat it."""
+    if spec.run.nproc > 1:
+        if asked not in (1, spec.run.nproc):
+            raise InputError(
+                f"a train job with nproc={spec.run.nproc} runs {spec.run.nproc} workers (got {asked})",
+                field="workers",
+            )
+        return spec.run.nproc
+    return asked
+
+
+# The gang is placed whole, then its worker launches the ranks itself (torch.distributed).
+TRAIN = register(
+    JobKind(
+        "train",
+        TrainJob,
+        run_train,
+        TrainResult,
+        check=check_train,
+        workers=train_workers,
+        multi_worker=True,
+        self_launching=True,
+        writes=True,
+        stoppable=True,
+    )
+)
