@@ -171,13 +171,21 @@ def request(ctx: Context, job_id: str, action: str) -> None:
     if action not in USER_ACTIONS:
         raise InputError(f"unknown action '{action}'; one of {', '.join(USER_ACTIONS)}")
     for _ in range(50):  # compare-and-set against the scheduler's writes
-        row = get(ctx, job_id)
-        if not allowed(row.state, action):
-            raise ConflictError(f"cannot {action} job {job_id}: it is {row.state}")
+        with ctx.session() as s:
+            found = s.execute(
+                select(JobRecord.state, JobRecord.version).where(
+                    JobRecord.id == job_id, JobRecord.project_id == ctx.project_id
+                )
+            ).first()
+        if found is None:
+            raise NotFoundError(f"no job '{job_id}'")
+        state, version = found
+        if not allowed(state, action):
+            raise ConflictError(f"cannot {action} job {job_id}: it is {state}")
         with ctx.session() as s:
             res = s.execute(
                 update(JobRecord)
-                .where(JobRecord.id == job_id, JobRecord.version == row.version)
+                .where(JobRecord.id == job_id, JobRecord.version == version)
                 .values(action=action, version=JobRecord.version + 1)
             )
             if res.rowcount:  # type: ignore[attr-defined]
