@@ -68,23 +68,24 @@ def test_jobs_commands_end_to_end(tmp_path: Path) -> None:
     assert out.returncode == 0 and "now cancelled" in out.stdout
     out = imts(tmp_path, "jobs", "cancel", running)
     assert out.returncode == 0 and ("now preempting" in out.stdout or "now cancelled" in out.stdout)
-    out = imts(tmp_path, "jobs", "list")
-    assert (
-        job in out.stdout
-        and "succeeded" in out.stdout
-        and "cancelled" in out.stdout
-        and "box" not in out.stdout
-    )
-    out = imts(tmp_path, "jobs", "logs", job)
-    assert "attempt 1 succeeded" in out.stdout
+    out = imts(tmp_path, "jobs", "list")  # this project's jobs: not team-a's
+    assert job not in out.stdout and "cancelled" in out.stdout and "box" not in out.stdout
     out = imts(tmp_path, "jobs", "show", job)
+    assert out.returncode == 2 and f"no job '{job}'" in out.stderr
+    out = imts(tmp_path, "--tenant", "team-a", "jobs", "list")
+    assert job in out.stdout and "succeeded" in out.stdout and "box" not in out.stdout
+    out = imts(tmp_path, "--tenant", "team-a", "jobs", "logs", job)
+    assert "attempt 1 succeeded" in out.stdout
+    out = imts(tmp_path, "--tenant", "team-a", "jobs", "show", job)
     assert '"state": "succeeded"' in out.stdout and '"kind": "starting"' in out.stdout
-    out = imts(tmp_path, "jobs", "delete", job)
+    out = imts(tmp_path, "--tenant", "team-a", "jobs", "delete", job)
     assert out.returncode == 0 and "now deleted" in out.stdout
     out = imts(tmp_path, "jobs", "submit", "sleep", "--workers", "3")
     assert out.returncode == 2 and "the pool can never hold 3 worker(s)" in out.stderr
     out = imts(tmp_path, "jobs", "submit", "train", "run.base_model=nope", "run.data=x")
     assert out.returncode == 2 and "error:" in out.stderr
+    out = imts(tmp_path, "jobs", "submit", "sleep", "seconds=0", "--inline")  # the same kind, in process
+    assert out.returncode == 0 and '"slept_s": 0.0' in out.stdout and "queued" not in out.stdout
 
 
 def test_train_and_eval_run_as_jobs_and_are_followed(
