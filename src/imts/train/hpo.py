@@ -15,7 +15,6 @@ the same step is stopped, and its run ends with status "pruned".
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +26,7 @@ from imts.core.ids import new_id
 from imts.core.progress import NullProgress, Progress
 from imts.store.context import Context
 from imts.store.models import Run
+from imts.train.hpo_report import HpoResult
 from imts.train.service import train
 from imts.train.spec import RunSpec
 from imts.train.tracking import Sink
@@ -89,18 +89,6 @@ def load_space(path: Path) -> dict[str, ParamSpace]:
         except ValidationError as exc:
             raise InputError(exc.errors()[0]["msg"], file=str(path), field=str(key)) from exc
     return space
-
-
-@dataclass(frozen=True)
-class HpoResult:
-    study_id: str
-    best_run_id: str | None
-    best_value: float | None
-    best_params: dict[str, Any]
-    trials: list[dict[str, Any]]
-    importances: dict[str, float]
-    report_html: Path
-    report_json: Path
 
 
 class PruningSink:

@@ -6,19 +6,29 @@ from __future__ import annotations
 
 import html
 import json
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
-
-from plotly.offline import get_plotlyjs
 
 from imts.store.context import Context
 
 
-def write_report(ctx: Context, study: Any, study_id: str, sampler: str) -> Any:
+@dataclass(frozen=True)
+class HpoResult:
+    study_id: str
+    best_run_id: str | None
+    best_value: float | None
+    best_params: dict[str, Any]
+    trials: list[dict[str, Any]]
+    importances: dict[str, float]
+    report_html: Path
+    report_json: Path
+
+
+def write_report(ctx: Context, study: Any, study_id: str, sampler: str) -> HpoResult:
     """Summarise ``study`` into ``hpo/<study_id>/report.{json,html}`` under the artifacts folder."""
     import optuna
     from optuna.trial import TrialState
-
-    from imts.train.hpo import HpoResult
 
     trials = [
         {
@@ -73,6 +83,7 @@ def write_report(ctx: Context, study: Any, study_id: str, sampler: str) -> Any:
 
 def _html(study: Any, summary: dict[str, Any], complete: list[Any]) -> str:
     from optuna import visualization as vis
+    from plotly.offline import get_plotlyjs
 
     figures = []
     if complete:
