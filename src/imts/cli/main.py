@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import typer
 
@@ -240,6 +240,7 @@ def report(
         [], "--evals", "-e", help="Eval runs to compare (repeat; oldest first). With a run id: extra models."
     ),
     clusters: bool = typer.Option(True, help="Cluster the failed items (MiniLM embeddings)."),
+    lang: Literal["en", "zh"] = typer.Option("en", "--lang", help="Language of the report: en or zh."),
 ) -> None:
     """Comparison report: before/after a training run, or 2+ model versions; HTML (offline) + MD + JSON."""
     from imts.core.errors import InputError
@@ -255,8 +256,8 @@ def report(
         key = evals[-1]
     else:
         raise InputError("give a training run id, or two or more --evals", field="evals")
-    paths = compare.write(ctx, key, rep)
-    console.print(render_markdown(rep), markup=False, highlight=False)
+    paths = compare.write(ctx, key, rep, lang=lang)
+    console.print(render_markdown(rep, lang=lang), markup=False, highlight=False)
     console.print(f"[green]report[/] {paths['html']}")
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from imts.core.errors import NotFoundError
-from imts.evals.court_report import build_extras
-from imts.evals.report import ComparisonReport, TrainingCurves, write_report
+from imts.evals.analysis import build_extras
+from imts.evals.report import ComparisonReport, Lang, TrainingCurves, write_report
 from imts.evals.service import item_scores, load_result
 from imts.store.context import Context
 from imts.store.models import BaseModelRecord, Metric, Run
@@ -154,9 +154,9 @@ def build(
     )
 
 
-def write(ctx: Context, run_id: str, report: ComparisonReport) -> dict[str, Path]:
-    """Write report.html/.md/.json under ``reports/<run_id>`` and note it on the run."""
-    paths = write_report(report, ctx.artifacts.path(f"reports/{run_id}"))
+def write(ctx: Context, run_id: str, report: ComparisonReport, lang: Lang = "en") -> dict[str, Path]:
+    """Write report.html/.md/.json (in ``lang``) under ``reports/<run_id>`` and note it on the run."""
+    paths = write_report(report, ctx.artifacts.path(f"reports/{run_id}"), lang=lang)
     with ctx.session() as s:
         run = s.get(Run, run_id)
         if run is not None:
