@@ -9,17 +9,15 @@ from pathlib import Path
 from sqlalchemy import delete
 
 from imts.agents.backends import ChatBackend
-from imts.agents.judges.base import JudgeItem, Judgement
+from imts.agents.judges.base import JUDGES, JudgeItem, Judgement, make_judge
 from imts.agents.judges.court import Cascade, Seat, debate_judgement
-from imts.agents.judges.llm import LLMJudge
-from imts.agents.judges.math import MathJudge
-from imts.agents.judges.rules import RulesSafetyJudge
 from imts.core.errors import InputError
 from imts.evals.service import load_result
 from imts.store.context import Context
 from imts.store.models import EvalItemScore
 
-MODES = ("cascade", "debate", "math", "safety", "logic")
+# The court's compositions of judges, then every single judge by name.
+MODES = ("cascade", "debate", *JUDGES)
 
 
 def judge_items(
@@ -33,12 +31,8 @@ def judge_items(
         return result.judgements, cost
     if mode == "debate":
         got = [debate_judgement(court, i) for i in items]
-    elif mode == "math":
-        got = MathJudge().judge(items)
-    elif mode == "safety":
-        got = RulesSafetyJudge().judge(items)
-    elif mode == "logic":
-        got = LLMJudge(backend, "logic").judge(items)
+    elif mode in JUDGES:
+        got = make_judge(mode, backend).judge(items)
     else:
         raise InputError(f"unknown judging mode '{mode}' (choose from {', '.join(MODES)})", field="mode")
     return got, {"calls": sum(j.calls for j in got), "tokens": sum(j.tokens for j in got)}
