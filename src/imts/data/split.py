@@ -239,7 +239,7 @@ def split_version(
     """Split a version into train/val/test (a new version with a ``split`` column), decontaminated."""
     progress = progress or NullProgress()
     version = source.version if isinstance(source, DataRef) else source
-    if stratify_by and stratify_by not in version.schema:
+    if stratify_by and stratify_by not in version.columns:
         stratify_by = None
     counts: Counter[str] = Counter()
     if stratify_by:
