@@ -63,7 +63,7 @@ def mapping(map_: str | None = None, fmt: str | None = None) -> FieldMap:
 
 def import_file(
     ctx: Context,
-    source: str,
+    source: Path | str,
     name: str | None = None,
     *,
     map_: str | None = None,
@@ -77,7 +77,7 @@ def import_file(
     check_choice("--on-error", on_error, ("fail", "skip"))
     check_choice("--text-unit", text_unit, ("line", "paragraph"))
     endpoint = ctx.settings.s3_endpoint_url
-    opts = {"endpoint_url": endpoint} if endpoint and source.startswith("s3://") else None
+    opts = {"endpoint_url": endpoint} if endpoint and str(source).startswith("s3://") else None
     return ingest.import_file(
         ctx,
         source,
