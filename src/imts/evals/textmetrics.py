@@ -16,13 +16,9 @@ from typing import Any, Literal
 
 from imts.core.errors import InputError
 
-_CJK = re.compile(r"[\u4e00-\u9fff]")
+from imts.core.text import is_chinese
+
 _WORD = re.compile(r"\w+", re.UNICODE)
-
-
-def is_chinese(text: str) -> bool:
-    letters = [c for c in text if c.isalnum()]
-    return bool(letters) and sum(bool(_CJK.match(c)) for c in letters) * 2 >= len(letters)
 
 
 def tokens(text: str) -> list[str]:
