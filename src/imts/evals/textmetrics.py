@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from imts.core.errors import InputError
-
 from imts.core.text import is_chinese
 
 _WORD = re.compile(r"\w+", re.UNICODE)
