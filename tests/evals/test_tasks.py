@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from imts.agents.judges.base import JUDGES, make_judge
+from imts.agents.judges.registry import JUDGES, make_judge
 from imts.agents.judges.service import MODES
 from imts.core.errors import InputError
 from imts.evals import textmetrics as tm

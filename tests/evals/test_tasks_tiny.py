@@ -17,9 +17,9 @@ from tests.conftest import write_jsonl
 from imts.data.ingest import import_file
 from imts.data.versions import load_rows
 from imts.evals import cache
-from imts.evals.generate import Sampling
 from imts.evals.service import EvalSettings, _prompt, evaluate, load_result
 from imts.evals.tasks import ClassificationTask, build_task, examples
+from imts.inference.generate import Sampling
 from imts.registry import base_models
 from imts.registry.models import resolve as resolve_model
 from imts.store.context import Context

@@ -6,7 +6,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from imts.agents.judges.base import JudgeItem, make_judge
+from imts.agents.judges.base import JudgeItem
+from imts.agents.judges.registry import make_judge
 from imts.evals import textmetrics as tm
 from imts.evals.report import ItemOutcome
 from imts.evals.tasks import Example, ItemScore, SftTask, Task, examples

@@ -15,12 +15,12 @@ from imts.core.ids import new_id
 from imts.core.progress import NullProgress, Progress
 from imts.data.versions import DataRef, load_rows, resolve
 from imts.evals import cache
-from imts.evals import generate as gen
 from imts.evals import textmetrics as tm
 from imts.evals.report import EvalResult, ItemOutcome, accuracy_by_category
 from imts.evals.scoring import score_task
 from imts.evals.suite import SuiteSpec
 from imts.evals.tasks import Example, TaskOptions, examples, task_kind
+from imts.inference import generate as gen
 from imts.registry.models import ResolvedModel
 from imts.registry.models import resolve as resolve_model
 from imts.store.context import Context

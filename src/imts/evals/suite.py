@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from imts.agents.judges.base import JUDGES
+from imts.agents.judges.registry import JUDGES
 from imts.core.errors import InputError
 from imts.evals.tasks import TASKS
 from imts.evals.textmetrics import METRICS
 
 if TYPE_CHECKING:  # generate imports torch; a suite is also parsed where no model runs (job scheduling)
-    from imts.evals.generate import Sampling
+    from imts.inference.generate import Sampling
 
 # A suite runs without a chat backend: the judges that need none.
 SUITE_JUDGES = tuple(name for name, kind in JUDGES.items() if not kind.needs_backend)
@@ -43,7 +43,7 @@ class SamplingSpec(BaseModel):
     seed: int = 0
 
     def to_sampling(self) -> Sampling:
-        from imts.evals.generate import Sampling
+        from imts.inference.generate import Sampling
 
         return Sampling(self.temperature, self.top_p, self.top_k, self.seed)
 

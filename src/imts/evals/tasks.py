@@ -25,9 +25,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from imts.core.answers import extract_number, numeric_match, reference_answer
 from imts.core.errors import InputError
 from imts.evals import textmetrics as tm
-from imts.evals.metrics import extract_number, numeric_match, reference_answer
 
 Messages = list[dict[str, str]]
 

@@ -107,7 +107,7 @@ def _answer_nll(
     """Summed negative log-likelihood and token count of ``answer_text`` (plus EOS) after the prompt."""
     import torch
 
-    from imts.evals.generate import render_prompt
+    from imts.inference.generate import render_prompt
 
     context = render_prompt(tokenizer, prompt)
     answer = list(tokenizer(answer_text, add_special_tokens=False)["input_ids"])

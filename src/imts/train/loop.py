@@ -483,8 +483,8 @@ def sft_validation(
     values = {"val_loss": validation_loss(model, val, pad_id, autocast_ctx, dist)}
     if not spec.val_generation_metrics:
         return values
-    from imts.evals.generate import generate
     from imts.evals.scoring import score
+    from imts.inference.generate import generate
 
     keys = [GENERATION_METRICS[m] for m in spec.val_generation_metrics]
     scores = [0.0] * len(keys)
