@@ -216,6 +216,8 @@ def _submit(
 
 
 def _val_losses(ctx: Context, run_id: str, after: int) -> list[tuple[int, float]]:
+    if not runs.exists(ctx, run_id):  # the trial's job names its run before the run is recorded
+        return []
     return runs.history(ctx, run_id, ["val_loss"], after_step=after).get("val_loss", [])
 
 
