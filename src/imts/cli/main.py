@@ -148,12 +148,9 @@ def train(
 
         job = TrainJob(run=spec, model_name=name)
         run_id = _run_as_job(ctx, "train", job, priority, cpus, workers=spec.nproc)["run_id"]
-    from imts.store.models import Run
+    from imts.store import runs
 
-    with ctx.session() as s:
-        run = s.get(Run, run_id)
-        assert run is not None
-        summary = dict(run.summary)
+    summary = runs.get(ctx, run_id).summary
     console.print(
         f"[green]trained[/] run {run_id}: final loss {summary['final_loss']:.3f}, "
         f"{summary['tokens_per_s']:.0f} tokens/s -> model [bold]{summary['model_version']}[/]"
@@ -189,7 +186,7 @@ def eval_(
     Runs as a job on the resource pool and follows it; --inline evaluates in this process."""
     from imts.evals.service import run_suite
     from imts.evals.suite import SuiteSpec
-    from imts.store.models import Run
+    from imts.store import runs
 
     if suite is not None:
         spec = SuiteSpec.from_yaml(suite)
@@ -216,10 +213,8 @@ def eval_(
 
         run_ids = _run_as_job(ctx, "eval", EvalJob(model=model, suite=spec), priority, cpus)["run_ids"]
     for run_id in run_ids:
-        with ctx.session() as s:
-            run = s.get(Run, run_id)
-            assert run is not None
-            summary, data_name = dict(run.summary), run.spec.get("data", "")
+        run = runs.get(ctx, run_id)
+        summary, data_name = run.summary, run.spec.get("data", "")
         cats = ", ".join(
             f"{k} {v['correct']}/{v['total']}" for k, v in summary["per_category"].items() if k != "all"
         )

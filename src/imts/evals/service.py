@@ -5,13 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 
-from imts.core.errors import Interrupted, NotFoundError
-from imts.core.ids import new_id
+from imts.core.errors import NotFoundError
 from imts.core.progress import NullProgress, Progress
 from imts.data.versions import DataRef, load_rows, resolve
 from imts.evals import cache
@@ -23,8 +21,9 @@ from imts.evals.tasks import Example, TaskOptions, examples, task_kind
 from imts.inference import generate as gen
 from imts.registry.models import ResolvedModel
 from imts.registry.models import resolve as resolve_model
+from imts.store import runs
 from imts.store.context import Context
-from imts.store.models import EvalItem, EvalItemScore, Run
+from imts.store.models import EvalItem, EvalItemScore
 
 
 @dataclass(frozen=True)
@@ -90,22 +89,16 @@ def evaluate(
     if not rows:
         raise NotFoundError(f"{ref} has no rows to evaluate")
     resolved = model or resolve_model(ctx, model_ref)
-    run_id = new_id("run")
-    with ctx.session() as s:
-        s.add(
-            Run(
-                id=run_id,
-                project_id=ctx.project_id,
-                kind="eval",
-                status="running",
-                spec={"model": model_ref, "data": str(ref), **asdict(settings)},
-                base_model_id=resolved.base_model_id,
-                model_version_id=resolved.model_version_id,
-                dataset_version_id=ref.version.id,
-                split=ref.split,
-                started_at=datetime.now(UTC),
-            )
-        )
+    run = runs.begin(
+        ctx,
+        "eval",
+        {"model": model_ref, "data": str(ref), **asdict(settings)},
+        base_model_id=resolved.base_model_id,
+        model_version_id=resolved.model_version_id,
+        dataset_version_id=ref.version.id,
+        split=ref.split,
+    )
+    run_id = run.id
     try:
         from transformers import AutoTokenizer
 
@@ -163,18 +156,9 @@ def evaluate(
                 for item_id, names in scored.extra.items()
                 for name, (v, label, note) in names.items()
             )
-            run = s.get(Run, run_id)
-            assert run is not None
-            run.status, run.summary, run.finished_at = "succeeded", summary, datetime.now(UTC)
+        run.succeed(summary)  # the summary's numbers also go to TensorBoard (and MLflow) for this run
     except BaseException as exc:
-        with ctx.session() as s:
-            run = s.get(Run, run_id)
-            if run is not None:
-                run.status, run.error, run.finished_at = (
-                    "preempted" if isinstance(exc, Interrupted) else "failed",
-                    f"{type(exc).__name__}: {exc}",
-                    datetime.now(UTC),
-                )
+        run.fail(exc)
         raise
     return run_id
 
@@ -294,6 +278,7 @@ def run_suite(
 
 def item_scores(ctx: Context, run_id: str) -> dict[str, dict[str, tuple[float, str | None, str | None]]]:
     """An eval run's per-item metric values and judge verdicts: item -> name -> (value, verdict, note)."""
+    runs.get(ctx, run_id)  # another project's run is not found
     out: dict[str, dict[str, tuple[float, str | None, str | None]]] = {}
     with ctx.session() as s:
         for r in s.scalars(select(EvalItemScore).where(EvalItemScore.run_id == run_id)):
@@ -303,10 +288,10 @@ def item_scores(ctx: Context, run_id: str) -> dict[str, dict[str, tuple[float, s
 
 def load_result(ctx: Context, run_id: str) -> EvalResult:
     """An eval run's per-item outcomes, as the report takes them."""
+    run = runs.get(ctx, run_id) if runs.exists(ctx, run_id) else None
+    if run is None or run.kind != "eval":
+        raise NotFoundError(f"no evaluation run '{run_id}'")
     with ctx.session() as s:
-        run = s.get(Run, run_id)
-        if run is None or run.kind != "eval":
-            raise NotFoundError(f"no evaluation run '{run_id}'")
         rows = s.scalars(select(EvalItem).where(EvalItem.run_id == run_id).order_by(EvalItem.id))
         items = [
             ItemOutcome(
@@ -314,7 +299,6 @@ def load_result(ctx: Context, run_id: str) -> EvalResult:
             )
             for r in rows
         ]
-        summary: dict[str, Any] = dict(run.summary)
-        return EvalResult(
-            summary.get("model_label", run.spec.get("model", "")), run.spec.get("model", ""), items
-        )
+    return EvalResult(
+        run.summary.get("model_label", run.spec.get("model", "")), run.spec.get("model", ""), items
+    )

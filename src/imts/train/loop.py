@@ -23,11 +23,11 @@ import torch
 from imts.core.errors import ImtsError, Interrupted
 from imts.core.hardware import resolve_precision
 from imts.core.progress import Task
+from imts.store.tracking import Sink
 from imts.train import checkpoint, mfu
 from imts.train.data import IGNORE, BatchStream, Example, collate, encode
 from imts.train.distributed import Dist
 from imts.train.spec import GENERATION_METRICS, RunSpec
-from imts.train.tracking import Sink
 from imts.train.watchdog import Verdict, Watchdog
 
 
