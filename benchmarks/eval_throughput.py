@@ -3,7 +3,7 @@
 Same model (SmolLM2-135M-Instruct from the model cache), same 200 prompts (the example math task's
 chat prompts), same greedy decoding, same ``max_new_tokens``, fp32, both sides stop a row at EOS.
 
-* ``imts``      -- ``imts.evals.generate.generate``: longest-first batches (batch 32), left-padded,
+* ``imts``      -- ``imts.inference.generate.generate``: longest-first batches (batch 32), left-padded,
                    KV cache.
 * ``one_by_one``-- what an evaluation loop usually does: ``model.generate`` on one prompt at a time.
 
@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from imts.core.settings import get_settings  # noqa: E402
-from imts.evals.generate import generate, load, render_prompt  # noqa: E402
+from imts.inference.generate import generate, load, render_prompt  # noqa: E402
 from imts.flywheel.demo import example_generator  # noqa: E402
 
 

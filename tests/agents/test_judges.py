@@ -4,7 +4,8 @@ from types import ModuleType
 
 import pytest
 
-from imts.agents.backends import ChatReply, RulesBackend
+from imts.agents.backends import RulesBackend
+from imts.agents.chat import ChatReply
 from imts.agents.judges import fixture
 from imts.agents.judges.base import JudgeItem, agreement, cohen_kappa
 from imts.agents.judges.court import Cascade, Seat, debate, flip_rate, full_debate_cost, pairwise

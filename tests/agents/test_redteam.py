@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from imts.agents.backends import ChatReply
+from imts.agents.chat import ChatReply
 from imts.agents.judges.base import JudgeItem
 from imts.agents.judges.math import MathJudge
 from imts.agents.redteam import perturb_rows, red_team

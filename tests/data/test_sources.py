@@ -96,10 +96,10 @@ def test_preference_and_classification_formats(ws: Workspace, tmp_path: Path) ->
     assert v.format == "preference" and v.num_rows == 1 and v.report["skipped"] == 1
     assert load_rows(ws, v)[0]["chosen"] == "4"
     assert v.stats["chosen_chars"]["max"] == 1
-    from imts.evals.service import evaluate
+    from imts.evals.service import EvalSettings, evaluate
 
-    with pytest.raises(InputError, match="holds preference rows; evaluation needs an sft dataset"):
-        evaluate(ws, "any-model", "pref")
+    with pytest.raises(InputError, match="holds preference rows; the sft task reads sft rows"):
+        evaluate(ws, "any-model", "pref", EvalSettings(task="sft"))
     cls = tmp_path / "cls.jsonl"
     cls.write_text(
         json.dumps({"sentence": "great film", "sentiment": "pos"})

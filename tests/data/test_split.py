@@ -7,8 +7,9 @@ from types import ModuleType
 
 from tests.conftest import write_jsonl
 
+from imts.core.text import tokens
 from imts.data.ingest import import_file
-from imts.data.split import decontaminate, split_rows, split_version, tokens
+from imts.data.split import decontaminate, split_rows, split_version
 from imts.data.versions import load_rows, resolve
 from imts.store.workspace import Workspace
 

@@ -8,7 +8,7 @@ import pytest
 from tests.conftest import write_jsonl
 
 from imts.data.ingest import import_file
-from imts.evals.generate import generate, load
+from imts.inference.generate import generate, load
 from imts.registry import base_models
 from imts.store.workspace import Workspace
 from imts.train.service import train

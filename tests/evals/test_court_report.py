@@ -9,7 +9,7 @@ from types import ModuleType
 
 import pytest
 
-from imts.evals.court_report import build_extras
+from imts.evals.analysis import build_extras
 from imts.evals.report import ComparisonReport, EvalResult, ItemOutcome, render_markdown, write_report
 
 CHROMIUM = "/usr/bin/chromium"

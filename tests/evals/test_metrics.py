@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from imts.evals.metrics import extract_number, numeric_match, reference_answer
+from imts.core.answers import extract_number, numeric_match, reference_answer
 
 
 @pytest.mark.parametrize(

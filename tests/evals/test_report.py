@@ -1,4 +1,4 @@
-"""Tests for the before/after comparison report (imts.evals.report)."""
+"""Tests for the before/after comparison report (the imts.evals.report package)."""
 
 from __future__ import annotations
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from imts.core.answers import extract_number, numeric_match
 from imts.evals import textmetrics as tm
-from imts.evals.generate import load
-from imts.evals.metrics import extract_number, numeric_match
+from imts.inference.generate import load
 
 
 @pytest.mark.parametrize(

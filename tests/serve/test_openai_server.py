@@ -13,7 +13,8 @@ import httpx
 import pytest
 import uvicorn
 
-from imts.agents.backends import BackendError, OpenAIBackend, make_backend
+from imts.agents.backends import OpenAIBackend, make_backend
+from imts.agents.chat import BackendError
 from imts.agents.judges.base import JudgeItem
 from imts.agents.judges.llm import LLMJudge
 from imts.serve.app import create_app

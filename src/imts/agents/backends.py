@@ -9,38 +9,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from imts.core.errors import ImtsError, InputError
-
-Message = dict[str, str]
-
-
-@dataclass(frozen=True)
-class ChatReply:
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-
-    @property
-    def tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-
-class ChatBackend(Protocol):
-    """One chat turn: messages in, the assistant's reply (with token counts) out."""
-
-    name: str
-
-    def chat(
-        self, messages: Sequence[Message], max_tokens: int = 256, temperature: float = 0.0
-    ) -> ChatReply: ...
-
-
-class BackendError(ImtsError):
-    """A chat backend failed (endpoint unreachable, bad reply)."""
+from imts.agents.chat import BackendError, ChatBackend, ChatReply, Message
+from imts.core.errors import InputError
 
 
 def _approx_tokens(text: str) -> int:
@@ -66,14 +39,14 @@ class LocalBackend:
     """A transformers model from a folder (a base model, a merged fine-tune, the tiny test model)."""
 
     def __init__(self, path: Path, name: str | None = None) -> None:
-        from imts.evals.generate import load
+        from imts.inference.generate import load
 
         self.path = Path(path)
         self.name = name or f"local:{self.path.name}"
         self.tokenizer, self.model = load(self.path)
 
     def chat(self, messages: Sequence[Message], max_tokens: int = 256, temperature: float = 0.0) -> ChatReply:
-        from imts.evals.generate import Sampling, generate, render_prompt
+        from imts.inference.generate import Sampling, generate, render_prompt
 
         texts, speed = generate(
             self.tokenizer,

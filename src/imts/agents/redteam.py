@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from imts.agents.backends import ChatBackend, RulesBackend
+from imts.agents.backends import RulesBackend
+from imts.agents.chat import ChatBackend
 from imts.agents.judges.base import JudgeItem
 from imts.agents.judges.math import MathJudge, extract_steps
 from imts.agents.judges.rules import exact_value

@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
         out: Path | None = typer.Option(None, help="Write the judgements as JSONL here."),
     ) -> None:
         """Judge an eval run's answers: math (sandboxed steps), safety, logic, the debate, or the cascade."""
-        from imts.agents.judges.service import judge_run
+        from imts.evals.judging import judge_run
 
         ctx = context()
         summary = judge_run(ctx, eval_run, mode, _backend(backend, backend_model, url), out)

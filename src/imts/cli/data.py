@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
 from imts.cli.common import console, context, friendly, print_json, progress
+
+if TYPE_CHECKING:
+    from imts.data.service import VersionInfo
 
 app = typer.Typer(
     help="Datasets: import, inspect, split, dedup, diff, roll back, trace, export, share.",
@@ -41,22 +44,18 @@ def import_(
     on_error: str = typer.Option("fail", help="fail: stop at the first bad row; skip: leave bad rows out."),
 ) -> None:
     """Import a file as a new dataset version (streamed; atomic: all or nothing)."""
-    from imts.data.ingest import import_file
+    from imts.data import service
 
-    _check_choice("--on-error", on_error, ("fail", "skip"))
-    _check_choice("--text-unit", text_unit, ("line", "paragraph"))
-    ctx = context()
-    opts = {"endpoint_url": ctx.settings.s3_endpoint_url} if ctx.settings.s3_endpoint_url else None
-    v = import_file(
-        ctx,
+    v = service.import_file(
+        context(),
         source,
         name,
-        _mapping(map_, fmt),
-        on_error,  # type: ignore[arg-type]
-        progress(),
+        map_=map_,
+        fmt=fmt,
         file_type=file_type,
-        text_unit=text_unit,  # type: ignore[arg-type]
-        storage_options=opts if source.startswith("s3://") else None,
+        text_unit=text_unit,
+        on_error=on_error,
+        progress=progress(),
     )
     _print_import(v)
 
@@ -74,28 +73,15 @@ def query(
     on_error: str = typer.Option("fail", help="fail | skip."),
 ) -> None:
     """Import the result of a SQL query as a new dataset version."""
-    from imts.data.ingest import import_query
+    from imts.data import service
 
-    _check_choice("--on-error", on_error, ("fail", "skip"))
-    v = import_query(context(), url, sql, name, _mapping(map_, fmt), on_error, progress())  # type: ignore[arg-type]
+    v = service.import_query(
+        context(), url, sql, name, map_=map_, fmt=fmt, on_error=on_error, progress=progress()
+    )
     _print_import(v)
 
 
-def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
-    from imts.core.errors import InputError
-
-    if value not in choices:
-        raise InputError(f"{option} must be one of {', '.join(choices)}, not {value!r}")
-
-
-def _mapping(map_: str | None, fmt: str | None) -> Any:
-    from imts.data.formats import FieldMap
-
-    m = FieldMap.parse(map_)
-    return FieldMap(**{**m.__dict__, "format": fmt}) if fmt else m
-
-
-def _print_import(v: Any) -> None:
+def _print_import(v: VersionInfo) -> None:
     console.print(
         f"[green]imported[/] {v.num_rows} rows as [bold]{v.ref}[/] ({v.id}, {v.format}); "
         f"mapping {v.report['mapping']}"
@@ -112,12 +98,12 @@ def _print_import(v: Any) -> None:
 @friendly
 def list_(dataset: str | None = typer.Argument(None, help="Only this dataset's versions.")) -> None:
     """Datasets and their versions."""
-    from imts.data.versions import list_versions
+    from imts.data import service
 
     t = Table()
     for col in ("version", "id", "format", "rows", "operation", "splits", "categories"):
         t.add_column(col)
-    for v in list_versions(context(), dataset):
+    for v in service.list_versions(context(), dataset):
         splits = " ".join(f"{k}={n}" for k, n in v.stats.get("split", {}).items())
         cats = " ".join(f"{k}={n}" for k, n in list(v.stats.get("category", {}).items())[:6])
         t.add_row(v.ref, v.id, v.format, str(v.num_rows), v.operation, splits, cats)
@@ -132,18 +118,14 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """A version's statistics, lineage, operation report and first rows."""
-    from imts.data.inspect import preview
-    from imts.data.versions import resolve
+    from imts.data import service
 
-    ctx = context()
-    r = resolve(ctx, ref)
-    sample, _ = preview(ctx, r, limit=rows)  # DuckDB reads only the first rows, not the whole version
-    info = {**r.version.__dict__, "split": r.split, "sample": sample}
+    v = service.show(context(), ref, rows)
     if as_json:
-        print_json(info)
+        print_json(v.model_dump(mode="json", by_alias=True))
         return
-    v = r.version
-    console.print(f"[bold]{r}[/]  id {v.id}  rows {v.num_rows}  sha256 {v.content_hash[:16]}…")
+    label = v.ref + (f":{v.split}" if v.split else "")
+    console.print(f"[bold]{label}[/]  id {v.id}  rows {v.num_rows}  sha256 {v.content_hash[:16]}…")
     console.print(
         f"made by [bold]{v.operation}[/] {json.dumps(v.params, ensure_ascii=False)}"
         + (f" from {', '.join(v.parents)}" if v.parents else "")
@@ -159,7 +141,7 @@ def show(
             "report: "
             + json.dumps({k: val for k, val in v.report.items() if k != "errors"}, ensure_ascii=False)[:1500]
         )
-    for row in sample:
+    for row in v.sample:
         _print_row(row)
 
 
@@ -230,16 +212,14 @@ def preview_(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Paged rows of a version, filtered with DuckDB SQL (read-only)."""
-    from imts.data.inspect import preview
-    from imts.data.versions import resolve
+    from imts.data import service
 
-    ctx = context()
-    rows, total = preview(ctx, resolve(ctx, ref), where, limit, (max(1, page) - 1) * limit)
+    p = service.preview(context(), ref, where, limit, page)
     if as_json:
-        print_json({"total": total, "page": page, "rows": rows})
+        print_json(p.model_dump(mode="json"))
         return
-    console.print(f"[bold]{total}[/] matching rows; page {page} of {max(1, -(-total // max(1, limit)))}")
-    for row in rows:
+    console.print(f"[bold]{p.total}[/] matching rows; page {p.page} of {p.pages}")
+    for row in p.rows:
         _print_row(row)
 
 
@@ -251,30 +231,27 @@ def stats(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Per-field counts, nulls, distinct values, length histograms, top values and languages."""
-    from imts.data.inspect import field_stats
-    from imts.data.versions import resolve
+    from imts.data import service
 
-    ctx = context()
-    st = field_stats(ctx, resolve(ctx, ref), where)
+    st = service.stats(context(), ref, where)
     if as_json:
-        print_json(st)
+        print_json(st.model_dump(mode="json", exclude_none=True))
         return
-    t = Table(title=f"{ref}: {st['rows']} rows")
+    t = Table(title=f"{ref}: {st.rows} rows")
     for col in ("field", "type", "count", "nulls", "distinct", "length min/p50/p95/max", "top values"):
         t.add_column(col)
-    for name, f in st["fields"].items():
-        ln = f.get("length")
-        lengths = f"{ln['min']}/{ln['p50']}/{ln['p95']}/{ln['max']}" if ln else ""
-        top = ", ".join(f"{v} {n}" for v, n in f.get("top", []))
-        t.add_row(
-            name, f["type"][:30], str(f["count"]), str(f["nulls"]), str(f.get("distinct", "")), lengths, top
-        )
+    for name, f in st.fields.items():
+        ln = f.length
+        lengths = f"{ln.min}/{ln.p50}/{ln.p95}/{ln.max}" if ln else ""
+        top = ", ".join(f"{v} {n}" for v, n in f.top or [])
+        distinct = "" if f.distinct is None else str(f.distinct)
+        t.add_row(name, f.type[:30], str(f.count), str(f.nulls), distinct, lengths, top)
     console.print(t)
-    for name, f in st["fields"].items():
-        if f.get("length"):
-            peak = max(h[2] for h in f["length"]["histogram"]) or 1
+    for name, f in st.fields.items():
+        if f.length:
+            peak = max(h[2] for h in f.length.histogram) or 1
             console.print(f"[bold]{name}[/] length histogram:")
-            for lo, hi, n in f["length"]["histogram"]:
+            for lo, hi, n in f.length.histogram:
                 console.print(f"  {lo:>7}-{hi:<7} {'█' * round(30 * n / peak)} {n}")
 
 
@@ -288,11 +265,9 @@ def dedup_(
     into: str | None = typer.Option(None, help="Write into this (new) dataset instead."),
 ) -> None:
     """Remove exact and near duplicates within a version (a new version with a report)."""
-    from imts.data.cleaning import dedup_version
-    from imts.data.versions import resolve
+    from imts.data import service
 
-    ctx = context()
-    v = dedup_version(ctx, resolve(ctx, ref), None if exact_only else threshold, num_perm, into, progress())
+    v = service.dedup(context(), ref, None if exact_only else threshold, num_perm, into, progress())
     r = v.report
     console.print(
         f"[green]dedup[/] -> [bold]{v.ref}[/]: {r['rows_in']} -> {r['rows_out']} rows "
@@ -311,26 +286,24 @@ def diff_(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Rows added/removed/changed, schema changes and distribution shift between two versions."""
-    from imts.data.history import diff
-    from imts.data.versions import resolve
+    from imts.data import service
 
-    ctx = context()
-    d = diff(ctx, resolve(ctx, a).version, resolve(ctx, b).version, by)  # type: ignore[arg-type]
+    d = service.diff(context(), a, b, by)  # type: ignore[arg-type]
     if as_json:
-        print_json(d)
+        print_json(d.model_dump(mode="json", by_alias=True))
         return
-    r = d["rows"]
+    r = d.rows
     console.print(
-        f"[bold]{d['a']} -> {d['b']}[/] (by {d['by']}): [green]+{r['added']}[/] [red]-{r['removed']}[/] "
-        f"[yellow]~{r['changed']}[/] ={r['unchanged']}; {d['shared_shards']} shards shared"
+        f"[bold]{d.a} -> {d.b}[/] (by {d.by}): [green]+{r.added}[/] [red]-{r.removed}[/] "
+        f"[yellow]~{r.changed}[/] ={r.unchanged}; {d.shared_shards} shards shared"
     )
-    for kind, ids in r["examples"].items():
+    for kind, ids in r.examples.items():
         if ids:
             console.print(f"  {kind}: {', '.join(ids)}")
-    sc = d["schema"]
-    if any(sc.values()):
-        console.print(f"  schema: added {sc['added']} removed {sc['removed']} retyped {sc['retyped']}")
-    for key, shift in d["shift"].items():
+    sc = d.schema_changes
+    if sc.added or sc.removed or sc.retyped:
+        console.print(f"  schema: added {sc.added} removed {sc.removed} retyped {sc.retyped}")
+    for key, shift in d.shift.items():
         if "tvd" in shift:
             moves = ", ".join(f"{v} {x['a']}->{x['b']}" for v, x in list(shift["values"].items())[:8])
             console.print(f"  {key}: TVD {shift['tvd']}: {moves}")
@@ -348,9 +321,9 @@ def rollback_(
     to: str = typer.Argument(..., help="Version number (or NAME@N) to return to."),
 ) -> None:
     """Make an old version the latest again (a new version sharing its shards)."""
-    from imts.data.history import rollback
+    from imts.data import service
 
-    v = rollback(context(), dataset, to)
+    v = service.rollback(context(), dataset, to)
     console.print(f"[green]rolled back[/]: [bold]{v.ref}[/] = {v.params['to']} ({v.num_rows} rows)")
 
 
@@ -361,20 +334,18 @@ def lineage_(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """The graph of versions, the operations that made them, and the runs and models that used them."""
-    from imts.data.history import lineage
+    from imts.data import service
 
-    g = lineage(context(), dataset)
+    g = service.lineage(context(), dataset)
     if as_json:
-        print_json(g)
+        print_json(g.model_dump(mode="json"))
         return
-    for v in g["versions"]:
-        src = f" <- {', '.join(v['parents'])}" if v["parents"] else ""
-        console.print(
-            f"[bold]{v['ref']}[/] {v['operation']}{src}  ({v['rows']} rows, {v['id']})", highlight=False
-        )
-        for r in v["runs"]:
-            console.print(f"    used by {r['kind']} run {r['id']} ({r['status']}, split {r['split']})")
-        for m in v["models"]:
+    for v in g.versions:
+        src = f" <- {', '.join(v.parents)}" if v.parents else ""
+        console.print(f"[bold]{v.ref}[/] {v.operation}{src}  ({v.rows} rows, {v.id})", highlight=False)
+        for r in v.runs:
+            console.print(f"    used by {r.kind} run {r.id} ({r.status}, split {r.split})")
+        for m in v.models:
             console.print(f"    trained model {m}")
 
 
@@ -386,14 +357,10 @@ def export_(
     fmt: str | None = typer.Option(None, "--format", help="jsonl | parquet | hf (default: from DEST)."),
 ) -> None:
     """Export a version to JSON Lines, Parquet or a Hugging Face `datasets` folder (load_from_disk)."""
-    from imts.data.export import export
-    from imts.data.versions import resolve
+    from imts.data import service
 
-    if fmt:
-        _check_choice("--format", fmt, ("jsonl", "parquet", "hf"))
-    ctx = context()
-    out = export(ctx, resolve(ctx, ref), dest, fmt)  # type: ignore[arg-type]
-    console.print(f"[green]exported[/] {out['rows']} rows to {out['path']} ({out['format']})")
+    out = service.export_version(context(), ref, dest, fmt)
+    console.print(f"[green]exported[/] {out.rows} rows to {out.path} ({out.format})")
 
 
 @app.command("share")
@@ -403,11 +370,10 @@ def share(
     project: str = typer.Option(..., "--with", help="Project that may read it."),
 ) -> None:
     """Share a version read-only with another project (it reads it as PROJECT/NAME@N)."""
-    from imts.data.versions import share_version
+    from imts.data import service
 
-    ctx = context()
-    v = share_version(ctx, ref, project)
+    shared = service.share(context(), ref, project)
     console.print(
-        f"[green]shared[/] {v.ref} read-only with project [bold]{project}[/]: "
-        f"there it is {ctx.settings.project}/{v.ref}"
+        f"[green]shared[/] {shared.version.ref} read-only with project [bold]{shared.project}[/]: "
+        f"there it is {shared.reference}"
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import typer
 
@@ -146,12 +146,9 @@ def train(
     ctx = context()
     job = TrainJob(run=spec, model_name=name)
     run_id = _execute(ctx, "train", job, inline, priority, cpus, workers=spec.nproc).run_id
-    from imts.store.models import Run
+    from imts.store import runs
 
-    with ctx.session() as s:
-        run = s.get(Run, run_id)
-        assert run is not None
-        summary = dict(run.summary)
+    summary = runs.get(ctx, run_id).summary
     console.print(
         f"[green]trained[/] run {run_id}: final loss {summary['final_loss']:.3f}, "
         f"{summary['tokens_per_s']:.0f} tokens/s -> model [bold]{summary['model_version']}[/]"
@@ -187,7 +184,7 @@ def eval_(
     Runs as a job on the resource pool and follows it; --inline evaluates in this process."""
     from imts.evals.jobs import EvalJob
     from imts.evals.suite import SuiteSpec
-    from imts.store.models import Run
+    from imts.store import runs
 
     if suite is not None:
         spec = SuiteSpec.from_yaml(suite)
@@ -209,10 +206,8 @@ def eval_(
     ctx = context()
     run_ids = _execute(ctx, "eval", EvalJob(model=model, suite=spec), inline, priority, cpus).run_ids
     for run_id in run_ids:
-        with ctx.session() as s:
-            run = s.get(Run, run_id)
-            assert run is not None
-            summary, data_name = dict(run.summary), run.spec.get("data", "")
+        run = runs.get(ctx, run_id)
+        summary, data_name = run.summary, run.spec.get("data", "")
         cats = ", ".join(
             f"{k} {v['correct']}/{v['total']}" for k, v in summary["per_category"].items() if k != "all"
         )
@@ -233,6 +228,7 @@ def report(
         [], "--evals", "-e", help="Eval runs to compare (repeat; oldest first). With a run id: extra models."
     ),
     clusters: bool = typer.Option(True, help="Cluster the failed items (MiniLM embeddings)."),
+    lang: Literal["en", "zh"] = typer.Option("en", "--lang", help="Language of the report: en or zh."),
 ) -> None:
     """Comparison report: before/after a training run, or 2+ model versions; HTML (offline) + MD + JSON."""
     from imts.core.errors import InputError
@@ -248,8 +244,8 @@ def report(
         key = evals[-1]
     else:
         raise InputError("give a training run id, or two or more --evals", field="evals")
-    paths = compare.write(ctx, key, rep)
-    console.print(render_markdown(rep), markup=False, highlight=False)
+    paths = compare.write(ctx, key, rep, lang=lang)
+    console.print(render_markdown(rep, lang=lang), markup=False, highlight=False)
     console.print(f"[green]report[/] {paths['html']}")
 
 

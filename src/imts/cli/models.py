@@ -16,9 +16,9 @@ app = typer.Typer(help="Base models (pull, add) and trained model versions.", no
 @friendly
 def pull(name: str = typer.Argument(..., help="Catalogued model, e.g. smollm2-135m-instruct.")) -> None:
     """Obtain a catalogued base model, convert it once to safetensors, verify and record it."""
-    from imts.registry import base_models
+    from imts.registry import service
 
-    rec = base_models.pull(context(), name, progress())
+    rec = service.pull_base_model(context(), name, progress())
     console.print(
         f"[green]ready[/] {rec.name}: {rec.architecture}, {rec.num_params:,} parameters, "
         f"context {rec.context_length}, licence {rec.license}\n  {rec.path}\n  source {rec.source}\n"
@@ -34,9 +34,9 @@ def add(
     license: str | None = typer.Option(None, help="Licence of the weights."),
 ) -> None:
     """Register a local Hugging Face model folder as a base model (checked to load and generate)."""
-    from imts.registry import base_models
+    from imts.registry import service
 
-    rec = base_models.add(context(), path, name, license)
+    rec = service.add_base_model(context(), path, name, license)
     console.print(f"[green]registered[/] {rec.name}: {rec.architecture}, {rec.num_params:,} parameters")
 
 
@@ -44,13 +44,13 @@ def add(
 @friendly
 def list_models() -> None:
     """Base models and trained model versions."""
-    from imts.registry import base_models, models
+    from imts.registry import service
 
     ctx = context()
     t = Table(title="base models")
     for col in ("name", "architecture", "params", "context", "licence", "source"):
         t.add_column(col)
-    for b in base_models.list_all(ctx):
+    for b in service.list_base_models(ctx):
         t.add_row(
             b.name,
             b.architecture,
@@ -63,9 +63,9 @@ def list_models() -> None:
     t = Table(title="trained model versions")
     for col in ("model", "id", "training run", "dataset version", "metrics", "merged weights"):
         t.add_column(col)
-    for m in models.list_versions(ctx):
+    for m in service.list_model_versions(ctx):
         t.add_row(
-            f"{m.name}:{m.version}",
+            m.label,
             m.id,
             m.train_run_id,
             m.dataset_version_id,

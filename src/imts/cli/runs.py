@@ -1,10 +1,11 @@
-"""`imts runs`: list and inspect training and evaluation runs."""
+"""`imts runs`: list, inspect and compare training and evaluation runs."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 from rich.table import Table
-from sqlalchemy import select
 
 from imts.cli.common import console, context, friendly, print_json
 
@@ -15,16 +16,12 @@ app = typer.Typer(help="Training and evaluation runs.", no_args_is_help=True)
 @friendly
 def list_runs(kind: str | None = typer.Option(None, help="train or eval")) -> None:
     """Runs, newest first."""
-    from imts.store.models import Run
+    from imts.store import runs
 
-    ctx = context()
-    with ctx.session() as s:
-        q = select(Run).order_by(Run.created_at.desc())
-        runs = list(s.scalars(q.where(Run.kind == kind) if kind else q))
     t = Table()
     for col in ("run", "kind", "status", "model / data", "result"):
         t.add_column(col)
-    for r in runs:
+    for r in runs.search(context(), kind=kind):
         if r.kind == "eval":
             result = (
                 f"accuracy {r.summary['accuracy']:.1%} (n={r.summary['n']})"
@@ -51,29 +48,64 @@ def list_runs(kind: str | None = typer.Option(None, help="train or eval")) -> No
 @friendly
 def show(run_id: str) -> None:
     """One run: spec, summary, events."""
-    from imts.core.errors import NotFoundError
-    from imts.store.models import Run, RunEvent
+    from imts.store import runs
 
     ctx = context()
-    with ctx.session() as s:
-        run = s.get(Run, run_id)
-        if run is None:
-            raise NotFoundError(f"no run '{run_id}'")
-        events = [
-            {"step": e.step, "kind": e.kind, "message": e.message}
-            for e in s.scalars(select(RunEvent).where(RunEvent.run_id == run_id).order_by(RunEvent.id))
-        ]
-        print_json(
-            {
-                "id": run.id,
-                "kind": run.kind,
-                "status": run.status,
-                "spec": run.spec,
-                "summary": run.summary,
-                "error": run.error,
-                "output_dir": run.output_dir,
-                "created_at": run.created_at,
-                "finished_at": run.finished_at,
-                "events": events,
-            }
-        )
+    run = runs.get(ctx, run_id)
+    print_json(
+        {
+            **run.model_dump(
+                include={
+                    "id",
+                    "kind",
+                    "status",
+                    "spec",
+                    "summary",
+                    "error",
+                    "output_dir",
+                    "created_at",
+                    "finished_at",
+                }
+            ),
+            "events": [e.model_dump(include={"step", "kind", "message"}) for e in runs.events(ctx, run_id)],
+        }
+    )
+
+
+@app.command("compare")
+@friendly
+def compare(
+    run_ids: list[str] = typer.Argument(..., help="Two or more run ids."),
+    all_params: bool = typer.Option(False, "--all", help="Also list the spec keys all runs share."),
+    as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
+) -> None:
+    """Runs side by side: the spec keys that differ, and their summary metrics."""
+    from imts.store import runs
+
+    cmp = runs.compare(context(), run_ids)
+    if as_json:
+        print_json(cmp.model_dump(mode="json"))
+        return
+    t = Table()
+    t.add_column("")
+    for r in cmp.runs:
+        t.add_column(f"{r.id}\n{r.kind} {r.status}")
+    keys = list(cmp.params) if all_params else cmp.differing
+    for key in keys:
+        t.add_row(key, *(_cell(v) for v in cmp.params[key]))
+    if keys and cmp.metrics:
+        t.add_section()
+    for key, values in cmp.metrics.items():
+        t.add_row(key, *(_cell(v) for v in values))
+    console.print(t)
+    if not all_params:
+        same = len(cmp.params) - len(cmp.differing)
+        console.print(f"{len(cmp.differing)} spec keys differ, {same} are equal (--all lists them)")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

@@ -17,9 +17,9 @@ import numpy as np
 import pyarrow as pa
 
 from imts.core.progress import NullProgress, Progress
+from imts.core.text import normalise
 from imts.data import dedup, scratch
 from imts.data.schemas import TEXT_COLUMNS, row_text
-from imts.data.split import normalise
 from imts.data.versions import DataRef, VersionInfo, commit_version, iter_tables
 from imts.store.context import Context
 

@@ -1,6 +1,6 @@
 """Exact and near-duplicate detection: MinHash signatures and LSH banding, vectorised with numpy.
 
-Text -> set of word ``k``-shingles (tokens as in ``split.tokens``: words, numbers, single CJK
+Text -> set of word ``k``-shingles (tokens as in ``core.text.tokens``: words, numbers, single CJK
 characters; numbers weighted, see ``shingles``) -> CRC32 of each shingle -> ``num_perm`` MinHash
 values with the multiply-shift family ``h(x) = ((a*x + b) mod 2^64) >> 32`` (one numpy pass over all
 shingles of a batch of documents, a ``minimum.reduceat`` per document). LSH splits a signature into
@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from imts.core.errors import InputError
+from imts.core.text import tokens
 
 DEFAULT_NUM_PERM = 128
 DEFAULT_THRESHOLD = 0.7
@@ -30,17 +31,11 @@ _BATCH = 2_000
 _SEED = 1
 
 
-def _tokens(text: str) -> list[str]:
-    from imts.data.split import tokens  # shared tokenizer, also used by n-gram decontamination
-
-    return tokens(text)
-
-
 def shingles(text: str, k: int = DEFAULT_SHINGLE, number_weight: int = DEFAULT_NUMBER_WEIGHT) -> set[str]:
     """Distinct word ``k``-shingles of ``text`` (the whole text if shorter), plus each number
     ``number_weight`` times (as ``N#0``, ``N#1`` ...): two problems with the same wording but other
     numbers are different items, and without the weight their shingle sets would look near-identical."""
-    toks = _tokens(text)
+    toks = tokens(text)
     grams = {" ".join(toks[i : i + k]) for i in range(max(1, len(toks) - k + 1))}
     grams |= {f"{t}#{j}" for t in toks if t.isdigit() for j in range(number_weight)}
     return grams

@@ -9,13 +9,13 @@ conversations) both map onto it, so training and evaluation have one path.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 
 from imts.core.errors import InputError
+from imts.core.text import detect_lang
 
 SCHEMA = pa.schema(
     [
@@ -46,7 +46,6 @@ PROMPT_KEYS = ("prompt", "instruction", "question", "query", "input")
 RESPONSE_KEYS = ("response", "output", "completion", "solution", "answer")
 # Mapping keys of the other formats (preference, classification, text), kept in ``FieldMap.extras``.
 EXTRA_KEYS = ("chosen", "rejected", "text", "label")
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 # One encoder for the ``meta`` column of every row (json.dumps with options builds a new one per call).
 META_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
 
@@ -156,12 +155,7 @@ def to_canonical(row: Any, fmap: FieldMap) -> dict[str, Any]:
     answer = row.get(fmap.answer) if fmap.answer else None
     used.add(fmap.answer)
     text = " ".join(m["content"] for m in messages)
-    lang = row.get(fmap.lang) or (
-        # search first: most rows hold no CJK at all, and findall over every row is the import's hot spot
-        "zh"
-        if _CJK.search(text) and len(_CJK.findall(text)) > 0.2 * max(1, len(text.replace(" ", "")))
-        else "en"
-    )
+    lang = row.get(fmap.lang) or detect_lang(text)
     meta = {k: v for k, v in row.items() if k not in used}
     return {
         "messages": messages,

@@ -27,7 +27,7 @@ def diff(ctx: Context, a: VersionInfo, b: VersionInfo, by: Literal["id", "conten
     """
     if by not in ("id", "content"):
         raise InputError(f"--by must be id or content, not {by!r}")
-    common = [c for c in a.schema if c in b.schema and c != "id"]
+    common = [c for c in a.columns if c in b.columns and c != "id"]
     content = "md5(to_json(struct_pack(" + ", ".join(f'"{c}" := "{c}"' for c in common) + ")))"
     con = duckdb.connect()
     try:
@@ -44,7 +44,7 @@ def diff(ctx: Context, a: VersionInfo, b: VersionInfo, by: Literal["id", "conten
         "b": b.ref,
         "by": by,
         "rows": rows,
-        "schema": _schema_changes(a.schema, b.schema),
+        "schema": _schema_changes(a.columns, b.columns),
         "shift": distribution_shift(a.stats, b.stats),
         "shared_shards": len(set(a.shards) & set(b.shards)),
     }

@@ -95,7 +95,7 @@ def field_stats(ctx: Context, ref: DataRef | VersionInfo, where: str | None = No
     con = connect(ctx, version)
     try:
         cond = f"{base} AND {checked_where(con, where)}"
-        cols = list(version.schema.items())
+        cols = list(version.columns.items())
         # Distinct counts of nested columns (chat messages) cost more than all the rest and mean little.
         agg = ", ".join(
             f'count(*) FILTER (WHERE "{c}" IS NULL), '

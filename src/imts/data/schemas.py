@@ -14,16 +14,15 @@ The SFT schema is ``formats.SCHEMA`` unchanged (training and evaluation read it)
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import pyarrow as pa
 
 from imts.core.errors import InputError
+from imts.core.text import detect_lang
 from imts.data.formats import SCHEMA as SFT_SCHEMA
 from imts.data.formats import FieldMap, _chat_key, _text, detect, to_canonical
 
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _COMMON = [pa.field("category", pa.string()), pa.field("lang", pa.string()), pa.field("meta", pa.string())]
 _ID = pa.field("id", pa.string(), nullable=False)
 
@@ -143,13 +142,6 @@ def canonical(row: Any, fmap: FieldMap) -> dict[str, Any]:
         "lang": str(lang),
         "meta": json.dumps(meta, ensure_ascii=False, sort_keys=True, default=str) if meta else None,
     }
-
-
-def detect_lang(text: str) -> str:
-    """'zh' when more than a fifth of the non-space characters are CJK, else 'en' (as ``formats``)."""
-    if not _CJK.search(text):
-        return "en"
-    return "zh" if len(_CJK.findall(text)) > 0.2 * max(1, len(text.replace(" ", ""))) else "en"
 
 
 def row_text(row: dict[str, Any]) -> str:

@@ -15,9 +15,7 @@ stored order.
 from __future__ import annotations
 
 import random
-import re
 import tempfile
-import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,25 +26,11 @@ import pyarrow as pa
 
 from imts.core.errors import InputError
 from imts.core.progress import NullProgress, Progress
+from imts.core.text import ngrams, tokens
 from imts.data import scratch
 from imts.data.schemas import TEXT_COLUMNS
 from imts.data.versions import DataRef, VersionInfo, commit_version, iter_tables
 from imts.store.context import Context
-
-# Latin words and numbers as tokens, each CJK character as a token (Chinese has no spaces).
-_TOKEN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[^\W_\u3400-\u9fff\uf900-\ufaff]+")
-
-
-def tokens(text: str) -> list[str]:
-    return _TOKEN.findall(unicodedata.normalize("NFKC", text).lower())
-
-
-def normalise(text: str) -> str:
-    return " ".join(tokens(text))
-
-
-def ngrams(toks: list[str], n: int) -> set[tuple[str, ...]]:
-    return {tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)}
 
 
 def prompt_text(row: dict[str, Any]) -> str:
@@ -255,7 +239,7 @@ def split_version(
     """Split a version into train/val/test (a new version with a ``split`` column), decontaminated."""
     progress = progress or NullProgress()
     version = source.version if isinstance(source, DataRef) else source
-    if stratify_by and stratify_by not in version.schema:
+    if stratify_by and stratify_by not in version.columns:
         stratify_by = None
     counts: Counter[str] = Counter()
     if stratify_by:

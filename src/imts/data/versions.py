@@ -17,7 +17,6 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -48,9 +48,10 @@ class ReadOnlyError(ConflictError):
     """A write to a dataset shared read-only from another project."""
 
 
-@dataclass(frozen=True)
-class VersionInfo:
-    """What callers need of a version, detached from any database session."""
+class VersionInfo(BaseModel):
+    """A dataset version: what callers need of it, detached from any database session (a read model)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
 
     id: str
     dataset: str
@@ -65,17 +66,24 @@ class VersionInfo:
     parents: list[str]
     format: str = "sft"
     project_id: str = ""
-    schema: dict[str, str] = field(default_factory=dict)
+    # Column name -> Arrow type. Named ``schema`` outside (alias); ``BaseModel.schema`` is taken.
+    columns: dict[str, str] = Field(default_factory=dict, alias="schema")
 
     @property
     def ref(self) -> str:
         return f"{self.dataset}@{self.number}"
 
 
-@dataclass(frozen=True)
-class DataRef:
+class DataRef(BaseModel):
+    """A version, or one split of it: what a dataset reference resolves to."""
+
+    model_config = ConfigDict(frozen=True)
+
     version: VersionInfo
-    split: str | None
+    split: str | None = None
+
+    def __init__(self, version: VersionInfo, split: str | None = None) -> None:
+        super().__init__(version=version, split=split)
 
     def __str__(self) -> str:
         return self.version.ref + (f":{self.split}" if self.split else "")
@@ -250,7 +258,7 @@ def record_existing_shards(
             ctx,
             dataset,
             [(d, None) for d in source.shards],
-            source.schema,
+            source.columns,
             source.stats,
             operation,
             params,
@@ -292,7 +300,7 @@ def _info(v: DatasetVersion, dataset: str, parents: list[str], fmt: str, project
         parents=parents,
         format=fmt,
         project_id=project_id,
-        schema=dict(v.schema),
+        columns=dict(v.schema),
     )
 
 

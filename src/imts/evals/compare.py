@@ -5,24 +5,17 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from sqlalchemy import select
-
 from imts.core.errors import NotFoundError
-from imts.evals.court_report import build_extras
-from imts.evals.report import ComparisonReport, TrainingCurves, write_report
+from imts.evals.analysis import build_extras
+from imts.evals.report import ComparisonReport, Lang, TrainingCurves, write_report
 from imts.evals.service import item_scores, load_result
+from imts.store import runs
 from imts.store.context import Context
-from imts.store.models import BaseModelRecord, Metric, Run
+from imts.store.models import BaseModelRecord, Run
 
 
 def curves(ctx: Context, run_id: str) -> TrainingCurves:
-    with ctx.session() as s:
-        rows = s.execute(
-            select(Metric.key, Metric.step, Metric.value).where(Metric.run_id == run_id).order_by(Metric.step)
-        ).all()
-    series: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    for key, step, value in rows:
-        series[key].append((step, value))
+    series: dict[str, list[tuple[int, float]]] = defaultdict(list, runs.history(ctx, run_id))
     steps = [st for st, _ in series["loss"]]
 
     def values(key: str) -> list[float]:
@@ -41,34 +34,23 @@ def curves(ctx: Context, run_id: str) -> TrainingCurves:
 
 def find_evals(ctx: Context, train_run_id: str) -> tuple[str, str]:
     """The newest baseline eval (base model) and tuned eval (the run's model) on the same data."""
-    with ctx.session() as s:
-        run = s.get(Run, train_run_id)
-        if run is None or run.kind != "train":
-            raise NotFoundError(f"no training run '{train_run_id}'")
-        if run.model_version_id is None:
-            raise NotFoundError(f"training run {train_run_id} has no model yet (status {run.status})")
-        evals = list(
-            s.scalars(
-                select(Run)
-                .where(
-                    Run.kind == "eval",
-                    Run.status == "succeeded",
-                    Run.dataset_version_id == run.dataset_version_id,
-                )
-                .order_by(Run.created_at.desc())
-            )
-        )
-        tuned = next((e for e in evals if e.model_version_id == run.model_version_id), None)
-        base = next(
-            (
-                e
-                for e in evals
-                if e.model_version_id is None
-                and e.base_model_id == run.base_model_id
-                and (tuned is None or e.split == tuned.split)
-            ),
-            None,
-        )
+    run = runs.get(ctx, train_run_id) if runs.exists(ctx, train_run_id) else None
+    if run is None or run.kind != "train":
+        raise NotFoundError(f"no training run '{train_run_id}'")
+    if run.model_version_id is None:
+        raise NotFoundError(f"training run {train_run_id} has no model yet (status {run.status})")
+    evals = runs.search(ctx, "eval", "succeeded", dataset_version_id=run.dataset_version_id)
+    tuned = next((e for e in evals if e.model_version_id == run.model_version_id), None)
+    base = next(
+        (
+            e
+            for e in evals
+            if e.model_version_id is None
+            and e.base_model_id == run.base_model_id
+            and (tuned is None or e.split == tuned.split)
+        ),
+        None,
+    )
     if tuned is None or base is None:
         missing = "the tuned model" if tuned is None else "the base model"
         raise NotFoundError(
@@ -122,27 +104,26 @@ def build(
     if baseline_eval is None or tuned_eval is None:
         found_base, found_tuned = find_evals(ctx, train_run_id)
         baseline_eval, tuned_eval = baseline_eval or found_base, tuned_eval or found_tuned
+    run, ev = runs.get(ctx, train_run_id), runs.get(ctx, tuned_eval)
     with ctx.session() as s:
-        run = s.get(Run, train_run_id)
-        assert run is not None
         base = s.get(BaseModelRecord, run.base_model_id) if run.base_model_id else None
-        ev = s.get(Run, tuned_eval)
-        spec, summary = dict(run.spec), dict(run.summary)
-        lora = spec.get("lora", {})
-        seconds, tok_s = summary.get("seconds", 0), summary.get("tokens_per_s", 0)
-        facts = {
-            "training run": train_run_id,
-            "method": spec.get("method", ""),
-            "base model": base.name if base else "",
-            "trained on": f"{spec.get('data', '')} (split {run.split})",
-            "evaluated on": ev.spec.get("data", "") if ev else "",
-            "steps x batch": f"{summary.get('steps', '')} x {spec.get('batch_size', '')}",
-            "learning rate": str(spec.get("lr", "")),
-            "LoRA rank / alpha": f"{lora.get('r', '')} / {lora.get('alpha', '')}",
-            "precision": spec.get("precision", ""),
-            "training time": f"{seconds:.0f} s ({tok_s:.0f} tokens/s)",
-            "model version": summary.get("model_version", ""),
-        }
+        base_name = base.name if base else ""
+    spec, summary = run.spec, run.summary
+    lora = spec.get("lora", {})
+    seconds, tok_s = summary.get("seconds", 0), summary.get("tokens_per_s", 0)
+    facts = {
+        "training run": train_run_id,
+        "method": spec.get("method", ""),
+        "base model": base_name,
+        "trained on": f"{spec.get('data', '')} (split {run.split})",
+        "evaluated on": ev.spec.get("data", ""),
+        "steps x batch": f"{summary.get('steps', '')} x {spec.get('batch_size', '')}",
+        "learning rate": str(spec.get("lr", "")),
+        "LoRA rank / alpha": f"{lora.get('r', '')} / {lora.get('alpha', '')}",
+        "precision": spec.get("precision", ""),
+        "training time": f"{seconds:.0f} s ({tok_s:.0f} tokens/s)",
+        "model version": summary.get("model_version", ""),
+    }
     results = [load_result(ctx, e) for e in [baseline_eval, *(others or []), tuned_eval]]
     return ComparisonReport(
         title=f"Before / after fine-tuning: {facts['base model']} -> {facts['model version']}",
@@ -154,9 +135,9 @@ def build(
     )
 
 
-def write(ctx: Context, run_id: str, report: ComparisonReport) -> dict[str, Path]:
-    """Write report.html/.md/.json under ``reports/<run_id>`` and note it on the run."""
-    paths = write_report(report, ctx.artifacts.path(f"reports/{run_id}"))
+def write(ctx: Context, run_id: str, report: ComparisonReport, lang: Lang = "en") -> dict[str, Path]:
+    """Write report.html/.md/.json (in ``lang``) under ``reports/<run_id>`` and note it on the run."""
+    paths = write_report(report, ctx.artifacts.path(f"reports/{run_id}"), lang=lang)
     with ctx.session() as s:
         run = s.get(Run, run_id)
         if run is not None:

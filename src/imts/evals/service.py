@@ -1,27 +1,29 @@
-"""Evaluation runs: generate answers for a dataset split, score them, store per-item results."""
+"""Evaluation runs: put a dataset split's examples to a model, score the answers, store per-item results."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 
-from imts.core.errors import InputError, Interrupted, NotFoundError
-from imts.core.ids import new_id
+from imts.core.errors import NotFoundError
 from imts.core.progress import NullProgress, Progress
 from imts.data.versions import DataRef, load_rows, resolve
 from imts.evals import cache
-from imts.evals import generate as gen
+from imts.evals import textmetrics as tm
 from imts.evals.report import EvalResult, ItemOutcome, accuracy_by_category
-from imts.evals.scoring import score
+from imts.evals.scoring import score_task
 from imts.evals.suite import SuiteSpec
+from imts.evals.tasks import Example, TaskOptions, examples, task_kind
+from imts.inference import generate as gen
 from imts.registry.models import ResolvedModel
 from imts.registry.models import resolve as resolve_model
+from imts.store import runs
 from imts.store.context import Context
-from imts.store.models import EvalItem, EvalItemScore, Run
+from imts.store.models import EvalItem, EvalItemScore
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class EvalSettings:
     system_prompt: str | None = None
     sampling: gen.Sampling = field(default_factory=gen.Sampling)
     cache: bool = True
+    task: str | None = None  # None: the dataset's format names the task
+    text_threshold: float = 0.5
 
     @classmethod
     def from_suite(cls, suite: SuiteSpec) -> EvalSettings:
@@ -46,6 +50,8 @@ class EvalSettings:
             suite.system_prompt,
             suite.sampling.to_sampling(),
             suite.cache,
+            suite.task,
+            suite.text_threshold,
         )
 
 
@@ -76,40 +82,31 @@ def evaluate(
     settings = settings or EvalSettings()
     progress = progress or NullProgress()
     ref = resolve(ctx, data_ref)
-    if ref.version.format != "sft":
-        raise InputError(
-            f"{ref.version.ref} holds {ref.version.format} rows; evaluation needs an sft dataset"
-        )
+    kind = task_kind(ref.version.format, settings.task, ref.version.ref)
     if ref.split is None and "test" in ref.version.stats.get("split", {}):
         ref = DataRef(ref.version, "test")
     rows = load_rows(ctx, ref)[: settings.max_items]
     if not rows:
         raise NotFoundError(f"{ref} has no rows to evaluate")
     resolved = model or resolve_model(ctx, model_ref)
-    run_id = new_id("run")
-    with ctx.session() as s:
-        s.add(
-            Run(
-                id=run_id,
-                project_id=ctx.project_id,
-                kind="eval",
-                status="running",
-                spec={"model": model_ref, "data": str(ref), **asdict(settings)},
-                base_model_id=resolved.base_model_id,
-                model_version_id=resolved.model_version_id,
-                dataset_version_id=ref.version.id,
-                split=ref.split,
-                started_at=datetime.now(UTC),
-            )
-        )
+    run = runs.begin(
+        ctx,
+        "eval",
+        {"model": model_ref, "data": str(ref), **asdict(settings)},
+        base_model_id=resolved.base_model_id,
+        model_version_id=resolved.model_version_id,
+        dataset_version_id=ref.version.id,
+        split=ref.split,
+    )
+    run_id = run.id
     try:
         from transformers import AutoTokenizer
 
-        prompts = [_prompt(r, settings.system_prompt) for r in rows]
+        task = kind.make(rows, TaskOptions(settings.text_threshold))
+        items = examples(task)
+        prompts = [_prompt(e.prompt, settings.system_prompt) for e in items]
         tokenizer = AutoTokenizer.from_pretrained(resolved.path)
-        budget = settings.max_new_tokens or generation_budget(
-            tokenizer, [r["messages"][-1]["content"] for r in rows]
-        )
+        budget = settings.max_new_tokens or generation_budget(tokenizer, [e.reference_text for e in items])
         loaded: list[tuple[Any, Any]] = []
 
         def model_loader() -> tuple[Any, Any]:
@@ -117,15 +114,20 @@ def evaluate(
                 loaded.append(gen.load(resolved.path))
             return loaded[0]
 
-        texts, speed, hits = _generate_cached(
-            ctx, resolved, prompts, budget, settings, progress, model_loader, use_cache=settings.cache
-        )
-        scored = score(rows, texts, settings.metrics, settings.judges, model_loader)
-        items = scored.items
-        acc = accuracy_by_category(EvalResult(resolved.label, model_ref, items))
+        if task.kind == "choose":
+            texts, speed, hits = _choose_cached(
+                ctx, resolved, prompts, items, settings, progress, model_loader, use_cache=settings.cache
+            )
+        else:
+            texts, speed, hits = _generate_cached(
+                ctx, resolved, prompts, budget, settings, progress, model_loader, use_cache=settings.cache
+            )
+        scored = score_task(task, items, texts, settings.metrics, settings.judges, model_loader)
+        outcomes = scored.items
+        acc = accuracy_by_category(EvalResult(resolved.label, model_ref, outcomes))
         summary = {
             "accuracy": acc["all"][0] / acc["all"][1],
-            "n": len(items),
+            "n": len(outcomes),
             "per_category": {k: {"correct": c, "total": t} for k, (c, t) in acc.items()},
             "model_label": resolved.label,
             "max_new_tokens": budget,
@@ -145,33 +147,24 @@ def evaluate(
                     prediction=i.prediction,
                     extracted=i.extracted,
                     correct=i.correct,
-                    score=float(i.correct),
+                    score=item_score,
                 )
-                for i in items
+                for i, item_score in zip(outcomes, scored.scores, strict=True)
             )
             s.add_all(
                 EvalItemScore(run_id=run_id, item_id=item_id, name=name, value=v, label=label, note=note)
                 for item_id, names in scored.extra.items()
                 for name, (v, label, note) in names.items()
             )
-            run = s.get(Run, run_id)
-            assert run is not None
-            run.status, run.summary, run.finished_at = "succeeded", summary, datetime.now(UTC)
+        run.succeed(summary)  # the summary's numbers also go to TensorBoard (and MLflow) for this run
     except BaseException as exc:
-        with ctx.session() as s:
-            run = s.get(Run, run_id)
-            if run is not None:
-                run.status, run.error, run.finished_at = (
-                    "preempted" if isinstance(exc, Interrupted) else "failed",
-                    f"{type(exc).__name__}: {exc}",
-                    datetime.now(UTC),
-                )
+        run.fail(exc)
         raise
     return run_id
 
 
-def _prompt(row: dict[str, Any], system: str | None) -> list[dict[str, str]]:
-    messages = [m for m in row["messages"][:-1] if not (system and m["role"] == "system")]
+def _prompt(prompt: list[dict[str, str]], system: str | None) -> list[dict[str, str]]:
+    messages = [m for m in prompt if not (system and m["role"] == "system")]
     return ([{"role": "system", "content": system}] if system else []) + messages
 
 
@@ -218,6 +211,44 @@ def _generate_cached(
     return [found[k][0] for k in keys], speed, len(keys) - len(missing)
 
 
+def _choose_cached(
+    ctx: Context,
+    resolved: ResolvedModel,
+    prompts: list[list[dict[str, str]]],
+    items: list[Example],
+    settings: EvalSettings,
+    progress: Progress,
+    model_loader: Any,
+    use_cache: bool,
+) -> tuple[list[str], dict[str, float], int]:
+    """The choice (``extra["choices"]``) the model finds likelier for every item; cached like texts."""
+    mkey = cache.model_key(ctx, resolved)
+    keyed = [
+        p + [{"role": "choice", "content": c} for c in e.extra["choices"]]
+        for p, e in zip(prompts, items, strict=True)
+    ]
+    keys = cache.item_keys(mkey, keyed, {"choose": "mean_logprob"})
+    found = cache.lookup(ctx, keys) if use_cache else {}
+    missing = [i for i, k in enumerate(keys) if k not in found]
+    started = time.perf_counter()
+    if missing:
+        tokenizer, model_obj = model_loader()
+        with progress.task(f"scoring choices of {resolved.label}", total=len(missing)) as bar:
+            for start in range(0, len(missing), settings.batch_size):
+                # Stored per batch: a preempted evaluation job resumes with only the rest to score.
+                new = {}
+                for i in missing[start : start + settings.batch_size]:
+                    choices = items[i].extra["choices"]
+                    logps = tm.choice_logprobs(tokenizer, model_obj, prompts[i], choices)
+                    new[keys[i]] = (choices[max(range(len(choices)), key=logps.__getitem__)], 0)
+                found.update(new)
+                if use_cache:
+                    cache.store(ctx, mkey, new)
+                bar.advance(len(new))
+    speed = {"seconds": time.perf_counter() - started, "new_tokens": 0, "tokens_per_s": 0.0}
+    return [found[k][0] for k in keys], speed, len(keys) - len(missing)
+
+
 def run_suite(
     ctx: Context,
     model_ref: str,
@@ -247,6 +278,7 @@ def run_suite(
 
 def item_scores(ctx: Context, run_id: str) -> dict[str, dict[str, tuple[float, str | None, str | None]]]:
     """An eval run's per-item metric values and judge verdicts: item -> name -> (value, verdict, note)."""
+    runs.get(ctx, run_id)  # another project's run is not found
     out: dict[str, dict[str, tuple[float, str | None, str | None]]] = {}
     with ctx.session() as s:
         for r in s.scalars(select(EvalItemScore).where(EvalItemScore.run_id == run_id)):
@@ -256,10 +288,10 @@ def item_scores(ctx: Context, run_id: str) -> dict[str, dict[str, tuple[float, s
 
 def load_result(ctx: Context, run_id: str) -> EvalResult:
     """An eval run's per-item outcomes, as the report takes them."""
+    run = runs.get(ctx, run_id) if runs.exists(ctx, run_id) else None
+    if run is None or run.kind != "eval":
+        raise NotFoundError(f"no evaluation run '{run_id}'")
     with ctx.session() as s:
-        run = s.get(Run, run_id)
-        if run is None or run.kind != "eval":
-            raise NotFoundError(f"no evaluation run '{run_id}'")
         rows = s.scalars(select(EvalItem).where(EvalItem.run_id == run_id).order_by(EvalItem.id))
         items = [
             ItemOutcome(
@@ -267,7 +299,6 @@ def load_result(ctx: Context, run_id: str) -> EvalResult:
             )
             for r in rows
         ]
-        summary: dict[str, Any] = dict(run.summary)
-        return EvalResult(
-            summary.get("model_label", run.spec.get("model", "")), run.spec.get("model", ""), items
-        )
+    return EvalResult(
+        run.summary.get("model_label", run.spec.get("model", "")), run.spec.get("model", ""), items
+    )

@@ -1,4 +1,7 @@
-"""An evaluation suite: which data, which prompt format, which metrics and judges, how to generate.
+"""An evaluation suite: which data, which task, which metrics and judges, how to generate.
+
+Metrics, judges and tasks are names from their registries (``textmetrics.METRICS``,
+``agents.judges.base.JUDGES``, ``tasks.TASKS``); by default a dataset's format names its task.
 
 YAML example::
 
@@ -7,6 +10,8 @@ YAML example::
     system_prompt: "Solve the problem step by step and end with 'The answer is N.'"
     metrics: [exact_match, rouge_l, bleu, distinct_2]
     judges: [math, safety]
+    task: text              # optional: score these SFT rows as free text (ROUGE-L), not numbers
+    text_threshold: 0.5
     max_new_tokens: 96
     sampling: {temperature: 0.0}
 """
@@ -19,13 +24,16 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from imts.agents.judges.registry import JUDGES
 from imts.core.errors import InputError
+from imts.evals.tasks import TASKS
+from imts.evals.textmetrics import METRICS
 
 if TYPE_CHECKING:  # generate imports torch; a suite is also parsed where no model runs (job scheduling)
-    from imts.evals.generate import Sampling
+    from imts.inference.generate import Sampling
 
-METRICS = ("exact_match", "f1", "bleu", "rouge_l", "distinct_2", "perplexity")
-JUDGES = ("math", "safety")
+# A suite runs without a chat backend: the judges that need none.
+SUITE_JUDGES = tuple(name for name, kind in JUDGES.items() if not kind.needs_backend)
 
 
 class SamplingSpec(BaseModel):
@@ -35,7 +43,7 @@ class SamplingSpec(BaseModel):
     seed: int = 0
 
     def to_sampling(self) -> Sampling:
-        from imts.evals.generate import Sampling
+        from imts.inference.generate import Sampling
 
         return Sampling(self.temperature, self.top_p, self.top_k, self.seed)
 
@@ -49,6 +57,10 @@ class SuiteSpec(BaseModel):
     system_prompt: str | None = None
     metrics: list[str] = Field(default_factory=lambda: ["exact_match"])
     judges: list[str] = Field(default_factory=list)
+    task: str | None = Field(None, description="Evaluation task by name; default: the dataset's format.")
+    text_threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="ROUGE-L at which a text answer is correct."
+    )
     max_new_tokens: int | None = Field(None, ge=1, le=4096)
     batch_size: int = Field(32, ge=1)
     max_items: int | None = Field(None, ge=1)
@@ -66,9 +78,16 @@ class SuiteSpec(BaseModel):
     @field_validator("judges")
     @classmethod
     def _judges(cls, value: list[str]) -> list[str]:
-        unknown = [j for j in value if j not in JUDGES]
+        unknown = [j for j in value if j not in SUITE_JUDGES]
         if unknown:
-            raise ValueError(f"unknown judge(s) {unknown}; choose from {list(JUDGES)}")
+            raise ValueError(f"unknown judge(s) {unknown}; choose from {list(SUITE_JUDGES)}")
+        return value
+
+    @field_validator("task")
+    @classmethod
+    def _task(cls, value: str | None) -> str | None:
+        if value is not None and value not in TASKS:
+            raise ValueError(f"unknown task '{value}'; choose from {list(TASKS)}")
         return value
 
     @classmethod

@@ -1,4 +1,5 @@
-"""Scores beyond exact match: classification P/R/F1, BLEU, ROUGE-L, distinct-n and perplexity.
+"""Scores beyond exact match (classification P/R/F1, BLEU, ROUGE-L, distinct-n, perplexity, choice
+log-probabilities) and ``METRICS``, the metrics a suite names, by name.
 
 Chinese needs its own tokenisation: BLEU uses sacrebleu's ``zh`` tokenizer, ROUGE-L segments words with
 jieba. A text counts as Chinese when most of its letters are CJK ideographs.
@@ -9,16 +10,14 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
-_CJK = re.compile(r"[\u4e00-\u9fff]")
+from imts.core.errors import InputError
+from imts.core.text import is_chinese
+
 _WORD = re.compile(r"\w+", re.UNICODE)
-
-
-def is_chinese(text: str) -> bool:
-    letters = [c for c in text if c.isalnum()]
-    return bool(letters) and sum(bool(_CJK.match(c)) for c in letters) * 2 >= len(letters)
 
 
 def tokens(text: str) -> list[str]:
@@ -102,27 +101,119 @@ def distinct_n(texts: Sequence[str], n: int = 2) -> float:
     return len(grams) / total if total else 0.0
 
 
+def _answer_nll(
+    tokenizer: Any, model: Any, prompt: list[dict[str, str]], answer_text: str
+) -> tuple[float, int]:
+    """Summed negative log-likelihood and token count of ``answer_text`` (plus EOS) after the prompt."""
+    import torch
+
+    from imts.inference.generate import render_prompt
+
+    context = render_prompt(tokenizer, prompt)
+    answer = list(tokenizer(answer_text, add_special_tokens=False)["input_ids"])
+    if tokenizer.eos_token_id is not None:
+        answer.append(tokenizer.eos_token_id)
+    device = next(model.parameters()).device
+    ids = torch.tensor([context + answer], device=device)
+    logits = model(input_ids=ids).logits[0, len(context) - 1 : -1].float()
+    logp = torch.log_softmax(logits, dim=-1)
+    return -float(logp.gather(1, torch.tensor(answer, device=device)[:, None]).sum()), len(answer)
+
+
 def perplexity(
     tokenizer: Any, model: Any, prompts: Sequence[list[dict[str, str]]], references: Sequence[str]
 ) -> float:
     """exp(mean negative log-likelihood per token) of each reference answer given its chat prompt."""
     import torch
 
-    from imts.evals.generate import render_prompt
-
     nll, count = 0.0, 0
     with torch.inference_mode():
         for prompt, reference in zip(prompts, references, strict=True):
-            context = render_prompt(tokenizer, prompt)
-            answer = list(tokenizer(reference, add_special_tokens=False)["input_ids"])
-            if tokenizer.eos_token_id is not None:
-                answer.append(tokenizer.eos_token_id)
-            ids = torch.tensor([context + answer])
-            logits = model(input_ids=ids).logits[0, len(context) - 1 : -1].float()
-            logp = torch.log_softmax(logits, dim=-1)
-            nll -= float(logp.gather(1, torch.tensor(answer)[:, None]).sum())
-            count += len(answer)
+            item_nll, n = _answer_nll(tokenizer, model, prompt, reference)
+            nll, count = nll + item_nll, count + n
     return math.exp(nll / max(count, 1))
 
 
-METRICS = ("exact_match", "accuracy", "f1", "bleu", "rouge_l", "distinct_2", "perplexity")
+def choice_logprobs(
+    tokenizer: Any, model: Any, prompt: list[dict[str, str]], choices: Sequence[str]
+) -> list[float]:
+    """Mean log-probability per token of each choice as the answer to the chat prompt.
+
+    Per token, not summed: a sum prefers the shorter answer whatever it says.
+    """
+    import torch
+
+    with torch.inference_mode():
+        return [-nll / n for nll, n in (_answer_nll(tokenizer, model, prompt, c) for c in choices)]
+
+
+# --- the metrics a suite names ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricInput:
+    """What a metric may read, item by item."""
+
+    predictions: Sequence[str]  # the model's texts
+    references: Sequence[str]  # the full reference texts
+    answers: Sequence[str]  # the reference answers exact match compares against
+    extracted: Sequence[str | None]  # the answers read from the predictions
+    correct: Sequence[bool]
+    prompts: Sequence[list[dict[str, str]]]
+    model_loader: Callable[[], tuple[Any, Any]] | None = None  # (tokenizer, model), loaded on first call
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    summary: dict[str, float]
+    per_item: list[float] | None = None  # kept per item (as ``EvalItemScore`` rows) where given
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric by name; ``needs`` says what it reads: ``answers`` (the items' outcomes), ``texts``
+    (predictions against references) or ``model`` (the model itself; skipped where none is loaded)."""
+
+    name: str
+    needs: Literal["answers", "texts", "model"]
+    compute: Callable[[MetricInput], MetricResult]
+
+
+def _exact_match(d: MetricInput) -> MetricResult:
+    return MetricResult({"exact_match": accuracy(d.correct)})
+
+
+def _answer_f1(d: MetricInput) -> MetricResult:  # the extracted answer as a label against the reference
+    prf = precision_recall_f1([e or "" for e in d.extracted], list(d.answers))
+    return MetricResult({f"answer_{k}": v for k, v in prf.items()})
+
+
+def _rouge_l(d: MetricInput) -> MetricResult:
+    values = [rouge_l(t, ref) for t, ref in zip(d.predictions, d.references, strict=True)]
+    return MetricResult({"rouge_l": sum(values) / len(values) if values else 0.0}, values)
+
+
+def _perplexity(d: MetricInput) -> MetricResult:
+    assert d.model_loader is not None
+    tokenizer, model = d.model_loader()
+    return MetricResult({"perplexity": perplexity(tokenizer, model, d.prompts, d.references)})
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("exact_match", "answers", _exact_match),
+        Metric("f1", "answers", _answer_f1),
+        Metric("bleu", "texts", lambda d: MetricResult({"bleu": bleu(d.predictions, d.references)})),
+        Metric("rouge_l", "texts", _rouge_l),
+        Metric("distinct_2", "texts", lambda d: MetricResult({"distinct_2": distinct_n(d.predictions, 2)})),
+        Metric("perplexity", "model", _perplexity),
+    )
+}
+
+
+def metric(name: str) -> Metric:
+    """The metric called ``name``; an :class:`InputError` naming the known ones otherwise."""
+    if name not in METRICS:
+        raise InputError(f"unknown metric '{name}' (choose from {', '.join(METRICS)})", field="metrics")
+    return METRICS[name]

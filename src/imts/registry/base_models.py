@@ -22,6 +22,7 @@ from imts.core.errors import ImtsError, ModelLoadError, NotFoundError
 from imts.core.hashing import sha256_file, sha256_tree
 from imts.core.ids import new_id
 from imts.core.progress import NullProgress, Progress
+from imts.registry.views import BaseModelView
 from imts.store.context import Context
 from imts.store.models import BaseModelRecord
 
@@ -52,7 +53,7 @@ CATALOGUE: dict[str, PackagedModel] = {
 }
 
 
-def pull(ctx: Context, name: str, progress: Progress | None = None) -> BaseModelRecord:
+def pull(ctx: Context, name: str, progress: Progress | None = None) -> BaseModelView:
     """Obtain a catalogued model, convert it once into the model cache, verify and record it.
 
     Raises:
@@ -74,7 +75,7 @@ def pull(ctx: Context, name: str, progress: Progress | None = None) -> BaseModel
     return _record(ctx, name, target, source=source, license=entry.license)
 
 
-def add(ctx: Context, path: Path, name: str | None = None, license: str | None = None) -> BaseModelRecord:
+def add(ctx: Context, path: Path, name: str | None = None, license: str | None = None) -> BaseModelView:
     """Register a local Hugging Face model folder (config.json + weights + tokenizer)."""
     path = path.expanduser().resolve()
     if not path.is_dir() or not (path / "config.json").is_file():
@@ -84,21 +85,24 @@ def add(ctx: Context, path: Path, name: str | None = None, license: str | None =
     return _record(ctx, name or path.name, path, source=f"local:{path}", license=license)
 
 
-def get(ctx: Context, ref: str) -> BaseModelRecord:
+def get(ctx: Context, ref: str) -> BaseModelView:
     """A recorded base model by name or id."""
     with ctx.session() as s:
         rec = s.scalar(
             select(BaseModelRecord).where((BaseModelRecord.name == ref) | (BaseModelRecord.id == ref))
         )
-    if rec is None:
+        view = None if rec is None else BaseModelView.of(rec)
+    if view is None:
         hint = " (run `imts models pull` first)" if ref in CATALOGUE else ""
         raise NotFoundError(f"no base model named '{ref}'{hint}")
-    return rec
+    return view
 
 
-def list_all(ctx: Context) -> list[BaseModelRecord]:
+def list_all(ctx: Context) -> list[BaseModelView]:
+    """All recorded base models, oldest first."""
     with ctx.session() as s:
-        return list(s.scalars(select(BaseModelRecord).order_by(BaseModelRecord.created_at)))
+        rows = s.scalars(select(BaseModelRecord).order_by(BaseModelRecord.created_at))
+        return [BaseModelView.of(r) for r in rows]
 
 
 def _packaged_gguf(entry: PackagedModel, progress: Progress) -> Path:
@@ -191,7 +195,7 @@ def inspect_model(path: Path) -> dict[str, object]:
     }
 
 
-def _record(ctx: Context, name: str, path: Path, *, source: str, license: str | None) -> BaseModelRecord:
+def _record(ctx: Context, name: str, path: Path, *, source: str, license: str | None) -> BaseModelView:
     facts = inspect_model(path)
     weights = sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin"))
     checksum = sha256_file(weights[0]) if len(weights) == 1 else sha256_tree(path)
@@ -215,4 +219,5 @@ def _record(ctx: Context, name: str, path: Path, *, source: str, license: str | 
         rec.info = {
             k: v for k, v in facts.items() if k not in ("architecture", "num_params", "context_length")
         }
-    return rec
+        s.flush()
+        return BaseModelView.of(rec)

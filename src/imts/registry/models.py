@@ -7,26 +7,20 @@ References users type: a base model name (``smollm2-135m-instruct``), a model ve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
 
 from imts.core.errors import NotFoundError
 from imts.core.ids import new_id
 from imts.registry import base_models
+from imts.registry.views import ModelVersionView, ResolvedModel
 from imts.store.context import Context
 from imts.store.models import BaseModelRecord, ModelVersion
 
-
-@dataclass(frozen=True)
-class ResolvedModel:
-    ref: str
-    label: str
-    path: Path
-    base_model_id: str | None = None
-    model_version_id: str | None = None
+__all__ = ["ResolvedModel", "create_version", "get_version", "list_versions", "resolve"]
 
 
 def create_version(
@@ -39,7 +33,7 @@ def create_version(
     merged_path: Path | None,
     spec: dict[str, Any],
     metrics: dict[str, Any],
-) -> ModelVersion:
+) -> ModelVersionView:
     with ctx.session() as s:
         number = (
             s.scalar(
@@ -63,48 +57,62 @@ def create_version(
             metrics=metrics,
         )
         s.add(mv)
-    return mv
+        s.flush()
+        return ModelVersionView.of(mv)
 
 
-def list_versions(ctx: Context) -> list[ModelVersion]:
+def list_versions(ctx: Context) -> list[ModelVersionView]:
+    """This project's model versions, oldest first."""
     with ctx.session() as s:
-        return list(
-            s.scalars(
-                select(ModelVersion)
-                .where(ModelVersion.project_id == ctx.project_id)
-                .order_by(ModelVersion.created_at)
-            )
-        )
+        q = select(ModelVersion).where(ModelVersion.project_id == ctx.project_id)
+        return [ModelVersionView.of(mv) for mv in s.scalars(q.order_by(ModelVersion.created_at))]
+
+
+def get_version(ctx: Context, ref: str) -> ModelVersionView:
+    """One of this project's model versions: ``NAME`` (newest), ``NAME:N``, ``mv_...`` or ``run_...``."""
+    with ctx.session() as s:
+        mv = _find_version(s, ctx, ref)
+        if mv is None:
+            raise NotFoundError(f"no model version '{ref}' in this project")
+        return ModelVersionView.of(mv)
+
+
+def _find_version(s: Session, ctx: Context, ref: str) -> ModelVersion | None:
+    name, _, number = ref.partition(":")
+    q: Select[tuple[ModelVersion]] = select(ModelVersion).where(ModelVersion.project_id == ctx.project_id)
+    if ref.startswith("mv_"):
+        q = q.where(ModelVersion.id == ref)
+    elif ref.startswith("run_"):
+        q = q.where(ModelVersion.train_run_id == ref)
+    elif number.isdigit():
+        q = q.where(ModelVersion.name == name, ModelVersion.version == int(number))
+    else:
+        q = q.where(ModelVersion.name == ref)
+    return s.scalar(q.order_by(ModelVersion.version.desc()).limit(1))
 
 
 def resolve(ctx: Context, ref: str) -> ResolvedModel:
     """Any model reference to a loadable folder (merged weights for trained versions)."""
     with ctx.session() as s:
-        name, _, number = ref.partition(":")
-        q = select(ModelVersion).where(ModelVersion.project_id == ctx.project_id)
-        if ref.startswith("mv_"):
-            q = q.where(ModelVersion.id == ref)
-        elif ref.startswith("run_"):
-            q = q.where(ModelVersion.train_run_id == ref)
-        elif number.isdigit():
-            q = q.where(ModelVersion.name == name, ModelVersion.version == int(number))
-        else:
-            q = q.where(ModelVersion.name == ref)
-        mv = s.scalar(q.order_by(ModelVersion.version.desc()).limit(1))
+        mv = _find_version(s, ctx, ref)
         if mv is not None:
             if not mv.merged_path:
                 raise NotFoundError(f"model {mv.name}:{mv.version} was saved without merged weights")
             return ResolvedModel(
-                ref, f"{mv.name}:{mv.version}", Path(mv.merged_path), mv.base_model_id, mv.id
+                ref=ref,
+                label=f"{mv.name}:{mv.version}",
+                path=Path(mv.merged_path),
+                base_model_id=mv.base_model_id,
+                model_version_id=mv.id,
             )
         bm = s.scalar(
             select(BaseModelRecord).where((BaseModelRecord.name == ref) | (BaseModelRecord.id == ref))
         )
         if bm is not None:
-            return ResolvedModel(ref, bm.name, Path(bm.path), bm.id, None)
+            return ResolvedModel(ref=ref, label=bm.name, path=Path(bm.path), base_model_id=bm.id)
     path = Path(ref).expanduser()
     if path.is_dir() and (path / "config.json").is_file():
-        return ResolvedModel(ref, path.name, path.resolve())
+        return ResolvedModel(ref=ref, label=path.name, path=path.resolve())
     if ref in base_models.CATALOGUE:
         raise NotFoundError(f"base model '{ref}' is not pulled yet: run `imts models pull {ref}`")
     raise NotFoundError(f"no model '{ref}': not a base model, a model version, a run id or a model folder")

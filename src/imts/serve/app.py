@@ -12,7 +12,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from imts.core.ids import new_id
-from imts.evals.generate import Sampling
+from imts.inference.generate import Sampling
 from imts.serve.engine import Engine
 from imts.serve.schemas import ChatMessage, ChatRequest, ChatResponse, Choice, ModelCard, ModelList, Usage
 

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from transformers import TextIteratorStreamer
 
-from imts.evals.generate import Sampling, load, render_prompt
+from imts.inference.generate import Sampling, load, render_prompt
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from imts.core.errors import InputError
 from imts.core.ids import new_id
 from imts.core.progress import NullProgress, Progress
+from imts.store import runs
 from imts.store.context import Context
-from imts.store.models import Run
+from imts.store.tracking import Sink
 from imts.train.hpo_report import HpoResult
 from imts.train.service import train
 from imts.train.spec import RunSpec
-from imts.train.tracking import Sink
 
 SamplerName = Literal["grid", "random", "tpe"]
 
@@ -180,10 +180,7 @@ def search(
             return PruningSink(inner, trial)
 
         run_id = train(ctx, spec, model_name=f"{study_id}-t{trial.number}", wrap_sink=wrap)
-        with ctx.session() as s:
-            run = s.get(Run, run_id)
-            assert run is not None
-            val = run.summary.get("final_val_loss")
+        val = runs.get(ctx, run_id).summary.get("final_val_loss")
         if val is None:
             raise InputError("the run reported no validation loss (is the val split empty?)")
         return float(val)

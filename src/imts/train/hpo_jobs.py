@@ -21,15 +21,15 @@ from contextlib import suppress
 from typing import Any
 
 import yaml
-from sqlalchemy import select
 
 from imts.core.errors import ConflictError, InputError, NotFoundError
 from imts.core.ids import new_id
 from imts.core.progress import NullProgress, Progress
 from imts.jobs import service, store
 from imts.jobs.pool import Request
+from imts.store import runs
 from imts.store.context import Context
-from imts.store.models import Metric, Run
+from imts.store.models import Run
 from imts.train.hpo import HpoResult, ParamSpace, SamplerName, make_sampler, suggest
 from imts.train.jobs import TrainJob
 from imts.train.spec import RunSpec
@@ -216,13 +216,9 @@ def _submit(
 
 
 def _val_losses(ctx: Context, run_id: str, after: int) -> list[tuple[int, float]]:
-    with ctx.session() as s:
-        rows = s.execute(
-            select(Metric.step, Metric.value)
-            .where(Metric.run_id == run_id, Metric.key == "val_loss", Metric.step > after)
-            .order_by(Metric.step)
-        ).all()
-    return [(int(step), float(v)) for step, v in rows]
+    if not runs.exists(ctx, run_id):  # the trial's job names its run before the run is recorded
+        return []
+    return runs.history(ctx, run_id, ["val_loss"], after_step=after).get("val_loss", [])
 
 
 def _final_val_loss(ctx: Context, run_id: str | None) -> float | None:

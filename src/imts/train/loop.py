@@ -23,11 +23,11 @@ import torch
 from imts.core.errors import ImtsError, Interrupted
 from imts.core.hardware import resolve_precision
 from imts.core.progress import Task
+from imts.store.tracking import Sink
 from imts.train import checkpoint, mfu
 from imts.train.data import IGNORE, BatchStream, Example, collate, encode
 from imts.train.distributed import Dist
 from imts.train.spec import GENERATION_METRICS, RunSpec
-from imts.train.tracking import Sink
 from imts.train.watchdog import Verdict, Watchdog
 
 
@@ -483,8 +483,8 @@ def sft_validation(
     values = {"val_loss": validation_loss(model, val, pad_id, autocast_ctx, dist)}
     if not spec.val_generation_metrics:
         return values
-    from imts.evals.generate import generate
     from imts.evals.scoring import score
+    from imts.inference.generate import generate
 
     keys = [GENERATION_METRICS[m] for m in spec.val_generation_metrics]
     scores = [0.0] * len(keys)

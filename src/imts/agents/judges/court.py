@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from imts.agents.backends import ChatBackend
+from imts.agents.chat import ChatBackend
 from imts.agents.judges.base import JudgeItem, Judgement
 from imts.agents.judges.llm import LLMJudge, prefer, score_item, verdict_of
 from imts.agents.judges.math import MathJudge

@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from imts.agents.backends import ChatBackend
+from imts.agents.chat import ChatBackend
 from imts.agents.judges.base import JudgeItem, Judgement
 
 RUBRICS = {

@@ -21,7 +21,7 @@ from fractions import Fraction
 
 from imts.agents.judges.base import JudgeItem, Judgement
 from imts.agents.sandbox import run_python
-from imts.evals.metrics import extract_number, numeric_match
+from imts.core.answers import extract_number, numeric_match
 
 _NUM = r"\d[\d,]*(?:\.\d+)?"
 _OPERAND = rf"[(\s]*-?{_NUM}[)\s]*"

@@ -86,7 +86,7 @@ def exact_value(expression: str) -> Fraction | None:
 def logic_score(answer: str, reference: str) -> tuple[float, str]:
     """0-10: the final answer against the reference, each shown step re-computed."""
     from imts.agents.judges.math import extract_steps
-    from imts.evals.metrics import extract_number, numeric_match
+    from imts.core.answers import extract_number, numeric_match
 
     for n, step in enumerate(extract_steps(answer), start=1):
         value = exact_value(step.expression)

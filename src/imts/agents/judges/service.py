@@ -1,25 +1,15 @@
-"""Judge a stored eval run's answers and keep the verdicts with its per-item scores."""
+"""The court's modes over a list of items: one judge by name, the debate, or the cascade (with cost)."""
 
 from __future__ import annotations
 
-import json
-from collections import Counter
-from pathlib import Path
-
-from sqlalchemy import delete
-
-from imts.agents.backends import ChatBackend
+from imts.agents.chat import ChatBackend
 from imts.agents.judges.base import JudgeItem, Judgement
 from imts.agents.judges.court import Cascade, Seat, debate_judgement
-from imts.agents.judges.llm import LLMJudge
-from imts.agents.judges.math import MathJudge
-from imts.agents.judges.rules import RulesSafetyJudge
+from imts.agents.judges.registry import JUDGES, make_judge
 from imts.core.errors import InputError
-from imts.evals.service import load_result
-from imts.store.context import Context
-from imts.store.models import EvalItemScore
 
-MODES = ("cascade", "debate", "math", "safety", "logic")
+# The court's compositions of judges, then every single judge by name.
+MODES = ("cascade", "debate", *JUDGES)
 
 
 def judge_items(
@@ -33,53 +23,8 @@ def judge_items(
         return result.judgements, cost
     if mode == "debate":
         got = [debate_judgement(court, i) for i in items]
-    elif mode == "math":
-        got = MathJudge().judge(items)
-    elif mode == "safety":
-        got = RulesSafetyJudge().judge(items)
-    elif mode == "logic":
-        got = LLMJudge(backend, "logic").judge(items)
+    elif mode in JUDGES:
+        got = make_judge(mode, backend).judge(items)
     else:
         raise InputError(f"unknown judging mode '{mode}' (choose from {', '.join(MODES)})", field="mode")
     return got, {"calls": sum(j.calls for j in got), "tokens": sum(j.tokens for j in got)}
-
-
-def judge_run(ctx: Context, eval_run: str, mode: str, backend: ChatBackend, out: Path | None = None) -> str:
-    """Judge every item of ``eval_run``; verdicts stored as ``judge:<mode>`` scores; a one-line summary."""
-    result = load_result(ctx, eval_run)
-    items = [JudgeItem(i.item_id, i.prompt, i.prediction, i.reference, i.category) for i in result.items]
-    judgements, cost = judge_items(items, mode, backend)
-    name = f"judge:{mode}"
-    with ctx.session() as s:
-        s.execute(delete(EvalItemScore).where(EvalItemScore.run_id == eval_run, EvalItemScore.name == name))
-        s.add_all(
-            EvalItemScore(
-                run_id=eval_run,
-                item_id=j.item_id,
-                name=name,
-                value=j.score,
-                label=j.verdict,
-                note=j.rationale,
-            )
-            for j in judgements
-        )
-    if out is not None:
-        out.write_text(
-            "".join(
-                json.dumps(
-                    {
-                        "item_id": j.item_id,
-                        "judge": j.judge,
-                        "verdict": j.verdict,
-                        "score": j.score,
-                        "rationale": j.rationale,
-                    },
-                    ensure_ascii=False,
-                )
-                + "\n"
-                for j in judgements
-            ),
-            encoding="utf-8",
-        )
-    counts = ", ".join(f"{k} {n}" for k, n in Counter(j.verdict for j in judgements).most_common())
-    return f"{counts}; cost {json.dumps(cost)}"

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from imts.core.progress import Progress
+from imts.store.tracking import Sink
 from imts.train.loop import TrainResult
 from imts.train.recipes import dpo, sft_full, sft_lora
 from imts.train.spec import RunSpec
-from imts.train.tracking import Sink
 
 
 class Recipe(Protocol):

@@ -24,12 +24,12 @@ import torch.nn.functional as F
 from imts.core.errors import InputError
 from imts.core.hardware import resolve_precision
 from imts.core.progress import NullProgress, Progress
+from imts.store.tracking import Sink
 from imts.train import distributed, loop, mfu
 from imts.train.data import IGNORE, BatchStream, Example, collate, encode
 from imts.train.distributed import Dist
 from imts.train.loop import TrainResult
 from imts.train.spec import RunSpec
-from imts.train.tracking import Sink
 
 FIELDS = ("prompt", "chosen", "rejected")
 

@@ -15,11 +15,11 @@ from typing import Any
 
 from imts.core.hardware import resolve_precision
 from imts.core.progress import NullProgress, Progress
+from imts.store.tracking import Sink
 from imts.train import distributed, loop, mfu
 from imts.train.data import example_stream
 from imts.train.loop import TrainingDiverged, TrainResult
 from imts.train.spec import RunSpec
-from imts.train.tracking import Sink
 
 __all__ = ["TrainResult", "TrainingDiverged", "run"]
 

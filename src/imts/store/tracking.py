@@ -1,9 +1,10 @@
-"""Live metrics beyond the store: TensorBoard event files under the run folder, and MLflow when a
+"""Live metrics beyond the runs store: TensorBoard event files under the run folder, and MLflow when a
 tracking URI is configured (``IMTS_MLFLOW_TRACKING_URI``).
 
 Each exporter is a sink (``metrics``, ``event``) plus ``close(status)``; ``TeeSink`` hands every metric
-and event the recipe reports to the store's sink and to the exporters. An exporter that fails (an
-MLflow server gone away) is logged and dropped: metrics export never kills a training run.
+and event a run reports to the store's sink and to the exporters. An exporter that fails (an MLflow
+server gone away) is logged and dropped: metrics export never kills a training or evaluation run.
+``imts.store.runs.begin`` builds the tee for every run, training and evaluation alike.
 """
 
 from __future__ import annotations
@@ -101,6 +102,10 @@ class TeeSink:
         self.primary.event(kind, message, step, data)
         self._each("event", kind, message, step, data)
 
+    def export(self, step: int, values: dict[str, float]) -> None:
+        """Metrics for the exporters only (a run's summary, which the store keeps on the run itself)."""
+        self._each("metrics", step, values)
+
     def close(self, status: str) -> None:
         self._each("close", status)
 
@@ -127,7 +132,11 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def exporters(settings: Settings, run_id: str, out_dir: Path, spec: dict[str, Any]) -> list[Exporter]:
     """TensorBoard event files in ``out_dir/tensorboard`` always; MLflow when a tracking URI is set."""
     params = flatten(spec)
-    out: list[Exporter] = [TensorBoardSink(out_dir / "tensorboard", params)]
+    out: list[Exporter] = []
+    try:
+        out.append(TensorBoardSink(out_dir / "tensorboard", params))
+    except Exception as exc:  # no tensorboard package or an unwritable folder must not stop the run
+        log.warning("TensorBoard logging disabled: %s", exc)
     if settings.mlflow_tracking_uri:
         try:
             out.append(MlflowSink(settings.mlflow_tracking_uri, settings.mlflow_experiment, run_id, params))

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
-from imts.evals.numbers import EN_NUMBER, ZH_NUMBER, parse_chinese, parse_english
+from imts.core.numbers import EN_NUMBER, ZH_NUMBER, parse_chinese, parse_english
 
 _NUM = r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?"
 # "The answer is 16", "answer: 16", "答案是16", "答案：16", "#### 16" — the last such marker wins.
