@@ -29,7 +29,6 @@ from imts.jobs import service, store
 from imts.jobs.pool import Request
 from imts.store import runs
 from imts.store.context import Context
-from imts.store.models import Run
 from imts.train.hpo import HpoResult, ParamSpace, SamplerName, make_sampler, suggest
 from imts.train.jobs import TrainJob
 from imts.train.spec import RunSpec
@@ -222,17 +221,15 @@ def _val_losses(ctx: Context, run_id: str, after: int) -> list[tuple[int, float]
 
 
 def _final_val_loss(ctx: Context, run_id: str | None) -> float | None:
-    with ctx.session() as s:
-        run = s.get(Run, run_id) if run_id else None
-        value = run.summary.get("final_val_loss") if run is not None else None
+    if run_id is None or not runs.exists(ctx, run_id):
+        return None
+    value = runs.get(ctx, run_id).summary.get("final_val_loss")
     return float(value) if value is not None else None
 
 
 def _mark_run(ctx: Context, run_id: str | None, status: str) -> None:
-    with ctx.session() as s:
-        run = s.get(Run, run_id) if run_id else None
-        if run is not None:
-            run.status = status
+    if run_id is not None and runs.exists(ctx, run_id):
+        runs.set_status(ctx, run_id, status)
 
 
 def _finished(study: Any) -> int:
