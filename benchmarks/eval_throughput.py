@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from imts.core.settings import get_settings  # noqa: E402
-from imts.inference.generate import generate, load, render_prompt  # noqa: E402
 from imts.flywheel.demo import example_generator  # noqa: E402
+from imts.inference.generate import generate, load, render_prompt  # noqa: E402
 
 
 def one_by_one(tokenizer, model, prompts, max_new_tokens):  # type: ignore[no-untyped-def]
