@@ -172,6 +172,15 @@ def eval_(
         "exact_match", help="Comma list: exact_match, f1, bleu, rouge_l, distinct_2, perplexity."
     ),
     judges: str = typer.Option("", help="Comma list of judges on every answer: math, safety."),
+    task: str | None = typer.Option(
+        None,
+        "--task",
+        help="sft (numeric answers), classification, preference or text (free text, ROUGE-L); "
+        "default: the dataset's format.",
+    ),
+    text_threshold: float | None = typer.Option(
+        None, "--text-threshold", help="text task: the ROUGE-L at which an answer counts as correct."
+    ),
     temperature: float = typer.Option(0.0, help="0: greedy; >0: sampled (seeded)."),
     seed: int = typer.Option(0, help="Sampling seed."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Generate even what the cache holds."),
@@ -200,6 +209,8 @@ def eval_(
                 "batch_size": batch_size,
                 "max_items": limit,
                 "sampling": {"temperature": temperature, "seed": seed},
+                "task": task,
+                **({"text_threshold": text_threshold} if text_threshold is not None else {}),
             }
         )
     spec.cache = spec.cache and not no_cache

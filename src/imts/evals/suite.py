@@ -1,7 +1,7 @@
 """An evaluation suite: which data, which task, which metrics and judges, how to generate.
 
 Metrics, judges and tasks are names from their registries (``textmetrics.METRICS``,
-``agents.judges.base.JUDGES``, ``tasks.TASKS``); by default a dataset's format names its task.
+``agents.judges.registry.JUDGES``, ``tasks.TASKS``); by default a dataset's format names its task.
 
 YAML example::
 

@@ -12,11 +12,11 @@ from types import ModuleType
 
 from imts.core.errors import ImtsError
 from imts.core.progress import NullProgress, Progress
-from imts.data.ingest import import_file
-from imts.data.split import split_version
+from imts.data import service as data
 from imts.evals import compare
 from imts.evals.service import EvalSettings, evaluate
 from imts.registry import base_models
+from imts.registry import service as registry
 from imts.store.context import Context
 from imts.train.service import train
 from imts.train.spec import RunSpec
@@ -72,7 +72,7 @@ def run_demo(
 
     progress.log(f"[bold]1/7 base model[/] {base_model}")
     if base_model in base_models.CATALOGUE:
-        base_models.pull(ctx, base_model, progress)
+        registry.pull_base_model(ctx, base_model, progress)
 
     progress.log("[bold]2/7 data[/]")
     if data_file is None:
@@ -80,11 +80,11 @@ def run_demo(
         data_file = ctx.settings.workspace / "examples" / f"math-{rows}-seed{seed}.jsonl"
         data_file.parent.mkdir(parents=True, exist_ok=True)
         gen.main(["--n", str(rows), "--seed", str(seed), "--out", str(data_file)])
-    imported = import_file(ctx, data_file, name=DATASET, progress=progress)
+    imported = data.import_file(ctx, data_file, DATASET, progress=progress)
     progress.log(f"imported {imported.num_rows} rows as {imported.ref}")
 
     progress.log("[bold]3/7 split + decontamination[/]")
-    split = split_version(ctx, imported, seed=seed, progress=progress)
+    split = data.split_version(ctx, imported.ref, seed=seed, progress=progress)
 
     progress.log("[bold]4/7 baseline evaluation[/]")
     eval_settings = eval_settings or EvalSettings()
