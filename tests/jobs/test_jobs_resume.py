@@ -70,8 +70,8 @@ def test_split_job_requeued_after_committing_ends_with_one_version(tmp_path: Pat
     # Attempt 1 claims the job, commits its version, and dies before reporting (no heartbeat, no finish).
     row = store.claim(ws, job, 1, 999_999, "elsewhere")
     assert row is not None
-    ctx = JobContext(ws, job, 1, {}, lambda d: None, lambda: False, NullProgress())
-    made = run_split(ctx, spec)
+    attempt = JobContext(ws, job, 1, {}, lambda d: None, lambda: False, NullProgress())
+    made = run_split(attempt, spec)
     sched.executor = Scheduler(ws).executor  # attempt 2 runs in a real worker process
     tick_until(sched, lambda: service.get(ws, job).state == "succeeded", timeout=120)
     row = service.get(ws, job)

@@ -26,30 +26,30 @@ class SplitResult(BaseModel):
     counts: dict[str, int] = {}  # rows per split
 
 
-def run_split(ctx: JobContext, spec: SplitJob) -> SplitResult:
+def run_split(job: JobContext, spec: SplitJob) -> SplitResult:
     from imts.data.split import split_version
     from imts.data.versions import resolve
 
-    source = resolve(ctx.ws, spec.data)
-    found = _split_made_by(ctx, spec, source.version.id)
+    source = resolve(job.ctx, spec.data)
+    found = _split_made_by(job, spec, source.version.id)
     if found is not None:  # an earlier attempt committed it, then died or was stopped before reporting
-        ctx.progress.log(f"split {found.version} was made by an earlier attempt of this job: kept")
+        job.progress.log(f"split {found.version} was made by an earlier attempt of this job: kept")
         return found
     v = split_version(
-        ctx.ws,
+        job.ctx,
         source,
         spec.ratios,
         spec.seed,
         spec.stratify_by,
         spec.ngram,
-        ctx.progress,
+        job.progress,
         spec.near,
         spec.into,
     )
     return SplitResult(version=v.ref, version_id=v.id, counts=v.stats.get("split", {}))
 
 
-def _split_made_by(ctx: JobContext, spec: SplitJob, parent_id: str) -> SplitResult | None:
+def _split_made_by(job: JobContext, spec: SplitJob, parent_id: str) -> SplitResult | None:
     """The split this job already committed, if any: same parent, same parameters, made since the job
     was submitted. A split version is committed atomically (one transaction), so this makes the job
     idempotent: a requeued split job ends with exactly one version."""
@@ -59,9 +59,9 @@ def _split_made_by(ctx: JobContext, spec: SplitJob, parent_id: str) -> SplitResu
 
     from imts.store.models import Dataset, DatasetVersion, VersionParent
 
-    if ctx.attempt == 1:
+    if job.attempt == 1:
         return None
-    with ctx.ws.session() as s:
+    with job.ctx.session() as s:
         rows = s.execute(
             select(DatasetVersion, Dataset.name)
             .join(Dataset, Dataset.id == DatasetVersion.dataset_id)
@@ -69,7 +69,7 @@ def _split_made_by(ctx: JobContext, spec: SplitJob, parent_id: str) -> SplitResu
             .where(
                 VersionParent.parent_id == parent_id,
                 DatasetVersion.operation == "split",
-                DatasetVersion.created_at >= datetime.fromtimestamp(ctx.submitted_ts, UTC),
+                DatasetVersion.created_at >= datetime.fromtimestamp(job.submitted_ts, UTC),
             )
             .order_by(DatasetVersion.number)
         ).all()

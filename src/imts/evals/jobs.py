@@ -23,15 +23,15 @@ class EvalResult(BaseModel):
     run_ids: list[str]  # one eval run per dataset, in the suite's order
 
 
-def run_eval(ctx: JobContext, spec: EvalJob) -> EvalResult:
+def run_eval(job: JobContext, spec: EvalJob) -> EvalResult:
     from imts.evals.service import run_suite
 
     # A requeued attempt skips the datasets already evaluated, and inside a dataset regenerates only
     # what the generation cache lacks (it is filled batch by batch): finished work is not redone.
     def done(dataset: str, run_id: str) -> None:
-        ctx.save_data({"eval_runs": {**ctx.data.get("eval_runs", {}), dataset: run_id}})
+        job.save_data({"eval_runs": {**job.data.get("eval_runs", {}), dataset: run_id}})
 
-    run_ids = run_suite(ctx.ws, spec.model, spec.suite, ctx.progress, ctx.data.get("eval_runs", {}), done)
+    run_ids = run_suite(job.ctx, spec.model, spec.suite, job.progress, job.data.get("eval_runs", {}), done)
     return EvalResult(run_id=run_ids[-1], run_ids=run_ids)
 
 

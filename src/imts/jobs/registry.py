@@ -25,7 +25,7 @@ from imts.store.context import Context
 class JobContext:
     """What a runner sees of its job (in a worker, or in this process for an inline run)."""
 
-    ws: Context  # the job's tenant and project, acting as the job
+    ctx: Context  # the job's tenant and project, acting as the job
     job_id: str
     attempt: int
     data: dict[str, Any]

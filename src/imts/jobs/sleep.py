@@ -24,13 +24,13 @@ class SleepResult(BaseModel):
     slept_s: float
 
 
-def run_sleep(ctx: JobContext, spec: SleepJob) -> SleepResult:
-    done = float(ctx.data.get("done_s", 0.0))  # resumes where a preempted attempt stopped
-    with ctx.progress.task("sleep", total=spec.seconds) as bar:
+def run_sleep(job: JobContext, spec: SleepJob) -> SleepResult:
+    done = float(job.data.get("done_s", 0.0))  # resumes where a preempted attempt stopped
+    with job.progress.task("sleep", total=spec.seconds) as bar:
         bar.advance(done)
         while done < spec.seconds:
-            if ctx.should_stop():
-                ctx.save_data({"done_s": done})
+            if job.should_stop():
+                job.save_data({"done_s": done})
                 raise Interrupted()
             dt = min(0.05, spec.seconds - done)
             time.sleep(dt)
@@ -40,7 +40,7 @@ def run_sleep(ctx: JobContext, spec: SleepJob) -> SleepResult:
         raise RuntimeError("sleep job asked to fail")
     if spec.append_to:
         with open(spec.append_to, "a", encoding="utf-8") as f:
-            f.write(ctx.job_id + "\n")
+            f.write(job.job_id + "\n")
     return SleepResult(slept_s=spec.seconds)
 
 

@@ -138,17 +138,17 @@ def main(argv: list[str] | None = None) -> int:
                 subprocess.Popen(cmd, env=worker_env([slots[rank]], dict(os.environ), rank, len(slots)))
             )
         spec = kind.parse(row.spec)
-        ctx = JobContext(
+        job = JobContext(
             context_of_project(ws, row.project_id, principal=f"job:{row.id}"),
             row.id,
             args.attempt,
             dict(row.data),
-            lambda d: _save(ws, row.id, args.attempt, ctx, d),
+            lambda d: _save(ws, row.id, args.attempt, job, d),
             stop.is_set,
             progress,
             row.submitted_ts,
         )
-        result = kind.run(ctx, spec).model_dump(mode="json")
+        result = kind.run(job, spec).model_dump(mode="json")
         codes = [p.wait() for p in ranks]
         if any(codes):
             outcome, error = "failed", f"worker ranks exited with {codes}"
@@ -170,6 +170,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _save(ws: Workspace, job_id: str, attempt: int, ctx: JobContext, data: dict[str, Any]) -> None:
+def _save(ws: Workspace, job_id: str, attempt: int, job: JobContext, data: dict[str, Any]) -> None:
     store.save_data(ws, job_id, attempt, data)
-    ctx.data.update(data)
+    job.data.update(data)

@@ -21,19 +21,19 @@ class TrainResult(BaseModel):
     run_id: str
 
 
-def run_train(ctx: JobContext, spec: TrainJob) -> TrainResult:
+def run_train(job: JobContext, spec: TrainJob) -> TrainResult:
     from imts.core.ids import new_id
     from imts.train.service import train
 
-    if "run_id" not in ctx.data:  # fixed before training starts, so a requeued attempt resumes this run
-        ctx.save_data({"run_id": new_id("run")})
+    if "run_id" not in job.data:  # fixed before training starts, so a requeued attempt resumes this run
+        job.save_data({"run_id": new_id("run")})
     run_id = train(
-        ctx.ws,
+        job.ctx,
         spec.run,
-        ctx.progress,
+        job.progress,
         model_name=spec.model_name,
-        run_id=ctx.data["run_id"],
-        should_stop=ctx.should_stop,
+        run_id=job.data["run_id"],
+        should_stop=job.should_stop,
     )
     return TrainResult(run_id=run_id)
 
