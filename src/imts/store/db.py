@@ -42,9 +42,25 @@ def migrate(engine: Engine) -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            # Batch migrations recreate tables that others reference (SQLite cannot alter constraints):
+            # with foreign keys on, the DROP of the old table fails on any existing row. The pragma is
+            # ignored inside a transaction, so it is set before one starts; references are checked after.
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()
+        try:
+            with conn.begin():
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+                dangling = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall() if sqlite else []
+                if dangling:
+                    raise RuntimeError(f"the migration left rows pointing nowhere: {dangling[:5]}")
+        finally:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
 
 
 def head_revisions() -> set[str]:
