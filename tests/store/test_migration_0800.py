@@ -81,9 +81,9 @@ def test_existing_workspace_upgrades_in_place(old_engine: Engine) -> None:
         )
         c.execute(
             text(
-                "INSERT INTO dataset_versions (id, dataset_id, number, content_hash, num_rows, shards, schema,"
-                " stats, operation, params, report, created_at) VALUES ('dv_1', 'ds_1', 1, 'h', 0, '[]',"
-                " '{}', '{}', 'import', '{}', '{}', :c)"
+                "INSERT INTO dataset_versions (id, dataset_id, number, content_hash, num_rows, shards,"
+                " schema, stats, operation, params, report, created_at) VALUES ('dv_1', 'ds_1', 1, 'h', 0,"
+                " '[]', '{}', '{}', 'import', '{}', '{}', :c)"
             ),
             {"c": now},
         )
