@@ -24,7 +24,6 @@ from imts.store.models import Project, Tenant
 from imts.store.workspace import Workspace
 
 Role = Literal["admin", "researcher", "developer", "viewer"]
-ROLES: tuple[Role, ...] = ("admin", "researcher", "developer", "viewer")
 
 
 @dataclass(frozen=True)
@@ -95,12 +94,6 @@ def context_of_project(
     name, tenant_id, tenant = row
     ws.ids[(tenant, name)] = (tenant_id, project_id)
     return Context(ws, tenant_id, tenant, project_id, name, principal, role)
-
-
-def project_id_in_tenant(ctx: Context, project: str) -> str | None:
-    """Id of the project named ``project`` in the context's tenant, or None."""
-    with ctx.session() as s:
-        return s.scalar(select(Project.id).where(Project.tenant_id == ctx.tenant_id, Project.name == project))
 
 
 def _ensure(ws: Workspace, tenant: str, project: str, create: bool) -> tuple[str, str]:
