@@ -24,16 +24,20 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from imts.agents.judges.registry import JUDGES
 from imts.core.errors import InputError
-from imts.evals.tasks import TASKS
-from imts.evals.textmetrics import METRICS
 
 if TYPE_CHECKING:  # generate imports torch; a suite is also parsed where no model runs (job scheduling)
     from imts.inference.generate import Sampling
 
-# A suite runs without a chat backend: the judges that need none.
-SUITE_JUDGES = tuple(name for name, kind in JUDGES.items() if not kind.needs_backend)
+# The registries are read when a suite is validated, not when this module is imported: every job
+# worker imports the eval kind's spec, and the metric, task and judge modules cost it ~40 ms.
+
+
+def suite_judges() -> tuple[str, ...]:
+    """A suite runs without a chat backend: the judges that need none."""
+    from imts.agents.judges.registry import JUDGES
+
+    return tuple(name for name, kind in JUDGES.items() if not kind.needs_backend)
 
 
 class SamplingSpec(BaseModel):
@@ -70,6 +74,8 @@ class SuiteSpec(BaseModel):
     @field_validator("metrics")
     @classmethod
     def _metrics(cls, value: list[str]) -> list[str]:
+        from imts.evals.textmetrics import METRICS
+
         unknown = [m for m in value if m not in METRICS]
         if unknown:
             raise ValueError(f"unknown metric(s) {unknown}; choose from {list(METRICS)}")
@@ -78,14 +84,17 @@ class SuiteSpec(BaseModel):
     @field_validator("judges")
     @classmethod
     def _judges(cls, value: list[str]) -> list[str]:
-        unknown = [j for j in value if j not in SUITE_JUDGES]
+        known = suite_judges()
+        unknown = [j for j in value if j not in known]
         if unknown:
-            raise ValueError(f"unknown judge(s) {unknown}; choose from {list(SUITE_JUDGES)}")
+            raise ValueError(f"unknown judge(s) {unknown}; choose from {list(known)}")
         return value
 
     @field_validator("task")
     @classmethod
     def _task(cls, value: str | None) -> str | None:
+        from imts.evals.tasks import TASKS
+
         if value is not None and value not in TASKS:
             raise ValueError(f"unknown task '{value}'; choose from {list(TASKS)}")
         return value
