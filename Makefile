@@ -24,9 +24,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: install
 	$(BIN)/imts demo
 
-# The report's browser test drives Debian's chromium through Playwright (never `playwright install`).
+# The report's browser test drives Debian's chromium through Playwright (never `playwright install`);
+# the CJK fonts let Chinese reports and pages render in it.
 browser:
-	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	@(command -v chromium >/dev/null && [ -d /usr/share/fonts/opentype/noto ]) || \
+		(apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk)
 
 test: install browser
 	$(BIN)/python -m pytest -q
