@@ -9,9 +9,9 @@ from imts.core.errors import NotFoundError
 from imts.evals.analysis import build_extras
 from imts.evals.report import ComparisonReport, Lang, TrainingCurves, write_report
 from imts.evals.service import item_scores, load_result
+from imts.registry import base_models
 from imts.store import runs
 from imts.store.context import Context
-from imts.store.models import BaseModelRecord, Run
 
 
 def curves(ctx: Context, run_id: str) -> TrainingCurves:
@@ -105,9 +105,7 @@ def build(
         found_base, found_tuned = find_evals(ctx, train_run_id)
         baseline_eval, tuned_eval = baseline_eval or found_base, tuned_eval or found_tuned
     run, ev = runs.get(ctx, train_run_id), runs.get(ctx, tuned_eval)
-    with ctx.session() as s:
-        base = s.get(BaseModelRecord, run.base_model_id) if run.base_model_id else None
-        base_name = base.name if base else ""
+    base_name = base_models.get(ctx, run.base_model_id).name if run.base_model_id else ""
     spec, summary = run.spec, run.summary
     lora = spec.get("lora", {})
     seconds, tok_s = summary.get("seconds", 0), summary.get("tokens_per_s", 0)
@@ -138,8 +136,6 @@ def build(
 def write(ctx: Context, run_id: str, report: ComparisonReport, lang: Lang = "en") -> dict[str, Path]:
     """Write report.html/.md/.json (in ``lang``) under ``reports/<run_id>`` and note it on the run."""
     paths = write_report(report, ctx.artifacts.path(f"reports/{run_id}"), lang=lang)
-    with ctx.session() as s:
-        run = s.get(Run, run_id)
-        if run is not None:
-            run.summary = {**run.summary, "report": str(paths["html"])}
+    if runs.exists(ctx, run_id):
+        runs.update_summary(ctx, run_id, {"report": str(paths["html"])})
     return paths
