@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import string
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,8 @@ from imts.evals.report import (
     TrainingCurves,
     render_html,
     render_markdown,
+    report_from_dict,
+    report_to_dict,
     write_report,
 )
 from imts.evals.report.i18n import CATALOGUE, LANGS, t
@@ -154,3 +157,17 @@ def test_write_report_in_chinese(tmp_path: Path) -> None:
     assert "<html lang='zh'>" in paths["html"].read_text(encoding="utf-8")
     with pytest.raises(ValueError, match="unknown report language"):
         write_report(_report(), tmp_path / "x", lang="fr")  # type: ignore[arg-type]
+
+
+def test_title_follows_the_report_language() -> None:
+    report = replace(
+        _report(),
+        title="Before / after fine-tuning: smollm2 -> m:1",
+        title_key="title.before_after",
+        title_args={"base": "smollm2", "model": "m:1"},
+    )
+    assert render_markdown(report, lang="zh").startswith("# 微调前后对比：smollm2 -> m:1")
+    assert render_markdown(report).startswith("# Before / after fine-tuning: smollm2 -> m:1")
+    assert "<h1>微调前后对比：smollm2 -&gt; m:1</h1>" in render_html(report, lang="zh")
+    again = report_from_dict(json.loads(json.dumps(report_to_dict(report))))
+    assert again.heading("zh") == "微调前后对比：smollm2 -> m:1"

@@ -80,6 +80,8 @@ def build_models(ctx: Context, eval_runs: list[str], cluster: bool = True) -> Co
     labels = [r.label for r in results]
     return ComparisonReport(
         title=f"Comparison of {len(results)} models: {' vs '.join(labels)}",
+        title_key="title.models",
+        title_args={"n": str(len(results)), "labels": " vs ".join(labels)},
         baseline=results[0],
         tuned=results[-1],
         curves=None,
@@ -125,6 +127,8 @@ def build(
     results = [load_result(ctx, e) for e in [baseline_eval, *(others or []), tuned_eval]]
     return ComparisonReport(
         title=f"Before / after fine-tuning: {facts['base model']} -> {facts['model version']}",
+        title_key="title.before_after",
+        title_args={"base": facts["base model"], "model": facts["model version"]},
         baseline=results[0],
         tuned=results[-1],
         curves=curves(ctx, train_run_id),

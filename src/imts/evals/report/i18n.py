@@ -14,6 +14,12 @@ Lang = Literal["en", "zh"]
 LANGS: tuple[Lang, ...] = get_args(Lang)
 
 CATALOGUE: dict[str, dict[Lang, str]] = {
+    # titles
+    "title.before_after": {
+        "en": "Before / after fine-tuning: {base} -> {model}",
+        "zh": "微调前后对比：{base} -> {model}",
+    },
+    "title.models": {"en": "Comparison of {n} models: {labels}", "zh": "{n} 个模型的对比：{labels}"},
     # headline and category table
     "accuracy": {"en": "Accuracy", "zh": "准确率"},
     "accuracy_colon": {"en": "Accuracy:", "zh": "准确率："},

@@ -60,6 +60,8 @@ def report_to_dict(report: ComparisonReport) -> dict[str, Any]:
     data = {
         "schema_version": JSON_SCHEMA_VERSION,
         "title": report.title,
+        "title_key": report.title_key,
+        "title_args": dict(report.title_args),
         "facts": dict(report.facts),
         "baseline": asdict(report.baseline),
         "tuned": asdict(report.tuned),
@@ -103,6 +105,8 @@ def report_from_dict(data: Mapping[str, Any]) -> ComparisonReport:
     curves = data.get("curves")
     return ComparisonReport(
         title=data["title"],
+        title_key=data.get("title_key", ""),
+        title_args=dict(data.get("title_args", {})),
         baseline=_result_from_dict(data["baseline"]),
         tuned=_result_from_dict(data["tuned"]),
         curves=None

@@ -72,7 +72,7 @@ def render_markdown(report: ComparisonReport, max_examples: int = 5, lang: Lang 
     rows = category_rows(report)
     total = rows[-1]
     lines = [
-        f"# {_cell(report.title)}",
+        f"# {_cell(report.heading(lang))}",
         "",
         f"**{t('accuracy_colon', lang)}** {fmt_pct(total.base_pct)} → {fmt_pct(total.tuned_pct)}"
         f" ({fmt_delta(total.delta)} {t('pts', lang)}) {t('on_items', lang, n=total.n)}"

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from imts.evals.report.i18n import check_lang, t
+
 __all__ = [
     "ALL",
     "CategoryRow",
@@ -130,6 +132,14 @@ class ComparisonReport:
     curves: TrainingCurves | None
     facts: dict[str, str]  # ordered key facts: base model, dataset version, run id, method, steps, time, ...
     extras: ReportExtras | None = None  # significance, win rates, clusters
+    # The title as a catalogue entry (``i18n``) and its values, so it reads in the report's language;
+    # ``title`` is the English text (and what a report without an entry shows).
+    title_key: str = ""
+    title_args: dict[str, str] = field(default_factory=dict)
+
+    def heading(self, lang: str = "en") -> str:
+        """The title in ``lang``."""
+        return t(self.title_key, check_lang(lang), **self.title_args) if self.title_key else self.title
 
 
 # --------------------------------------------------------------------------------------------------------
