@@ -48,34 +48,10 @@ class JobView(BaseModel):
 
     @classmethod
     def of(cls, r: JobRecord, project: str) -> JobView:
-        return cls(
-            id=r.id,
-            kind=r.kind,
-            name=r.name,
-            tenant=r.tenant,
-            project=project,
-            owner=r.owner,
-            priority_class=r.priority_class,
-            priority=r.priority,
-            preemptible=r.preemptible,
-            workers=r.workers,
-            request=Request.model_validate(r.request),
-            max_retries=r.max_retries,
-            spec=dict(r.spec),
-            state=r.state,
-            reason=r.reason,
-            error=r.error,
-            attempt=r.attempt,
-            retries=r.retries,
-            slots=list(r.slots) if r.slots is not None else None,
-            worker_pid=r.worker_pid,
-            worker_host=r.worker_host,
-            heartbeat_ts=r.heartbeat_ts,
-            progress=dict(r.progress or {}),
-            data=dict(r.data or {}),
-            submitted_ts=r.submitted_ts,
-            started_ts=r.started_ts,
-            finished_ts=r.finished_ts,
+        """The view of a row; ``project`` is the name of its project (the row holds the id)."""
+        values = {f: getattr(r, f) for f in cls.model_fields if f != "project"}
+        return cls.model_validate(
+            {**values, "project": project, "progress": r.progress or {}, "data": r.data or {}}
         )
 
 
@@ -88,4 +64,4 @@ class JobEventView(BaseModel):
 
     @classmethod
     def of(cls, e: JobEvent) -> JobEventView:
-        return cls(ts=e.ts, kind=e.kind, message=e.message)
+        return cls.model_validate(e, from_attributes=True)
