@@ -1,78 +1,59 @@
-"""Run untrusted Python (a model's computation steps or code) in a contained child process.
+"""Run untrusted Python (a model's computation steps or code) confined, one snippet or thousands.
 
-Layers, each catching what the others might miss:
+Two layers, each catching what the other might miss:
 
-* no network: where the machine allows it (root, or unprivileged user namespaces), the child runs in
-  a fresh network namespace (``unshare --net``) with no interfaces but a down loopback;
-* resource limits set in the child before it starts: CPU seconds (``RLIMIT_CPU``), address space
-  (``RLIMIT_AS``), file size (``RLIMIT_FSIZE``), processes (``RLIMIT_NPROC``; root is exempt from it,
-  hence the audit hook's fork refusal), core dumps off;
-* a wall-clock timeout; the child leads its own process group, which is killed as a whole;
-* an audit hook installed before the untrusted code runs (PEP 578 hooks cannot be removed) that refuses
-  sockets, subprocesses, fork/exec/spawn, signals to other processes, ctypes (and importing the C
-  modules behind them), and any write, rename,
-  removal or mode change outside the child's private temp dir (its working directory);
-* an isolated interpreter (``-I``: no user site, no environment variables, no current dir on the path)
-  with an empty environment.
+1. **Confinement** by bubblewrap (``bwrap``, what Flatpak uses): new user, pid, network, IPC, UTS
+   and cgroup namespaces; the child runs as ``nobody`` (uid 65534) with every capability dropped and
+   no new privileges, in its own session, killed with its parent. Its file system is a read-only
+   tmpfs holding only the Python runtime (the interpreter's prefix and the system library folders),
+   ``/dev/null``, ``/dev/urandom`` and a private tmpfs scratch folder: no workspace, no ``/home``,
+   no ``/root``, no ``/etc``, no ``/proc`` at all (so no other process to read or signal, and no
+   ``/proc/self/root``). The environment is empty (``--clearenv``). Where libseccomp is loadable
+   (``pyseccomp``), every worker also gets a seccomp filter refusing sockets, fork/clone of a process,
+   exec, signals, ptrace, namespaces, mounts, keyrings, BPF and io_uring.
+2. **Inside**: an isolated interpreter (``-I -S``), per-item resource limits (CPU seconds, address
+   space, file size, no core dumps), a wall-clock deadline, and a PEP 578 audit hook installed before
+   the untrusted code runs that refuses sockets, subprocesses, fork/exec, signals, ctypes (and the C
+   modules behind them), any write outside the item's scratch folder and any read or listing outside
+   the runtime and that folder — so a violation comes back named ("refused: reading /etc/shadow").
+
+Where the confinement cannot be had (no ``bwrap``, user namespaces disabled), untrusted code is
+refused with :class:`SandboxUnavailable`, unless an admin sets ``IMTS_SANDBOX_UNCONFINED=1``: then
+layer 2 runs alone (plus a network namespace where ``unshare --net`` works, and the seccomp filter).
+
+Batching: :func:`run_batch` runs many snippets in one confined process. A supervisor inside forks a
+fresh worker per snippet (its own limits, scratch folder, deadline and result), so one snippet that
+crashes, loops or blows its memory costs only its own result; should the supervisor itself die, the
+remaining snippets go to a new one.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
-# The child's prologue. The untrusted code arrives on stdin as JSON, so nothing of it is ever on a
-# command line or spliced into this text.
-_PROLOGUE = r"""
-import json, os, sys
-_root = os.path.realpath(os.getcwd())
-_payload = json.loads(sys.stdin.read())
-_DENY = ("socket.", "subprocess.", "os.exec", "os.spawn", "os.posix_spawn", "os.fork", "os.forkpty",
-         "os.system", "os.kill", "os.killpg", "signal.pthread_kill", "ctypes.", "os.startfile", "pty.",
-         "resource.setrlimit", "sys.remote_exec")
-_PATHS = ("os.remove", "os.unlink", "os.rmdir", "os.rename", "os.replace", "os.mkdir", "os.chmod",
-          "os.chown", "os.symlink", "os.link", "os.truncate", "shutil.rmtree", "shutil.copyfile",
-          "shutil.move", "os.utime")
-_W = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+from imts.core.errors import ImtsError
+from imts.core.settings import Settings, get_settings
 
-def _inside(path):
-    try:
-        p = os.path.realpath(os.fsdecode(path) if not isinstance(path, int) else "/proc/self/fd/%d" % path)
-    except Exception:
-        return False
-    return p == _root or p.startswith(_root + os.sep)
+_CHILD = (Path(__file__).parent / "sandbox_child.py").read_text(encoding="utf-8")
+_NOBODY = "65534"
 
-_MODULES = {"_posixsubprocess", "_socket", "socket", "_ctypes", "ctypes", "_multiprocessing", "_ssl"}
 
-def _hook(event, args):
-    if event.startswith(_DENY) or event in ("os.fork", "os.vfork"):
-        raise PermissionError("sandbox refused " + event)
-    if event == "import" and str(args[0]).split(".")[0] in _MODULES:
-        raise PermissionError("sandbox refused import " + str(args[0]))
-    if event == "open":
-        path, mode, flags = args
-        writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or bool((flags or 0) & _W)
-        if writing and path is not None and not _inside(path):
-            raise PermissionError("sandbox refused writing " + str(path))
-    elif event in _PATHS:
-        for a in args[:2]:
-            if isinstance(a, (str, bytes, os.PathLike)) and not _inside(a):
-                raise PermissionError("sandbox refused " + event + " " + str(a))
-
-sys.addaudithook(_hook)
-del json  # the untrusted code starts from a clean namespace
-exec(compile(_payload["code"], "<answer>", "exec"), {"__name__": "__sandbox__"})
-"""
+class SandboxUnavailable(ImtsError):
+    """Untrusted code was refused: no confinement here and no explicit opt-in to run without it."""
 
 
 @dataclass(frozen=True)
@@ -86,9 +67,132 @@ class SandboxResult:
     seconds: float
 
 
+@dataclass(frozen=True)
+class Confinement:
+    """How untrusted code runs on this installation.
+
+    Attributes:
+        mode: ``bubblewrap`` (confined), ``unconfined`` (no confinement, admin opted in) or
+            ``unavailable`` (no confinement: untrusted code is refused).
+        seccomp: whether workers get the seccomp filter.
+        detail: why, in words (the tool found, or what failed).
+    """
+
+    mode: Literal["bubblewrap", "unconfined", "unavailable"]
+    seccomp: bool
+    detail: str
+    tool: str = ""  # the bwrap executable, when confined
+
+    @property
+    def runs_code(self) -> bool:
+        return self.mode != "unavailable"
+
+
+def _python() -> str:
+    """The real interpreter (a venv's ``bin/python`` is a link to it); it runs without the venv."""
+    return os.path.realpath(sys.executable)
+
+
+def _runtime_roots() -> list[str]:
+    """Folders the confined interpreter reads: its prefix and the system libraries it links."""
+    roots = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.base_exec_prefix)}
+    roots |= {d for d in ("/usr/lib", "/usr/lib64") if os.path.isdir(d)}
+    return sorted(roots)
+
+
+def _bwrap_args(bwrap: str, scratch_mb: int) -> list[str]:
+    args = [
+        bwrap,
+        "--unshare-all",  # user, pid, net, ipc, uts, cgroup
+        "--unshare-user",
+        "--uid",
+        _NOBODY,
+        "--gid",
+        _NOBODY,
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        "--clearenv",
+        "--hostname",
+        "sandbox",
+    ]
+    for root in _runtime_roots():
+        args += ["--ro-bind", root, root]
+    for link in ("/lib", "/lib64", "/bin"):  # merged-/usr links, so the ELF loader path resolves
+        if os.path.islink(link):
+            args += ["--symlink", os.readlink(link), link]
+        elif os.path.isdir(link) and link != "/bin":
+            args += ["--ro-bind", link, link]
+    args += ["--dev-bind", "/dev/null", "/dev/null", "--dev-bind", "/dev/urandom", "/dev/urandom"]
+    args += ["--size", str(scratch_mb << 20), "--tmpfs", "/scratch", "--chdir", "/scratch"]
+    return [*args, "--remount-ro", "/", "--"]
+
+
+@functools.cache
+def _probe_bwrap(bwrap: str, python: str) -> tuple[bool, str]:
+    tool = shutil.which(bwrap)
+    if tool is None:
+        return False, f"bubblewrap not found ('{bwrap}'; Debian package bubblewrap, `make system`)"
+    try:
+        res = subprocess.run(
+            [*_bwrap_args(tool, 1), python, "-I", "-S", "-c", "pass"],
+            capture_output=True,
+            env={},
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"{tool} did not run: {exc}"
+    if res.returncode != 0:
+        why = res.stderr.decode(errors="replace").strip().splitlines()
+        return False, f"{tool} cannot confine here: {why[-1] if why else res.returncode}"
+    return True, tool
+
+
+@functools.cache
+def _seccomp_program() -> bytes | None:
+    """The workers' BPF filter (refuse with EPERM what checking arithmetic never needs), or None."""
+    try:
+        import pyseccomp as sc
+
+        deny = sc.ERRNO(1)
+        f = sc.SyscallFilter(sc.ALLOW)
+        for name in (
+            "socket", "socketpair", "fork", "vfork", "execve", "execveat", "kill", "tkill", "tgkill",
+            "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_open", "pidfd_send_signal", "pidfd_getfd",
+            "ptrace", "process_vm_readv", "process_vm_writev", "mount", "umount2", "pivot_root",
+            "chroot", "unshare", "setns", "keyctl", "add_key", "request_key", "bpf", "perf_event_open",
+            "userfaultfd", "io_uring_setup", "personality", "kexec_load", "init_module",
+            "finit_module", "delete_module", "reboot", "swapon", "swapoff", "acct",
+        ):  # fmt: skip
+            f.add_rule(deny, name)
+        # clone: threads only (CLONE_THREAD set); clone3 hides its flags in memory, so it is reported
+        # missing and the C library falls back to clone.
+        f.add_rule(deny, "clone", sc.Arg(0, sc.MASKED_EQ, 0x00010000, 0))
+        f.add_rule(sc.ERRNO(38), "clone3")
+        with tempfile.TemporaryFile() as out:
+            f.export_bpf(out)
+            out.seek(0)
+            return out.read()
+    except Exception:  # no libseccomp on this machine: the audit hook and the namespaces remain
+        return None
+
+
+def confinement(settings: Settings | None = None) -> Confinement:
+    """How untrusted code runs here (probed once per process and bubblewrap path)."""
+    settings = settings or get_settings()
+    seccomp = _seccomp_program() is not None
+    ok, detail = _probe_bwrap(settings.sandbox_bwrap, _python())
+    if ok:
+        return Confinement("bubblewrap", seccomp, f"bubblewrap ({detail})", detail)
+    if settings.sandbox_unconfined:
+        return Confinement("unconfined", seccomp, f"{detail}; IMTS_SANDBOX_UNCONFINED=1: running without it")
+    return Confinement("unavailable", seccomp, detail)
+
+
 @functools.cache
 def _netns_prefix() -> tuple[str, ...]:
-    """``unshare --net --`` when a network namespace can be made here, else nothing."""
+    """``unshare --net --`` when a network namespace can be made here (unconfined mode), else nothing."""
     tool = shutil.which("unshare")
     if tool is None:
         return ()
@@ -99,45 +203,123 @@ def _netns_prefix() -> tuple[str, ...]:
     return (tool, "--net", "--") if ok else ()
 
 
-def _limits(cpu_s: int, memory_mb: int, file_mb: int) -> None:
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s))
-    resource.setrlimit(resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (file_mb << 20, file_mb << 20))
-    resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
 def run_python(
-    code: str, timeout_s: float = 5.0, cpu_s: int = 3, memory_mb: int = 256, file_mb: int = 1
+    code: str,
+    timeout_s: float = 5.0,
+    cpu_s: int = 3,
+    memory_mb: int = 256,
+    file_mb: int = 1,
+    *,
+    settings: Settings | None = None,
 ) -> SandboxResult:
-    """Run ``code`` contained; never raises for anything the code does."""
+    """Run ``code`` contained; never raises for anything the code does.
+
+    Raises:
+        SandboxUnavailable: no confinement here and ``IMTS_SANDBOX_UNCONFINED`` is not set.
+    """
+    return run_batch([code], timeout_s, cpu_s, memory_mb, file_mb, settings=settings)[0]
+
+
+def run_batch(
+    codes: Sequence[str],
+    timeout_s: float = 5.0,
+    cpu_s: int = 3,
+    memory_mb: int = 256,
+    file_mb: int = 1,
+    *,
+    settings: Settings | None = None,
+    audit_hook: bool = True,
+) -> list[SandboxResult]:
+    """Run every snippet contained, each with its own limits and result, in as few processes as can be.
+
+    Args:
+        codes: the snippets, run in order, each in a fresh worker and scratch folder.
+        timeout_s, cpu_s, memory_mb, file_mb: limits per snippet.
+        settings: where to read the sandbox settings from (default: the process's).
+        audit_hook: False only to test the confinement alone (the attack suite).
+
+    Raises:
+        SandboxUnavailable: no confinement here and ``IMTS_SANDBOX_UNCONFINED`` is not set.
+    """
+    if not codes:
+        return []
+    conf = confinement(settings)
+    if not conf.runs_code:
+        raise SandboxUnavailable(
+            f"untrusted code refused: no confinement ({conf.detail}); install bubblewrap (`make system`) "
+            "or let an admin set IMTS_SANDBOX_UNCONFINED=1 to run it with only the audit hook and limits"
+            f" / 拒绝运行不受信任的代码：没有隔离环境（{conf.detail}）；请安装 bubblewrap"
+            "（`make system`），或由管理员设置 IMTS_SANDBOX_UNCONFINED=1 仅以审计钩子和资源限制运行"
+        )
+    program = _seccomp_program()
+    results: list[SandboxResult] = []
+    while len(results) < len(codes):
+        results += _supervise(
+            list(codes[len(results) :]), conf, program, timeout_s, cpu_s, memory_mb, file_mb, audit_hook
+        )
+    return results
+
+
+def _supervise(
+    codes: list[str],
+    conf: Confinement,
+    program: bytes | None,
+    timeout_s: float,
+    cpu_s: int,
+    memory_mb: int,
+    file_mb: int,
+    audit: bool,
+) -> list[SandboxResult]:
+    """One confined supervisor over ``codes``; the results it gave (at least one)."""
     started = time.perf_counter()
+    python = _python()
     with tempfile.TemporaryDirectory(prefix="imts-sandbox-") as tmp:
+        if conf.mode == "bubblewrap":
+            prefix, cwd, scratch = _bwrap_args(conf.tool, max(16, 4 * file_mb)), tmp, "/scratch"
+        else:
+            prefix, cwd, scratch = list(_netns_prefix()), tmp, os.path.realpath(tmp)
+        payload = {
+            "items": codes,
+            "timeout_s": timeout_s,
+            "cpu_s": cpu_s,
+            "memory_mb": memory_mb,
+            "file_mb": file_mb,
+            "audit": audit,
+            "bpf": base64.b64encode(program).decode() if program else None,
+            "readable": [*_runtime_roots(), "/dev/null", "/dev/urandom", scratch],
+        }
         proc = subprocess.Popen(
-            [*_netns_prefix(), sys.executable, "-I", "-S", "-c", _PROLOGUE],
-            cwd=tmp,
-            env={"PATH": "/nonexistent", "HOME": tmp, "TMPDIR": tmp},
+            [*prefix, python, "-I", "-S", "-c", _CHILD],
+            cwd=cwd,
+            env={},  # the parent's environment (API keys, database URLs) reaches nothing untrusted
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            start_new_session=True,  # its own process group: a timeout kills everything it started
-            preexec_fn=lambda: _limits(cpu_s, memory_mb, file_mb),
+            start_new_session=True,  # its own process group: killed as a whole
         )
+        budget = len(codes) * (timeout_s + 1.0) + 30.0
         try:
-            out, err = proc.communicate(json.dumps({"code": code}).encode(), timeout=timeout_s)
-            timed_out = False
+            out, err = proc.communicate(json.dumps(payload).encode(), timeout=budget)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             out, err = proc.communicate()
-            timed_out = True
-        _kill_group(proc)  # anything left behind in the group
-        stdout, stderr = out.decode(errors="replace")[-20000:], err.decode(errors="replace")[-4000:]
-        seconds = time.perf_counter() - started
-        if timed_out:
-            return SandboxResult(False, stdout, stderr, "timeout", seconds)
-        if proc.returncode == 0:
-            return SandboxResult(True, stdout, stderr, None, seconds)
-        return SandboxResult(False, stdout, stderr, _violation(proc.returncode, stderr), seconds)
+        _kill_group(proc)
+    results = [_result(json.loads(line)) for line in out.decode(errors="replace").splitlines() if line]
+    if len(results) < len(codes):  # the supervisor died: the item in flight is lost, not the others
+        why = err.decode(errors="replace").strip()[-4000:]
+        seconds = time.perf_counter() - started - sum(r.seconds for r in results)
+        results.append(SandboxResult(False, "", why, f"crash (sandbox exit {proc.returncode})", seconds))
+    return results
+
+
+def _result(row: dict[str, object]) -> SandboxResult:
+    stdout, stderr = str(row["out"])[-20000:], str(row["err"])[-4000:]
+    seconds, rc = float(row["seconds"]), int(row["rc"])  # type: ignore[arg-type]
+    if row["timeout"]:
+        return SandboxResult(False, stdout, stderr, "timeout", seconds)
+    if rc == 0:
+        return SandboxResult(True, stdout, stderr, None, seconds)
+    return SandboxResult(False, stdout, stderr, _violation(rc, stderr), seconds)
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

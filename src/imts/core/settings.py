@@ -97,6 +97,16 @@ class Settings(BaseSettings):
         default=None, description="API key that `imts serve` requires of its clients (none: open)."
     )
 
+    sandbox_unconfined: bool = Field(
+        default=False,
+        description="Run untrusted code (math judge, verifiers, red team) even where the sandbox cannot be "
+        "confined (no bubblewrap, no user namespaces): only the audit hook and resource limits then "
+        "contain it. Off: such code is refused. An admin's explicit choice; `imts doctor` reports it.",
+    )
+    sandbox_bwrap: str = Field(
+        default="bwrap", description="The bubblewrap executable (name on PATH or path) that confines it."
+    )
+
     @field_validator("workspace", "model_cache")
     @classmethod
     def _absolute(cls, value: Path) -> Path:

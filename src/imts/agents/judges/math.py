@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from imts.agents.judges.base import JudgeItem, Judgement
-from imts.agents.sandbox import run_python
+from imts.agents.sandbox import SandboxResult, run_batch, run_python
 from imts.core.answers import extract_number, numeric_match
 
 _NUM = r"\d[\d,]*(?:\.\d+)?"
@@ -113,9 +113,17 @@ class MathJudge:
                 at += len(per)
         else:
             per_item = [self._evaluate([s.expression for s in per]) for per in steps]
-        return [self._verdict(i, s, v) for i, s, v in zip(items, steps, per_item, strict=True)]
+        # Every answer's code block in one confined process too (each in its own worker and limits).
+        blocks = {n: m.group("code") for n, i in enumerate(items) if (m := _CODE.search(i.answer))}
+        ran = dict(zip(blocks, run_batch(list(blocks.values()), self.timeout_s, self.cpu_s), strict=True))
+        return [
+            self._verdict(i, s, v, ran.get(n))
+            for n, (i, s, v) in enumerate(zip(items, steps, per_item, strict=True))
+        ]
 
-    def _verdict(self, item: JudgeItem, steps: list[Step], values: list[str] | None) -> Judgement:
+    def _verdict(
+        self, item: JudgeItem, steps: list[Step], values: list[str] | None, ran: SandboxResult | None
+    ) -> Judgement:
         final = extract_number(_CODE.sub(" ", item.answer))
         details: dict[str, object] = {"steps": [s.text for s in steps], "final": final}
         if values is None:
@@ -128,9 +136,7 @@ class MathJudge:
                 first_wrong = n
                 wrong_text = f"step {n} `{step.text}` is wrong: {step.expression.strip()} = {_show(value)}"
                 break
-        code = _CODE.search(item.answer)
-        if code is not None and first_wrong is None:
-            ran = run_python(code.group("code"), self.timeout_s, self.cpu_s)
+        if ran is not None and first_wrong is None:
             details["code"] = {"ok": ran.ok, "violation": ran.violation, "stdout": ran.stdout[-500:]}
             if not ran.ok:
                 return Judgement(
