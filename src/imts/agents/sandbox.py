@@ -338,4 +338,4 @@ def _violation(returncode: int, stderr: str) -> str:
         return "memory"
     if returncode < 0:
         return "cpu" if returncode == -signal.SIGXCPU else f"crash (signal {-returncode})"
-    return "error: " + last[:200]
+    return "error: " + last[:200] if last else f"exit {returncode}"
