@@ -8,6 +8,7 @@ from typing import Any, Literal
 import typer
 
 from imts.cli import court, data, jobs, models, pool, runs
+from imts.cli import doctor as doctor_cli
 from imts.cli import hpo as hpo_cli
 from imts.cli import plan as plan_cli
 from imts.cli.common import console, context, friendly, progress
@@ -26,6 +27,7 @@ app.add_typer(pool.app, name="pool")
 app.command("scheduler")(friendly(pool.scheduler))
 app.command("plan")(plan_cli.plan)
 app.command("hpo")(hpo_cli.hpo)
+app.command("doctor")(doctor_cli.doctor)
 court.register(app)
 
 
