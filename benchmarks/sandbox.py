@@ -54,7 +54,7 @@ def main() -> None:
     args = parser.parse_args()
     codes = items(args.items)
     conf = confinement()
-    print(f"sandbox: {conf.mode} ({conf.detail}), seccomp {conf.seccomp}; {args.items} items")
+    print(f"sandbox: {conf.detail}, seccomp {conf.seccomp}; {args.items} items")
 
     t0 = time.perf_counter()
     batched = [r.stdout.split()[0] for r in run_batch(codes)]
