@@ -7,6 +7,7 @@ system, the namespaces and the seccomp filter must still contain it.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import sys
@@ -86,14 +87,17 @@ def attacks(t: dict[str, Path]) -> dict[str, tuple[str, str]]:
 def both(targets: dict[str, Path]) -> dict[str, tuple[SandboxResult, SandboxResult]]:
     assert confinement().mode == "bubblewrap", "the attack suite needs bubblewrap (make system)"
     cases = attacks(targets)
-    codes = [code for code, _ in cases.values()] + ["import os\nprint(sorted(os.environ.items()))"]
+    view = (
+        "import json, os\nprint(json.dumps([os.listdir('/dev'), os.listdir('/'), os.getuid(), os.getgid()]))"
+    )
+    codes = [code for code, _ in cases.values()] + ["import os\nprint(sorted(os.environ.items()))", view]
     os.environ["IMTS_CHAT_API_KEY"] = SECRET  # what the issue saw leak: it must not reach the child
     try:
         hooked = run_batch(codes, timeout_s=2, cpu_s=1, memory_mb=256)
         bare = run_batch(codes, timeout_s=2, cpu_s=1, memory_mb=256, audit_hook=False)
     finally:
         del os.environ["IMTS_CHAT_API_KEY"]
-    return {name: (hooked[n], bare[n]) for n, name in enumerate([*cases, "environment"])}
+    return {name: (hooked[n], bare[n]) for n, name in enumerate([*cases, "environment", "view"])}
 
 
 @pytest.mark.parametrize("name", list(attacks({"db": Path("/x"), "shard": Path("/x")})))
@@ -126,6 +130,17 @@ def test_the_confinement_alone_hides_the_host(both: dict[str, tuple[SandboxResul
     assert both["home_root"][1].stdout.strip() == "['.pyenv']" or "FileNotFoundError" in (
         both["home_root"][1].stderr
     )
+
+
+def test_the_child_sees_a_minimal_file_system_as_nobody(
+    both: dict[str, tuple[SandboxResult, SandboxResult]],
+) -> None:
+    hooked, bare = both["view"]
+    assert hooked.violation == "refused: listing /dev"
+    devices, top, uid, gid = json.loads(bare.stdout)
+    assert sorted(devices) == ["null", "urandom"] and (uid, gid) == (65534, 65534)
+    assert set(top) <= {"bin", "dev", "lib", "lib64", "root", "scratch", "usr", "opt"}
+    assert not {"etc", "home", "proc", "tmp", "work", "var"} & set(top)
 
 
 def test_the_parent_environment_never_reaches_the_child(
