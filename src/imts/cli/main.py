@@ -7,9 +7,10 @@ from typing import Any, Literal
 
 import typer
 
-from imts.cli import court, data, jobs, models, pool, runs
+from imts.cli import court, data, identity, jobs, models, pool, runs
 from imts.cli import hpo as hpo_cli
 from imts.cli import plan as plan_cli
+from imts.cli import server as server_cli
 from imts.cli.common import console, context, friendly, progress
 
 app = typer.Typer(
@@ -27,6 +28,8 @@ app.command("scheduler")(friendly(pool.scheduler))
 app.command("plan")(plan_cli.plan)
 app.command("hpo")(hpo_cli.hpo)
 court.register(app)
+identity.register(app)
+app.command("server")(server_cli.server)
 
 
 @app.callback()
