@@ -4,6 +4,7 @@ chain written in the change's transaction and detecting a modified or deleted en
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pytest
@@ -160,3 +161,23 @@ def test_audit_is_append_only_and_verify_detects_modified_and_deleted_entries(wo
 def test_init_admin_only_once(world: World) -> None:
     with pytest.raises(ConflictError, match="exists already"):
         identity.init_admin(world.ctx, "second-admin", PASSWORD)
+
+
+def test_no_secret_in_the_apps_log_records(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    c, user = world.client, world.a.users["viewer"]
+    key = world.a.keys["viewer"]
+    caplog.set_level(logging.DEBUG)
+    assert (
+        c.post("/api/v1/auth/login", json={"username": user, "password": "x" + PASSWORD}).status_code == 401
+    )
+    assert c.post("/api/v1/auth/login", json={"username": user, "password": PASSWORD}).status_code == 200
+    c.cookies.clear()
+    assert c.get("/api/v1/me", headers={"Authorization": f"Bearer {key}-"}).status_code == 401
+    r = c.post("/api/v1/users", headers={"Authorization": f"Bearer {key}"}, json={"password": PASSWORD})
+    assert r.status_code == 403 and PASSWORD not in r.text and key not in r.text
+    bad = c.post(
+        "/api/v1/users", headers=world.as_key(world.admin_key), json={"username": "u", "password": 7}
+    )
+    assert bad.status_code == 422 and "7" not in bad.json()["error"]["message"].replace("422", "")
+    assert caplog.records, "nothing was logged: the check below would pass vacuously"
+    assert PASSWORD not in caplog.text and key not in caplog.text and key[5:] not in caplog.text
