@@ -181,3 +181,18 @@ def test_no_secret_in_the_apps_log_records(world: World, caplog: pytest.LogCaptu
     assert bad.status_code == 422 and "7" not in bad.json()["error"]["message"].replace("422", "")
     assert caplog.records, "nothing was logged: the check below would pass vacuously"
     assert PASSWORD not in caplog.text and key not in caplog.text and key[5:] not in caplog.text
+
+
+def test_every_error_has_the_one_shape(world: World) -> None:
+    c, h = world.client, world.as_key(world.admin_key)
+    for r, status, kind in [
+        (c.get("/api/v1/no-such-route", headers=h), 404, "not_found"),
+        (c.put("/api/v1/health"), 405, "method_not_allowed"),
+        (c.post("/api/v1/tenants", headers=h, json={"name": "bad name!"}), 422, "invalid_input"),
+        (c.post("/api/v1/tenants", headers=h, json={}), 422, "invalid_input"),
+        (c.post("/api/v1/tenants", headers=h, json={"name": world.a.tenant}), 409, "conflict"),
+    ]:
+        assert r.status_code == status, r.text
+        assert set(r.json()) == {"error"} and set(r.json()["error"]) == {"message", "type", "code", "param"}
+        assert r.json()["error"]["type"] == kind
+    assert c.post("/api/v1/tenants", headers=h, json={}).json()["error"]["param"] == "name"
