@@ -7,10 +7,11 @@ from typing import Any, Literal
 
 import typer
 
-from imts.cli import court, data, jobs, models, pool, runs
+from imts.cli import court, data, identity, jobs, models, pool, runs
 from imts.cli import doctor as doctor_cli
 from imts.cli import hpo as hpo_cli
 from imts.cli import plan as plan_cli
+from imts.cli import server as server_cli
 from imts.cli.common import console, context, friendly, progress
 
 app = typer.Typer(
@@ -29,6 +30,8 @@ app.command("plan")(plan_cli.plan)
 app.command("hpo")(hpo_cli.hpo)
 app.command("doctor")(doctor_cli.doctor)
 court.register(app)
+identity.register(app)
+app.command("server")(server_cli.server)
 
 
 @app.callback()

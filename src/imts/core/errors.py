@@ -55,3 +55,11 @@ class Interrupted(Exception):
     def __init__(self, step: int | None = None) -> None:
         self.step = step
         super().__init__(f"stopped at step {step}" if step is not None else "stopped")
+
+
+class PermissionDeniedError(ImtsError):
+    """The caller belongs to the tenant but its role lacks the permission for this action."""
+
+
+class AuthenticationError(ImtsError):
+    """No valid credentials: a missing, wrong, expired or revoked key or session."""

@@ -3,8 +3,9 @@ context per call."""
 
 from __future__ import annotations
 
+from imts.core.permissions import Role
 from imts.core.settings import Settings, get_settings
-from imts.store.context import Context, Role, open_context
+from imts.store.context import Context, open_context
 from imts.store.workspace import Workspace
 
 _recovered: set[int] = set()
@@ -37,4 +38,7 @@ def recover_workspace(ws: Workspace) -> None:
 def local_context(settings: Settings | None = None, role: Role = "admin") -> Context:
     """The context of this machine's user: the tenant and project named by the settings."""
     settings = settings or get_settings()
-    return open_context(start(settings), settings.tenant, settings.project, "local", role)
+    # The machine's user holds the database itself: it administers the installation.
+    return open_context(
+        start(settings), settings.tenant, settings.project, "local", role, platform_admin=True
+    )

@@ -10,20 +10,18 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from imts.core.errors import NotFoundError
+from imts.core.errors import NotFoundError, PermissionDeniedError
 from imts.core.ids import new_id
+from imts.core.permissions import MATRIX, Permission, Role
 from imts.core.settings import Settings
 from imts.store.artifacts import LocalArtifactStore
 from imts.store.models import Project, Tenant
 from imts.store.workspace import Workspace
-
-Role = Literal["admin", "researcher", "developer", "viewer"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +34,10 @@ class Context:
         project_id, project: the project's id and name; every project-owned object is read and
             written here.
         principal: who acts (a user name, ``local`` for the CLI's user, ``job:<id>`` for a worker).
-        role: the principal's role in the tenant.
+        role: the principal's role in the tenant (``core/permissions.py``).
+        client: the caller's network address (an HTTP request's), recorded in the audit log.
+        platform_admin: the principal administers the installation (creates tenants and users); the
+            CLI's local user does, since it holds the database itself.
     """
 
     ws: Workspace
@@ -46,6 +47,15 @@ class Context:
     project: str
     principal: str = "local"
     role: Role = "admin"
+    client: str | None = None
+    platform_admin: bool = False
+
+    def require(self, perm: Permission) -> None:
+        """Raise ``PermissionDeniedError`` unless the role holds ``perm``."""
+        if perm not in MATRIX[self.role]:
+            raise PermissionDeniedError(
+                f"role '{self.role}' may not {perm.value.replace('_', ' ')} in tenant '{self.tenant}'"
+            )
 
     def session(self) -> AbstractContextManager[Session]:
         return self.ws.session()
@@ -66,6 +76,8 @@ def open_context(
     principal: str = "local",
     role: Role = "admin",
     create: bool = True,
+    client: str | None = None,
+    platform_admin: bool = False,
 ) -> Context:
     """The context for ``tenant``/``project`` (names), creating both on first use when ``create``.
 
@@ -76,7 +88,32 @@ def open_context(
     if key not in ws.ids:
         ws.ids[key] = _ensure(ws, tenant, project, create)
     tenant_id, project_id = ws.ids[key]
-    return Context(ws, tenant_id, tenant, project_id, project, principal, role)
+    return Context(ws, tenant_id, tenant, project_id, project, principal, role, client, platform_admin)
+
+
+def tenant_context(
+    ws: Workspace,
+    tenant: str,
+    principal: str,
+    role: Role,
+    client: str | None = None,
+    platform_admin: bool = False,
+) -> Context:
+    """A context for tenant-level actions (projects, members): no project (``project_id`` is "").
+
+    Raises:
+        NotFoundError: no such tenant.
+    """
+    with ws.session() as s:
+        tenant_id = s.scalar(select(Tenant.id).where(Tenant.name == tenant))
+    if tenant_id is None:
+        raise NotFoundError(f"no tenant '{tenant}'")
+    return Context(ws, tenant_id, tenant, "", "", principal, role, client, platform_admin)
+
+
+def platform_context(ws: Workspace, principal: str, client: str | None = None) -> Context:
+    """A platform administrator's context for installation-wide actions (tenants, users): no tenant."""
+    return Context(ws, "", "", "", "", principal, "admin", client, platform_admin=True)
 
 
 def context_of_project(

@@ -1,0 +1,50 @@
+"""The REST API app: ``create_app(settings)`` mounts every resource router under ``/api/v1``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+
+from imts import __version__
+from imts.api import errors
+from imts.api.deps import permission_of
+from imts.api.routes import audit, auth, health, keys, me, members, tenants, users
+from imts.core.settings import Settings
+from imts.services.startup import start
+
+PREFIX = "/api/v1"
+# Later resources add their router here (datasets, jobs, runs, evaluations, models, pool).
+ROUTERS = [health.router, auth.router, me.router, users.router, tenants.router, members.router,
+           keys.router, audit.router]  # fmt: skip
+
+
+def create_app(settings: Settings, secure_cookies: bool = True) -> FastAPI:
+    """The API over the workspace of ``settings``.
+
+    Args:
+        settings: the database (SQLite by default, PostgreSQL by ``IMTS_DATABASE_URL``) and workspace.
+        secure_cookies: mark the session cookie ``Secure`` (only plain http on loopback turns it off).
+
+    Raises:
+        RuntimeError: a route declares no permission (deny by default: such an app is never built).
+    """
+    app = FastAPI(
+        title="IMTS platform API",
+        version=__version__,
+        description="Tenants, projects, users, API keys and the audit log; every route names the "
+        "permission it needs in `x-permission` (docs/security.md).",
+    )
+    app.state.ws = start(settings)
+    app.state.secure_cookies = secure_cookies
+    errors.install(app)
+    api = APIRouter(prefix=PREFIX, responses=errors.ERROR_RESPONSES)
+    for router in ROUTERS:
+        for route in router.routes:
+            if isinstance(route, APIRoute):
+                perm = permission_of(route.dependant)
+                if perm is None:
+                    raise RuntimeError(f"route {sorted(route.methods)} {route.path} declares no permission")
+                route.openapi_extra = {**(route.openapi_extra or {}), "x-permission": perm}
+        api.include_router(router)
+    app.include_router(api)
+    return app

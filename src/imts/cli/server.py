@@ -1,0 +1,50 @@
+"""`imts server`: the REST API (``/api/v1``) on uvicorn, over the workspace's database."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import typer
+
+from imts.cli.common import console, context, err_console, friendly
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+@friendly
+def server(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    tls: bool = typer.Option(
+        False,
+        "--behind-tls",
+        help="A TLS proxy fronts the server: mark session cookies Secure even on loopback.",
+    ),
+) -> None:
+    """Serve the REST API: SQLite in the workspace by default, PostgreSQL by IMTS_DATABASE_URL.
+
+    Refuses to start before `imts admin init` created the first administrator. Session cookies are
+    Secure (sent only over https) unless the server listens on loopback over plain http.
+    """
+    import uvicorn
+
+    from imts.api.app import create_app
+    from imts.services import identity
+
+    ctx = context()
+    if not identity.has_admin(ctx):
+        err_console.print("[bold red]error:[/] no administrator yet: run `imts admin init` first")
+        raise typer.Exit(2)
+    secure = tls or not _loopback(host)
+    app = create_app(ctx.settings, secure_cookies=secure)
+    console.print(
+        f"IMTS API on http://{host}:{port}/api/v1 (schema: /docs); sign in: POST /api/v1/auth/login"
+    )
+    if not secure:
+        console.print("[dim]plain http on loopback: session cookies are not marked Secure[/]")
+    uvicorn.run(app, host=host, port=port, log_level="info")

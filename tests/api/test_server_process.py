@@ -1,0 +1,77 @@
+"""The real `imts server` process over real HTTP: it refuses to start without an administrator, then
+serves login and keys over http on loopback; the password and the key's secret appear in none of its
+output (the in-process app's log records: tests/api/test_identity_api.py)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+SECRET_PASSWORD = "zebra-Quartz-4417-never-logged"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _imts(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "imts", *args], env=env, input=stdin, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+
+
+def test_real_server_login_keys_and_no_secret_in_its_logs(tmp_path: Path) -> None:
+    env = {**os.environ, "IMTS_WORKSPACE": str(tmp_path / "ws"), "IMTS_LOG_LEVEL": "INFO"}
+    port = _free_port()
+    refused = _imts(env, "server", "--port", str(port))
+    assert refused.returncode == 2 and "imts admin init" in refused.stderr
+    init = _imts(env, "admin", "init", "--username", "boss", "--password-stdin", stdin=SECRET_PASSWORD + "\n")
+    assert init.returncode == 0, init.stderr
+    log = (tmp_path / "server.log").open("w+")
+    proc = subprocess.Popen([sys.executable, "-m", "imts", "server", "--port", str(port)], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    base = f"http://127.0.0.1:{port}/api/v1"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the server did not answer within 60 s")
+        with httpx.Client(base_url=base) as c:
+            assert (
+                c.post(
+                    "/auth/login", json={"username": "boss", "password": "wrong-" + SECRET_PASSWORD}
+                ).status_code
+                == 401
+            )
+            r = c.post("/auth/login", json={"username": "boss", "password": SECRET_PASSWORD})
+            assert r.status_code == 200, r.text
+            # Plain http on loopback: the cookie is not Secure, so httpx sends it back.
+            assert "Secure" not in r.headers["set-cookie"] and "HttpOnly" in r.headers["set-cookie"]
+            csrf = {"X-CSRF-Token": r.json()["csrf_token"]}
+            assert c.get("/me").json()["user"]["username"] == "boss"
+            key = c.post("/keys", json={"name": "ci"}, headers=csrf).json()["secret"]
+        with httpx.Client(base_url=base) as k:
+            assert k.get("/me", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+            assert k.get("/me", headers={"Authorization": f"Bearer {key}x"}).status_code == 401
+            assert k.get("/me", headers={"Authorization": f"Basic {key}"}).status_code == 401
+            assert k.post("/users", json={"username": "Bad Name", "password": SECRET_PASSWORD},
+                          headers={"Authorization": f"Bearer {key}"}).status_code == 422  # fmt: skip
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    log.seek(0)
+    output = log.read() + refused.stdout + refused.stderr + init.stdout + init.stderr
+    assert "GET /api/v1/me" in output  # the access log was captured: the check below can fail
+    assert SECRET_PASSWORD not in output and key not in output and key[5:] not in output
