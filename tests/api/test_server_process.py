@@ -74,4 +74,5 @@ def test_real_server_login_keys_and_no_secret_in_its_logs(tmp_path: Path) -> Non
     log.seek(0)
     output = log.read() + refused.stdout + refused.stderr + init.stdout + init.stderr
     assert "GET /api/v1/me" in output  # the access log was captured: the check below can fail
+    assert "sandbox: untrusted code" in output  # start-up says how untrusted code runs
     assert SECRET_PASSWORD not in output and key not in output and key[5:] not in output

@@ -35,6 +35,7 @@ def server(
 
     from imts.api.app import create_app
     from imts.services import identity
+    from imts.services.doctor import log_sandbox_state
 
     ctx = context()
     if not identity.has_admin(ctx):
@@ -47,4 +48,12 @@ def server(
     )
     if not secure:
         console.print("[dim]plain http on loopback: session cookies are not marked Secure[/]")
+    # Tenants' data steers the code the judges and verifiers run: say at start-up how it is confined.
+    sandbox = log_sandbox_state(ctx.settings)
+    style = {"bubblewrap": "dim", "unconfined": "bold yellow"}.get(sandbox.mode, "bold red")
+    verdict = {
+        "bubblewrap": "untrusted code runs confined",
+        "unconfined": "untrusted code runs WITHOUT confinement (IMTS_SANDBOX_UNCONFINED=1)",
+    }.get(sandbox.mode, "untrusted code will be refused (no confinement here)")
+    console.print(f"[{style}]sandbox: {verdict}: {sandbox.detail}[/]")
     uvicorn.run(app, host=host, port=port, log_level="info")
