@@ -14,13 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 from tests.conftest import PG_ADMIN_URL, make_ws
 
 from imts.api.app import create_app
 from imts.core.permissions import ROLES, Role
+from imts.jobs.pool import local_pool
 from imts.services import identity, tenancy
-from imts.store.context import Context, platform_context, tenant_context
+from imts.store.context import Context, open_context, platform_context, tenant_context
 
 PASSWORD = "correct horse battery staple"
 
@@ -69,11 +71,66 @@ def _key_id(ctx: Context, side: Side) -> str:
     return side.spare_key_id
 
 
+def _in_project(ctx: Context, side: Side) -> Context:
+    """The side's project with its id (the factories below write project-owned rows)."""
+    return open_context(ctx.ws, side.tenant, side.project, ctx.principal, "admin", False, None, True)
+
+
+def _job_id(ctx: Context, side: Side) -> str:
+    """A real job of the side's project: a sleep job, submitted and cancelled before it ran."""
+    from imts.jobs import service as jobs
+
+    ctx = _in_project(ctx, side)
+    job_id = jobs.submit(ctx, jobs.Submission("sleep", {"seconds": 0}, owner=ctx.principal))
+    jobs.request(ctx, job_id, "cancel")
+    return job_id
+
+
+def _run_id(ctx: Context, side: Side) -> str:
+    """A real, finished eval run with metrics."""
+    from imts.store import runs
+
+    ctx = _in_project(ctx, side)
+    run = runs.create(ctx, "eval", {"model": "m", "data": "d"})
+    runs.log_batch(ctx, run.id, [(0, {"accuracy": 0.5}), (1, {"accuracy": 0.75})])
+    runs.finish(ctx, run.id, "succeeded", {"accuracy": 0.75, "n": 4})
+    return run.id
+
+
+def _model(ctx: Context, side: Side) -> str:
+    """A real model version (dataset version, base model record, version row) of the side's project."""
+    import tempfile
+    from pathlib import Path
+
+    from tests.conftest import write_jsonl
+
+    from imts.data import service as data
+    from imts.registry import models
+    from imts.store.models import BaseModelRecord
+
+    ctx = _in_project(ctx, side)
+    tmp = Path(tempfile.mkdtemp(prefix="imts-model-"))
+    rows = [{"prompt": f"{i} + 1 = ?", "response": str(i + 1)} for i in range(4)]
+    v = data.import_file(ctx, str(write_jsonl(tmp / "rows.jsonl", rows)), "mv-data")
+    bm_id = f"bm_{uuid.uuid4().hex[:12]}"
+    with ctx.session() as s:  # base models are shared: named so as to reveal no tenant
+        s.add(BaseModelRecord(id=bm_id, name=bm_id, path=str(tmp), architecture="Llama", num_params=1,
+                              source="test", checksum="0" * 64))  # fmt: skip
+    mv = models.create_version(
+        ctx, "tuned", bm_id, _run_id(ctx, side), v.id, None, tmp, {}, {"final_loss": 1.0}
+    )
+    return mv.id
+
+
 OTHER_OBJECTS: dict[str, ObjectFactory] = {
     "tenant": _tenant,
     "project": _project,
     "username": _username,
     "key_id": _key_id,
+    "job_id": _job_id,
+    "run_id": _run_id,
+    "model": _model,
+    "fmt": lambda ctx, side: "json",
 }
 
 
@@ -107,7 +164,10 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         # A database of its own: the audit tests tamper with the chain.
         request.getfixturevalue("postgres_url")  # skips (or fails under CI) without a server
         url = _fresh_pg_database(request)
-    any_ws = make_ws(tmp_path_factory.mktemp("world"), url)
+    root = tmp_path_factory.mktemp("world")
+    # A pool file (this machine's nodes) so that quotas can be set through the API.
+    (root / "pool.yaml").write_text(yaml.safe_dump(local_pool().model_dump(mode="json")), encoding="utf-8")
+    any_ws = make_ws(root, url, pool_file=root / "pool.yaml")
     app = create_app(any_ws.settings)
     ctx = platform_context(any_ws.ws, "root")
     admin = f"root-{uuid.uuid4().hex[:6]}"

@@ -28,6 +28,7 @@ from imts.jobs.policy import PRIORITY_CLASSES, quota_refusal, storage_refusal
 from imts.jobs.pool import Pool, Request, load_pool
 from imts.jobs.registry import JobContext
 from imts.jobs.views import JobEventView, JobView
+from imts.store import audit
 from imts.store.context import Context
 from imts.store.models import JobEvent, JobRecord, Project
 
@@ -104,6 +105,9 @@ def submit(ctx: Context, sub: Submission) -> str:
         )
         s.flush()
         s.add(JobEvent(job_id=job_id, ts=now, kind="queued", message="submitted"))
+        summary = {"kind": sub.kind, "name": sub.name or sub.kind, "priority": sub.priority_class,
+                   "workers": sub.workers}  # fmt: skip
+        audit.record(ctx, s, "job.submit", ("job", job_id), None, summary)
     return job_id
 
 
@@ -189,6 +193,8 @@ def request(ctx: Context, job_id: str, action: str) -> None:
                 .values(action=action, version=JobRecord.version + 1)
             )
             if res.rowcount:  # type: ignore[attr-defined]
+                # The request is the change users make; the scheduler carries it out afterwards.
+                audit.record(ctx, s, f"job.{action}", ("job", job_id), {"state": state}, {"action": action})
                 break
         time.sleep(0.05)
     else:

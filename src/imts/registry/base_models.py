@@ -23,6 +23,7 @@ from imts.core.hashing import sha256_file, sha256_tree
 from imts.core.ids import new_id
 from imts.core.progress import NullProgress, Progress
 from imts.registry.views import BaseModelView
+from imts.store import audit
 from imts.store.context import Context
 from imts.store.models import BaseModelRecord
 
@@ -220,4 +221,6 @@ def _record(ctx: Context, name: str, path: Path, *, source: str, license: str | 
             k: v for k, v in facts.items() if k not in ("architecture", "num_params", "context_length")
         }
         s.flush()
+        after = {"name": name, "source": source, "checksum": checksum}
+        audit.record(ctx, s, "base_model.register", ("base_model", rec.id), None, after)
         return BaseModelView.of(rec)
