@@ -82,6 +82,12 @@ def query(
 
 
 def _print_import(v: VersionInfo) -> None:
+    if v.unchanged:
+        console.print(
+            f"[yellow]unchanged[/]: the {v.num_rows} rows are exactly those of [bold]{v.ref}[/] ({v.id}), "
+            "the latest version; no new version made"
+        )
+        return
     console.print(
         f"[green]imported[/] {v.num_rows} rows as [bold]{v.ref}[/] ({v.id}, {v.format}); "
         f"mapping {v.report['mapping']}"

@@ -164,6 +164,7 @@ def _ingest(
                 create=True,
                 batches=_counted(batched(itertools.chain([first], rows)), report),
                 dataset_format=DATASET_FORMAT[report.format],
+                keep_if_unchanged=True,
             )
         finally:
             seen.close()
