@@ -102,14 +102,21 @@ def _print_import(v: VersionInfo) -> None:
 
 @app.command("list")
 @friendly
-def list_(dataset: str | None = typer.Argument(None, help="Only this dataset's versions.")) -> None:
+def list_(
+    dataset: str | None = typer.Argument(None, help="Only this dataset's versions."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output (full ids)."),
+) -> None:
     """Datasets and their versions."""
     from imts.data import service
 
+    found = service.list_versions(context(), dataset)
+    if as_json:
+        print_json([v.model_dump(mode="json", by_alias=True, exclude={"unchanged"}) for v in found])
+        return
     t = Table()
     for col in ("version", "id", "format", "rows", "operation", "splits", "categories"):
         t.add_column(col)
-    for v in service.list_versions(context(), dataset):
+    for v in found:
         splits = " ".join(f"{k}={n}" for k, n in v.stats.get("split", {}).items())
         cats = " ".join(f"{k}={n}" for k, n in list(v.stats.get("category", {}).items())[:6])
         t.add_row(v.ref, v.id, v.format, str(v.num_rows), v.operation, splits, cats)
@@ -130,12 +137,18 @@ def show(
     if as_json:
         print_json(v.model_dump(mode="json", by_alias=True))
         return
+    if v.split:
+        rows_text = f"rows {v.split_rows} (split {v.split}; {v.num_rows} in the whole version)"
+    else:
+        rows_text = f"rows {v.num_rows}"
     label = v.ref + (f":{v.split}" if v.split else "")
-    console.print(f"[bold]{label}[/]  id {v.id}  rows {v.num_rows}  sha256 {v.content_hash[:16]}…")
+    console.print(f"[bold]{label}[/]  id {v.id}  {rows_text}  sha256 {v.content_hash[:16]}…")
     console.print(
         f"made by [bold]{v.operation}[/] {json.dumps(v.params, ensure_ascii=False)}"
         + (f" from {', '.join(v.parents)}" if v.parents else "")
     )
+    if v.split:
+        console.print(f"statistics of the whole version ({v.num_rows} rows, every split):")
     for key in ("split", "category", "lang"):
         if key in v.stats:
             console.print(f"  {key}: " + ", ".join(f"{k} {n}" for k, n in v.stats[key].items()))

@@ -121,7 +121,8 @@ def show(ctx: Context, ref: str, rows: int = 3) -> VersionDetail:
     """A version's facts with its first ``rows`` rows (DuckDB reads only those, not the whole version)."""
     r = versions.resolve(ctx, ref)
     sample, _ = inspect.preview(ctx, r, limit=rows)
-    return VersionDetail(**r.version.model_dump(), split=r.split, sample=sample)
+    split_rows = r.version.stats.get("split", {}).get(r.split) if r.split else None
+    return VersionDetail(**r.version.model_dump(), split=r.split, split_rows=split_rows, sample=sample)
 
 
 def preview(ctx: Context, ref: str, where: str | None = None, limit: int = 10, page: int = 1) -> RowsPage:

@@ -503,7 +503,14 @@ def list_versions(ctx: Context, dataset: str | None = None) -> list[VersionInfo]
         q = select(DatasetVersion, Dataset).join(Dataset).where(Dataset.project_id == ctx.project_id)
         if dataset:
             q = q.where(Dataset.name == dataset)
-        return [
-            _info(v, ds.name, [], ds.format, ds.project_id)
-            for v, ds in s.execute(q.order_by(Dataset.name, DatasetVersion.number))
-        ]
+        found = s.execute(q.order_by(Dataset.name, DatasetVersion.number)).all()
+        parents: dict[str, list[str]] = {}
+        edges = (
+            select(VersionParent)
+            .join(DatasetVersion, DatasetVersion.id == VersionParent.version_id)
+            .join(Dataset)
+            .where(Dataset.project_id == ctx.project_id, *([Dataset.name == dataset] if dataset else []))
+        )
+        for edge in s.scalars(edges):
+            parents.setdefault(edge.version_id, []).append(edge.parent_id)
+        return [_info(v, ds.name, parents.get(v.id, []), ds.format, ds.project_id) for v, ds in found]
