@@ -50,7 +50,9 @@ def test_classification_dataset(ws: Context, tiny_model: Path, tmp_path: Path) -
     rows = [{"id": f"c{n}", "text": f"review number {n}", "label": labels[n % 3]} for n in range(9)]
     stored = load_rows(ws, import_file(ws, write_jsonl(tmp_path / "cls.jsonl", rows), name="cls"))
     _plant(ws, "classification", stored, {"c0": "Positive.", "c1": "positive", "c2": "I think neutral"})
-    summary, items = _run(ws, evaluate(ws, "tiny", "cls:all", EvalSettings(max_new_tokens=6, metrics=("f1",))))
+    summary, items = _run(
+        ws, evaluate(ws, "tiny", "cls:all", EvalSettings(max_new_tokens=6, metrics=("f1",)))
+    )
     assert summary["cache_hits"] == 3 and summary["n"] == 9
     assert (items["c0"].correct, items["c0"].extracted, items["c0"].score) == (True, "positive", 1.0)
     assert (items["c1"].correct, items["c1"].extracted) == (False, "positive")  # gold: negative

@@ -122,6 +122,7 @@ def commit_version(
     batches: Iterable[list[dict[str, Any]]] | None = None,
     dataset_format: str = "sft",
     keep_if_unchanged: bool = False,
+    expect_latest: str | None = None,
 ) -> VersionInfo:
     """Write rows as a new version of ``dataset``, atomically.
 
@@ -132,6 +133,8 @@ def commit_version(
         dataset_format: format of the rows (``schemas.SCHEMAS``); must match an existing dataset's.
         keep_if_unchanged: when the rows are exactly the dataset's latest version, make no version and
             return that one (``unchanged=True``).
+        expect_latest: the id of the version the rows were built on (an append): if another process
+            made a newer one meanwhile, refuse rather than drop its rows silently.
 
     Shards are written into a staging folder; inside the version's transaction the shard keys about to
     be created are recorded in the staging folder, the shards are moved into the content-addressed
@@ -171,6 +174,7 @@ def commit_version(
             dataset_format,
             stage,
             keep_if_unchanged,
+            expect_latest,
         )
 
 
@@ -188,6 +192,7 @@ def _record(
     dataset_format: str,
     stage: Path,
     keep_if_unchanged: bool = False,
+    expect_latest: str | None = None,
 ) -> VersionInfo:
     """Insert the version row and move its shards into place, in one transaction (see above).
 
@@ -211,6 +216,7 @@ def _record(
                 dataset_format,
                 stage,
                 keep_if_unchanged,
+                expect_latest,
             )
         except IntegrityError:
             if attempt == RECORD_ATTEMPTS - 1:
@@ -236,6 +242,7 @@ def _record_once(
     dataset_format: str,
     stage: Path,
     keep_if_unchanged: bool,
+    expect_latest: str | None,
 ) -> VersionInfo:
     digests = [d for d, _ in shard_files]
     content_hash = sha256_json(digests)
@@ -259,6 +266,11 @@ def _record_once(
             .order_by(DatasetVersion.number.desc())
             .limit(1)
         )
+        if expect_latest is not None and (latest is None or latest.id != expect_latest):
+            raise ConflictError(
+                f"{dataset}@{latest.number if latest else '?'} was made by another command while this "
+                f"{operation} ran on the version before it: run the {operation} again"
+            )
         if keep_if_unchanged and latest is not None and latest.content_hash == content_hash:
             # Same rows, same order, same bytes: a second identical version would only be noise.
             kept = list(
