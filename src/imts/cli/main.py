@@ -198,7 +198,7 @@ def eval_(
 
     Runs as a job on the resource pool and follows it; --inline evaluates in this process."""
     from imts.evals.jobs import EvalJob
-    from imts.evals.service import with_split
+    from imts.evals.refs import with_split
     from imts.evals.suite import SuiteSpec
     from imts.store import runs
 

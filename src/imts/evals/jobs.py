@@ -38,7 +38,7 @@ def run_eval(job: JobContext, spec: EvalJob) -> EvalResult:
 def check_eval(ctx: Context, spec: EvalJob) -> None:
     """Refuse an unknown model or dataset, and a version without a test split unless the reference
     names a split or asks for every row (``NAME@N:all``)."""
-    from imts.evals.service import eval_data
+    from imts.evals.refs import eval_data
     from imts.registry import models
 
     models.resolve(ctx, spec.model)
