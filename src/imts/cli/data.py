@@ -49,7 +49,7 @@ def import_(
         "content); its splits are dropped: split it again.",
     ),
 ) -> None:
-    """Import a file as a new dataset version (streamed; atomic: all or nothing)."""
+    """Import a file as a new dataset version, or --append its rows to the latest (streamed; atomic)."""
     from imts.data import service
 
     v = service.import_file(
