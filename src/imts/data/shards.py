@@ -157,7 +157,7 @@ class ShardWriter:
     def write_table(self, table: pa.Table) -> None:
         """Append an Arrow table (already in ``schema``), e.g. filtered from an existing version."""
         if table.num_rows:
-            self._buffer(table.cast(self.schema))
+            self._buffer(table.select(self.schema.names).cast(self.schema))
 
     def close(self) -> list[tuple[str, Path]]:
         self._flush(final=True)
