@@ -99,7 +99,7 @@ def test_preference_and_classification_formats(ws: Workspace, tmp_path: Path) ->
     from imts.evals.service import EvalSettings, evaluate
 
     with pytest.raises(InputError, match="holds preference rows; the sft task reads sft rows"):
-        evaluate(ws, "any-model", "pref", EvalSettings(task="sft"))
+        evaluate(ws, "any-model", "pref:all", EvalSettings(task="sft"))
     cls = tmp_path / "cls.jsonl"
     cls.write_text(
         json.dumps({"sentence": "great film", "sentiment": "pos"})

@@ -50,7 +50,9 @@ def test_classification_dataset(ws: Context, tiny_model: Path, tmp_path: Path) -
     rows = [{"id": f"c{n}", "text": f"review number {n}", "label": labels[n % 3]} for n in range(9)]
     stored = load_rows(ws, import_file(ws, write_jsonl(tmp_path / "cls.jsonl", rows), name="cls"))
     _plant(ws, "classification", stored, {"c0": "Positive.", "c1": "positive", "c2": "I think neutral"})
-    summary, items = _run(ws, evaluate(ws, "tiny", "cls", EvalSettings(max_new_tokens=6, metrics=("f1",))))
+    summary, items = _run(
+        ws, evaluate(ws, "tiny", "cls:all", EvalSettings(max_new_tokens=6, metrics=("f1",)))
+    )
     assert summary["cache_hits"] == 3 and summary["n"] == 9
     assert (items["c0"].correct, items["c0"].extracted, items["c0"].score) == (True, "positive", 1.0)
     assert (items["c1"].correct, items["c1"].extracted) == (False, "positive")  # gold: negative
@@ -72,14 +74,14 @@ def test_preference_dataset(ws: Context, tiny_model: Path, tmp_path: Path) -> No
         rows.append({"id": f"p{n}", "prompt": f"question {n}", "chosen": a, "rejected": b})
         rows.append({"id": f"p{n}-swapped", "prompt": f"question {n}", "chosen": b, "rejected": a})
     import_file(ws, write_jsonl(tmp_path / "pref.jsonl", rows), name="pref")
-    first = evaluate(ws, "tiny", "pref")
+    first = evaluate(ws, "tiny", "pref:all")
     summary, items = _run(ws, first)
     assert summary["n"] == 4 and summary["cache_hits"] == 0 and summary["accuracy"] == 0.5
     for n, (a, b) in enumerate(pairs):
         one, other = items[f"p{n}"], items[f"p{n}-swapped"]
         assert one.correct != other.correct and one.prediction == other.prediction in (a, b)
         assert one.extracted == ("chosen" if one.correct else "rejected") and one.reference == "chosen"
-    second = evaluate(ws, "tiny", "pref")  # the picks are cached like generations
+    second = evaluate(ws, "tiny", "pref:all")  # the picks are cached like generations
     assert _run(ws, second)[0]["cache_hits"] == 4
     assert [i.prediction for i in load_result(ws, first).items] == [
         i.prediction for i in load_result(ws, second).items
@@ -93,7 +95,7 @@ def test_free_text_datasets(ws: Context, tiny_model: Path, tmp_path: Path) -> No
     stored = load_rows(ws, import_file(ws, write_jsonl(tmp_path / "prose.jsonl", rows), name="prose"))
     _plant(ws, "text", stored, {"t0": "jumps over the lazy dog", "t1": "a cat"})
     settings = EvalSettings(max_new_tokens=6, metrics=("rouge_l", "bleu"), text_threshold=0.5)
-    summary, items = _run(ws, evaluate(ws, "tiny", "prose", settings))
+    summary, items = _run(ws, evaluate(ws, "tiny", "prose:all", settings))
     assert (
         items["t0"].correct
         and items["t0"].score == 1.0
@@ -109,7 +111,7 @@ def test_free_text_datasets(ws: Context, tiny_model: Path, tmp_path: Path) -> No
     ]
     sft_rows = load_rows(ws, import_file(ws, write_jsonl(tmp_path / "qa.jsonl", qa), name="qa"))
     _plant(ws, "sft", sft_rows, {sft_rows[0]["id"]: "hello there friend"}, name="text")
-    summary, items = _run(ws, evaluate(ws, "tiny", "qa", EvalSettings(max_new_tokens=6, task="text")))
+    summary, items = _run(ws, evaluate(ws, "tiny", "qa:all", EvalSettings(max_new_tokens=6, task="text")))
     first = items[sft_rows[0]["id"]]
     assert first.correct and 0.5 < first.score < 1.0 and first.prompt == "Greet me"
     other = items[sft_rows[1]["id"]]

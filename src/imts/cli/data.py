@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from imts.data.service import VersionInfo
 
 app = typer.Typer(
-    help="Datasets: import, inspect, split, dedup, diff, roll back, trace, export, share.",
+    help="Datasets: import, append, merge, inspect, split, dedup, diff, roll back, trace, export, share.",
     no_args_is_help=True,
 )
 
@@ -42,8 +42,14 @@ def import_(
     ),
     text_unit: str = typer.Option("line", help="Plain text: one row per 'line' or per 'paragraph'."),
     on_error: str = typer.Option("fail", help="fail: stop at the first bad row; skip: leave bad rows out."),
+    append: bool = typer.Option(
+        False,
+        "--append",
+        help="New version = the dataset's latest rows + this file's rows not already in it (by id and "
+        "content); its splits are dropped: split it again.",
+    ),
 ) -> None:
-    """Import a file as a new dataset version (streamed; atomic: all or nothing)."""
+    """Import a file as a new dataset version, or --append its rows to the latest (streamed; atomic)."""
     from imts.data import service
 
     v = service.import_file(
@@ -56,6 +62,7 @@ def import_(
         text_unit=text_unit,
         on_error=on_error,
         progress=progress(),
+        append=append,
     )
     _print_import(v)
 
@@ -82,10 +89,19 @@ def query(
 
 
 def _print_import(v: VersionInfo) -> None:
-    console.print(
-        f"[green]imported[/] {v.num_rows} rows as [bold]{v.ref}[/] ({v.id}, {v.format}); "
-        f"mapping {v.report['mapping']}"
-    )
+    if v.unchanged:
+        console.print(
+            f"[yellow]unchanged[/]: [bold]{v.ref}[/] ({v.id}), the latest version, holds exactly these "
+            f"{v.num_rows} rows already; no new version made"
+        )
+        return
+    if v.operation in ("append", "merge"):
+        _print_merged(v)
+    else:
+        console.print(
+            f"[green]imported[/] {v.num_rows} rows as [bold]{v.ref}[/] ({v.id}, {v.format}); "
+            f"mapping {v.report['mapping']}"
+        )
     if v.report.get("skipped"):
         console.print(f"[yellow]skipped {v.report['skipped']} bad rows[/]:")
         for e in v.report["errors"][:10]:
@@ -94,16 +110,57 @@ def _print_import(v: VersionInfo) -> None:
             )
 
 
+def _print_merged(v: VersionInfo) -> None:
+    r = v.report
+    console.print(
+        f"[green]{v.operation}[/]: [bold]{v.ref}[/] ({v.id}) = {r['base']} ({r['base_rows']} rows) + "
+        f"{r['added']} new rows of {r['source']}"
+        + (f"; {r['already_present']} already in {r['base']} left out" if r["already_present"] else ""),
+        highlight=False,
+    )
+    if r.get("splits_dropped"):
+        console.print(
+            f"[yellow]no splits[/]: the new rows have none, so {v.ref} has none; "
+            f"split it before training: imts data split {v.ref}"
+        )
+
+
+@app.command("merge")
+@friendly
+def merge_(
+    dataset: str = typer.Argument(..., help="Dataset (of this project) that gets the new version."),
+    other: str = typer.Argument(..., help="Version whose rows are added: NAME@N, NAME@N:SPLIT or dv_..."),
+) -> None:
+    """New version of DATASET = its latest rows + OTHER's rows not already in it; both are its parents."""
+    from imts.data import service
+
+    v = service.merge(context(), dataset, other, progress())
+    if v.unchanged:
+        console.print(
+            f"[yellow]unchanged[/]: every row of {other} is in {v.ref} already; no new version made",
+            highlight=False,
+        )
+        return
+    _print_merged(v)
+
+
 @app.command("list")
 @friendly
-def list_(dataset: str | None = typer.Argument(None, help="Only this dataset's versions.")) -> None:
+def list_(
+    dataset: str | None = typer.Argument(None, help="Only this dataset's versions."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output (full ids)."),
+) -> None:
     """Datasets and their versions."""
     from imts.data import service
 
+    found = service.list_versions(context(), dataset)
+    if as_json:
+        print_json([v.model_dump(mode="json", by_alias=True, exclude={"unchanged"}) for v in found])
+        return
     t = Table()
     for col in ("version", "id", "format", "rows", "operation", "splits", "categories"):
         t.add_column(col)
-    for v in service.list_versions(context(), dataset):
+    for v in found:
         splits = " ".join(f"{k}={n}" for k, n in v.stats.get("split", {}).items())
         cats = " ".join(f"{k}={n}" for k, n in list(v.stats.get("category", {}).items())[:6])
         t.add_row(v.ref, v.id, v.format, str(v.num_rows), v.operation, splits, cats)
@@ -124,12 +181,18 @@ def show(
     if as_json:
         print_json(v.model_dump(mode="json", by_alias=True))
         return
+    if v.split:
+        rows_text = f"rows {v.split_rows} (split {v.split}; {v.num_rows} in the whole version)"
+    else:
+        rows_text = f"rows {v.num_rows}"
     label = v.ref + (f":{v.split}" if v.split else "")
-    console.print(f"[bold]{label}[/]  id {v.id}  rows {v.num_rows}  sha256 {v.content_hash[:16]}…")
+    console.print(f"[bold]{label}[/]  id {v.id}  {rows_text}  sha256 {v.content_hash[:16]}…")
     console.print(
         f"made by [bold]{v.operation}[/] {json.dumps(v.params, ensure_ascii=False)}"
         + (f" from {', '.join(v.parents)}" if v.parents else "")
     )
+    if v.split:
+        console.print(f"statistics of the whole version ({v.num_rows} rows, every split):")
     for key in ("split", "category", "lang"):
         if key in v.stats:
             console.print(f"  {key}: " + ", ".join(f"{k} {n}" for k, n in v.stats[key].items()))
@@ -342,6 +405,8 @@ def lineage_(
         return
     for v in g.versions:
         src = f" <- {', '.join(v.parents)}" if v.parents else ""
+        if v.operation == "append":
+            src += f" + {v.params.get('file', '')}"
         console.print(f"[bold]{v.ref}[/] {v.operation}{src}  ({v.rows} rows, {v.id})", highlight=False)
         for r in v.runs:
             console.print(f"    used by {r.kind} run {r.id} ({r.status}, split {r.split})")

@@ -167,6 +167,12 @@ def eval_(
         ..., "--model", help="Base model name, model version (NAME[:N]), run id or folder."
     ),
     data_ref: str | None = typer.Option(None, "--data", help="Dataset reference; default split: test."),
+    split: str | None = typer.Option(
+        None,
+        "--split",
+        help="Split to evaluate where the reference names none: test (the default), val, train, or all "
+        "(every row: the explicit choice a version without a test split needs).",
+    ),
     max_new_tokens: int | None = typer.Option(
         None, help="Generation budget (default: 1.25 x the longest reference answer)."
     ),
@@ -197,6 +203,7 @@ def eval_(
 
     Runs as a job on the resource pool and follows it; --inline evaluates in this process."""
     from imts.evals.jobs import EvalJob
+    from imts.evals.refs import with_split
     from imts.evals.suite import SuiteSpec
     from imts.store import runs
 
@@ -219,6 +226,7 @@ def eval_(
             }
         )
     spec.cache = spec.cache and not no_cache
+    spec.datasets = with_split(spec.datasets, split)
     ctx = context()
     run_ids = _execute(ctx, "eval", EvalJob(model=model, suite=spec), inline, priority, cpus).run_ids
     for run_id in run_ids:

@@ -26,6 +26,7 @@ from typing import Any, Literal
 from imts.core.errors import InputError
 from imts.core.hashing import sha256_json
 from imts.core.progress import NullProgress, Progress
+from imts.data import merge
 from imts.data.formats import FieldMap
 from imts.data.readers import Record, kind_of, open_source, read_records
 from imts.data.schemas import DATASET_FORMAT, canonical, describe, detect_any
@@ -58,8 +59,13 @@ def import_file(
     file_type: str | None = None,
     text_unit: Literal["line", "paragraph"] = "line",
     storage_options: dict[str, Any] | None = None,
+    append: bool = False,
 ) -> VersionInfo:
-    """Import a JSONL/JSON/CSV/Parquet/text file (a path or an fsspec URL) as a new version of ``name``."""
+    """Import a JSONL/JSON/CSV/Parquet/text file (a path or an fsspec URL) as a new version of ``name``.
+
+    Args:
+        append: the new version holds the dataset's latest rows followed by the file's (``merge``).
+    """
     progress = progress or NullProgress()
     source = str(path)
     local = "://" not in source
@@ -91,7 +97,15 @@ def import_file(
 
         advance.done = 0  # type: ignore[attr-defined]
         return _ingest(
-            ctx, read_records(f, kind, text_unit), source, name or stem, mapping, on_error, params, advance
+            ctx,
+            read_records(f, kind, text_unit),
+            source,
+            name or stem,
+            mapping,
+            on_error,
+            params,
+            advance,
+            append,
         )
 
 
@@ -140,6 +154,7 @@ def _ingest(
     on_error: OnError,
     params: dict[str, Any],
     tick: Any,
+    append: bool = False,
 ) -> VersionInfo:
     report = ImportReport(file=source)
     with ctx.artifacts.staging() as scratch, _fewer_collections():
@@ -154,6 +169,19 @@ def _ingest(
                     else "the file holds no rows",
                     file=source,
                 )
+            base = merge.latest(ctx, name) if append else None
+            if base is not None:
+                return merge.append(
+                    ctx,
+                    base,
+                    _counted(batched(itertools.chain([first], rows)), report),
+                    source,
+                    DATASET_FORMAT[report.format],
+                    "append",
+                    {**params, "mapping": report.mapping, "format": report.format, "base": base.ref},
+                    [base.id],
+                    lambda: report.__dict__,
+                )
             return commit_version(
                 ctx,
                 dataset=name,
@@ -164,6 +192,7 @@ def _ingest(
                 create=True,
                 batches=_counted(batched(itertools.chain([first], rows)), report),
                 dataset_format=DATASET_FORMAT[report.format],
+                keep_if_unchanged=True,
             )
         finally:
             seen.close()

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from imts.core.errors import InputError
 from imts.core.progress import Progress
 from imts.data import cleaning, export, history, ingest, inspect, split, versions
+from imts.data import merge as merge_
 from imts.data.formats import FieldMap
 from imts.data.versions import DataRef, VersionInfo
 from imts.data.views import (
@@ -39,6 +40,7 @@ __all__ = [
     "lineage",
     "list_versions",
     "mapping",
+    "merge",
     "preview",
     "resolve",
     "rollback",
@@ -72,8 +74,10 @@ def import_file(
     text_unit: str = "line",
     on_error: str = "fail",
     progress: Progress | None = None,
+    append: bool = False,
 ) -> VersionInfo:
-    """Import a file or URL (``s3://`` with the settings' endpoint) as a new dataset version."""
+    """Import a file or URL (``s3://`` with the settings' endpoint) as a new dataset version; with
+    ``append``, a version of the dataset's latest rows followed by the file's new ones."""
     check_choice("--on-error", on_error, ("fail", "skip"))
     check_choice("--text-unit", text_unit, ("line", "paragraph"))
     endpoint = ctx.settings.s3_endpoint_url
@@ -88,6 +92,7 @@ def import_file(
         file_type=file_type,
         text_unit=text_unit,  # type: ignore[arg-type]
         storage_options=opts,
+        append=append,
     )
 
 
@@ -107,6 +112,12 @@ def import_query(
     return ingest.import_query(ctx, url, sql, name, mapping(map_, fmt), on_error, progress)  # type: ignore[arg-type]
 
 
+def merge(ctx: Context, dataset: str, other: str, progress: Progress | None = None) -> VersionInfo:
+    """A new version of ``dataset``: its latest rows, then the rows of version ``other`` not already in
+    it (both versions are its parents)."""
+    return merge_.merge(ctx, dataset, other, progress)
+
+
 def list_versions(ctx: Context, dataset: str | None = None) -> list[VersionInfo]:
     """This project's dataset versions (of one dataset, or of all), by dataset name and number."""
     return versions.list_versions(ctx, dataset)
@@ -121,7 +132,8 @@ def show(ctx: Context, ref: str, rows: int = 3) -> VersionDetail:
     """A version's facts with its first ``rows`` rows (DuckDB reads only those, not the whole version)."""
     r = versions.resolve(ctx, ref)
     sample, _ = inspect.preview(ctx, r, limit=rows)
-    return VersionDetail(**r.version.model_dump(), split=r.split, sample=sample)
+    split_rows = r.version.stats.get("split", {}).get(r.split) if r.split else None
+    return VersionDetail(**r.version.model_dump(), split=r.split, split_rows=split_rows, sample=sample)
 
 
 def preview(ctx: Context, ref: str, where: str | None = None, limit: int = 10, page: int = 1) -> RowsPage:

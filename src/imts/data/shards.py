@@ -131,7 +131,13 @@ def summary(values: np.ndarray) -> dict[str, float]:
 
 
 class ShardWriter:
-    """Writes row batches into ``stage`` as Parquet files of at most ``SHARD_ROWS`` rows each."""
+    """Writes row batches into ``stage`` as Parquet files of at most ``SHARD_ROWS`` rows each.
+
+    Rows are cut into row groups of exactly ``ROW_GROUP_ROWS`` (the last one shorter), whatever the
+    sizes of the batches they arrive in: the same rows in the same order make the same bytes, so the
+    same shard digests and content hash, however they were read (an append that adds nothing is seen
+    to be unchanged). Until a row group is full its rows wait as Arrow tables, not Python objects.
+    """
 
     def __init__(self, stage: Path, schema: pa.Schema, shard_rows: int | None = None) -> None:
         self.stage = stage
@@ -141,29 +147,47 @@ class ShardWriter:
         self._writer: pq.ParquetWriter | None = None
         self._path: Path | None = None
         self._in_shard = 0
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
 
     def write(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self._buffer(pa.Table.from_pylist(rows, schema=self.schema))
+
+    def write_table(self, table: pa.Table) -> None:
+        """Append an Arrow table (already in ``schema``), e.g. filtered from an existing version."""
+        if table.num_rows:
+            self._buffer(table.select(self.schema.names).cast(self.schema))
+
+    def close(self) -> list[tuple[str, Path]]:
+        self._flush(final=True)
+        self._close_shard()
+        return self.files
+
+    def _buffer(self, table: pa.Table) -> None:
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        """Write every full row group waiting (and, when ``final``, the last partial one)."""
+        if not self._pending_rows:
+            return
+        waiting = pa.concat_tables(self._pending)
         start = 0
-        while start < len(rows):
+        while waiting.num_rows - start >= ROW_GROUP_ROWS or (final and start < waiting.num_rows):
             if self._writer is None:
                 self._path = self.stage / f"shard-{len(self.files):06d}.parquet"
                 self._writer = pq.ParquetWriter(self._path, self.schema, compression="zstd")
-            take = min(len(rows) - start, self.shard_rows - self._in_shard)
-            table = pa.Table.from_pylist(rows[start : start + take], schema=self.schema)
-            self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+            take = min(waiting.num_rows - start, ROW_GROUP_ROWS, self.shard_rows - self._in_shard)
+            self._writer.write_table(waiting.slice(start, take), row_group_size=ROW_GROUP_ROWS)
             self._in_shard += take
             start += take
             if self._in_shard >= self.shard_rows:
                 self._close_shard()
-
-    def write_table(self, table: pa.Table) -> None:
-        """Append an Arrow table (already in ``schema``), e.g. filtered from an existing version."""
-        for batch in table.to_batches(max_chunksize=ROW_GROUP_ROWS):
-            self.write(batch.to_pylist())
-
-    def close(self) -> list[tuple[str, Path]]:
-        self._close_shard()
-        return self.files
+        rest = waiting.slice(start)
+        self._pending = [rest] if rest.num_rows else []
+        self._pending_rows = rest.num_rows
 
     def _close_shard(self) -> None:
         if self._writer is None or self._path is None:

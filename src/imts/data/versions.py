@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
@@ -25,7 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from imts.core.errors import ConflictError, InputError, NotFoundError
@@ -42,6 +45,7 @@ _REF = re.compile(
 )
 BATCH_ROWS = 5_000
 PENDING = "pending-shards.json"
+RECORD_ATTEMPTS = 20  # tries at a free version number when other processes write the same dataset
 
 
 class ReadOnlyError(ConflictError):
@@ -68,6 +72,9 @@ class VersionInfo(BaseModel):
     project_id: str = ""
     # Column name -> Arrow type. Named ``schema`` outside (alias); ``BaseModel.schema`` is taken.
     columns: dict[str, str] = Field(default_factory=dict, alias="schema")
+    # An import (or append, merge) whose rows are exactly the dataset's latest version: that version is
+    # returned and no new one is made.
+    unchanged: bool = False
 
     @property
     def ref(self) -> str:
@@ -114,6 +121,8 @@ def commit_version(
     *,
     batches: Iterable[list[dict[str, Any]]] | None = None,
     dataset_format: str = "sft",
+    keep_if_unchanged: bool = False,
+    expect_latest: str | None = None,
 ) -> VersionInfo:
     """Write rows as a new version of ``dataset``, atomically.
 
@@ -122,6 +131,10 @@ def commit_version(
         batches: an iterator of row lists, consumed once and written as it goes (bounded memory).
         report: the operation's report, or a function returning it once ``batches`` is exhausted.
         dataset_format: format of the rows (``schemas.SCHEMAS``); must match an existing dataset's.
+        keep_if_unchanged: when the rows are exactly the dataset's latest version, make no version and
+            return that one (``unchanged=True``).
+        expect_latest: the id of the version the rows were built on (an append): if another process
+            made a newer one meanwhile, refuse rather than drop its rows silently.
 
     Shards are written into a staging folder; inside the version's transaction the shard keys about to
     be created are recorded in the staging folder, the shards are moved into the content-addressed
@@ -160,6 +173,8 @@ def commit_version(
             create,
             dataset_format,
             stage,
+            keep_if_unchanged,
+            expect_latest,
         )
 
 
@@ -176,9 +191,61 @@ def _record(
     create: bool,
     dataset_format: str,
     stage: Path,
+    keep_if_unchanged: bool = False,
+    expect_latest: str | None = None,
 ) -> VersionInfo:
-    """Insert the version row and move its shards into place, in one transaction (see above)."""
+    """Insert the version row and move its shards into place, in one transaction (see above).
+
+    Two processes writing a version of one dataset at once may pick the same number (or both create
+    the dataset): the loser's insert fails on the unique constraint before any shard was moved, and it
+    tries again with the next number (``RECORD_ATTEMPTS`` times).
+    """
+    for attempt in range(RECORD_ATTEMPTS):
+        try:
+            return _record_once(
+                ctx,
+                dataset,
+                shard_files,
+                schema,
+                stats,
+                operation,
+                params,
+                parents,
+                report,
+                create,
+                dataset_format,
+                stage,
+                keep_if_unchanged,
+                expect_latest,
+            )
+        except IntegrityError:
+            if attempt == RECORD_ATTEMPTS - 1:
+                raise ConflictError(
+                    f"could not record a new version of '{dataset}': {RECORD_ATTEMPTS} concurrent writers "
+                    "took every number tried; run the command again"
+                ) from None
+            time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # let the winner commit
+    raise AssertionError("unreachable")
+
+
+def _record_once(
+    ctx: Context,
+    dataset: str,
+    shard_files: list[tuple[str, Path | None]],
+    schema: pa.Schema | dict[str, str],
+    stats: dict[str, Any],
+    operation: str,
+    params: dict[str, Any],
+    parents: list[str],
+    report: dict[str, Any],
+    create: bool,
+    dataset_format: str,
+    stage: Path,
+    keep_if_unchanged: bool,
+    expect_latest: str | None,
+) -> VersionInfo:
     digests = [d for d, _ in shard_files]
+    content_hash = sha256_json(digests)
     with ctx.session() as s:
         ds = s.scalar(select(Dataset).where(Dataset.project_id == ctx.project_id, Dataset.name == dataset))
         if ds is None:
@@ -193,14 +260,29 @@ def _record(
                 f"dataset '{dataset}' holds {ds.format} rows; these are {dataset_format}: "
                 "import them under another name"
             )
-        number = (
-            s.scalar(select(func.max(DatasetVersion.number)).where(DatasetVersion.dataset_id == ds.id)) or 0
-        ) + 1
+        latest = s.scalar(
+            select(DatasetVersion)
+            .where(DatasetVersion.dataset_id == ds.id)
+            .order_by(DatasetVersion.number.desc())
+            .limit(1)
+        )
+        if expect_latest is not None and (latest is None or latest.id != expect_latest):
+            raise ConflictError(
+                f"{dataset}@{latest.number if latest else '?'} was made by another command while this "
+                f"{operation} ran on the version before it: run the {operation} again"
+            )
+        if keep_if_unchanged and latest is not None and latest.content_hash == content_hash:
+            # Same rows, same order, same bytes: a second identical version would only be noise.
+            kept = list(
+                s.scalars(select(VersionParent.parent_id).where(VersionParent.version_id == latest.id))
+            )
+            info = _info(latest, ds.name, kept, ds.format, ds.project_id)
+            return info.model_copy(update={"unchanged": True})
         version = DatasetVersion(
             id=new_id("dv"),
             dataset_id=ds.id,
-            number=number,
-            content_hash=sha256_json(digests),
+            number=(latest.number if latest is not None else 0) + 1,
+            content_hash=content_hash,
             num_rows=int(stats["rows"]),
             shards=digests,
             schema=schema if isinstance(schema, dict) else {f.name: str(f.type) for f in schema},
@@ -433,7 +515,14 @@ def list_versions(ctx: Context, dataset: str | None = None) -> list[VersionInfo]
         q = select(DatasetVersion, Dataset).join(Dataset).where(Dataset.project_id == ctx.project_id)
         if dataset:
             q = q.where(Dataset.name == dataset)
-        return [
-            _info(v, ds.name, [], ds.format, ds.project_id)
-            for v, ds in s.execute(q.order_by(Dataset.name, DatasetVersion.number))
-        ]
+        found = s.execute(q.order_by(Dataset.name, DatasetVersion.number)).all()
+        parents: dict[str, list[str]] = {}
+        edges = (
+            select(VersionParent)
+            .join(DatasetVersion, DatasetVersion.id == VersionParent.version_id)
+            .join(Dataset)
+            .where(Dataset.project_id == ctx.project_id, *([Dataset.name == dataset] if dataset else []))
+        )
+        for edge in s.scalars(edges):
+            parents.setdefault(edge.version_id, []).append(edge.parent_id)
+        return [_info(v, ds.name, parents.get(v.id, []), ds.format, ds.project_id) for v, ds in found]

@@ -22,6 +22,7 @@ class VersionDetail(VersionInfo):
     """A version with the split asked for and its first rows (``imts data show``)."""
 
     split: str | None = None
+    split_rows: int | None = None  # rows of ``split`` (``num_rows`` counts the whole version)
     sample: list[dict[str, Any]] = Field(default_factory=list)
 
 

@@ -36,13 +36,14 @@ def run_eval(job: JobContext, spec: EvalJob) -> EvalResult:
 
 
 def check_eval(ctx: Context, spec: EvalJob) -> None:
-    """Refuse an unknown model or dataset."""
-    from imts.data.versions import resolve
+    """Refuse an unknown model or dataset, and a version without a test split unless the reference
+    names a split or asks for every row (``NAME@N:all``)."""
+    from imts.evals.refs import eval_data
     from imts.registry import models
 
     models.resolve(ctx, spec.model)
     for data in spec.suite.datasets:
-        resolve(ctx, data)
+        eval_data(ctx, data)
 
 
 EVAL = register(JobKind("eval", EvalJob, run_eval, EvalResult, check=check_eval))

@@ -11,9 +11,10 @@ from sqlalchemy import select
 
 from imts.core.errors import NotFoundError
 from imts.core.progress import NullProgress, Progress
-from imts.data.versions import DataRef, load_rows, resolve
+from imts.data.versions import load_rows
 from imts.evals import cache
 from imts.evals import textmetrics as tm
+from imts.evals.refs import eval_data
 from imts.evals.report import EvalResult, ItemOutcome, accuracy_by_category
 from imts.evals.scoring import score_task
 from imts.evals.suite import SuiteSpec
@@ -77,14 +78,12 @@ def evaluate(
 
     Args:
         model_ref: any model reference (see ``imts.registry.models.resolve``).
-        data_ref: dataset reference; without a split, the ``test`` split if the version has one.
+        data_ref: dataset reference; without a split, the ``test`` split (see ``eval_data``).
     """
     settings = settings or EvalSettings()
     progress = progress or NullProgress()
-    ref = resolve(ctx, data_ref)
+    ref = eval_data(ctx, data_ref)
     kind = task_kind(ref.version.format, settings.task, ref.version.ref)
-    if ref.split is None and "test" in ref.version.stats.get("split", {}):
-        ref = DataRef(ref.version, "test")
     rows = load_rows(ctx, ref)[: settings.max_items]
     if not rows:
         raise NotFoundError(f"{ref} has no rows to evaluate")

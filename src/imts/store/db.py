@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import ast
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
+from filelock import FileLock
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# The key of the PostgreSQL advisory lock that serialises migrations (any fixed 64-bit number).
+MIGRATION_LOCK_KEY = zlib.crc32(b"imts.store.db.migrate")
 
 
 def make_engine(url: str) -> Engine:
@@ -92,11 +96,40 @@ def schema_is_current(engine: Engine) -> bool:
     return stamped == head_revisions()
 
 
+@contextmanager
+def migration_lock(engine: Engine) -> Iterator[None]:
+    """Held by one process at a time per database, while it checks and migrates the schema.
+
+    Processes that open a new workspace at the same moment (a CI fan-out, a scripted pipeline) would
+    otherwise all run the migrations at once and fail on each other's tables ("table alembic_version
+    already exists"). SQLite: a lock file beside the database file; PostgreSQL: a session-level
+    advisory lock, released when the block ends (or when the connection dies with its process).
+    """
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        if not url.database or url.database == ":memory:":  # private to this process: nothing to race
+            yield
+            return
+        with FileLock(f"{url.database}.migrate.lock"):
+            yield
+        return
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
+            conn.commit()
+
+
 @lru_cache(maxsize=8)
 def _factory(url: str) -> sessionmaker[Session]:
     engine = make_engine(url)
     if not schema_is_current(engine):
-        migrate(engine)
+        with migration_lock(engine):
+            if not schema_is_current(engine):  # another process may have migrated while we waited
+                migrate(engine)
     return sessionmaker(engine, expire_on_commit=False)
 
 

@@ -39,15 +39,17 @@ def run_train(job: JobContext, spec: TrainJob) -> TrainResult:
 
 
 def check_train(ctx: Context, spec: TrainJob) -> None:
-    """Refuse an unknown base model or dataset, a dataset of the wrong format, QLoRA without CUDA."""
+    """Refuse an unknown base model or dataset, a dataset of the wrong format or without the split to
+    train on, QLoRA without CUDA."""
     from imts.data.versions import resolve
     from imts.registry import base_models
-    from imts.train.spec import check_format, check_runnable
+    from imts.train.spec import check_format, check_runnable, check_splits
 
     check_runnable(spec.run)
     base_models.get(ctx, spec.run.base_model)
     version = resolve(ctx, spec.run.data).version
     check_format(spec.run, version.ref, version.format)
+    check_splits(spec.run, version.ref, version.stats.get("split", {}))
 
 
 def train_workers(spec: TrainJob, asked: int) -> int:

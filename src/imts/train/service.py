@@ -14,7 +14,7 @@ from imts.store.context import Context
 from imts.store.tracking import Sink
 from imts.train import distributed
 from imts.train.recipes import RECIPES
-from imts.train.spec import RunSpec, check_format, check_runnable
+from imts.train.spec import RunSpec, check_format, check_runnable, check_splits
 
 
 def train(
@@ -44,10 +44,11 @@ def train(
     data = resolve(ctx, spec.data)
     version = data.version
     check_format(spec, version.ref, version.format)
+    splits = version.stats.get("split", {})
+    check_splits(spec, version.ref, splits)
     train_rows = (
         load_rows(ctx, DataRef(version, spec.train_split)) if spec.train_split else load_rows(ctx, data)
     )
-    splits = version.stats.get("split", {})
     val_rows = (
         load_rows(ctx, DataRef(version, spec.val_split))
         if spec.val_split and spec.val_split in splits
@@ -55,11 +56,6 @@ def train(
     )
     if not train_rows:
         raise InputError(f"no training rows in {data} (split '{spec.train_split}')")
-    if spec.train_split and spec.train_split not in splits:
-        raise InputError(
-            f"{version.ref} has no '{spec.train_split}' split: run `imts data split {version.ref}` first"
-            " or set train_split=null to train on all rows"
-        )
     spec_json = spec.model_dump(mode="json")
     with runs.run_lifecycle(
         ctx,

@@ -214,6 +214,32 @@ def check_format(spec: RunSpec, ref: str, fmt: str) -> None:
     raise InputError(f"{ref} holds {fmt} rows; {spec.method} needs an sft dataset (conversations)")
 
 
+def check_splits(spec: RunSpec, ref: str, splits: dict[str, int]) -> None:
+    """Training reads the version's ``train_split``: refuse, before any run is recorded, a version that
+    has none (straight after an import, or a rollback to a version before the split).
+
+    Args:
+        ref: the version (``NAME@N``), named in the message.
+        splits: the version's rows per split (``stats["split"]``; empty for an unsplit version).
+    """
+    if spec.train_split is None or splits.get(spec.train_split):
+        return
+    if splits:
+        have = f"its splits are {', '.join(f'{k} ({n} rows)' for k, n in splits.items())}"
+        fix = f"name one with train_split=NAME, or split it again with `imts data split {ref}`"
+    else:
+        have = "it has no splits"
+        fix = (
+            f"split it first with `imts data split {ref}` and train on the version that makes "
+            "(the command prints it)"
+        )
+    raise InputError(
+        f"{ref} has no '{spec.train_split}' split to train on: {have}; {fix}, "
+        "or train on every row with train_split=null",
+        field="train_split",
+    )
+
+
 def check_runnable(spec: RunSpec) -> None:
     """Refuse what this machine cannot run, before any run is recorded (QLoRA needs CUDA and bitsandbytes)."""
     if spec.quantization == "nf4":
