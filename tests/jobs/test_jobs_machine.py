@@ -193,6 +193,19 @@ def test_pause_resume_cancel_retry() -> None:
     assert not allowed("running", "delete") and allowed("failed", "retry")
 
 
+def test_stop_before_the_worker_claims_takes_effect_at_once() -> None:
+    for action, end in (("pause", State.PAUSED), ("cancel", State.CANCELLED)):
+        m = Machine(pool())
+        m.handle(Submitted(Job("a")))
+        m.handle(Tick(0))
+        assert m.jobs["a"].state == State.STARTING
+        out = m.handle(UserRequest("a", action))
+        assert Kill("a", 1) in out and not any(isinstance(i, Stop) for i in out)
+        assert m.jobs["a"].state == end and m.pool.free["n1"].cpus == 3
+        m.handle(WorkerRunning("a", 1, 1))  # the killed attempt's late report changes nothing
+        assert m.jobs["a"].state == end
+
+
 def test_failed_worker_retries_per_policy() -> None:
     m = Machine(pool())
     m.handle(Submitted(Job("a", max_retries=2)))

@@ -281,6 +281,12 @@ class Machine:
                 job.stop_reason = "preempt" if job.stop_reason == "pause" else job.stop_reason
                 return
             job.stop_reason = ev.action
+            if before == State.STARTING and job.heartbeat is None:
+                # No worker has claimed the attempt: there is nothing to checkpoint, and a SIGTERM that
+                # lands while the worker is still importing would only be noticed at the start timeout.
+                out.append(Kill(job.id, job.attempt))
+                self._move(job, "stopped", out, f"{ev.action} requested before its worker started")
+                return
             out.append(Stop(job.id, job.attempt, job.stop_reason))
         elif job.state == State.QUEUED and ev.action == "retry":
             job.retries, job.error, job.reason = 0, None, ""
