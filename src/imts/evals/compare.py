@@ -6,9 +6,11 @@ from collections import defaultdict
 from pathlib import Path
 
 from imts.core.errors import NotFoundError
+from imts.core.progress import Progress
+from imts.data.versions import resolve
 from imts.evals.analysis import build_extras
 from imts.evals.report import ComparisonReport, Lang, TrainingCurves, write_report
-from imts.evals.service import item_scores, load_result
+from imts.evals.service import evaluate, item_scores, load_result
 from imts.registry import base_models
 from imts.store import runs
 from imts.store.context import Context
@@ -32,13 +34,16 @@ def curves(ctx: Context, run_id: str) -> TrainingCurves:
     )
 
 
-def find_evals(ctx: Context, train_run_id: str) -> tuple[str, str]:
-    """The newest baseline eval (base model) and tuned eval (the run's model) on the same data."""
+def _train_run(ctx: Context, train_run_id: str) -> runs.RunView:
     run = runs.get(ctx, train_run_id) if runs.exists(ctx, train_run_id) else None
     if run is None or run.kind != "train":
         raise NotFoundError(f"no training run '{train_run_id}'")
     if run.model_version_id is None:
         raise NotFoundError(f"training run {train_run_id} has no model yet (status {run.status})")
+    return run
+
+
+def _found_evals(ctx: Context, run: runs.RunView) -> tuple[str | None, str | None]:
     evals = runs.search(ctx, "eval", "succeeded", dataset_version_id=run.dataset_version_id)
     tuned = next((e for e in evals if e.model_version_id == run.model_version_id), None)
     base = next(
@@ -51,13 +56,44 @@ def find_evals(ctx: Context, train_run_id: str) -> tuple[str, str]:
         ),
         None,
     )
+    return (base.id if base else None), (tuned.id if tuned else None)
+
+
+def missing_evals(ctx: Context, train_run_id: str) -> list[tuple[str, str]]:
+    """The evaluations a before/after report of the run still needs, as (model, dataset) references:
+    the base model and the run's model on the run's dataset version (its test split when it has one).
+    A DPO run's version holds preference pairs: evaluating it scores preference accuracy (how often the
+    model finds the chosen response likelier than the rejected one, DPO's reward accuracy)."""
+    run = _train_run(ctx, train_run_id)
+    base, tuned = _found_evals(ctx, run)
+    ref = resolve(ctx, run.dataset_version_id or "")
+    data = f"{ref.version.ref}:test" if "test" in ref.version.stats.get("split", {}) else ref.version.ref
+    out = []
+    if base is None:
+        out.append((base_models.get(ctx, run.base_model_id or "").name, data))
+    if tuned is None:
+        out.append((train_run_id, data))
+    return out
+
+
+def find_evals(ctx: Context, train_run_id: str) -> tuple[str, str]:
+    """The newest baseline eval (base model) and tuned eval (the run's model) on the same data."""
+    run = _train_run(ctx, train_run_id)
+    base, tuned = _found_evals(ctx, run)
     if tuned is None or base is None:
-        missing = "the tuned model" if tuned is None else "the base model"
+        todo = missing_evals(ctx, train_run_id)
+        commands = " and ".join(f"`imts eval --model {m} --data {d}`" for m, d in todo)
+        what = "preference accuracy on its pairs" if run.spec.get("method") == "dpo" else "the same items"
         raise NotFoundError(
-            f"no evaluation of {missing} on the run's dataset version: run `imts eval --model "
-            f"{train_run_id if tuned is None else '<base model>'} --data <dataset>` first"
+            f"the report compares the base model and the run's model on {what}; missing: run {commands} "
+            f"first, or `imts report {train_run_id} --evaluate` to run them now"
         )
-    return base.id, tuned.id
+    return base, tuned
+
+
+def evaluate_missing(ctx: Context, train_run_id: str, progress: Progress | None = None) -> list[str]:
+    """Run the evaluations the report still needs (see :func:`missing_evals`), in this process."""
+    return [evaluate(ctx, model, data, progress=progress) for model, data in missing_evals(ctx, train_run_id)]
 
 
 def judge_comments(ctx: Context, eval_run_id: str) -> dict[str, str]:
