@@ -110,6 +110,7 @@ def test_serve_answers_and_stops(tmp_path: Path, tiny_model: Path) -> None:
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
     assert "sk-serve-789" not in out and "API key required" in out
+    assert "Loading weights" not in out and "it/s]" not in out, out  # no third-party progress bars
 
 
 def test_judge_debate_decides_per_rubric_and_says_disputed(

@@ -56,3 +56,6 @@ def test_dedup_keeps_problems_that_differ_in_number_order_or_operation(tmp_path:
     out = imts(tmp_path, "data", "dedup", "pairs", "--threshold", "0.7")
     assert out.returncode == 0, out.stderr
     assert f"{len(prompts)} -> {len(prompts) - 2} rows (-0 exact, -2 near)" in out.stdout, out.stdout
+    hf = imts(tmp_path, "data", "export", "pairs@2", str(tmp_path / "hf"), "--format", "hf")
+    assert hf.returncode == 0 and "exported 18 rows" in hf.stdout, hf.stderr
+    assert "Saving the dataset" not in hf.stdout + hf.stderr  # datasets' own bar stays off
