@@ -76,3 +76,9 @@ def test_report_on_a_dpo_run_scores_preference_accuracy(
     assert "ref `chosen`" in done.stdout or "on 6 items" in done.stdout
     again = cli(tmp_path, "report", run, "--no-clusters", "--evaluate")  # nothing left to evaluate
     assert again.returncode == 0 and "evaluated run" not in again.stdout
+    # A partial evaluation (--limit) is not picked up; named explicitly, it is refused in one line.
+    part = cli(tmp_path, "eval", "--model", run, "--data", "prefs@2", "--limit", "3", "--inline")
+    limited = re.findall(r"evaluated run (\S+)", part.stdout)[0]
+    assert cli(tmp_path, "report", run, "--no-clusters").returncode == 0
+    mixed = cli(tmp_path, "report", run, "--no-clusters", "--tuned", limited)
+    assert mixed.returncode == 2 and "hold different items" in mixed.stderr, mixed.stderr

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from imts.core.errors import NotFoundError
+from imts.core.errors import InputError, NotFoundError
 from imts.core.progress import Progress
 from imts.data.versions import resolve
 from imts.evals.analysis import build_extras
-from imts.evals.report import ComparisonReport, Lang, TrainingCurves, write_report
+from imts.evals.report import ComparisonReport, EvalResult, Lang, TrainingCurves, write_report
 from imts.evals.service import evaluate, item_scores, load_result
 from imts.registry import base_models
 from imts.store import runs
@@ -44,7 +44,12 @@ def _train_run(ctx: Context, train_run_id: str) -> runs.RunView:
 
 
 def _found_evals(ctx: Context, run: runs.RunView) -> tuple[str | None, str | None]:
-    evals = runs.search(ctx, "eval", "succeeded", dataset_version_id=run.dataset_version_id)
+    # Only whole evaluations (no --limit): two of them on one split hold the same items.
+    evals = [
+        e
+        for e in runs.search(ctx, "eval", "succeeded", dataset_version_id=run.dataset_version_id)
+        if e.spec.get("max_items") is None
+    ]
     tuned = next((e for e in evals if e.model_version_id == run.model_version_id), None)
     base = next(
         (
@@ -161,6 +166,7 @@ def build(
         "model version": summary.get("model_version", ""),
     }
     results = [load_result(ctx, e) for e in [baseline_eval, *(others or []), tuned_eval]]
+    _same_items(results, [baseline_eval, *(others or []), tuned_eval])
     return ComparisonReport(
         title=f"Before / after fine-tuning: {facts['base model']} -> {facts['model version']}",
         title_key="title.before_after",
@@ -171,6 +177,20 @@ def build(
         facts=facts,
         extras=build_extras(results, judge_comments(ctx, tuned_eval), cluster=cluster),
     )
+
+
+def _same_items(results: list[EvalResult], run_ids: list[str]) -> None:
+    """Refuse evaluations of different items before anything is drawn (a report pairs them by item)."""
+    first = {i.item_id for i in results[0].items}
+    for result, run_id in zip(results[1:], run_ids[1:], strict=True):
+        items = {i.item_id for i in result.items}
+        if items != first:
+            raise InputError(
+                f"evaluations {run_ids[0]} ({len(first)} items) and {run_id} ({len(items)} items) hold "
+                f"different items ({len(first ^ items)} not in both): compare evaluations of the same "
+                "dataset split without --limit, or name them with --baseline/--tuned",
+                field="tuned",
+            )
 
 
 def write(ctx: Context, run_id: str, report: ComparisonReport, lang: Lang = "en") -> dict[str, Path]:
