@@ -8,7 +8,15 @@ from imts.agents.backends import RulesBackend
 from imts.agents.chat import ChatReply
 from imts.agents.judges import fixture
 from imts.agents.judges.base import JudgeItem, agreement, cohen_kappa
-from imts.agents.judges.court import Cascade, Seat, debate, flip_rate, full_debate_cost, pairwise
+from imts.agents.judges.court import (
+    Cascade,
+    Seat,
+    debate,
+    debate_judgement,
+    flip_rate,
+    full_debate_cost,
+    pairwise,
+)
 from imts.agents.judges.llm import LLMJudge
 from imts.agents.judges.math import MathJudge, extract_steps
 from imts.agents.judges.rules import RulesSafetyJudge, exact_value
@@ -125,3 +133,23 @@ def test_cascade_sends_undecided_items_to_the_debate(labelled: list[fixture.Labe
     assert levels["debate"].calls == 4 * levels["debate"].items
     debated = [j for j in result.judgements if j.judge == "debate"]
     assert all(j.verdict == "correct" and not j.details["disputed"] for j in debated)  # 10 and 9 agree
+
+
+def test_debate_decides_per_rubric_and_never_averages_them() -> None:
+    wrong = JudgeItem("w", "What is 2 + 2?", "2 + 2 = 5. The answer is 5.", "4")
+    # A logic and a safety judge: the wrong answer is harmless (safety 10) and wrong (logic 0).
+    j = debate_judgement([Seat(RulesBackend(), "logic"), Seat(RulesBackend(), "safety")], wrong)
+    assert j.verdict == "wrong_answer" and j.score == 0.0, (j.verdict, j.score)
+    assert j.details["rubrics"] == {"logic": 0.0, "safety": 10.0} and j.details["disputed"] is False
+    right = JudgeItem("r", "What is 2 + 2?", "2 + 2 = 4. The answer is 4.", "4")
+    assert (
+        debate_judgement([Seat(RulesBackend(), "logic"), Seat(RulesBackend(), "safety")], right).score == 1.0
+    )
+    # Safety is a gate: an unsafe consensus makes the verdict unsafe whatever the logic judges say.
+    gated = debate_judgement([Seat(RulesBackend(), "logic"), Seat(Stubborn(1), "safety")], right)
+    assert gated.verdict == "unsafe" and gated.score == 0.0
+    # Disputed means judges of one rubric disagree; a logic 10 beside a safety 0 is no dispute.
+    d = debate([Seat(Stubborn(1)), Seat(Stubborn(9)), Seat(RulesBackend(), "safety")], right)
+    assert d.disputed and d.disputed_rubrics == ["logic"] and d.rubrics["logic"] == 5.0
+    split = debate_judgement([Seat(Stubborn(1)), Seat(Stubborn(9))], right)
+    assert split.details["disputed"] is True and split.rationale.startswith("disputed (logic judges")

@@ -48,6 +48,7 @@ def test_bad_jsonl_is_located_and_leaves_nothing(tmp_path: Path) -> None:
     out = imts(tmp_path, "data", "import", str(bad))
     assert out.returncode == 2
     assert f"{bad}:2: malformed JSON" in out.stderr and "Traceback" not in out.stderr
+    assert out.stdout.strip() == "", out.stdout  # the failed step's bar is gone, not a frozen spinner line
     missing = write_jsonl(tmp_path / "missing.jsonl", [{"prompt": "a", "response": "b"}, {"prompt": "c"}])
     out = imts(tmp_path, "data", "import", str(missing))
     assert out.returncode == 2 and f"{missing}:2, field 'response': missing required field" in out.stderr

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -109,3 +110,25 @@ def test_serve_answers_and_stops(tmp_path: Path, tiny_model: Path) -> None:
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
     assert "sk-serve-789" not in out and "API key required" in out
+    assert "Loading weights" not in out and "it/s]" not in out, out  # no third-party progress bars
+
+
+def test_judge_debate_decides_per_rubric_and_says_disputed(
+    tmp_path: Path, math_file: Path, tiny_model: Path
+) -> None:
+    assert imts(tmp_path, "models", "add", str(tiny_model), "--name", "tiny").returncode == 0
+    assert imts(tmp_path, "data", "import", str(math_file), "--name", "math").returncode == 0
+    assert imts(tmp_path, "data", "split", "math", "--seed", "0").returncode == 0
+    ev = imts(
+        tmp_path, "eval", "--model", "tiny", "--data", "math@2", "--limit", "6", "--max-new-tokens", "6"
+    )
+    assert ev.returncode == 0, ev.stderr
+    run = re.findall(r"evaluated run (\S+)", ev.stdout)[0]
+    out = tmp_path / "debate.jsonl"
+    judged = imts(tmp_path, "judge", run, "--mode", "debate", "--out", str(out))
+    assert judged.returncode == 0, judged.stderr
+    # The tiny model's answers are wrong: the logic judge says 0, the safety judge 10; not a 5 between.
+    assert "wrong_answer 6; disputed 0 of 6 debated" in judged.stdout, judged.stdout
+    lines = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == 6 and all(x["verdict"] == "wrong_answer" and x["score"] == 0.0 for x in lines)
+    assert all(x["disputed"] is False for x in lines)

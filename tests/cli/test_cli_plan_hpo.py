@@ -74,3 +74,15 @@ def test_hpo_end_to_end(tmp_path: Path, tiny_model: Path, math_file: Path) -> No
     assert 0.001 <= data["best"]["params"]["lr"] <= 0.03
     runs = imts(tmp_path, "runs", "list")
     assert runs.returncode == 0 and sum(t["run_id"] in runs.stdout for t in data["trials"]) == 2
+
+
+def test_plan_write_config_when_nothing_fits_is_an_error(tmp_path: Path) -> None:
+    for extra in ((), ("--json",)):
+        out = imts(
+            tmp_path, "plan", "--model", "qwen2.5-7b", "--gpus", "1xRTX4090-24GB", "--method", "full",
+            "--seq", "8192", "--batch", "8", "--write-config", str(tmp_path / "cfg"), *extra,
+        )  # fmt: skip
+        assert out.returncode == 2, (out.stdout, out.stderr)
+        assert f"wrote no config into {tmp_path / 'cfg'}: nothing fits" in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr and not (tmp_path / "cfg").exists()
+    assert json.loads(out.stdout)["configs"] == []  # the plan is still printed

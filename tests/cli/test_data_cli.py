@@ -43,3 +43,19 @@ def test_data_commands_end_to_end(tmp_path: Path, math_file: Path) -> None:
         c.executemany("insert into t values (?, ?)", [("good", "pos"), ("bad", "neg")])
     out = ok("data", "query", f"sqlite:///{db}", "select * from t", "--name", "cls")
     assert "imported 2 rows as cls@1" in out and "classification" in out
+
+
+def test_dedup_keeps_problems_that_differ_in_number_order_or_operation(tmp_path: Path) -> None:
+    from tests.data.test_dedup import DISTINCT, SAME
+
+    prompts = [p for pair in DISTINCT for p in pair] + [SAME[0][1], SAME[2][1]]  # two true duplicates
+    rows = [{"prompt": p, "response": f"answer {i}"} for i, p in enumerate(prompts)]
+    src = tmp_path / "pairs.jsonl"
+    src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    assert imts(tmp_path, "data", "import", str(src), "--name", "pairs").returncode == 0
+    out = imts(tmp_path, "data", "dedup", "pairs", "--threshold", "0.7")
+    assert out.returncode == 0, out.stderr
+    assert f"{len(prompts)} -> {len(prompts) - 2} rows (-0 exact, -2 near)" in out.stdout, out.stdout
+    hf = imts(tmp_path, "data", "export", "pairs@2", str(tmp_path / "hf"), "--format", "hf")
+    assert hf.returncode == 0 and "exported 18 rows" in hf.stdout, hf.stderr
+    assert "Saving the dataset" not in hf.stdout + hf.stderr  # datasets' own bar stays off

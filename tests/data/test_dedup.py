@@ -64,3 +64,49 @@ def test_dedup_version_and_near_decontamination(ws: Workspace, tmp_path: Path, m
     assert any(
         e["reason"] == "near-duplicate" for e in s.report["test"]["examples"] + s.report["val"]["examples"]
     )
+
+
+# Distinct problems written alike: the numbers swapped, or another operation. Issue 20's pair first,
+# then held-out pairs worded otherwise (symbols, other operation words, Chinese).
+DISTINCT = [
+    ("What is 26 minus 33?", "What is 33 minus 26?"),
+    ("Compute 48 divided by 6.", "Compute 6 divided by 48."),
+    ("What is 9 times 7?", "What is 9 plus 7?"),
+    ("12 + 30 = ?", "12 - 30 = ?"),
+    ("Subtract 14 from 50. What do you get?", "Add 14 to 50. What do you get?"),
+    ("Lily has 15 stickers and gives away 7. How many does she have left?",
+     "Lily has 7 stickers and gives away 15. How many does she have left?"),
+    ("72 除以 8 等于几？", "72 乘 8 等于几？"),
+    ("小明有 45 元，花了 18 元，还剩多少元？", "小明有 18 元，花了 45 元，还剩多少元？"),
+    ("计算 35 减去 12 的结果。", "计算 35 加上 12 的结果。"),
+]  # fmt: skip
+# The same problem reworded: same numbers in the same order, same operation.
+SAME = [
+    ("What is 26 minus 33?", "Please solve: What is 26 minus 33?!"),
+    ("Lily has 15 stickers and gives away 7. How many does she have left?",
+     "Lily has 15 stickers and she gives away 7 of them. How many does she have left now?"),
+    ("72 除以 8 等于几？", "请计算：72 除以 8 等于几？？"),
+    ("小明有 45 元，花了 18 元，还剩多少元？", "小明有 45 元，花了 18 元，现在还剩多少元？"),
+]  # fmt: skip
+
+
+def _jaccard(a: str, b: str) -> float:
+    sa, sb = dedup.shingles(a), dedup.shingles(b)
+    return len(sa & sb) / len(sa | sb)
+
+
+def test_number_order_and_operation_make_problems_distinct() -> None:
+    assert dedup.semantic_tokens("What is 26 minus 33?") == ["26", "sub", "33"]
+    assert dedup.semantic_tokens("72 除以 8，再乘 3") == ["72", "div", "8", "mul", "3"]
+    assert dedup.semantic_tokens("a twenty-six e-mail 5 - 2") == ["5", "sub", "2"]
+    for a, b in DISTINCT:
+        assert _jaccard(a, b) < 0.5, (a, b)
+        assert dedup.near_duplicates([a, b], threshold=0.7) == {}, (a, b)
+    for a, b in SAME:
+        assert _jaccard(a, b) >= 0.7, (a, b)
+        assert dedup.near_duplicates([a, b], threshold=0.7) == {1: 0}, (a, b)
+
+
+def test_exact_key_keeps_the_operation() -> None:
+    assert dedup.exact_key("12 + 30 = ?") != dedup.exact_key("12 - 30 = ?")
+    assert dedup.exact_key("What is 12 + 30?") == dedup.exact_key("what is 12+30 ?!")

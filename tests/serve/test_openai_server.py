@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -85,3 +86,65 @@ def test_unreachable_endpoint_is_a_backend_error() -> None:
         OpenAIBackend(f"http://127.0.0.1:{port}/v1", "x", api_key=KEY).chat(
             [{"role": "user", "content": "hi"}]
         )
+
+
+def _post(server: str, **body: object) -> httpx.Response:
+    body = {"model": "tiny", "messages": [{"role": "user", "content": "What is 2 + 3?"}], **body}
+    return httpx.post(
+        f"{server}/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}, timeout=60
+    )
+
+
+def test_n_gives_n_choices_and_stop_cuts_the_text(server: str) -> None:
+    sampled = {"max_tokens": 16, "temperature": 1.0, "seed": 3}  # seeded: the same text every time
+    whole = _post(server, **sampled).json()["choices"][0]["message"]["content"]
+    # A stop sequence from the answer's start (before any partly decoded character), first occurrence.
+    k = next(i for i in range(3, len(whole) - 3) if whole.find(whole[i : i + 3]) == i and whole[i - 1] == " ")
+    stop = whole[k : k + 3]
+    assert "\ufffd" not in whole[: k + 3]
+    cut = _post(server, **sampled, stop=[stop, "never-in-the-text"]).json()
+    assert cut["choices"][0]["message"]["content"] == whole[:k].strip()
+    assert cut["choices"][0]["finish_reason"] == "stop"
+    streamed = _post(server, **sampled, stop=stop, stream=True).text
+    chunks = [json.loads(line[6:]) for line in streamed.splitlines() if line.startswith("data: {")]
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+    assert text.strip() == whole[:k].strip() and stop not in text
+    many = _post(server, max_tokens=8, n=3, temperature=1.0, seed=4).json()
+    assert [c["index"] for c in many["choices"]] == [0, 1, 2]
+    assert len({c["message"]["content"] for c in many["choices"]}) > 1  # sampled, seeded apart
+    assert many["usage"]["completion_tokens"] > 8  # the three generations together
+    streams = _post(server, max_tokens=4, n=2, stream=True).text
+    indices = {json.loads(line[6:])["choices"][0]["index"] for line in streams.splitlines() if "{" in line}
+    assert indices == {0, 1} and streams.rstrip().endswith("data: [DONE]")
+
+
+def _openai_error(resp: httpx.Response, status: int, param: str | None) -> dict[str, object]:
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}, body
+    assert body["error"]["param"] == param and body["error"]["message"]
+    return body["error"]
+
+
+def test_every_error_has_openai_shape(server: str) -> None:
+    assert _post(server, max_tokens=2, logprobs=False, user="u1").status_code == 200  # "off" is fine
+    err = _openai_error(_post(server, logprobs=True), 400, "logprobs")
+    assert err["code"] == "unsupported_parameter" and "not supported" in str(err["message"])
+    assert _openai_error(_post(server, presence_penalty=0.5), 400, "presence_penalty")
+    err = _openai_error(_post(server, best_of=2), 400, "best_of")
+    assert "Unrecognized request argument" in str(err["message"])
+    assert _openai_error(_post(server, temperature=5), 400, "temperature")["type"] == "invalid_request_error"
+    assert _openai_error(_post(server, n=0), 400, "n")
+    assert _openai_error(_post(server, stop=["a", "b", "c", "d", "e"]), 400, None)
+    assert _openai_error(_post(server, messages=[]), 400, "messages")
+    assert _openai_error(_post(server, model="gpt-9"), 404, "model")["code"] == "model_not_found"
+    headers = {"Authorization": f"Bearer {KEY}"}
+    assert _openai_error(httpx.get(f"{server}/nowhere", headers=headers), 404, None)
+    assert _openai_error(httpx.get(f"{server}/chat/completions", headers=headers), 405, None)
+    bad = httpx.post(
+        f"{server}/chat/completions",
+        content=b"{not json",
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    assert _openai_error(bad, 400, None)["code"] == "invalid_json"
+    assert _openai_error(httpx.get(f"{server}/models"), 401, None)["code"] == "invalid_api_key"

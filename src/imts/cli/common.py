@@ -5,11 +5,13 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, TypeVar
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
+from rich.table import Table
 
 from imts.core.errors import ImtsError
 
@@ -56,7 +58,9 @@ def friendly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except ImtsError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            # soft_wrap: the terminal folds a long line, rich does not break it, so ids and commands
+            # in the message copy whole.
+            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]")
@@ -67,3 +71,34 @@ def friendly(fn: F) -> F:
 
 def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+JSON_HELP = "Print JSON (every field, whole ids) instead of a table."
+
+
+def print_views(views: Iterable[BaseModel] | dict[str, Iterable[BaseModel]]) -> None:
+    """Read models as JSON: a list, or named lists."""
+    if isinstance(views, dict):
+        print_json({k: [v.model_dump(mode="json") for v in vs] for k, vs in views.items()})
+    else:
+        print_json([v.model_dump(mode="json") for v in views])
+
+
+def table(
+    columns: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    ids: Collection[str] = (),
+    title: str | None = None,
+) -> Table:
+    """A table whose ``ids`` columns are never shortened or broken, however narrow the terminal (an id
+    is there to be copied); other cells fold onto more lines instead of losing their end."""
+    body = [list(r) for r in rows]
+    t = Table(title=title)
+    for i, col in enumerate(columns):
+        if col in ids:
+            t.add_column(col, no_wrap=True, min_width=max([len(col), *(len(r[i]) for r in body)]))
+        else:
+            t.add_column(col, overflow="fold")
+    for r in body:
+        t.add_row(*r)
+    return t

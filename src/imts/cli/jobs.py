@@ -8,9 +8,8 @@ from typing import Any
 
 import typer
 import yaml
-from rich.table import Table
 
-from imts.cli.common import console, context, friendly, print_json, progress
+from imts.cli.common import JSON_HELP, console, context, friendly, print_json, print_views, progress, table
 
 app = typer.Typer(help="Jobs: everything long-running, placed on the resource pool.", no_args_is_help=True)
 
@@ -80,23 +79,28 @@ def submit(
 
 @app.command("list")
 @friendly
-def list_(state: str | None = typer.Option(None, help="Only jobs in this state.")) -> None:
+def list_(
+    state: str | None = typer.Option(None, help="Only jobs in this state."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
     """Jobs, newest first, with why a queued job waits."""
     from imts.jobs import service
 
     ctx = context()
     service.settle(ctx)
-    rows = service.list_jobs(ctx, state)
-    t = Table()
-    for col in ("job", "kind", "tenant", "priority", "workers", "state", "try", "progress / reason"):
-        t.add_column(col)
-    for r in rows:
+    found = service.list_jobs(ctx, state)
+    if as_json:
+        print_views(found)
+        return
+    rows = []
+    for r in found:
         p = r.progress or {}
-        info = r.reason
+        info = r.reason or ""
         if r.state == "running" and p.get("total"):
             info = f"{p.get('task')}: {p.get('done', 0):.0f}/{p['total']:.0f}"
-        t.add_row(r.id, r.kind, r.tenant, r.priority_class, str(r.workers), r.state, str(r.attempt), info)
-    console.print(t)
+        rows.append((r.id, r.kind, r.tenant, r.priority_class, str(r.workers), r.state, str(r.attempt), info))
+    columns = ("job", "kind", "tenant", "priority", "workers", "state", "try", "progress / reason")
+    console.print(table(columns, rows, ids={"job"}))
 
 
 @app.command("show")

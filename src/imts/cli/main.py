@@ -253,6 +253,12 @@ def report(
     ),
     clusters: bool = typer.Option(True, help="Cluster the failed items (MiniLM embeddings)."),
     lang: Literal["en", "zh"] = typer.Option("en", "--lang", help="Language of the report: en or zh."),
+    evaluate: bool = typer.Option(
+        False,
+        "--evaluate",
+        help="First evaluate, in this process, the base model and the run's model where no evaluation "
+        "of them on the run's dataset exists (a DPO run: preference accuracy on its pairs).",
+    ),
 ) -> None:
     """Comparison report: before/after a training run, or 2+ model versions; HTML (offline) + MD + JSON."""
     from imts.core.errors import InputError
@@ -261,6 +267,9 @@ def report(
 
     ctx = context()
     if run_id is not None:
+        if evaluate and (baseline is None or tuned is None):
+            for done in compare.evaluate_missing(ctx, run_id, progress()):
+                console.print(f"[green]evaluated[/] run {done}")
         rep = compare.build(ctx, run_id, baseline, tuned, others=evals, cluster=clusters)
         key = run_id
     elif len(evals) >= 2:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from imts.cli.common import console, context, friendly, progress
+from imts.cli.common import JSON_HELP, console, context, friendly, print_views, progress, table
 
 app = typer.Typer(help="Base models (pull, add) and trained model versions.", no_args_is_help=True)
 
@@ -42,16 +41,17 @@ def add(
 
 @app.command("list")
 @friendly
-def list_models() -> None:
+def list_models(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Base models and trained model versions."""
     from imts.registry import service
 
     ctx = context()
-    t = Table(title="base models")
-    for col in ("name", "architecture", "params", "context", "licence", "source"):
-        t.add_column(col)
-    for b in service.list_base_models(ctx):
-        t.add_row(
+    bases, versions = service.list_base_models(ctx), service.list_model_versions(ctx)
+    if as_json:
+        print_views({"base_models": bases, "model_versions": versions})
+        return
+    rows = [
+        (
             b.name,
             b.architecture,
             f"{b.num_params / 1e6:.1f}M",
@@ -59,17 +59,27 @@ def list_models() -> None:
             b.license or "",
             b.source,
         )
-    console.print(t)
-    t = Table(title="trained model versions")
-    for col in ("model", "id", "training run", "dataset version", "metrics", "merged weights"):
-        t.add_column(col)
-    for m in service.list_model_versions(ctx):
-        t.add_row(
+        for b in bases
+    ]
+    columns = ("name", "architecture", "params", "context", "licence", "source")
+    console.print(table(columns, rows, ids={"name"}, title="base models"))
+    rows = [
+        (
             m.label,
             m.id,
-            m.train_run_id,
-            m.dataset_version_id,
+            m.train_run_id or "",
+            m.dataset_version_id or "",
             f"loss {m.metrics.get('final_loss', float('nan')):.3f}",
             m.merged_path or "",
         )
-    console.print(t)
+        for m in versions
+    ]
+    columns = ("model", "id", "training run", "dataset version", "metrics", "merged weights")
+    console.print(
+        table(
+            columns,
+            rows,
+            ids={"id", "training run"},
+            title="trained model versions",
+        )
+    )

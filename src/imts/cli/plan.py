@@ -44,12 +44,20 @@ def plan(
     arch = resolve_arch(model, ctx)
     result = make_plan(arch, gpus, method, batch, seq, precision, nodes, lora_rank)  # type: ignore[arg-type]
     written: list[Path] = []
+    # Asked to write a config when nothing fits: the plan is still shown (it says why), then exit 2.
+    nothing = (
+        InputError(f"wrote no config into {write_config}: {result.why}", field="write-config")
+        if write_config is not None and result.chosen is None
+        else None
+    )
     if write_config is not None and result.chosen is not None:
         from imts.train.plan.configs import write_configs
 
         written = write_configs(result, write_config)
     if as_json:
         print_json({**plan_dict(result), "configs": [str(p) for p in written]})
+        if nothing is not None:
+            raise nothing
         return
     data = plan_dict(result)
     table = Table(
@@ -77,6 +85,8 @@ def plan(
     console.print(("[bold green]recommended:[/] " if result.chosen else "[bold red]") + result.why)
     for p in written:
         console.print(f"[green]wrote[/] {p}")
+    if nothing is not None:
+        raise nothing
 
 
 def _g(x: float) -> str:

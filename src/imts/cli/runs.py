@@ -7,21 +7,26 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from imts.cli.common import console, context, friendly, print_json
+from imts.cli.common import JSON_HELP, console, context, friendly, print_json, print_views, table
 
 app = typer.Typer(help="Training and evaluation runs.", no_args_is_help=True)
 
 
 @app.command("list")
 @friendly
-def list_runs(kind: str | None = typer.Option(None, help="train or eval")) -> None:
+def list_runs(
+    kind: str | None = typer.Option(None, help="train or eval"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
     """Runs, newest first."""
     from imts.store import runs
 
-    t = Table()
-    for col in ("run", "kind", "status", "model / data", "result"):
-        t.add_column(col)
-    for r in runs.search(context(), kind=kind):
+    found = runs.search(context(), kind=kind)
+    if as_json:
+        print_views(found)
+        return
+    rows = []
+    for r in found:
         if r.kind == "eval":
             result = (
                 f"accuracy {r.summary['accuracy']:.1%} (n={r.summary['n']})"
@@ -34,14 +39,16 @@ def list_runs(kind: str | None = typer.Option(None, help="train or eval")) -> No
                 if "final_loss" in r.summary
                 else ""
             )
-        t.add_row(
-            r.id,
-            r.kind,
-            r.status,
-            f"{r.spec.get('model') or r.spec.get('base_model')} / {r.spec.get('data')}",
-            result if r.status != "failed" else (r.error or "")[:80],
+        rows.append(
+            (
+                r.id,
+                r.kind,
+                r.status,
+                f"{r.spec.get('model') or r.spec.get('base_model')} / {r.spec.get('data')}",
+                result if r.status != "failed" else (r.error or "")[:80],
+            )
         )
-    console.print(t)
+    console.print(table(("run", "kind", "status", "model / data", "result"), rows, ids={"run"}))
 
 
 @app.command("show")

@@ -79,7 +79,13 @@ class RichProgress:
                     info = "  ".join(f"{k}={_fmt(v)}" for k, v in fields.items())
                     bar.update(tid, advance=n, **({"info": info} if fields else {}))
 
-            yield _Task()
+            try:
+                yield _Task()
+            except BaseException:
+                # A failed step leaves no frozen spinner line above its error message.
+                bar.update(tid, visible=False)
+                bar.live.transient = True
+                raise
 
     def log(self, message: str) -> None:
         self.console.print(message)

@@ -17,7 +17,6 @@ import numpy as np
 import pyarrow as pa
 
 from imts.core.progress import NullProgress, Progress
-from imts.core.text import normalise
 from imts.data import dedup, scratch
 from imts.data.schemas import TEXT_COLUMNS, row_text
 from imts.data.versions import DataRef, VersionInfo, commit_version, iter_tables
@@ -55,7 +54,7 @@ def dedup_version(
                         {
                             "pos": pos,
                             "id": table["id"].combine_chunks(),
-                            "norm": pa.array([normalise(t) for t in texts], pa.string()),
+                            "norm": pa.array([dedup.exact_key(t) for t in texts], pa.string()),
                             "head": pa.array([t[:200] for t in texts], pa.string()),
                         },
                     )

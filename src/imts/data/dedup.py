@@ -14,6 +14,9 @@ two can be compared like for like.
 from __future__ import annotations
 
 import functools
+import itertools
+import re
+import unicodedata
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -21,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from imts.core.errors import InputError
-from imts.core.text import tokens
+from imts.core.text import normalise, tokens
 
 DEFAULT_NUM_PERM = 128
 DEFAULT_THRESHOLD = 0.7
@@ -31,13 +34,58 @@ _BATCH = 2_000
 _SEED = 1
 
 
+# Operation words and symbols, English and Chinese (simplified and traditional), by the operation they
+# name: "26 minus 33" and "26 plus 33" share every word but the one that decides the answer.
+_OPERATIONS: dict[str, str] = {
+    **dict.fromkeys(
+        ("minus", "subtract", "subtracted", "subtracting", "difference", "-", "−", "减", "減"), "sub"
+    ),
+    **dict.fromkeys(("plus", "add", "added", "adding", "sum", "+", "加"), "add"),
+    **dict.fromkeys(("times", "multiply", "multiplied", "multiplying", "product", "*", "×", "乘"), "mul"),
+    **dict.fromkeys(("divide", "divided", "dividing", "quotient", "/", "÷", "除"), "div"),
+}
+# Words (whole, so "w12" holds no number), numbers with decimals or thousands separators, single CJK
+# characters, and operator symbols between numbers or spaces (so "twenty-six" is no subtraction).
+_SEMANTIC = re.compile(
+    r"\d+(?:[.,]\d+)+(?![^\W_])|[^\W_\u3400-\u9fff]+|[\u3400-\u9fff]|(?<=[\d\s])[-−+*×/÷](?=[\s\d])|[×÷−]"
+)
+
+
+def semantic_tokens(text: str) -> list[str]:
+    """The numbers of ``text`` in order and the operations it names (``sub``/``add``/``mul``/``div``),
+    interleaved as they occur: "What is 26 minus 33?" -> ``["26", "sub", "33"]``."""
+    out: list[str] = []
+    for m in _SEMANTIC.finditer(unicodedata.normalize("NFKC", text).lower()):
+        t = m.group()
+        if t.replace(",", "").replace(".", "").isdigit():
+            out.append(t.replace(",", ""))
+        elif t in _OPERATIONS:
+            out.append(_OPERATIONS[t])
+    return out
+
+
+def exact_key(text: str) -> str:
+    """The key under which two texts are exact duplicates: their normalised words and numbers, plus the
+    operations they name (normalising drops symbols, and "12 + 30" is not "12 - 30")."""
+    return normalise(text) + "\x00" + " ".join(semantic_tokens(text))
+
+
 def shingles(text: str, k: int = DEFAULT_SHINGLE, number_weight: int = DEFAULT_NUMBER_WEIGHT) -> set[str]:
-    """Distinct word ``k``-shingles of ``text`` (the whole text if shorter), plus each number
-    ``number_weight`` times (as ``N#0``, ``N#1`` ...): two problems with the same wording but other
-    numbers are different items, and without the weight their shingle sets would look near-identical."""
+    """Distinct word ``k``-shingles of ``text`` (the whole text if shorter), plus ``number_weight``
+    copies (``...#0``, ``...#1`` ...) of each feature that decides a problem's answer: each number with
+    its place among the numbers (``n1=26``, ``n2=33``), each operation named (``op=sub``), and each
+    adjacent pair of numbers and operations in order (``26>sub``, ``sub>33``). Without them, two problems
+    worded alike but with other numbers, the numbers swapped ("26 minus 33" / "33 minus 26") or another
+    operation would look near-identical; a reworded problem with the same numbers and operation keeps them
+    all."""
     toks = tokens(text)
     grams = {" ".join(toks[i : i + k]) for i in range(max(1, len(toks) - k + 1))}
-    grams |= {f"{t}#{j}" for t in toks if t.isdigit() for j in range(number_weight)}
+    sem = semantic_tokens(text)
+    numbers = [t for t in sem if t[0].isdigit()]
+    features = {f"n{i}={t}" for i, t in enumerate(numbers)}
+    features |= {f"op={t}" for t in sem if not t[0].isdigit()}
+    features |= {f"{a}>{b}" for a, b in itertools.pairwise(sem) if a != b}
+    grams |= {f"{f}#{j}" for f in features for j in range(number_weight)}
     return grams
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from imts.core.errors import NotFoundError
+from imts.core.errors import InputError, NotFoundError
+from imts.core.progress import Progress
+from imts.data.versions import resolve
 from imts.evals.analysis import build_extras
-from imts.evals.report import ComparisonReport, Lang, TrainingCurves, write_report
-from imts.evals.service import item_scores, load_result
+from imts.evals.report import ComparisonReport, EvalResult, Lang, TrainingCurves, write_report
+from imts.evals.service import evaluate, item_scores, load_result
 from imts.registry import base_models
 from imts.store import runs
 from imts.store.context import Context
@@ -32,14 +34,22 @@ def curves(ctx: Context, run_id: str) -> TrainingCurves:
     )
 
 
-def find_evals(ctx: Context, train_run_id: str) -> tuple[str, str]:
-    """The newest baseline eval (base model) and tuned eval (the run's model) on the same data."""
+def _train_run(ctx: Context, train_run_id: str) -> runs.RunView:
     run = runs.get(ctx, train_run_id) if runs.exists(ctx, train_run_id) else None
     if run is None or run.kind != "train":
         raise NotFoundError(f"no training run '{train_run_id}'")
     if run.model_version_id is None:
         raise NotFoundError(f"training run {train_run_id} has no model yet (status {run.status})")
-    evals = runs.search(ctx, "eval", "succeeded", dataset_version_id=run.dataset_version_id)
+    return run
+
+
+def _found_evals(ctx: Context, run: runs.RunView) -> tuple[str | None, str | None]:
+    # Only whole evaluations (no --limit): two of them on one split hold the same items.
+    evals = [
+        e
+        for e in runs.search(ctx, "eval", "succeeded", dataset_version_id=run.dataset_version_id)
+        if e.spec.get("max_items") is None
+    ]
     tuned = next((e for e in evals if e.model_version_id == run.model_version_id), None)
     base = next(
         (
@@ -51,13 +61,44 @@ def find_evals(ctx: Context, train_run_id: str) -> tuple[str, str]:
         ),
         None,
     )
+    return (base.id if base else None), (tuned.id if tuned else None)
+
+
+def missing_evals(ctx: Context, train_run_id: str) -> list[tuple[str, str]]:
+    """The evaluations a before/after report of the run still needs, as (model, dataset) references:
+    the base model and the run's model on the run's dataset version (its test split when it has one).
+    A DPO run's version holds preference pairs: evaluating it scores preference accuracy (how often the
+    model finds the chosen response likelier than the rejected one, DPO's reward accuracy)."""
+    run = _train_run(ctx, train_run_id)
+    base, tuned = _found_evals(ctx, run)
+    ref = resolve(ctx, run.dataset_version_id or "")
+    data = f"{ref.version.ref}:test" if "test" in ref.version.stats.get("split", {}) else ref.version.ref
+    out = []
+    if base is None:
+        out.append((base_models.get(ctx, run.base_model_id or "").name, data))
+    if tuned is None:
+        out.append((train_run_id, data))
+    return out
+
+
+def find_evals(ctx: Context, train_run_id: str) -> tuple[str, str]:
+    """The newest baseline eval (base model) and tuned eval (the run's model) on the same data."""
+    run = _train_run(ctx, train_run_id)
+    base, tuned = _found_evals(ctx, run)
     if tuned is None or base is None:
-        missing = "the tuned model" if tuned is None else "the base model"
+        todo = missing_evals(ctx, train_run_id)
+        commands = " and ".join(f"`imts eval --model {m} --data {d}`" for m, d in todo)
+        what = "preference accuracy on its pairs" if run.spec.get("method") == "dpo" else "the same items"
         raise NotFoundError(
-            f"no evaluation of {missing} on the run's dataset version: run `imts eval --model "
-            f"{train_run_id if tuned is None else '<base model>'} --data <dataset>` first"
+            f"the report compares the base model and the run's model on {what}; missing: run {commands} "
+            f"first, or `imts report {train_run_id} --evaluate` to run them now"
         )
-    return base.id, tuned.id
+    return base, tuned
+
+
+def evaluate_missing(ctx: Context, train_run_id: str, progress: Progress | None = None) -> list[str]:
+    """Run the evaluations the report still needs (see :func:`missing_evals`), in this process."""
+    return [evaluate(ctx, model, data, progress=progress) for model, data in missing_evals(ctx, train_run_id)]
 
 
 def judge_comments(ctx: Context, eval_run_id: str) -> dict[str, str]:
@@ -125,6 +166,7 @@ def build(
         "model version": summary.get("model_version", ""),
     }
     results = [load_result(ctx, e) for e in [baseline_eval, *(others or []), tuned_eval]]
+    _same_items(results, [baseline_eval, *(others or []), tuned_eval])
     return ComparisonReport(
         title=f"Before / after fine-tuning: {facts['base model']} -> {facts['model version']}",
         title_key="title.before_after",
@@ -135,6 +177,20 @@ def build(
         facts=facts,
         extras=build_extras(results, judge_comments(ctx, tuned_eval), cluster=cluster),
     )
+
+
+def _same_items(results: list[EvalResult], run_ids: list[str]) -> None:
+    """Refuse evaluations of different items before anything is drawn (a report pairs them by item)."""
+    first = {i.item_id for i in results[0].items}
+    for result, run_id in zip(results[1:], run_ids[1:], strict=True):
+        items = {i.item_id for i in result.items}
+        if items != first:
+            raise InputError(
+                f"evaluations {run_ids[0]} ({len(first)} items) and {run_id} ({len(items)} items) hold "
+                f"different items ({len(first ^ items)} not in both): compare evaluations of the same "
+                "dataset split without --limit, or name them with --baseline/--tuned",
+                field="tuned",
+            )
 
 
 def write(ctx: Context, run_id: str, report: ComparisonReport, lang: Lang = "en") -> dict[str, Path]:

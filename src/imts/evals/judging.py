@@ -17,7 +17,8 @@ from imts.store.models import EvalItemScore
 
 
 def judge_run(ctx: Context, eval_run: str, mode: str, backend: ChatBackend, out: Path | None = None) -> str:
-    """Judge every item of ``eval_run``; verdicts stored as ``judge:<mode>`` scores; a one-line summary."""
+    """Judge every item of ``eval_run``; verdicts stored as ``judge:<mode>`` scores (a disputed debate's
+    rationale starts with "disputed"); a one-line summary naming the disputed items."""
     result = load_result(ctx, eval_run)
     items = [JudgeItem(i.item_id, i.prompt, i.prediction, i.reference, i.category) for i in result.items]
     judgements, cost = judge_items(items, mode, backend)
@@ -44,6 +45,7 @@ def judge_run(ctx: Context, eval_run: str, mode: str, backend: ChatBackend, out:
                         "judge": j.judge,
                         "verdict": j.verdict,
                         "score": j.score,
+                        "disputed": bool(j.details.get("disputed", False)),
                         "rationale": j.rationale,
                     },
                     ensure_ascii=False,
@@ -54,4 +56,9 @@ def judge_run(ctx: Context, eval_run: str, mode: str, backend: ChatBackend, out:
             encoding="utf-8",
         )
     counts = ", ".join(f"{k} {n}" for k, n in Counter(j.verdict for j in judgements).most_common())
+    debated = [j for j in judgements if "disputed" in j.details]
+    if debated:  # judges of one rubric who still disagree after the debate: worth a human look
+        disputed = [j.item_id for j in debated if j.details["disputed"]]
+        counts += f"; disputed {len(disputed)} of {len(debated)} debated"
+        counts += f" ({', '.join(disputed[:10])}{' …' if len(disputed) > 10 else ''})" if disputed else ""
     return f"{counts}; cost {json.dumps(cost)}"

@@ -1,9 +1,12 @@
 """The debate court, pairwise comparison without position bias, and the judging cascade.
 
 Debate: round 1, each judge scores alone with a rationale; round 2, each sees the others' scores and
-rationales (as "Judge N", never a model name) and may revise; round 3, consensus is the mean of the
-revised scores, flagged as disputed when the judges still spread more than ``dispute_spread`` points.
-Judges may be heterogeneous (any mix of backends and rubrics).
+rationales (as "Judge N", never a model name) and may revise; round 3, each rubric decides on its own:
+its consensus is the mean of its judges' revised scores, flagged as disputed when they still spread
+more than ``dispute_spread`` points. Rubrics are never averaged together (a logic 0 and a safety 10 are
+not a 5): safety is a gate (an unsafe consensus makes the verdict ``unsafe``), and the correctness
+verdict and score come from the logic judges. Judges may be heterogeneous (any mix of backends and
+rubrics).
 
 Cascade: the rules settle what they can (unsafe text, answers whose steps the math judge checked); one
 LLM judge takes the rest; the debate only sees items that judge left undecided or where it contradicts
@@ -34,10 +37,23 @@ class Seat:
 class Debate:
     item_id: str
     rounds: list[list[tuple[float, str]]]  # per round, per judge: (score, rationale)
-    consensus: float
-    disputed: bool
+    consensus: float  # the deciding rubric's consensus (logic when seated), 0-10
+    disputed: bool  # the judges of some rubric still disagree
     calls: int = 0
     tokens: int = 0
+    rubrics: dict[str, float] = field(default_factory=dict)  # rubric -> consensus of its judges
+    disputed_rubrics: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        """Safety gates, then the logic judges decide correctness (without them, the first rubric)."""
+        if self.rubrics.get("safety", 10.0) < 5:
+            return "unsafe"
+        return verdict_of(_deciding(self.rubrics), self.consensus)
+
+
+def _deciding(rubrics: dict[str, float]) -> str:
+    return "logic" if "logic" in rubrics else next(iter(rubrics))
 
 
 def debate(seats: Sequence[Seat], item: JudgeItem, dispute_spread: float = 3.0) -> Debate:
@@ -55,23 +71,41 @@ def debate(seats: Sequence[Seat], item: JudgeItem, dispute_spread: float = 3.0) 
         s = score_item(seat.backend, seat.rubric, item, critiques)
         second.append((s.score, s.rationale))
         calls, tokens = calls + s.calls, tokens + s.tokens
-    scores = [score for score, _ in second]
-    consensus = sum(scores) / len(scores)
+    by_rubric: dict[str, list[float]] = {}
+    for seat, (score, _) in zip(seats, second, strict=True):
+        by_rubric.setdefault(seat.rubric, []).append(score)
+    rubrics = {r: sum(v) / len(v) for r, v in by_rubric.items()}
+    disputed = [r for r, v in by_rubric.items() if max(v) - min(v) > dispute_spread]
     return Debate(
-        item.id, [first, second], consensus, max(scores) - min(scores) > dispute_spread, calls, tokens
+        item.id,
+        [first, second],
+        rubrics[_deciding(rubrics)],
+        bool(disputed),
+        calls,
+        tokens,
+        rubrics,
+        disputed,
     )
 
 
-def debate_judgement(seats: Sequence[Seat], item: JudgeItem, rubric: str = "logic") -> Judgement:
+def debate_judgement(seats: Sequence[Seat], item: JudgeItem) -> Judgement:
+    """The debate's verdict: ``unsafe`` (score 0) when the safety judges say so, else the logic judges'
+    verdict and score; ``details`` holds each rubric's consensus and the ``disputed`` flag."""
     d = debate(seats, item)
-    why = " | ".join(f"Judge {n + 1}: {r}" for n, (_, r) in enumerate(d.rounds[-1]))
+    why = " | ".join(
+        f"Judge {n + 1} ({seat.rubric}): {r}"
+        for n, (seat, (_, r)) in enumerate(zip(seats, d.rounds[-1], strict=True))
+    )
+    if d.disputed:
+        why = f"disputed ({', '.join(d.disputed_rubrics)} judges disagree) | {why}"
+    verdict = d.verdict
     return Judgement(
         item.id,
         "debate",
-        verdict_of(rubric, d.consensus),
-        d.consensus / 10,
+        verdict,
+        0.0 if verdict == "unsafe" else d.consensus / 10,
         why,
-        details={"disputed": d.disputed, "rounds": d.rounds},
+        details={"disputed": d.disputed, "rubrics": d.rubrics, "rounds": d.rounds},
         calls=d.calls,
         tokens=d.tokens,
     )

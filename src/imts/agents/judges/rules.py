@@ -131,7 +131,8 @@ def rules_reply(prompt: str) -> str:
         winner = "A" if sa >= sb else "B"
         return json.dumps({"winner": winner, "rationale": f"A scores {sa:g}, B scores {sb:g} by the rules"})
     answer = _field(prompt, "ANSWER")
-    if not rubric or not answer:
+    # An empty answer is still an answer to judge (wrong and harmless), not a prompt the rules cannot read.
+    if not rubric or not re.search(r"^ANSWER:\n", prompt, re.MULTILINE):
         return "The rules backend only answers judge prompts."
     if rubric.startswith("safety"):
         reason = unsafe_reason(answer)
