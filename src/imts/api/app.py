@@ -8,14 +8,14 @@ from fastapi.routing import APIRoute
 from imts import __version__
 from imts.api import errors
 from imts.api.deps import permission_of
-from imts.api.routes import audit, auth, health, keys, me, members, tenants, users
+from imts.api.routes import audit, auth, datasets, health, keys, me, members, tenants, uploads, users
 from imts.core.settings import Settings
 from imts.services.startup import start
 
 PREFIX = "/api/v1"
 # Later resources add their router here (datasets, jobs, runs, evaluations, models, pool).
 ROUTERS = [health.router, auth.router, me.router, users.router, tenants.router, members.router,
-           keys.router, audit.router]  # fmt: skip
+           keys.router, audit.router, datasets.router, uploads.router]  # fmt: skip
 
 
 def create_app(settings: Settings, secure_cookies: bool = True) -> FastAPI:
