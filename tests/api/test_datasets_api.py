@@ -16,10 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine
+from tests.conftest import PG_ADMIN_URL
 
 from conftest import World, small_jsonl
 from imts.api.client import upload_file
-from tests.conftest import PG_ADMIN_URL
 
 
 def _as(world: World, key: str) -> TestClient:
@@ -41,7 +41,12 @@ def test_every_dataset_verb(world: World, tmp_path: Path) -> None:
     http = _as(world, a.keys["researcher"])
     base = f"/api/v1/tenants/{a.tenant}/projects/{a.project}/datasets"
     v1 = upload_file(http, a.tenant, a.project, small_jsonl(tmp_path / "arith.jsonl"), chunk_size=1 << 16)
-    assert (v1["dataset"], v1["number"], v1["num_rows"], v1["params"]["file"]) == ("arith", 1, 20, "arith.jsonl")
+    assert (v1["dataset"], v1["number"], v1["num_rows"], v1["params"]["file"]) == (
+        "arith",
+        1,
+        20,
+        "arith.jsonl",
+    )
     v2 = upload_file(http, a.tenant, a.project, small_jsonl(tmp_path / "b.jsonl", 30, 10), name="arith")
     assert v2["number"] == 2
     listed = http.get(base, params={"dataset": "arith"}).json()
@@ -51,7 +56,9 @@ def test_every_dataset_verb(world: World, tmp_path: Path) -> None:
 
     shown = http.get(f"{base}/refs/arith@1", params={"rows": 2}).json()
     assert shown["num_rows"] == 20 and len(shown["sample"]) == 2
-    page = http.get(f"{base}/refs/arith@1/rows", params={"where": "messages[2].content = '7'", "limit": 5}).json()
+    page = http.get(
+        f"{base}/refs/arith@1/rows", params={"where": "messages[2].content = '7'", "limit": 5}
+    ).json()
     assert page["total"] == 1 and page["rows"][0]["messages"][0]["content"] == "What is 3 plus 4?"
     assert http.get(f"{base}/refs/arith@1/stats").json()["rows"] == 20
     d = http.get(f"{base}/refs/arith@1/diff/arith@2").json()
@@ -83,7 +90,9 @@ def test_every_dataset_verb(world: World, tmp_path: Path) -> None:
     assert http.get(f"{second}/refs/{v1['id']}").json()["num_rows"] == 20  # read-only, by its id
     # Every change is in the audit log, by whom, in its tenant.
     admin = _as(world, a.keys["admin"])
-    entries = admin.get(f"/api/v1/tenants/{a.tenant}/audit", params={"action": "dataset.*", "limit": 1000}).json()
+    entries = admin.get(
+        f"/api/v1/tenants/{a.tenant}/audit", params={"action": "dataset.*", "limit": 1000}
+    ).json()
     mine = [(e["action"], e["actor"]) for e in entries if e["actor"] == a.users["researcher"]]
     for action in ("import", "split", "dedup", "rollback", "share"):
         assert (f"dataset.{action}", a.users["researcher"]) in mine, action
@@ -106,7 +115,9 @@ def test_imports_from_a_url_and_a_database_server_but_never_the_servers_own_file
     assert (r.json()["dataset"], r.json()["num_rows"]) == ("web", 7)
     (folder / "bad.jsonl").write_text('{"prompt": "a", "response": "b"}\n{"prompt": \n')
     bad = http.post(f"{base}/imports", json={"source": f"{url}/bad.jsonl"})
-    assert bad.status_code == 422 and bad.json()["error"]["message"].startswith(f"{url}/bad.jsonl:2: malformed JSON")
+    assert bad.status_code == 422 and bad.json()["error"]["message"].startswith(
+        f"{url}/bad.jsonl:2: malformed JSON"
+    )
     for local in ("/etc/passwd", "file:///etc/passwd", str(folder / "web.jsonl")):
         refused = http.post(f"{base}/imports", json={"source": local, "type": "text"})
         assert refused.status_code == 422 and refused.json()["error"]["param"] == "source", local

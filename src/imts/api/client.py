@@ -33,7 +33,9 @@ class ApiError(ImtsError):
 
 def connect(server: str, key: str, timeout: float = 60.0) -> httpx.Client:
     """An HTTP client for ``server`` authenticating with the API key ``key``."""
-    return httpx.Client(base_url=server.rstrip("/"), headers={"Authorization": f"Bearer {key}"}, timeout=timeout)
+    return httpx.Client(
+        base_url=server.rstrip("/"), headers={"Authorization": f"Bearer {key}"}, timeout=timeout
+    )
 
 
 def _checked(r: httpx.Response) -> Any:
@@ -56,7 +58,12 @@ def file_sha256(path: Path) -> str:
 
 def start_upload(http: httpx.Client, tenant: str, project: str, path: Path, chunk_size: int = CHUNK) -> str:
     """Declare ``path`` to the server; returns the upload's id."""
-    decl = {"file_name": path.name, "size": path.stat().st_size, "sha256": file_sha256(path), "chunk_size": chunk_size}
+    decl = {
+        "file_name": path.name,
+        "size": path.stat().st_size,
+        "sha256": file_sha256(path),
+        "chunk_size": chunk_size,
+    }
     return str(_checked(http.post(f"{API}/tenants/{tenant}/projects/{project}/uploads", json=decl))["id"])
 
 
