@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Request
+from starlette.concurrency import run_in_threadpool
 
 from imts.api.deps import project_ctx
 from imts.api.routes.datasets import ImportOptions
@@ -60,7 +61,7 @@ async def put_chunk(
     except BaseException:
         writer.close()  # a dropped connection leaves the chunk unacknowledged, to be sent again
         raise
-    return writer.finish()
+    return await run_in_threadpool(writer.finish)  # fsync: off the event loop
 
 
 @router.post("/{upload_id}/complete", response_model=VersionInfo, status_code=201)
