@@ -8,9 +8,11 @@ the path. A resource that adds routes adds its parameters here (``dataset``, ``j
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +22,8 @@ from tests.conftest import PG_ADMIN_URL, make_ws
 
 from imts.api.app import create_app
 from imts.core.permissions import ROLES, Role
+from imts.data import service as data_service
+from imts.data.uploads import UploadDeclaration
 from imts.jobs.pool import local_pool
 from imts.services import identity, tenancy
 from imts.store.context import Context, open_context, platform_context, tenant_context
@@ -122,6 +126,35 @@ def _model(ctx: Context, side: Side) -> str:
     return mv.id
 
 
+
+
+DATASET = "isolation"
+
+
+def small_jsonl(path: Path, rows: int = 20, start: int = 0) -> Path:
+    """A prompt/response JSONL file of ``rows`` distinct rows."""
+    with path.open("w") as f:
+        for i in range(start, start + rows):
+            f.write(json.dumps({"prompt": f"What is {i} plus {i + 1}?", "response": str(2 * i + 1)}) + "\n")
+    return path
+
+
+def _dataset(ctx: Context, side: Side) -> str:
+    pctx = _in_project(ctx, side)
+    path = small_jsonl(ctx.settings.workspace / f"{side.tenant}.jsonl")
+    data_service.import_file(pctx, path, DATASET)
+    return DATASET
+
+
+def _version_id(ctx: Context, side: Side) -> str:
+    return data_service.list_versions(_in_project(ctx, side), DATASET)[-1].id
+
+
+def _upload_id(ctx: Context, side: Side) -> str:
+    decl = UploadDeclaration(file_name="pending.jsonl", size=1 << 20, sha256="0" * 64, chunk_size=1 << 16)
+    return data_service.start_upload(_in_project(ctx, side), decl).id
+
+
 OTHER_OBJECTS: dict[str, ObjectFactory] = {
     "tenant": _tenant,
     "project": _project,
@@ -131,6 +164,11 @@ OTHER_OBJECTS: dict[str, ObjectFactory] = {
     "run_id": _run_id,
     "model": _model,
     "fmt": lambda ctx, side: "json",
+    "dataset": _dataset,
+    "ref": _version_id,
+    "other": _version_id,
+    "upload_id": _upload_id,
+    "n": lambda ctx, side: "0",  # a chunk number
 }
 
 

@@ -10,6 +10,7 @@ from imts.api import errors
 from imts.api.deps import permission_of
 from imts.api.routes import (
     audit,
+    datasets,
     auth,
     evals,
     health,
@@ -21,16 +22,17 @@ from imts.api.routes import (
     pool,
     runs,
     tenants,
+    uploads,
     users,
 )
 from imts.core.settings import Settings
 from imts.services.startup import start
 
 PREFIX = "/api/v1"
-# Later resources add their router here (datasets, jobs, runs, evaluations, models, pool).
+# Every resource's router; a route without a declared permission makes create_app refuse.
 ROUTERS = [health.router, auth.router, me.router, users.router, tenants.router, members.router,
-           keys.router, audit.router, jobs.router, runs.router, evals.router, models.router,
-           pool.router]  # fmt: skip
+           keys.router, audit.router, datasets.router, uploads.router, jobs.router, runs.router,
+           evals.router, models.router, pool.router]  # fmt: skip
 
 
 def create_app(settings: Settings, secure_cookies: bool = True) -> FastAPI:

@@ -93,6 +93,21 @@ class Settings(BaseSettings):
         description="API key sent to an OpenAI-compatible endpoint used as a chat backend (judges, red "
         "team); never logged or printed.",
     )
+    upload_max_bytes: int = Field(
+        default=50 << 30,
+        gt=0,
+        description="Largest file the API accepts as a chunked upload (bytes; default 50 GiB).",
+    )
+    upload_max_chunk_bytes: int = Field(
+        default=64 << 20,
+        gt=0,
+        description="Largest chunk of a chunked upload (bytes; default 64 MiB); the smallest is 64 KiB.",
+    )
+    upload_expiry_h: float = Field(
+        default=24.0,
+        gt=0,
+        description="An upload not completed this many hours after it was started is deleted.",
+    )
     serve_api_key: SecretStr | None = Field(
         default=None, description="API key that `imts serve` requires of its clients (none: open)."
     )

@@ -60,27 +60,34 @@ def import_file(
     text_unit: Literal["line", "paragraph"] = "line",
     storage_options: dict[str, Any] | None = None,
     append: bool = False,
+    shown_as: str | None = None,
 ) -> VersionInfo:
     """Import a JSONL/JSON/CSV/Parquet/text file (a path or an fsspec URL) as a new version of ``name``.
 
     Args:
         append: the new version holds the dataset's latest rows followed by the file's (``merge``).
+        shown_as: names the file in errors, the default dataset name and the version's params instead
+            of ``path`` (an uploaded file: the name the user uploaded, not the server's copy).
     """
     progress = progress or NullProgress()
     source = str(path)
     local = "://" not in source
     if local and not Path(source).is_file():
-        raise InputError("no such file", file=source)
-    kind = kind_of(source, file_type)
-    f, size = open_source(source, storage_options)
+        raise InputError("no such file", file=shown_as or source)
+    shown = shown_as or source
+    kind = kind_of(shown, file_type)
+    try:
+        f, size = open_source(source, storage_options)
+    except InputError as exc:
+        raise InputError(exc.reason, file=shown) from None
     if size == 0:
         f.close()
-        raise InputError("the file is empty: no rows to import", file=source)
+        raise InputError("the file is empty: no rows to import", file=shown)
     if kind == "text" and not (mapping and mapping.format):
         mapping = FieldMap(**{**(mapping or FieldMap()).__dict__, "format": "text"})
-    stem = source.rstrip("/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    stem = shown.rstrip("/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
     params = {
-        "file": str(Path(source).resolve()) if local else source,
+        "file": shown if shown_as else str(Path(source).resolve()) if local else source,
         "type": kind,
         "on_error": on_error,
         **({"text_unit": text_unit} if kind == "text" else {}),
@@ -99,7 +106,7 @@ def import_file(
         return _ingest(
             ctx,
             read_records(f, kind, text_unit),
-            source,
+            shown,
             name or stem,
             mapping,
             on_error,
@@ -290,7 +297,7 @@ def _canonical_rows(
         seen.add(added)
         tick()
         if tail is not None:
-            raise tail
+            raise InputError(tail.reason, file=source, line=tail.line, field=tail.field) from None
 
 
 def _chunks(records: Iterator[Record]) -> Iterator[tuple[list[Record], InputError | None]]:

@@ -8,14 +8,17 @@ the versions other projects of the same tenant shared with it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from imts.core.errors import InputError
 from imts.core.progress import Progress
-from imts.data import cleaning, export, history, ingest, inspect, split, versions
+from imts.data import cleaning, export, history, ingest, inspect, split, uploads, versions
 from imts.data import merge as merge_
 from imts.data.formats import FieldMap
+from imts.data.uploads import ChunkWriter, UploadDeclaration, UploadView
 from imts.data.versions import DataRef, VersionInfo
 from imts.data.views import (
     DatasetDiff,
@@ -30,13 +33,21 @@ from imts.store.context import Context
 
 __all__ = [
     "DataRef",
+    "ExportStream",
+    "UploadDeclaration",
+    "UploadView",
     "VersionInfo",
+    "cancel_upload",
     "check_choice",
+    "complete_upload",
     "dedup",
     "diff",
+    "export_stream",
     "export_version",
     "import_file",
     "import_query",
+    "import_remote",
+    "import_remote_query",
     "lineage",
     "list_versions",
     "mapping",
@@ -47,8 +58,14 @@ __all__ = [
     "share",
     "show",
     "split_version",
+    "start_upload",
     "stats",
+    "upload_chunk",
+    "upload_state",
 ]
+# What a server reads on behalf of a remote caller: never its own files (a path, file://, SQLite).
+REMOTE_SCHEMES = ("http", "https", "s3")
+FILE_DATABASES = ("sqlite", "duckdb")
 
 
 def check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
@@ -205,3 +222,127 @@ def share(ctx: Context, ref: str, project: str) -> SharedVersion:
     """Share one of this project's versions read-only with ``project`` of the same tenant."""
     v = versions.share_version(ctx, ref, project)
     return SharedVersion(version=v, project=project, reference=f"{ctx.project}/{v.ref}")
+
+
+def import_remote(
+    ctx: Context,
+    url: str,
+    name: str | None = None,
+    *,
+    map_: str | None = None,
+    fmt: str | None = None,
+    file_type: str | None = None,
+    text_unit: str = "line",
+    on_error: str = "fail",
+) -> VersionInfo:
+    """Import a file from a URL (http, https, or s3 with the settings' endpoint) for a remote caller;
+    the server's own files are never read this way (upload them instead)."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in REMOTE_SCHEMES:
+        raise InputError(
+            f"the source must be a URL ({', '.join(s + '://' for s in REMOTE_SCHEMES)}); "
+            "to import a file of your own, upload it",
+            field="source",
+        )
+    return import_file(
+        ctx, url, name, map_=map_, fmt=fmt, file_type=file_type, text_unit=text_unit, on_error=on_error
+    )
+
+
+def import_remote_query(
+    ctx: Context,
+    url: str,
+    sql: str,
+    name: str,
+    *,
+    map_: str | None = None,
+    fmt: str | None = None,
+    on_error: str = "fail",
+) -> VersionInfo:
+    """``import_query`` for a remote caller: a database server, never a database file on this server."""
+    dialect = url.split(":", 1)[0].split("+", 1)[0].lower()
+    if dialect in FILE_DATABASES or "://" not in url:
+        raise InputError(
+            f"the database must be a server (e.g. postgresql+psycopg://user@host/db), not {dialect or url!r}",
+            field="url",
+        )
+    return import_query(ctx, url, sql, name, map_=map_, fmt=fmt, on_error=on_error)
+
+
+@dataclass(frozen=True)
+class ExportStream:
+    """An export being written, read block by block; the file is deleted once read or abandoned."""
+
+    file_name: str
+    media_type: str
+    blocks: Iterator[bytes]
+
+
+EXPORT_MEDIA = {"jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}
+
+
+def export_stream(ctx: Context, ref: str, fmt: str = "jsonl") -> ExportStream:
+    """A version (or one split) as JSON Lines or Parquet, written to a staging file and streamed from it."""
+    check_choice("format", fmt, tuple(EXPORT_MEDIA))
+    r = versions.resolve(ctx, ref)  # now: an unknown reference is an error before anything is sent
+    file_name = f"{r.version.dataset}-{r.version.number}{'-' + r.split if r.split else ''}.{fmt}"
+
+    def blocks() -> Iterator[bytes]:
+        with ctx.artifacts.staging() as stage:
+            out = stage / file_name
+            export.export(ctx, r, out, fmt)  # type: ignore[arg-type]
+            with out.open("rb") as f:
+                while block := f.read(uploads.READ_BLOCK):
+                    yield block
+
+    return ExportStream(file_name, EXPORT_MEDIA[fmt], blocks())
+
+
+def start_upload(ctx: Context, declaration: UploadDeclaration) -> UploadView:
+    """Start a chunked upload of a file into this project (see ``data.uploads``)."""
+    return uploads.create(ctx, declaration)
+
+
+def upload_state(ctx: Context, upload_id: str) -> UploadView:
+    """Which chunks of the upload the server holds, and which are missing."""
+    return uploads.state(ctx, upload_id)
+
+
+def upload_chunk(ctx: Context, upload_id: str, n: int, sha256: str) -> ChunkWriter:
+    """A writer for chunk ``n``: feed it the body as it arrives, then ``finish`` (checks the hash)."""
+    return uploads.open_chunk(ctx, upload_id, n, sha256)
+
+
+def cancel_upload(ctx: Context, upload_id: str) -> UploadView:
+    """Delete an upload and the chunks it received."""
+    return uploads.cancel(ctx, upload_id)
+
+
+def complete_upload(
+    ctx: Context,
+    upload_id: str,
+    name: str | None = None,
+    *,
+    map_: str | None = None,
+    fmt: str | None = None,
+    file_type: str | None = None,
+    text_unit: str = "line",
+    on_error: str = "fail",
+    progress: Progress | None = None,
+) -> VersionInfo:
+    """Check the whole file's SHA-256 and import it as ``import_file`` does (errors name the uploaded
+    file and line); the upload is deleted once the version is committed, and kept if the import fails."""
+    check_choice("on_error", on_error, ("fail", "skip"))
+    check_choice("text_unit", text_unit, ("line", "paragraph"))
+    with uploads.Completing(ctx, upload_id) as done:
+        return ingest.import_file(
+            ctx,
+            done.path,
+            name,
+            mapping(map_, fmt),
+            on_error,  # type: ignore[arg-type]
+            progress,
+            file_type=file_type,
+            text_unit=text_unit,  # type: ignore[arg-type]
+            shown_as=done.up.file_name,
+        )

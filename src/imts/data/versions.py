@@ -37,6 +37,7 @@ from imts.core.ids import new_id
 from imts.core.progress import NullProgress, Progress
 from imts.data.schemas import schema_of
 from imts.data.shards import ShardWriter, StatsAccumulator
+from imts.store import audit
 from imts.store.context import Context
 from imts.store.models import Dataset, DatasetShare, DatasetVersion, Project, VersionParent
 
@@ -296,6 +297,12 @@ def _record_once(
         for parent in parents:
             s.add(VersionParent(version_id=version.id, parent_id=parent))
         s.flush()
+        # In the version's own transaction: the entry exists exactly when the version does.
+        summary = {"dataset": ds.name, "number": number, "rows": version.num_rows,
+                   "content_hash": version.content_hash, "parents": parents}  # fmt: skip
+        audit.record(
+            ctx, s, f"dataset.{operation or 'commit'}", ("dataset_version", version.id), None, summary
+        )
         # Record which shard files this process is about to create, durably, before creating them: if
         # the process dies before the commit below, the next open deletes exactly those (if no
         # committed version uses them) instead of leaving orphans.
@@ -477,6 +484,8 @@ def share_version(ctx: Context, ref: str, project: str) -> VersionInfo:
             raise InputError("a project cannot share with itself")
         if s.get(DatasetShare, (version.id, target.id)) is None:
             s.add(DatasetShare(version_id=version.id, project_id=target.id))
+            s.flush()
+            audit.record(ctx, s, "dataset.share", ("dataset_version", version.id), None, {"project": project})
     return version
 
 
