@@ -126,8 +126,6 @@ def _model(ctx: Context, side: Side) -> str:
     return mv.id
 
 
-
-
 DATASET = "isolation"
 
 

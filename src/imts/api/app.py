@@ -10,8 +10,8 @@ from imts.api import errors
 from imts.api.deps import permission_of
 from imts.api.routes import (
     audit,
-    datasets,
     auth,
+    datasets,
     evals,
     health,
     jobs,

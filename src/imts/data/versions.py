@@ -298,7 +298,7 @@ def _record_once(
             s.add(VersionParent(version_id=version.id, parent_id=parent))
         s.flush()
         # In the version's own transaction: the entry exists exactly when the version does.
-        summary = {"dataset": ds.name, "number": number, "rows": version.num_rows,
+        summary = {"dataset": ds.name, "number": version.number, "rows": version.num_rows,
                    "content_hash": version.content_hash, "parents": parents}  # fmt: skip
         audit.record(
             ctx, s, f"dataset.{operation or 'commit'}", ("dataset_version", version.id), None, summary
