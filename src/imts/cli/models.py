@@ -213,3 +213,28 @@ def delete(
         raise typer.Exit(1)
     service.delete_model_version(ctx, m.id)
     console.print(f"deleted {m.label}")
+
+
+@app.command("export")
+@friendly
+def export(
+    version: str = typer.Argument(..., help="NAME:N, NAME@ALIAS, mv_..."),
+    fmt: str = typer.Option(..., "--format", help="adapter | merged | gguf"),
+    out: Path | None = typer.Option(
+        None, "--out", help="Destination folder (default: exports/NAME-N/FORMAT in the workspace)."
+    ),
+    gguf_type: str = typer.Option("f32", "--gguf-type", help="GGUF tensor type: f32 or f16."),
+) -> None:
+    """Export a version and check it by loading it back: logits (adapter, merged) or tensors and a
+    greedy decode (GGUF) against the source."""
+    from imts.registry import service
+
+    r = service.export_model_version(context(), version, fmt, out, gguf_type)
+    c = r.check
+    checked = (
+        f"logits within {c.max_logit_diff:.2g} of the source"
+        if c.max_logit_diff is not None
+        else f"{c.tensors} tensors within {c.max_tensor_diff:.2g}, greedy decode equal ({c.decoded!r})"
+    )
+    size = f"{r.bytes / 1e6:.1f} MB"
+    console.print(f"[green]exported[/] {r.version} as {r.format}: {r.path} ({size})\n  {checked}")

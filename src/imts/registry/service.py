@@ -10,7 +10,8 @@ from datetime import datetime
 from pathlib import Path
 
 from imts.core.progress import Progress
-from imts.registry import aliases, base_models, models
+from imts.registry import aliases, base_models, export, models
+from imts.registry.export import ExportResult
 from imts.registry.views import (
     AliasProtectionView,
     AliasState,
@@ -34,6 +35,7 @@ __all__ = [
     "alias_state",
     "archive_model_version",
     "delete_model_version",
+    "export_model_version",
     "get_base_model",
     "get_model_version",
     "list_base_models",
@@ -150,3 +152,10 @@ def delete_model_version(ctx: Context, ref: str) -> ModelVersionView:
 def resolve_model(ctx: Context, ref: str) -> ResolvedModel:
     """Any model reference (base model, model version, run id, folder) to a loadable folder."""
     return models.resolve(ctx, ref)
+
+
+def export_model_version(
+    ctx: Context, ref: str, fmt: str, dest: Path | None = None, gguf_type: str = "f32"
+) -> ExportResult:
+    """Export a version as ``adapter``, ``merged`` or ``gguf``, checked by loading it back."""
+    return export.export(ctx, ref, fmt, dest, gguf_type)

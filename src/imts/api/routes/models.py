@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from imts.api.deps import CurrentUser, WorkspaceDep, platform_ctx, project_ctx
 from imts.core.permissions import Permission, Role
 from imts.registry import service
+from imts.registry.export import ExportResult
 from imts.registry.views import (
     AliasProtectionView,
     AliasState,
@@ -96,6 +97,13 @@ class TagsBody(BaseModel):
     remove: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list)
 
 
+class ExportBody(BaseModel):
+    """What to export (into the server's ``exports/NAME-N/FORMAT``)."""
+
+    format: Literal["adapter", "merged", "gguf"]
+    gguf_type: Literal["f32", "f16"] = "f32"
+
+
 @router.get(ALIASES, response_model=AliasState)
 def alias_state(ctx: Viewer) -> AliasState:
     """Every alias of the project now, with the alias-change sequence number (poll it: it grows)."""
@@ -164,3 +172,9 @@ def unarchive(model: str, ctx: Deleter) -> ModelVersionView:
 def delete(model: str, ctx: Deleter) -> ModelVersionView:
     """Delete the version and its weights (409 while an alias, deployment or lineage child needs it)."""
     return service.delete_model_version(ctx, model)
+
+
+@router.post(PROJECT + "/{model}/exports", response_model=ExportResult, status_code=201)
+def export(model: str, body: ExportBody, ctx: Deployer) -> ExportResult:
+    """Export the version as adapter, merged safetensors or GGUF, checked by loading it back."""
+    return service.export_model_version(ctx, model, body.format, None, body.gguf_type)
