@@ -238,3 +238,58 @@ def export(
     )
     size = f"{r.bytes / 1e6:.1f} MB"
     console.print(f"[green]exported[/] {r.version} as {r.format}: {r.path} ({size})\n  {checked}")
+
+
+@app.command("compare")
+@friendly
+def compare(
+    a: str = typer.Argument(..., help="The reference version (NAME:N, NAME@ALIAS, mv_...)."),
+    b: str = typer.Argument(..., help="The version compared with it."),
+    lang: str = typer.Option("en", "--lang", help="Verdict and report language: en or zh."),
+    as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
+) -> None:
+    """Two versions side by side: spec diff, data version diff, evaluations, and a verdict with its
+    significance (the comparison report is written too)."""
+    from imts.evals.report.i18n import check_lang
+    from imts.evals.versions import compare_versions
+
+    cmp = compare_versions(context(), a, b, check_lang(lang))
+    if as_json:
+        print_json(cmp.model_dump(mode="json", by_alias=True))
+        return
+    t = Table(title=f"{cmp.a.label} vs {cmp.b.label}")
+    for col in ("", cmp.a.label, cmp.b.label):
+        t.add_column(col)
+    for key, (va, vb) in cmp.spec.items():
+        t.add_row(key, str(va), str(vb))
+    t.add_row("data", cmp.a.dataset_version_id, cmp.b.dataset_version_id)
+    for p in cmp.evaluations:
+        t.add_section()
+        t.add_row(f"accuracy on {p.data} (n={p.n})", f"{p.accuracy_a:.1%}", f"{p.accuracy_b:.1%}")
+        for cat, (ca, cb) in p.per_category.items():
+            t.add_row(f"  {cat}", "-" if ca is None else f"{ca:.1%}", "-" if cb is None else f"{cb:.1%}")
+    console.print(t)
+    if cmp.data is not None:
+        r = cmp.data.rows
+        console.print(f"data: +{r.added} -{r.removed} ~{r.changed} rows ({cmp.data.a} -> {cmp.data.b})")
+    verdict = cmp.verdict_zh if lang == "zh" else cmp.verdict
+    console.print(("[green]" if cmp.significant else "[yellow]") + verdict, highlight=False)
+    if cmp.report:
+        console.print(f"report: {cmp.report['html']}")
+
+
+@app.command("card")
+@friendly
+def card(
+    version: str = typer.Argument(..., help="NAME:N, NAME@ALIAS, mv_..."),
+    show_text: bool = typer.Option(False, "--print", help="Print the card."),
+) -> None:
+    """Generate the version's model card (Hugging Face format, English and Chinese) as README.md beside
+    its weights."""
+    from imts.evals.card import model_card
+
+    c = model_card(context(), version)
+    if show_text:
+        console.print(c.text, markup=False, highlight=False)
+    else:
+        console.print(f"model card of {c.version}: {c.path}")

@@ -138,6 +138,9 @@ def _merged(ctx: Context, mv: ModelVersionView, out: Path) -> ExportCheck:
     model.config.use_cache = True
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)  # includes the chat template
+    card = Path(mv.merged_path or mv.adapter_path or "") / "README.md"
+    if card.is_file():  # the model card (`imts models card`)
+        shutil.copy2(card, out / "README.md")
     gen = _generation_config(model, tokenizer, GenerationConfig)
     gen.save_pretrained(out)
     config = _inference_config(ctx, mv, model, tokenizer, gen)

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from imts.core.errors import ConflictError, InputError, NotFoundError
 from imts.core.progress import NullProgress, Progress
 from imts.data.versions import DataRef, load_rows, resolve
+from imts.evals.card import model_card
 from imts.registry import base_models, models
 from imts.store import runs
 from imts.store.context import Context
@@ -103,6 +104,7 @@ def train(
         )
         run.summary = {**summary, "model_version": f"{mv.name}:{mv.version}", "model_version_id": mv.id}
         run.model_version_id = mv.id
+        model_card(ctx, mv.id)  # README.md beside the weights; `imts models card` refreshes it later
     return run.id
 
 

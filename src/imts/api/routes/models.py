@@ -11,6 +11,8 @@ from pydantic import BaseModel, Field
 
 from imts.api.deps import CurrentUser, WorkspaceDep, platform_ctx, project_ctx
 from imts.core.permissions import Permission, Role
+from imts.evals.card import ModelCardView, model_card
+from imts.evals.versions import VersionComparison, compare_versions
 from imts.registry import service
 from imts.registry.export import ExportResult
 from imts.registry.views import (
@@ -178,3 +180,19 @@ def delete(model: str, ctx: Deleter) -> ModelVersionView:
 def export(model: str, body: ExportBody, ctx: Deployer) -> ExportResult:
     """Export the version as adapter, merged safetensors or GGUF, checked by loading it back."""
     return service.export_model_version(ctx, model, body.format, None, body.gguf_type)
+
+
+@router.get(PROJECT + "/{model}/compare", response_model=VersionComparison)
+def compare(
+    model: str, ctx: Viewer,
+    other: Annotated[str, Query(min_length=1, max_length=300, description="The version compared with it.")],
+    lang: Literal["en", "zh"] = "en",
+) -> VersionComparison:  # fmt: skip
+    """This version against ``other``: spec diff, data diff, evaluations side by side and a verdict."""
+    return compare_versions(ctx, model, other, lang)
+
+
+@router.get(PROJECT + "/{model}/card", response_model=ModelCardView)
+def card(model: str, ctx: Viewer) -> ModelCardView:
+    """The version's model card (Hugging Face format, English and Chinese)."""
+    return model_card(ctx, model)
