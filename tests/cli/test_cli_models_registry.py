@@ -30,3 +30,14 @@ def test_alias_history_at_a_time_and_guarded_delete(tmp_path: Path) -> None:
     assert "tuned:2" in out.stdout and "tuned:1" not in out.stdout and "production" in out.stdout
     assert imts(tmp_path, "models", "delete", "tuned:1", "--yes").returncode == 0
     assert not Path(str(v1.merged_path)).exists()
+
+
+def test_compare_and_card(tmp_path: Path) -> None:
+    ctx = make_ws(tmp_path)
+    v1, _ = versions(ctx, tmp_path, 2)
+    out = imts(tmp_path, "models", "compare", "tuned:1", "tuned:2", "--lang", "zh")
+    assert out.returncode == 0, out.stderr
+    assert "lr" in out.stdout and "0.001" in out.stdout and "无法判断" in out.stdout
+    out = imts(tmp_path, "models", "card", "tuned:1", "--print")
+    assert out.returncode == 0 and "language:" in out.stdout and "## 训练数据" in out.stdout, out.stderr
+    assert (Path(str(v1.merged_path)) / "README.md").is_file()
