@@ -161,6 +161,7 @@ OTHER_OBJECTS: dict[str, ObjectFactory] = {
     "job_id": _job_id,
     "run_id": _run_id,
     "model": _model,
+    "alias": lambda ctx, side: "staging",
     "fmt": lambda ctx, side: "json",
     "dataset": _dataset,
     "ref": _version_id,

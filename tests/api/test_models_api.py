@@ -35,3 +35,28 @@ def test_base_models_are_listed_to_all_and_registered_by_platform_admins(world: 
     assert len(c.get("/api/v1/base-models", headers=world.as_key(a.keys["viewer"])).json()) == len(
         listed.json()
     )
+
+
+def test_aliases_history_protection_tags_and_delete_over_http(world: World) -> None:
+    a, c = world.a, world.client
+    base = f"/api/v1/tenants/{a.tenant}/projects/{a.project}/models"
+    admin, dev, viewer = (world.as_key(a.keys[r]) for r in ("admin", "developer", "viewer"))
+    mv = c.get(f"{base}/{a.params['model']}", headers=viewer).json()
+    seq0 = c.get(f"/api/v1/tenants/{a.tenant}/projects/{a.project}/aliases", headers=viewer).json()["seq"]
+    r = c.put(f"{base}/{mv['id']}/aliases/champion", headers=dev)
+    assert r.status_code == 200 and r.json()["version_id"] == mv["id"], r.text
+    state = c.get(f"/api/v1/tenants/{a.tenant}/projects/{a.project}/aliases", headers=viewer).json()
+    assert state["seq"] == seq0 + 1 and any(x["alias"] == "champion" for x in state["aliases"])
+    assert c.get(f"{base}/{mv['name']}@champion", headers=viewer).json()["id"] == mv["id"]
+    r = c.put(f"{base}/{mv['id']}/aliases/champion/protection", headers=admin, json={"min_role": "admin"})
+    assert r.status_code == 200, r.text
+    r = c.delete(f"{base}/{mv['id']}/aliases/champion", headers=dev)
+    assert r.status_code == 403 and "protected" in r.json()["error"]["message"]
+    assert c.delete(f"{base}/{mv['id']}", headers=admin).status_code == 409
+    history = c.get(f"{base}/{mv['id']}/aliases?alias=champion", headers=viewer).json()
+    assert [h["version_id"] for h in history] == [mv["id"]] and history[0]["protected"]
+    assert c.get(f"{base}/{mv['id']}/aliases?at=2000-01-01T00:00:00Z", headers=viewer).json() == []
+    r = c.patch(f"{base}/{mv['id']}/tags", headers=admin, json={"add": ["reviewed"]})
+    assert r.status_code == 200 and "reviewed" in r.json()["tags"]
+    assert c.put(f"{base}/{mv['id']}/aliases/Bad%20Name", headers=admin).status_code == 422
+    assert c.delete(f"{base}/{mv['id']}/aliases/champion", headers=admin).status_code == 200

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
-from imts.cli.common import JSON_HELP, console, context, friendly, print_views, progress, table
+from imts.cli.common import (
+    JSON_HELP,
+    console,
+    context,
+    friendly,
+    print_json,
+    print_views,
+    progress,
+    table,
+)
 
 app = typer.Typer(help="Base models (pull, add) and trained model versions.", no_args_is_help=True)
 
@@ -41,12 +52,16 @@ def add(
 
 @app.command("list")
 @friendly
-def list_models(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
-    """Base models and trained model versions."""
+def list_models(
+    archived: bool = typer.Option(False, "--archived", help="Also list archived versions."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Base models and trained model versions (with their aliases and tags)."""
     from imts.registry import service
 
     ctx = context()
-    bases, versions = service.list_base_models(ctx), service.list_model_versions(ctx)
+    bases = service.list_base_models(ctx)
+    versions = service.list_model_versions(ctx, include_archived=archived)
     if as_json:
         print_views({"base_models": bases, "model_versions": versions})
         return
@@ -65,21 +80,231 @@ def list_models(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -
     console.print(table(columns, rows, ids={"name"}, title="base models"))
     rows = [
         (
-            m.label,
+            m.label + (" (archived)" if m.archived_at else ""),
             m.id,
+            ", ".join(m.aliases),
+            ", ".join(m.tags),
             m.train_run_id or "",
-            m.dataset_version_id or "",
             f"loss {m.metrics.get('final_loss', float('nan')):.3f}",
-            m.merged_path or "",
+            m.merged_path or m.adapter_path or "",
         )
         for m in versions
     ]
-    columns = ("model", "id", "training run", "dataset version", "metrics", "merged weights")
-    console.print(
-        table(
-            columns,
-            rows,
-            ids={"id", "training run"},
-            title="trained model versions",
-        )
+    columns = ("model", "id", "aliases", "tags", "training run", "metrics", "weights")
+    console.print(table(columns, rows, ids={"id", "training run"}, title="trained model versions"))
+
+
+@app.command("show")
+@friendly
+def show(version: str = typer.Argument(..., help="NAME, NAME:N, NAME@ALIAS, mv_... or run_...")) -> None:
+    """One model version as JSON: lineage, spec, metrics, aliases, tags."""
+    from imts.registry import service
+
+    print_json(service.get_model_version(context(), version).model_dump(mode="json"))
+
+
+@app.command("alias")
+@friendly
+def alias(
+    version: str = typer.Argument(..., help="The version the alias should point to (NAME:N, mv_...)."),
+    name: str = typer.Argument(..., help="Alias: production, staging, champion or any name."),
+) -> None:
+    """Point an alias of the model at VERSION, moving it from where it was (history is kept)."""
+    from imts.registry import service
+
+    a = service.set_alias(context(), version, name)
+    console.print(f"[green]{a.model}@{a.alias}[/] -> {a.label} (alias change #{a.set_seq})")
+
+
+@app.command("unalias")
+@friendly
+def unalias(
+    model: str = typer.Argument(..., help="Model name (or any reference to one of its versions)."),
+    name: str = typer.Argument(..., help="The alias to remove."),
+) -> None:
+    """Remove an alias (its history stays)."""
+    from imts.registry import service
+
+    ctx = context()
+    a = service.remove_alias(ctx, service.get_model_version(ctx, model).name, name)
+    console.print(f"removed {a.model}@{a.alias} (was {a.label})")
+
+
+@app.command("alias-history")
+@friendly
+def alias_history(
+    model: str = typer.Argument(..., help="Model name (or any reference to one of its versions)."),
+    name: str | None = typer.Option(None, "--alias", help="Only this alias."),
+    at: datetime | None = typer.Option(
+        None,
+        "--at",
+        help="What each alias pointed to at this time (ISO 8601; UTC unless it says).",
+        formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"],
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the spans as JSON."),
+) -> None:
+    """Which version each alias pointed to, when, and who moved it."""
+    from imts.registry import service
+
+    ctx = context()
+    spans = service.alias_history(ctx, service.get_model_version(ctx, model).name, name, at)
+    if as_json:
+        print_json([h.model_dump(mode="json") for h in spans])
+        return
+    if not spans:
+        console.print("no alias" + (f" at {at}" if at else ""))
+        return
+    t = Table()
+    for col in ("alias", "version", "set at", "set by", "until", "moved by"):
+        t.add_column(col)
+    for h in spans:
+        t.add_row(
+            h.alias + (" (protected)" if h.protected else ""), h.label, f"{h.set_at:%Y-%m-%d %H:%M:%S}",
+            h.set_by, f"{h.unset_at:%Y-%m-%d %H:%M:%S}" if h.unset_at else "now", h.unset_by or "",
+        )  # fmt: skip
+    console.print(t)
+
+
+@app.command("protect")
+@friendly
+def protect(
+    model: str = typer.Argument(..., help="Model name."),
+    name: str = typer.Argument(..., help="The alias to protect."),
+    role: str = typer.Option("admin", "--role", help="The lowest role that may move it."),
+    lift: bool = typer.Option(False, "--lift", help="Lift the protection instead."),
+) -> None:
+    """Protect an alias: only ROLE or higher (holding the deploy permission) moves it."""
+    from imts.registry import service
+
+    ctx = context()
+    model = service.get_model_version(ctx, model).name
+    if lift:
+        service.unprotect_alias(ctx, model, name)
+        console.print(f"{model}@{name} is no longer protected")
+        return
+    p = service.protect_alias(ctx, model, name, role)
+    console.print(f"[green]protected[/] {p.model}@{p.alias}: role {p.min_role} or higher moves it")
+
+
+@app.command("tag")
+@friendly
+def tag(
+    version: str = typer.Argument(..., help="NAME:N, NAME@ALIAS, mv_..."),
+    tags: list[str] = typer.Argument(None, help="Tags to add."),
+    remove: list[str] = typer.Option([], "--remove", help="A tag to remove (repeatable)."),
+) -> None:
+    """Add (and --remove) tags of a version."""
+    from imts.registry import service
+
+    m = service.tag_model_version(context(), version, list(tags or []), list(remove))
+    console.print(f"{m.label}: tags {', '.join(m.tags) or '(none)'}")
+
+
+@app.command("archive")
+@friendly
+def archive(
+    version: str = typer.Argument(..., help="NAME:N or mv_..."),
+    undo: bool = typer.Option(False, "--undo", help="Bring an archived version back."),
+) -> None:
+    """Archive a version: hidden from `models list`, never aliased (refused while aliased)."""
+    from imts.registry import service
+
+    m = service.archive_model_version(context(), version, archived=not undo)
+    console.print(f"{m.label} {'archived' if m.archived_at else 'restored'}")
+
+
+@app.command("delete")
+@friendly
+def delete(
+    version: str = typer.Argument(..., help="NAME:N or mv_..."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Delete a version and its weights; refused while an alias, deployment or lineage child needs it."""
+    from imts.registry import service
+
+    ctx = context()
+    m = service.get_model_version(ctx, version)
+    if not yes and not typer.confirm(f"delete {m.label} and its weights?"):
+        raise typer.Exit(1)
+    service.delete_model_version(ctx, m.id)
+    console.print(f"deleted {m.label}")
+
+
+@app.command("export")
+@friendly
+def export(
+    version: str = typer.Argument(..., help="NAME:N, NAME@ALIAS, mv_..."),
+    fmt: str = typer.Option(..., "--format", help="adapter | merged | gguf"),
+    out: Path | None = typer.Option(
+        None, "--out", help="Destination folder (default: exports/NAME-N/FORMAT in the workspace)."
+    ),
+    gguf_type: str = typer.Option("f32", "--gguf-type", help="GGUF tensor type: f32 or f16."),
+) -> None:
+    """Export a version and check it by loading it back: logits (adapter, merged) or tensors and a
+    greedy decode (GGUF) against the source."""
+    from imts.registry import service
+
+    r = service.export_model_version(context(), version, fmt, out, gguf_type)
+    c = r.check
+    checked = (
+        f"logits within {c.max_logit_diff:.2g} of the source"
+        if c.max_logit_diff is not None
+        else f"{c.tensors} tensors within {c.max_tensor_diff:.2g}, greedy decode equal ({c.decoded!r})"
     )
+    size = f"{r.bytes / 1e6:.1f} MB"
+    console.print(f"[green]exported[/] {r.version} as {r.format}: {r.path} ({size})\n  {checked}")
+
+
+@app.command("compare")
+@friendly
+def compare(
+    a: str = typer.Argument(..., help="The reference version (NAME:N, NAME@ALIAS, mv_...)."),
+    b: str = typer.Argument(..., help="The version compared with it."),
+    lang: str = typer.Option("en", "--lang", help="Verdict and report language: en or zh."),
+    as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
+) -> None:
+    """Two versions side by side: spec diff, data version diff, evaluations, and a verdict with its
+    significance (the comparison report is written too)."""
+    from imts.evals.report.i18n import check_lang
+    from imts.evals.versions import compare_versions
+
+    cmp = compare_versions(context(), a, b, check_lang(lang))
+    if as_json:
+        print_json(cmp.model_dump(mode="json", by_alias=True))
+        return
+    t = Table(title=f"{cmp.a.label} vs {cmp.b.label}")
+    for col in ("", cmp.a.label, cmp.b.label):
+        t.add_column(col)
+    for key, (va, vb) in cmp.spec.items():
+        t.add_row(key, str(va), str(vb))
+    t.add_row("data", cmp.a.dataset_version_id, cmp.b.dataset_version_id)
+    for p in cmp.evaluations:
+        t.add_section()
+        t.add_row(f"accuracy on {p.data} (n={p.n})", f"{p.accuracy_a:.1%}", f"{p.accuracy_b:.1%}")
+        for cat, (ca, cb) in p.per_category.items():
+            t.add_row(f"  {cat}", "-" if ca is None else f"{ca:.1%}", "-" if cb is None else f"{cb:.1%}")
+    console.print(t)
+    if cmp.data is not None:
+        r = cmp.data.rows
+        console.print(f"data: +{r.added} -{r.removed} ~{r.changed} rows ({cmp.data.a} -> {cmp.data.b})")
+    verdict = cmp.verdict_zh if lang == "zh" else cmp.verdict
+    console.print(("[green]" if cmp.significant else "[yellow]") + verdict, highlight=False)
+    if cmp.report:
+        console.print(f"report: {cmp.report['html']}")
+
+
+@app.command("card")
+@friendly
+def card(
+    version: str = typer.Argument(..., help="NAME:N, NAME@ALIAS, mv_..."),
+    show_text: bool = typer.Option(False, "--print", help="Print the card."),
+) -> None:
+    """Generate the version's model card (Hugging Face format, English and Chinese) as README.md beside
+    its weights."""
+    from imts.evals.card import model_card
+
+    c = model_card(context(), version)
+    if show_text:
+        console.print(c.text, markup=False, highlight=False)
+    else:
+        console.print(f"model card of {c.version}: {c.path}")

@@ -7,7 +7,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from imts.cli.common import JSON_HELP, console, context, friendly, print_json, print_views, table
+from imts.cli.common import JSON_HELP, console, context, friendly, print_json, print_views, progress, table
 
 app = typer.Typer(help="Training and evaluation runs.", no_args_is_help=True)
 
@@ -58,7 +58,9 @@ def show(run_id: str) -> None:
     from imts.store import runs
 
     ctx = context()
-    run = runs.get(ctx, run_id)
+    rec = runs.record(ctx, run_id)
+    run = rec.run
+    env = rec.environment
     print_json(
         {
             **run.model_dump(
@@ -75,6 +77,8 @@ def show(run_id: str) -> None:
                 }
             ),
             "events": [e.model_dump(include={"step", "kind", "message"}) for e in runs.events(ctx, run_id)],
+            # the package list is long: `runs compare` shows the packages that differ
+            "environment": {k: v for k, v in env.items() if k != "packages"},
         }
     )
 
@@ -104,10 +108,47 @@ def compare(
         t.add_section()
     for key, values in cmp.metrics.items():
         t.add_row(key, *(_cell(v) for v in values))
+    if cmp.environment_differing:
+        t.add_section()
+    for key in cmp.environment_differing:
+        t.add_row(key, *(_cell(v) for v in cmp.environment[key]))
     console.print(t)
     if not all_params:
         same = len(cmp.params) - len(cmp.differing)
         console.print(f"{len(cmp.differing)} spec keys differ, {same} are equal (--all lists them)")
+    console.print(
+        f"environment (code version, packages, hardware, seeds): {len(cmp.environment_differing)} "
+        "entries differ"
+    )
+
+
+@app.command("reproduce")
+@friendly
+def reproduce(
+    run_id: str = typer.Argument(..., help="A training run."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Re-run a training run from its record (spec, dataset version, base model, seed) and compare its
+    per-step losses with the original's; exit code 1 when they differ."""
+    from imts.train.service import reproduce as run_again
+
+    rep = run_again(context(), run_id, progress())
+    if as_json:
+        print_json(rep.model_dump(mode="json"))
+    elif rep.identical:
+        console.print(
+            f"[green]reproduced[/] {rep.original} as {rep.reproduced}: {rep.steps} steps, "
+            "every loss identical"
+        )
+    else:
+        console.print(
+            f"[yellow]differs[/] {rep.original} vs {rep.reproduced}: first at step {rep.first_difference}, "
+            f"largest loss difference {rep.max_abs_diff:.3g} over {rep.steps} steps"
+        )
+    for key, values in rep.environment_differences.items():
+        console.print(f"  environment differs: {key}: {' vs '.join(map(str, values))}")
+    if not rep.identical:
+        raise typer.Exit(1)
 
 
 def _cell(value: Any) -> str:

@@ -47,14 +47,17 @@ class ModelVersionView(BaseModel):
     dataset_version_id: str
     adapter_path: str | None = None
     merged_path: str | None = None
-    stage: str = "none"
     spec: dict[str, Any] = {}
     metrics: dict[str, Any] = {}
+    tags: list[str] = []
+    archived_at: datetime | None = None
+    aliases: list[str] = []
     created_at: datetime | None = None
 
     @classmethod
-    def of(cls, mv: ModelVersion) -> ModelVersionView:
-        return cls.model_validate(mv)
+    def of(cls, mv: ModelVersion, aliases: list[str] | None = None) -> ModelVersionView:
+        view = cls.model_validate(mv)
+        return view.model_copy(update={"aliases": sorted(aliases or [])}) if aliases else view
 
     @property
     def label(self) -> str:
@@ -71,3 +74,52 @@ class ResolvedModel(BaseModel):
     path: Path
     base_model_id: str | None = None
     model_version_id: str | None = None
+
+
+class AliasView(BaseModel):
+    """One span of an alias on a version (``unset_at`` None: it points there now).
+
+    ``set_seq`` / ``unset_seq`` are values of the project's alias-change sequence number
+    (``AliasState.seq``) when the span began and ended.
+    """
+
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+    model: str
+    alias: str
+    version_id: str
+    version: int
+    set_at: datetime
+    set_by: str
+    set_seq: int
+    unset_at: datetime | None = None
+    unset_by: str | None = None
+    unset_seq: int | None = None
+    protected: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.model}:{self.version}"
+
+
+class AliasProtectionView(BaseModel):
+    """A protected alias: moved only by a role at least ``min_role`` that may deploy."""
+
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+    model: str
+    alias: str
+    min_role: str
+    created_by: str
+    created_at: datetime
+
+
+class AliasState(BaseModel):
+    """The project's aliases now, and the alias-change sequence number they are current as of.
+
+    A server polls ``seq`` (one row read, ``registry.service.alias_seq``) and re-reads the aliases only
+    when it grew.
+    """
+
+    seq: int
+    aliases: list[AliasView]

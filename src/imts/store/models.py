@@ -134,6 +134,8 @@ class Run(Base):
     split: Mapped[str | None] = mapped_column(String(40), nullable=True)
     output_dir: Mapped[str | None] = mapped_column(Text, nullable=True)
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # What reproducing the run needs besides its spec: code version, packages, hardware, seeds.
+    environment: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -204,10 +206,55 @@ class ModelVersion(Base):
     dataset_version_id: Mapped[str] = mapped_column(ForeignKey("dataset_versions.id"))
     adapter_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     merged_path: Mapped[str | None] = mapped_column(Text, nullable=True)
-    stage: Mapped[str] = mapped_column(String(20), default="none")
+    stage: Mapped[str] = mapped_column(String(20), default="none")  # superseded by aliases (unused)
     spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ModelAlias(Base):
+    """One span of an alias on a version: set at ``set_at``, moved or removed at ``unset_at`` (None: it
+    still points here). Rows are never deleted, so "what was ``production`` at T" has an answer."""
+
+    __tablename__ = "model_aliases"
+    __table_args__ = (Index("ix_model_aliases_lookup", "project_id", "model", "alias", "unset_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    model: Mapped[str] = mapped_column(String(200))  # the model name the alias belongs to
+    alias: Mapped[str] = mapped_column(String(100))
+    version_id: Mapped[str] = mapped_column(String(40))  # kept after the version is deleted (history)
+    version: Mapped[int] = mapped_column(Integer)
+    set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    set_by: Mapped[str] = mapped_column(String(200))
+    set_seq: Mapped[int] = mapped_column(Integer)
+    unset_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    unset_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    unset_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class AliasProtection(Base):
+    """A protected alias: only a role at least ``min_role`` (holding the deploy permission) moves it."""
+
+    __tablename__ = "alias_protections"
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(100), primary_key=True)
+    min_role: Mapped[str] = mapped_column(String(20))
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AliasClock(Base):
+    """A project's alias-change sequence number: +1 on every alias move; a server polls it."""
+
+    __tablename__ = "alias_clock"
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
 
 
 class DatasetShare(Base):

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from imts.core import environment
 from imts.core.errors import ConflictError, Interrupted, NotFoundError
 from imts.core.ids import new_id
 from imts.store.context import Context
@@ -83,6 +84,15 @@ class RunComparison(BaseModel):
     params: dict[str, list[Any]]
     differing: list[str]
     metrics: dict[str, list[float | None]]
+    environment: dict[str, list[Any]] = {}
+    environment_differing: list[str] = []
+
+
+class RunRecord(BaseModel):
+    """A run with what it was made with: code version, package versions, hardware, seeds."""
+
+    run: RunView
+    environment: dict[str, Any]
 
 
 def create(
@@ -96,6 +106,7 @@ def create(
     dataset_version_id: str | None = None,
     split: str | None = None,
     output_dir: str | None = None,
+    environment: Mapping[str, Any] | None = None,
 ) -> RunView:
     """Record a new run (status ``created``) in the context's project.
 
@@ -103,6 +114,7 @@ def create(
         kind: ``train`` or ``eval``.
         spec: the run's typed spec as JSON.
         run_id: the id to use (a job passes its own); a new one by default.
+        environment: what it runs with (``core.environment.capture``).
 
     Raises:
         ConflictError: ``run_id`` is taken.
@@ -123,6 +135,7 @@ def create(
             split=split,
             output_dir=output_dir,
             summary={},
+            environment=dict(environment or {}),
             created_at=datetime.now(UTC),
         )
         s.add(row)
@@ -220,6 +233,13 @@ def get(ctx: Context, run_id: str) -> RunView:
         return RunView.model_validate(_owned(s, ctx, run_id))
 
 
+def record(ctx: Context, run_id: str) -> RunRecord:
+    """A run with its environment record (code version, packages, hardware, seeds)."""
+    with ctx.session() as s:
+        row = _owned(s, ctx, run_id)
+        return RunRecord(run=RunView.model_validate(row), environment=dict(row.environment or {}))
+
+
 def exists(ctx: Context, run_id: str) -> bool:
     """Whether the context's project has a run ``run_id``."""
     with ctx.session() as s:
@@ -309,7 +329,14 @@ def compare(ctx: Context, run_ids: list[str]) -> RunComparison:
     numeric = [summary_metrics(v.summary) for v in views]
     names = list(dict.fromkeys(k for m in numeric for k in m))
     metrics = {k: [m.get(k) for m in numeric] for k in names}
-    return RunComparison(runs=views, params=params, differing=differing, metrics=metrics)
+    envs = [flatten(record(ctx, r).environment) for r in run_ids]
+    env_keys = list(dict.fromkeys(k for env in envs for k in env))
+    environment = {k: [env.get(k) for env in envs] for k in env_keys}
+    env_differing = [k for k, vs in environment.items() if any(v != vs[0] for v in vs[1:])]
+    return RunComparison(
+        runs=views, params=params, differing=differing, metrics=metrics,
+        environment=environment, environment_differing=env_differing,
+    )  # fmt: skip
 
 
 def summary_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
@@ -407,6 +434,7 @@ def begin(
     out_dir = ctx.artifacts.path(f"runs/{run_id}")
     out_dir.mkdir(parents=True, exist_ok=True)
     if not exists(ctx, run_id):  # else resume: a recipe continues from the latest checkpoint in out_dir
+        seed = spec.get("seed")
         create(
             ctx,
             kind,
@@ -417,6 +445,7 @@ def begin(
             dataset_version_id=dataset_version_id,
             split=split,
             output_dir=str(out_dir),
+            environment=environment.capture(seed if isinstance(seed, int) else None),
         )
     start(ctx, run_id)
     store = StoreSink(ctx, run_id)

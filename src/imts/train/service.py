@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from imts.core.errors import InputError
+from pydantic import BaseModel
+
+from imts.core.errors import ConflictError, InputError, NotFoundError
 from imts.core.progress import NullProgress, Progress
 from imts.data.versions import DataRef, load_rows, resolve
+from imts.evals.card import model_card
 from imts.registry import base_models, models
 from imts.store import runs
 from imts.store.context import Context
@@ -96,4 +100,70 @@ def train(
         )
         run.summary = {**summary, "model_version": f"{mv.name}:{mv.version}", "model_version_id": mv.id}
         run.model_version_id = mv.id
+        model_card(ctx, mv.id)  # README.md beside the weights; `imts models card` refreshes it later
     return run.id
+
+
+class Reproduction(BaseModel):
+    """A training run re-run from its record, and how its per-step losses compare with the original's.
+
+    Attributes:
+        original, reproduced: the two run ids.
+        steps: the steps both runs logged a loss at.
+        identical: every loss equal bit for bit (and the same steps).
+        max_abs_diff: the largest loss difference over ``steps``.
+        first_difference: the first step whose losses differ (None: none).
+        environment_differences: what differs between the two runs' records (code version, packages,
+            hardware): a reason, when the losses differ.
+    """
+
+    original: str
+    reproduced: str
+    model_version: str | None = None
+    steps: int
+    identical: bool
+    max_abs_diff: float
+    first_difference: int | None = None
+    environment_differences: dict[str, list[Any]] = {}
+
+
+def reproduce(ctx: Context, run_id: str, progress: Progress | None = None) -> Reproduction:
+    """Re-run training run ``run_id`` from its record (its resolved spec, the same dataset version and
+    base model) and compare its per-step losses with the original's.
+
+    Raises:
+        NotFoundError: no such run, or it is not a training run.
+        ConflictError: the base model recorded for the run is no longer the one under its name.
+    """
+    rec = runs.record(ctx, run_id)
+    run = rec.run
+    if run.kind != "train":
+        raise NotFoundError(f"run {run_id} is a {run.kind} run: only training runs are reproduced")
+    spec = RunSpec.model_validate(run.spec)
+    base = base_models.get(ctx, spec.base_model)
+    if run.base_model_id and base.id != run.base_model_id:
+        raise ConflictError(
+            f"base model '{spec.base_model}' is now {base.id}, the run used {run.base_model_id}: "
+            "register the original weights again to reproduce it"
+        )
+    if run.dataset_version_id and resolve(ctx, spec.data).version.id != run.dataset_version_id:
+        spec = spec.model_copy(update={"data": run.dataset_version_id})  # pin the version it trained on
+    name = (run.summary.get("model_version") or "").split(":")[0] or None
+    new_id = train(ctx, spec, progress, model_name=f"{name}-reproduced" if name else None)
+    a = dict(runs.history(ctx, run_id, ["loss"]).get("loss", []))
+    b = dict(runs.history(ctx, new_id, ["loss"]).get("loss", []))
+    steps = sorted(set(a) & set(b))
+    diffs = {st: abs(a[st] - b[st]) for st in steps}
+    first = next((st for st in steps if diffs[st] != 0.0), None)
+    cmp = runs.compare(ctx, [run_id, new_id])
+    env_diff = {k: cmp.environment[k] for k in cmp.environment_differing}
+    return Reproduction(
+        original=run_id,
+        reproduced=new_id,
+        model_version=runs.get(ctx, new_id).summary.get("model_version"),
+        steps=len(steps),
+        identical=bool(steps) and set(a) == set(b) and first is None,
+        max_abs_diff=max(diffs.values(), default=0.0),
+        first_difference=first,
+        environment_differences=env_diff,
+    )

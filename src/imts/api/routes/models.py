@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from imts.api.deps import CurrentUser, WorkspaceDep, platform_ctx, project_ctx
-from imts.core.permissions import Permission
+from imts.core.permissions import Permission, Role
+from imts.evals.card import ModelCardView, model_card
+from imts.evals.versions import VersionComparison, compare_versions
 from imts.registry import service
-from imts.registry.views import BaseModelView, ModelVersionView
+from imts.registry.export import ExportResult
+from imts.registry.views import (
+    AliasProtectionView,
+    AliasState,
+    AliasView,
+    BaseModelView,
+    ModelVersionView,
+)
 from imts.store.context import Context
 
 router = APIRouter(tags=["models"])
@@ -69,3 +79,120 @@ def versions(model: str, ctx: Viewer) -> list[ModelVersionView]:
     """Every version of the model that ``model`` names (any of its references), oldest first."""
     name = service.get_model_version(ctx, model).name
     return [m for m in service.list_model_versions(ctx) if m.name == name]
+
+
+# --- aliases, tags, archive, delete (issue 18) ------------------------------------------------------
+Deployer = Annotated[Context, Depends(project_ctx(Permission.MODEL_DEPLOY))]
+Trainer = Annotated[Context, Depends(project_ctx(Permission.MODEL_TRAIN))]
+Deleter = Annotated[Context, Depends(project_ctx(Permission.MODEL_DELETE))]
+ALIASES = "/tenants/{tenant}/projects/{project}/aliases"
+
+
+class ProtectionBody(BaseModel):
+    """Who may move the alias from now on."""
+
+    min_role: Role = Field(..., description="The lowest role that moves the alias (admin by default).")
+
+
+class TagsBody(BaseModel):
+    add: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list)
+    remove: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list)
+
+
+class ExportBody(BaseModel):
+    """What to export (into the server's ``exports/NAME-N/FORMAT``)."""
+
+    format: Literal["adapter", "merged", "gguf"]
+    gguf_type: Literal["f32", "f16"] = "f32"
+
+
+@router.get(ALIASES, response_model=AliasState)
+def alias_state(ctx: Viewer) -> AliasState:
+    """Every alias of the project now, with the alias-change sequence number (poll it: it grows)."""
+    return service.alias_state(ctx)
+
+
+@router.get(ALIASES + "/protections", response_model=list[AliasProtectionView])
+def protections(ctx: Viewer) -> list[AliasProtectionView]:
+    """The project's protected aliases and the role each needs."""
+    return service.list_protections(ctx)
+
+
+@router.get(PROJECT + "/{model}/aliases", response_model=list[AliasView])
+def alias_history(
+    model: str, ctx: Viewer,
+    alias: Annotated[str | None, Query(max_length=100)] = None,
+    at: Annotated[datetime | None, Query(description="Only what each alias pointed to then.")] = None,
+) -> list[AliasView]:  # fmt: skip
+    """The history of the model's aliases, oldest first (``?at=`` for what they pointed to then)."""
+    return service.alias_history(ctx, service.get_model_version(ctx, model).name, alias, at)
+
+
+@router.put(PROJECT + "/{model}/aliases/{alias}", response_model=AliasView)
+def set_alias(model: str, alias: str, ctx: Deployer) -> AliasView:
+    """Point the alias at this version (moving it from where it was); protected aliases need their role."""
+    return service.set_alias(ctx, model, alias)
+
+
+@router.delete(PROJECT + "/{model}/aliases/{alias}", response_model=AliasView)
+def remove_alias(model: str, alias: str, ctx: Deployer) -> AliasView:
+    """Remove the alias from the model (its history stays)."""
+    return service.remove_alias(ctx, service.get_model_version(ctx, model).name, alias)
+
+
+@router.put(PROJECT + "/{model}/aliases/{alias}/protection", response_model=AliasProtectionView)
+def protect(model: str, alias: str, body: ProtectionBody, ctx: Deployer) -> AliasProtectionView:
+    """Protect the alias: only ``min_role`` or higher moves it."""
+    return service.protect_alias(ctx, service.get_model_version(ctx, model).name, alias, body.min_role)
+
+
+@router.delete(PROJECT + "/{model}/aliases/{alias}/protection", response_model=AliasProtectionView)
+def unprotect(model: str, alias: str, ctx: Deployer) -> AliasProtectionView:
+    """Lift the alias's protection (a role the protection admits)."""
+    return service.unprotect_alias(ctx, service.get_model_version(ctx, model).name, alias)
+
+
+@router.patch(PROJECT + "/{model}/tags", response_model=ModelVersionView)
+def tag(model: str, body: TagsBody, ctx: Trainer) -> ModelVersionView:
+    """Add and remove tags of the version."""
+    return service.tag_model_version(ctx, model, body.add, body.remove)
+
+
+@router.post(PROJECT + "/{model}/archive", response_model=ModelVersionView)
+def archive(model: str, ctx: Deleter) -> ModelVersionView:
+    """Archive the version: hidden from lists, never aliased (refused while aliased)."""
+    return service.archive_model_version(ctx, model)
+
+
+@router.post(PROJECT + "/{model}/unarchive", response_model=ModelVersionView)
+def unarchive(model: str, ctx: Deleter) -> ModelVersionView:
+    """Bring an archived version back."""
+    return service.archive_model_version(ctx, model, archived=False)
+
+
+@router.delete(PROJECT + "/{model}", response_model=ModelVersionView)
+def delete(model: str, ctx: Deleter) -> ModelVersionView:
+    """Delete the version and its weights (409 while an alias, deployment or lineage child needs it)."""
+    return service.delete_model_version(ctx, model)
+
+
+@router.post(PROJECT + "/{model}/exports", response_model=ExportResult, status_code=201)
+def export(model: str, body: ExportBody, ctx: Deployer) -> ExportResult:
+    """Export the version as adapter, merged safetensors or GGUF, checked by loading it back."""
+    return service.export_model_version(ctx, model, body.format, None, body.gguf_type)
+
+
+@router.get(PROJECT + "/{model}/compare", response_model=VersionComparison)
+def compare(
+    model: str, ctx: Viewer,
+    other: Annotated[str, Query(min_length=1, max_length=300, description="The version compared with it.")],
+    lang: Literal["en", "zh"] = "en",
+) -> VersionComparison:  # fmt: skip
+    """This version against ``other``: spec diff, data diff, evaluations side by side and a verdict."""
+    return compare_versions(ctx, model, other, lang)
+
+
+@router.get(PROJECT + "/{model}/card", response_model=ModelCardView)
+def card(model: str, ctx: Viewer) -> ModelCardView:
+    """The version's model card (Hugging Face format, English and Chinese)."""
+    return model_card(ctx, model)

@@ -18,7 +18,7 @@ from imts.core.permissions import Permission
 from imts.jobs import service as jobs
 from imts.store import runs
 from imts.store.context import Context
-from imts.store.runs import RunComparison, RunEventView, RunView
+from imts.store.runs import RunComparison, RunEventView, RunRecord, RunView
 
 router = APIRouter(prefix="/tenants/{tenant}/projects/{project}/runs", tags=["runs"])
 Viewer = Annotated[Context, Depends(project_ctx(Permission.METRICS_VIEW))]
@@ -113,3 +113,9 @@ def stream_metrics(
             yield ServerSentEvent(event="end", data=StreamEnd(state=status))
             return
         time.sleep(poll_s)
+
+
+@router.get("/{run_id}/record", response_model=RunRecord)
+def run_record(run_id: str, ctx: Viewer) -> RunRecord:
+    """The run with what it was made with: code version (commit, dirty), packages, hardware, seeds."""
+    return runs.record(ctx, run_id)
