@@ -69,11 +69,19 @@ def _key_id(ctx: Context, side: Side) -> str:
     return side.spare_key_id
 
 
+def _webhook_id(ctx: Context, side: Side) -> str:
+    from imts.services import webhooks
+
+    # Port 9 (discard) refuses at once: a test delivery fails fast instead of waiting for a timeout.
+    return webhooks.add(ctx, "http://127.0.0.1:9/hook", []).id
+
+
 OTHER_OBJECTS: dict[str, ObjectFactory] = {
     "tenant": _tenant,
     "project": _project,
     "username": _username,
     "key_id": _key_id,
+    "webhook_id": _webhook_id,
 }
 
 

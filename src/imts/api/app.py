@@ -6,9 +6,9 @@ from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 
 from imts import __version__
-from imts.api import errors
+from imts.api import errors, metrics
 from imts.api.deps import permission_of
-from imts.api.routes import audit, auth, health, keys, me, members, tenants, users
+from imts.api.routes import audit, auth, health, keys, me, members, tenants, users, webhooks
 from imts.core.settings import Settings
 from imts.services.startup import start
 
@@ -16,6 +16,7 @@ PREFIX = "/api/v1"
 # Later resources add their router here (datasets, jobs, runs, evaluations, models, pool).
 ROUTERS = [health.router, auth.router, me.router, users.router, tenants.router, members.router,
            keys.router, audit.router]  # fmt: skip
+ROUTERS.append(webhooks.router)
 
 
 def create_app(settings: Settings, secure_cookies: bool = True) -> FastAPI:
@@ -47,4 +48,5 @@ def create_app(settings: Settings, secure_cookies: bool = True) -> FastAPI:
                 route.openapi_extra = {**(route.openapi_extra or {}), "x-permission": perm}
         api.include_router(router)
     app.include_router(api)
+    metrics.install(app)  # rate and size limits, latency, /metrics, the webhook delivery worker
     return app
