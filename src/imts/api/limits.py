@@ -37,6 +37,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Routes that check their body size themselves (an upload chunk may exceed the API's general limit).
+API_PREFIX = "/api/v1"
 OWN_SIZE_LIMIT = re.compile(r"^/api/v1/tenants/[^/]+/projects/[^/]+/uploads/[^/]+/chunks/")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -128,6 +129,13 @@ class LimitsMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path_format", None) or "unmatched"
+            # FastAPI leaves the router's own route (without the /api/v1 prefix) in the scope.
+            if (
+                scope["path"].startswith(API_PREFIX)
+                and template.startswith("/")
+                and not template.startswith(API_PREFIX)
+            ):
+                template = API_PREFIX + template
             self.latency.labels(scope["method"], template, str(status["code"])).observe(
                 time.perf_counter() - started
             )
