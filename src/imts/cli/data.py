@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
-from imts.cli.common import console, context, friendly, print_json, progress
+from imts.cli.common import backend, console, context, friendly, print_json, progress, scope
 
 if TYPE_CHECKING:
     from imts.data.service import VersionInfo
@@ -98,12 +98,10 @@ def _print_import(v: VersionInfo) -> None:
 @friendly
 def list_(dataset: str | None = typer.Argument(None, help="Only this dataset's versions.")) -> None:
     """Datasets and their versions."""
-    from imts.data import service
-
     t = Table()
     for col in ("version", "id", "format", "rows", "operation", "splits", "categories"):
         t.add_column(col)
-    for v in service.list_versions(context(), dataset):
+    for v in backend().list_datasets(*scope(), dataset):
         splits = " ".join(f"{k}={n}" for k, n in v.stats.get("split", {}).items())
         cats = " ".join(f"{k}={n}" for k, n in list(v.stats.get("category", {}).items())[:6])
         t.add_row(v.ref, v.id, v.format, str(v.num_rows), v.operation, splits, cats)

@@ -10,7 +10,7 @@ import typer
 import yaml
 from rich.table import Table
 
-from imts.cli.common import console, context, friendly, print_json, progress
+from imts.cli.common import backend, console, context, friendly, print_json, progress, scope
 
 app = typer.Typer(help="Jobs: everything long-running, placed on the resource pool.", no_args_is_help=True)
 
@@ -82,11 +82,7 @@ def submit(
 @friendly
 def list_(state: str | None = typer.Option(None, help="Only jobs in this state.")) -> None:
     """Jobs, newest first, with why a queued job waits."""
-    from imts.jobs import service
-
-    ctx = context()
-    service.settle(ctx)
-    rows = service.list_jobs(ctx, state)
+    rows = backend().list_jobs(*scope(), state)
     t = Table()
     for col in ("job", "kind", "tenant", "priority", "workers", "state", "try", "progress / reason"):
         t.add_column(col)
@@ -103,11 +99,7 @@ def list_(state: str | None = typer.Option(None, help="Only jobs in this state."
 @friendly
 def show(job_id: str) -> None:
     """One job: spec, allocation, state, result and history."""
-    from imts.jobs import service
-
-    ctx = context()
-    service.settle(ctx)
-    r = service.get(ctx, job_id)
+    r, events = backend().show_job(*scope(), job_id)
     print_json(
         {
             "id": r.id,
@@ -134,7 +126,7 @@ def show(job_id: str) -> None:
                     "kind": e.kind,
                     "message": e.message,
                 }
-                for e in service.events(ctx, job_id)
+                for e in events
             ],
         }
     )
@@ -179,6 +171,10 @@ def logs(
 def _action(action: str, job_id: str) -> None:
     from imts.jobs import service
 
+    if action != "delete":
+        job = backend().job_action(*scope(), job_id, action)
+        console.print(f"{action} requested for {job_id}; now {job.state}")
+        return
     ctx = context()
     service.request(ctx, job_id, action)
     state = "deleted" if not service.list_ids(ctx, [job_id]) else service.get(ctx, job_id).state
