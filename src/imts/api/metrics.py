@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from imts.api.deps import PLATFORM_ADMIN, WorkspaceDep, _mark, _principal
+from imts.api.errors import ERROR_RESPONSES
 from imts.api.limits import LimitsMiddleware
 from imts.core.errors import AuthenticationError, PermissionDeniedError
 from imts.store.models import JobRecord, Project, Run, Tenant
@@ -124,7 +125,10 @@ def metrics_access(request: Request, ws: WorkspaceDep) -> None:
 
 _mark(metrics_access, PLATFORM_ADMIN)
 router = APIRouter(tags=["metrics"])
-TEXT = {200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}, "description": "Prometheus text format"}}
+TEXT: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}, "description": "Prometheus text format"},
+}
 
 
 @router.get(
