@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 demo: install
 	$(BIN)/imts demo
+	$(BIN)/imts server --init-admin
 
 # The report's browser test drives Debian's chromium through Playwright (never `playwright install`);
 # the CJK fonts let Chinese reports and pages render in it.
