@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 demo: install system
 	$(BIN)/imts demo
+	$(BIN)/imts server --init-admin
 
 # Debian packages, installed only when missing: bubblewrap and libseccomp confine the untrusted code
 # the math judge and the verifiers run (agents/sandbox.py); the report's browser test drives Debian's

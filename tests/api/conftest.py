@@ -153,6 +153,13 @@ def _upload_id(ctx: Context, side: Side) -> str:
     return data_service.start_upload(_in_project(ctx, side), decl).id
 
 
+def _webhook_id(ctx: Context, side: Side) -> str:
+    from imts.services import webhooks
+
+    # Port 9 (discard) refuses at once: a test delivery fails fast instead of waiting for a timeout.
+    return webhooks.add(ctx, "http://127.0.0.1:9/hook", []).id
+
+
 OTHER_OBJECTS: dict[str, ObjectFactory] = {
     "tenant": _tenant,
     "project": _project,
@@ -168,6 +175,7 @@ OTHER_OBJECTS: dict[str, ObjectFactory] = {
     "other": _version_id,
     "upload_id": _upload_id,
     "n": lambda ctx, side: "0",  # a chunk number
+    "webhook_id": _webhook_id,
 }
 
 

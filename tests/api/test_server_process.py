@@ -76,3 +76,37 @@ def test_real_server_login_keys_and_no_secret_in_its_logs(tmp_path: Path) -> Non
     assert "GET /api/v1/me" in output  # the access log was captured: the check below can fail
     assert "sandbox: untrusted code" in output  # start-up says how untrusted code runs
     assert SECRET_PASSWORD not in output and key not in output and key[5:] not in output
+
+
+def test_the_demo_tail_starts_the_server_with_a_generated_admin_password(tmp_path: Path) -> None:
+    """`make demo` ends with `imts server --init-admin`: the first administrator gets a generated
+    password, printed once with the URL; it signs in; a second start creates nobody."""
+    env = {**os.environ, "IMTS_WORKSPACE": str(tmp_path / "ws")}
+    port = _free_port()
+    out = tmp_path / "out.log"
+    for attempt in range(2):
+        with out.open("w") as log:
+            cmd = [sys.executable, "-m", "imts", "server", "--init-admin", "--port", str(port)]
+            proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            for _ in range(600):
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            text = out.read_text()
+            assert f"http://127.0.0.1:{port}/api/v1" in text and "auth/login" in text
+            if attempt == 0:
+                lines = text.splitlines()
+                password = lines[
+                    lines.index(next(line for line in lines if "shown only now" in line)) + 1
+                ].strip()
+                r = httpx.post(f"http://127.0.0.1:{port}/api/v1/auth/login",
+                               json={"username": "admin", "password": password})  # fmt: skip
+                assert r.status_code == 200, r.text
+            else:
+                assert "shown only now" not in text
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)

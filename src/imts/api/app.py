@@ -6,7 +6,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 
 from imts import __version__
-from imts.api import errors
+from imts.api import errors, metrics
 from imts.api.deps import permission_of
 from imts.api.routes import (
     audit,
@@ -24,6 +24,7 @@ from imts.api.routes import (
     tenants,
     uploads,
     users,
+    webhooks,
 )
 from imts.core.settings import Settings
 from imts.services.startup import start
@@ -32,7 +33,7 @@ PREFIX = "/api/v1"
 # Every resource's router; a route without a declared permission makes create_app refuse.
 ROUTERS = [health.router, auth.router, me.router, users.router, tenants.router, members.router,
            keys.router, audit.router, datasets.router, uploads.router, jobs.router, runs.router,
-           evals.router, models.router, pool.router]  # fmt: skip
+           evals.router, models.router, pool.router, webhooks.router]  # fmt: skip
 
 
 def create_app(settings: Settings, secure_cookies: bool = True) -> FastAPI:
@@ -64,4 +65,5 @@ def create_app(settings: Settings, secure_cookies: bool = True) -> FastAPI:
                 route.openapi_extra = {**(route.openapi_extra or {}), "x-permission": perm}
         api.include_router(router)
     app.include_router(api)
+    metrics.install(app)  # rate and size limits, latency, /metrics, the webhook delivery worker
     return app

@@ -50,11 +50,14 @@ class ErrorBody(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorBody, "description": text}
     for code, text in [
+        (400, "a malformed request (e.g. a body that is not JSON)"),
         (401, "no valid credentials"),
         (403, "the role lacks the permission"),
         (404, "not found (or in a tenant the caller is not in)"),
         (409, "conflict"),
+        (413, "the request body is too large (IMTS_API_MAX_BODY_MB)"),
         (422, "invalid input"),
+        (429, "too many requests: retry after the Retry-After header's seconds"),
     ]
 }
 
@@ -89,7 +92,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        kinds = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+        kind = kinds.get(exc.status_code, "http_error")
         return error(exc.status_code, str(exc.detail), kind)
 
     @app.exception_handler(Exception)

@@ -20,6 +20,8 @@ err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 # --tenant / --project of this invocation (None: the settings' IMTS_TENANT / IMTS_PROJECT)
 SCOPE: dict[str, str | None] = {"tenant": None, "project": None}
+# --server of this invocation (None: the settings' IMTS_SERVER; neither: act on the local database)
+REMOTE: dict[str, str | None] = {"server": None}
 
 
 def context() -> Any:
@@ -42,6 +44,36 @@ def context() -> Any:
         torch.set_num_threads(settings.threads)
     scope = {k: v for k, v in SCOPE.items() if v}
     return local_context(settings.model_copy(update=scope) if scope else settings)
+
+
+def backend() -> Any:
+    """Where this command acts (``cli/backend.py``): the server named by ``--server`` / IMTS_SERVER,
+    with IMTS_API_KEY, or else the local database."""
+    from imts.core.errors import InputError
+    from imts.core.settings import get_settings
+
+    settings = get_settings()
+    server = REMOTE["server"] or settings.server
+    if server:
+        from imts.api.client import ApiClient
+
+        if settings.api_key is None:
+            raise InputError(
+                f"set IMTS_API_KEY to an API key of {server} (imts keys create)", field="IMTS_API_KEY"
+            )
+        return ApiClient(server, settings.api_key.get_secret_value())
+    from imts.cli.backend import LocalBackend
+
+    return LocalBackend(context())
+
+
+def scope() -> tuple[str, str]:
+    """The (tenant, project) this invocation acts in: --tenant / --project, else IMTS_TENANT /
+    IMTS_PROJECT."""
+    from imts.core.settings import get_settings
+
+    settings = get_settings()
+    return SCOPE["tenant"] or settings.tenant, SCOPE["project"] or settings.project
 
 
 def progress() -> Any:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
-from imts.cli.common import console, context, friendly, print_json, progress
+from imts.cli.common import backend, console, context, friendly, print_json, progress, scope
 
 if TYPE_CHECKING:
     from imts.data.service import VersionInfo
@@ -151,9 +151,7 @@ def list_(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output (full ids)."),
 ) -> None:
     """Datasets and their versions."""
-    from imts.data import service
-
-    found = service.list_versions(context(), dataset)
+    found = backend().list_datasets(*scope(), dataset)
     if as_json:
         print_json([v.model_dump(mode="json", by_alias=True, exclude={"unchanged"}) for v in found])
         return

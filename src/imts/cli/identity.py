@@ -1,5 +1,8 @@
-"""`imts admin | users | members | keys | tenants | projects | audit`: the server's identity and audit,
-managed from the machine that holds the database (the local user acts as platform administrator)."""
+"""`imts admin | users | members | keys | tenants | projects | audit`: the server's identity and audit.
+
+On the machine that holds the database the local user acts as platform administrator; with
+``--server URL`` (or IMTS_SERVER) and IMTS_API_KEY the same verbs act on that server through its API,
+with the key's rights (``cli/backend.py``). ``imts admin init`` is local only."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from imts.cli.common import SCOPE, console, context, friendly, print_json
+from imts.cli.common import backend, console, context, friendly, print_json, scope
 from imts.core.errors import InputError
 
 admin_app = typer.Typer(help="Set up the server's first platform administrator.", no_args_is_help=True)
@@ -39,12 +42,8 @@ def _platform() -> Any:
     return platform_context(context().ws, "local")
 
 
-def _tenant(name: str | None) -> Any:
-    from imts.store.context import tenant_context
-
-    ctx = context()
-    return tenant_context(ctx.ws, name or SCOPE["tenant"] or ctx.settings.tenant, "local", "admin",
-                          platform_admin=True)  # fmt: skip
+def _tenant(name: str | None) -> str:
+    return name or scope()[0]
 
 
 def _password(from_stdin: bool) -> str:
@@ -87,9 +86,7 @@ def users_add(
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
 ) -> None:
     """Add a user (give it a role with `imts members add`)."""
-    from imts.services import identity
-
-    user = identity.create_user(_platform(), username, _password(password_stdin), platform_admin)
+    user = backend().create_user(username, _password(password_stdin), platform_admin)
     console.print(f"user [bold]{user.username}[/] added")
 
 
@@ -97,11 +94,7 @@ def users_add(
 @friendly
 def users_list() -> None:
     """Every user."""
-    from imts.services import identity
-
-    rows = [
-        [u.username, u.is_platform_admin, u.disabled, u.created_at] for u in identity.list_users(_platform())
-    ]
+    rows = [[u.username, u.is_platform_admin, u.disabled, u.created_at] for u in backend().list_users()]
     _table("users", ["user", "platform admin", "disabled", "created"], rows)
 
 
@@ -109,9 +102,7 @@ def users_list() -> None:
 @friendly
 def users_disable(username: str = typer.Argument(...)) -> None:
     """Disable a user: its sessions end and its keys stop working."""
-    from imts.services import identity
-
-    identity.disable_user(_platform(), username)
+    backend().disable_user(username)
     console.print(f"user [bold]{username}[/] disabled")
 
 
@@ -123,9 +114,7 @@ def members_add(
     tenant: str | None = typer.Option(None, "--tenant", help=TENANT_HELP),
 ) -> None:
     """Give a user a role in a tenant (or change it)."""
-    from imts.services import identity
-
-    m = identity.add_member(_tenant(tenant), username, role)
+    m = backend().add_member(_tenant(tenant), username, role)
     console.print(f"[bold]{m.username}[/] is {m.role} in tenant {m.tenant}")
 
 
@@ -133,9 +122,7 @@ def members_add(
 @friendly
 def members_list(tenant: str | None = typer.Option(None, "--tenant", help=TENANT_HELP)) -> None:
     """A tenant's members and their roles."""
-    from imts.services import identity
-
-    ms = identity.list_members(_tenant(tenant))
+    ms = backend().list_members(_tenant(tenant))
     _table("members", ["user", "role"], [[m.username, m.role] for m in ms])
 
 
@@ -145,16 +132,16 @@ def members_remove(
     username: str = typer.Argument(...), tenant: str | None = typer.Option(None, "--tenant", help=TENANT_HELP)
 ) -> None:
     """Remove a user from a tenant."""
-    from imts.services import identity
-
-    m = identity.remove_member(_tenant(tenant), username)
+    m = backend().remove_member(_tenant(tenant), username)
     console.print(f"[bold]{m.username}[/] removed from tenant {m.tenant}")
 
 
 @keys_app.command("create")
 @friendly
 def keys_create(
-    user: str = typer.Option(..., "--user", help="The key's owner."),
+    user: str | None = typer.Option(
+        None, "--user", help="The key's owner (required locally; over --server: the caller)."
+    ),
     name: str = typer.Option("", "--name", help="A label."),
     tenant: str | None = typer.Option(None, "--scope-tenant", help="Limit the key to this tenant."),
     project: str | None = typer.Option(None, "--scope-project", help="...and to this project of it."),
@@ -162,20 +149,20 @@ def keys_create(
     days: float = typer.Option(90, "--days", help="Lifetime in days (0: no expiry)."),
 ) -> None:
     """Create an API key; its secret is printed this once."""
-    from imts.services import identity
-
-    k = identity.create_key(_platform(), name, tenant, project, ceiling, days or None, username=user)
+    k = backend().create_key(user, name, tenant, project, ceiling, days or None)
     console.print(f"key {k.id} ({k.prefix}…) for {k.username}; the secret, shown only now:")
     sys.stdout.write(k.secret + "\n")
 
 
 @keys_app.command("list")
 @friendly
-def keys_list(user: str = typer.Option("*", "--user", help="Whose keys (default: everyone's).")) -> None:
+def keys_list(
+    user: str = typer.Option(
+        "*", "--user", help="Whose keys (default: everyone's; over --server: the caller's)."
+    ),
+) -> None:
     """API keys (prefixes only)."""
-    from imts.services import identity
-
-    ks = identity.list_keys(_platform(), user)
+    ks = backend().list_keys(user)
     rows = [[k.id, k.prefix, k.username, k.tenant or "*", k.project or "*", k.role_ceiling, k.expires_at,
              k.revoked_at, k.last_used_at] for k in ks]  # fmt: skip
     _table(
@@ -189,9 +176,7 @@ def keys_list(user: str = typer.Option("*", "--user", help="Whose keys (default:
 @friendly
 def keys_revoke(key_id: str = typer.Argument(...)) -> None:
     """Revoke a key: refused from the next request on."""
-    from imts.services import identity
-
-    k = identity.revoke_key(_platform(), key_id)
+    k = backend().revoke_key(key_id)
     console.print(f"key {k.id} ({k.prefix}…) revoked")
 
 
@@ -199,20 +184,14 @@ def keys_revoke(key_id: str = typer.Argument(...)) -> None:
 @friendly
 def tenants_create(name: str = typer.Argument(...)) -> None:
     """Create a tenant."""
-    from imts.services import tenancy
-
-    console.print(f"tenant [bold]{tenancy.create_tenant(_platform(), name).name}[/] created")
+    console.print(f"tenant [bold]{backend().create_tenant(name).name}[/] created")
 
 
 @tenants_app.command("list")
 @friendly
 def tenants_list() -> None:
-    """Every tenant."""
-    from imts.services import tenancy
-
-    _table(
-        "tenants", ["tenant", "created"], [[t.name, t.created_at] for t in tenancy.list_tenants(_platform())]
-    )
+    """Every tenant (over --server: the caller's)."""
+    _table("tenants", ["tenant", "created"], [[t.name, t.created_at] for t in backend().list_tenants()])
 
 
 @projects_app.command("create")
@@ -221,9 +200,7 @@ def projects_create(
     name: str = typer.Argument(...), tenant: str | None = typer.Option(None, "--tenant", help=TENANT_HELP)
 ) -> None:
     """Create a project in a tenant."""
-    from imts.services import tenancy
-
-    p = tenancy.create_project(_tenant(tenant), name)
+    p = backend().create_project(_tenant(tenant), name)
     console.print(f"project [bold]{p.name}[/] created in tenant {p.tenant}")
 
 
@@ -231,13 +208,8 @@ def projects_create(
 @friendly
 def projects_list(tenant: str | None = typer.Option(None, "--tenant", help=TENANT_HELP)) -> None:
     """A tenant's projects."""
-    from imts.services import tenancy
-
-    _table(
-        "projects",
-        ["project", "created"],
-        [[p.name, p.created_at] for p in tenancy.list_projects(_tenant(tenant))],
-    )
+    ps = backend().list_projects(_tenant(tenant))
+    _table("projects", ["project", "created"], [[p.name, p.created_at] for p in ps])
 
 
 SINCE_HELP = "Only entries at or after this time (ISO 8601, e.g. 2026-11-27T09:00)."
@@ -253,9 +225,7 @@ def audit_list(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Audit entries of the whole installation, oldest first."""
-    from imts.services import audit
-
-    entries = audit.query(_platform(), since, actor, action, limit=limit)
+    entries = backend().audit_query(since, actor, action, limit)
     if as_json:
         print_json([e.model_dump() for e in entries])
         return
@@ -273,9 +243,7 @@ def audit_export(
     action: str | None = typer.Option(None, "--action"),
 ) -> None:
     """Every matching entry as JSON lines on stdout."""
-    from imts.services import audit
-
-    for line in audit.export_jsonl(_platform(), since, actor, action):
+    for line in backend().audit_export(since, actor, action):
         sys.stdout.write(line)
 
 
@@ -283,9 +251,7 @@ def audit_export(
 @friendly
 def audit_verify() -> None:
     """Check the hash chain; exit 1 when an entry was modified or deleted."""
-    from imts.services import audit
-
-    v = audit.verify(_platform())
+    v = backend().audit_verify()
     if v.ok:
         console.print(f"[green]ok[/]: {v.entries} entries, chain intact")
         return

@@ -9,7 +9,18 @@ from typing import Any
 import typer
 import yaml
 
-from imts.cli.common import JSON_HELP, console, context, friendly, print_json, print_views, progress, table
+from imts.cli.common import (
+    JSON_HELP,
+    backend,
+    console,
+    context,
+    friendly,
+    print_json,
+    print_views,
+    progress,
+    scope,
+    table,
+)
 
 app = typer.Typer(help="Jobs: everything long-running, placed on the resource pool.", no_args_is_help=True)
 
@@ -84,11 +95,7 @@ def list_(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Jobs, newest first, with why a queued job waits."""
-    from imts.jobs import service
-
-    ctx = context()
-    service.settle(ctx)
-    found = service.list_jobs(ctx, state)
+    found = backend().list_jobs(*scope(), state)
     if as_json:
         print_views(found)
         return
@@ -107,11 +114,7 @@ def list_(
 @friendly
 def show(job_id: str) -> None:
     """One job: spec, allocation, state, result and history."""
-    from imts.jobs import service
-
-    ctx = context()
-    service.settle(ctx)
-    r = service.get(ctx, job_id)
+    r, events = backend().show_job(*scope(), job_id)
     print_json(
         {
             "id": r.id,
@@ -138,7 +141,7 @@ def show(job_id: str) -> None:
                     "kind": e.kind,
                     "message": e.message,
                 }
-                for e in service.events(ctx, job_id)
+                for e in events
             ],
         }
     )
@@ -183,6 +186,10 @@ def logs(
 def _action(action: str, job_id: str) -> None:
     from imts.jobs import service
 
+    if action != "delete":
+        job = backend().job_action(*scope(), job_id, action)
+        console.print(f"{action} requested for {job_id}; now {job.state}")
+        return
     ctx = context()
     service.request(ctx, job_id, action)
     state = "deleted" if not service.list_ids(ctx, [job_id]) else service.get(ctx, job_id).state

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import typer
 
-from imts.cli import court, data, identity, jobs, models, pool, runs
+from imts.cli import court, data, identity, jobs, models, pool, runs, webhooks
 from imts.cli import doctor as doctor_cli
 from imts.cli import hpo as hpo_cli
 from imts.cli import plan as plan_cli
@@ -25,6 +25,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(runs.app, name="runs")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(pool.app, name="pool")
+app.add_typer(webhooks.app, name="webhooks")
 app.command("scheduler")(friendly(pool.scheduler))
 app.command("plan")(plan_cli.plan)
 app.command("hpo")(hpo_cli.hpo)
@@ -45,11 +46,20 @@ def _scope(
         help="Project to act in (default: IMTS_PROJECT, else 'default').",
         show_default=False,
     ),
+    server: str | None = typer.Option(
+        None,
+        "--server",
+        help="Act on this IMTS server (http://host:8000) with IMTS_API_KEY instead of the local database "
+        "(default: IMTS_SERVER). Remote now: tenants, projects, users, members, keys, audit, webhooks, "
+        "jobs list/show/cancel/pause/resume/retry, data list.",
+        show_default=False,
+    ),
 ) -> None:
     """Every command acts in one tenant and project: their datasets, runs, jobs and models only."""
     from imts.cli import common
 
     common.SCOPE.update(tenant=tenant, project=project)
+    common.REMOTE.update(server=server)
 
 
 OVERRIDES_HELP = "Run-spec overrides KEY=VALUE (e.g. max_steps=200 lora.r=8 precision=fp32)."

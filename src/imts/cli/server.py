@@ -25,6 +25,12 @@ def server(
         "--behind-tls",
         help="A TLS proxy fronts the server: mark session cookies Secure even on loopback.",
     ),
+    init_admin: bool = typer.Option(
+        False,
+        "--init-admin",
+        help="When no administrator exists yet, create 'admin' with a generated password printed this "
+        "once (`make demo` starts the server so).",
+    ),
 ) -> None:
     """Serve the REST API: SQLite in the workspace by default, PostgreSQL by IMTS_DATABASE_URL.
 
@@ -38,13 +44,26 @@ def server(
     from imts.services.doctor import log_sandbox_state
 
     ctx = context()
+    if init_admin and not identity.has_admin(ctx):
+        import secrets
+
+        from imts.store.context import platform_context
+
+        password = secrets.token_urlsafe(15)
+        identity.init_admin(platform_context(ctx.ws, "local"), "admin", password)
+        console.print("created the first administrator [bold]admin[/]; its password, shown only now:")
+        console.print(password, markup=False, highlight=False)
     if not identity.has_admin(ctx):
         err_console.print("[bold red]error:[/] no administrator yet: run `imts admin init` first")
         raise typer.Exit(2)
     secure = tls or not _loopback(host)
     app = create_app(ctx.settings, secure_cookies=secure)
     console.print(
-        f"IMTS API on http://{host}:{port}/api/v1 (schema: /docs); sign in: POST /api/v1/auth/login"
+        f"IMTS API on http://{host}:{port}/api/v1 (schema: http://{host}:{port}/docs)\n"
+        f"sign in: POST /api/v1/auth/login with your user name and password, or create an API key "
+        f"(imts keys create --user NAME) and use it: "
+        f"IMTS_SERVER=http://{host}:{port} IMTS_API_KEY=... imts tenants list",
+        highlight=False,
     )
     if not secure:
         console.print("[dim]plain http on loopback: session cookies are not marked Secure[/]")

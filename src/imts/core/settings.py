@@ -121,6 +121,55 @@ class Settings(BaseSettings):
     sandbox_bwrap: str = Field(
         default="bwrap", description="The bubblewrap executable (name on PATH or path) that confines it."
     )
+    # --- the API server's limits, metrics and webhooks (docs/server.md) ---
+    api_rate_limit: str = Field(
+        default="1200/minute",
+        description="Requests one API key or browser session may make (per server process), in the "
+        "`limits` syntax ('100/second', '1200/minute;20000/hour'); over it: 429 with Retry-After.",
+    )
+    api_rate_limit_anonymous: str = Field(
+        default="120/minute",
+        description="Requests one client address may make without credentials (login, health).",
+    )
+    api_rate_limit_storage: str = Field(
+        default="memory://",
+        description="Where the rate-limit counters live (`limits` storage URI; redis://host:6379 shares "
+        "them between server processes).",
+    )
+    api_max_body_mb: float = Field(
+        default=16.0,
+        gt=0,
+        description="Largest request body the API accepts (413 above it); upload chunks have their "
+        "own limit.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token Prometheus may scrape /metrics with; a platform administrator's key "
+        "(or session) always may. Never logged.",
+    )
+    server: str | None = Field(
+        default=None,
+        description="URL of an IMTS server (http://host:8000): the CLI's commands then act there with "
+        "IMTS_API_KEY instead of on the local database.",
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="API key the CLI sends to IMTS_SERVER (imts_...); never printed."
+    )
+    webhook_poll_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often the server's webhook worker looks for events and due retries.",
+    )
+    webhook_max_attempts: int = Field(
+        default=8, ge=1, description="Deliveries of one webhook event tried at most this often."
+    )
+    webhook_backoff_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Wait before a webhook delivery's first retry; doubled after each failure "
+        "(capped at 1 h).",
+    )
+    webhook_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of one webhook delivery.")
 
     @field_validator("workspace", "model_cache")
     @classmethod

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0950_aliases"
-down_revision: str | Sequence[str] | None = "0900_identity"
+down_revision: str | Sequence[str] | None = "0920_webhooks"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,155 @@
+"""The real CLI against a real `imts server` process (``--server`` + IMTS_API_KEY): the same verbs act
+on the server with the key's rights; and a server killed (SIGKILL) in the middle of a stream of
+submissions loses none that it acknowledged."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+PASSWORD = "remote-Pass-9931-secret"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _imts(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "imts", *args], env=env, input=stdin, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+
+
+@contextmanager
+def server(env: dict[str, str], log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    port = _free_port()
+    out = log.open("ab")
+    proc = subprocess.Popen([sys.executable, "-m", "imts", "server", "--port", str(port)], env=env,
+                            stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the server did not answer within 60 s: " + log.read_text()[-2000:])
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=30)
+        out.close()
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMTS_")}
+    env |= {"IMTS_WORKSPACE": str(tmp_path / "ws"), "IMTS_MODEL_CACHE": str(tmp_path / "cache")}
+    init = _imts(env, "admin", "init", "--username", "boss", "--password-stdin", stdin=PASSWORD + "\n")
+    assert init.returncode == 0, init.stderr
+    key = _imts(env, "keys", "create", "--user", "boss", "--name", "cli")
+    assert key.returncode == 0, key.stderr
+    env["IMTS_API_KEY"] = key.stdout.strip().splitlines()[-1]
+    return env
+
+
+def test_the_same_verbs_act_on_a_remote_server(env: dict[str, str], tmp_path: Path) -> None:
+    with server(env, tmp_path / "server.log") as (url, _):
+        # The server's database lives elsewhere: a client with only --server and a key.
+        client = {k: v for k, v in env.items() if k != "IMTS_WORKSPACE"} | {
+            "IMTS_WORKSPACE": str(tmp_path / "c")
+        }
+
+        def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+            return _imts(client, "--server", url, *args, stdin=stdin)
+
+        assert cli("tenants", "create", "acme").returncode == 0
+        assert cli("projects", "create", "nlp", "--tenant", "acme").returncode == 0
+        assert "nlp" in cli("projects", "list", "--tenant", "acme").stdout
+        assert cli("users", "add", "ann", "--password-stdin", stdin=PASSWORD + "\n").returncode == 0
+        assert "ann" in cli("users", "list").stdout
+        assert cli("members", "add", "ann", "--role", "viewer", "--tenant", "acme").returncode == 0
+        assert "viewer" in cli("members", "list", "--tenant", "acme").stdout
+        made = cli("keys", "create", "--name", "second")
+        secret = made.stdout.strip().splitlines()[-1]
+        assert made.returncode == 0 and secret.startswith("imts_")
+        key_id = made.stdout.split()[1]
+        assert secret not in cli("keys", "list").stdout
+        assert httpx.get(f"{url}/api/v1/me", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+        assert cli("keys", "revoke", key_id).returncode == 0
+        assert httpx.get(f"{url}/api/v1/me", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
+        hook = cli("webhooks", "add", "http://127.0.0.1:9/x", "-e", "job.failed", "--tenant", "acme")
+        assert hook.returncode == 0, hook.stderr
+        assert "job.failed" in cli("webhooks", "list", "--tenant", "acme").stdout
+        entries = json.loads(cli("audit", "list", "--json", "--limit", "1000").stdout)
+        actions = {e["action"] for e in entries}
+        assert {"tenant.create", "project.create", "user.create", "member.set", "webhook.add"} <= actions
+        assert all(e["actor"] == "boss" for e in entries if e["action"] == "webhook.add")
+        assert "chain intact" in cli("audit", "verify").stdout
+        # Refusals are one clear line, not a traceback; the key never appears.
+        denied = cli("members", "add", "ann", "--role", "admin", "--tenant", "nowhere")
+        assert denied.returncode == 2 and "no tenant 'nowhere'" in denied.stderr
+        assert "Traceback" not in denied.stderr and env["IMTS_API_KEY"] not in denied.stderr
+        bad_key = _imts(client | {"IMTS_API_KEY": "imts_wrong"}, "--server", url, "tenants", "list")
+        assert bad_key.returncode == 2 and "401" in bad_key.stderr
+        gone = _imts(client, "--server", "http://127.0.0.1:9", "tenants", "list")
+        assert gone.returncode == 2 and "cannot reach the server" in gone.stderr
+    # The local database saw all of it (the CLI above never opened it).
+    local = _imts(env, "audit", "verify")
+    assert local.returncode == 0 and "chain intact" in local.stdout
+
+
+def test_killing_the_server_mid_submissions_loses_nothing_acknowledged(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    acked: list[str] = []
+    stop = threading.Event()
+    with server(env, tmp_path / "server.log") as (url, proc):
+        headers = {"Authorization": f"Bearer {env['IMTS_API_KEY']}"}
+        with httpx.Client(base_url=url, headers=headers, timeout=10) as c:
+            assert c.post("/api/v1/tenants", json={"name": "crash"}).status_code == 201
+
+        def submit(worker: int) -> None:
+            with httpx.Client(base_url=url, headers=headers, timeout=10) as c:
+                n = 0
+                while not stop.is_set():
+                    name = f"p{worker}-{n}"
+                    n += 1
+                    try:
+                        r = c.post("/api/v1/tenants/crash/projects", json={"name": name})
+                    except httpx.TransportError:
+                        return
+                    if r.status_code == 201:
+                        acked.append(name)
+
+        threads = [threading.Thread(target=submit, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        while len(acked) < 40:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    auth = {"Authorization": f"Bearer {env['IMTS_API_KEY']}"}
+    with server(env, tmp_path / "server2.log") as (url, _), httpx.Client(base_url=url, headers=auth) as c:
+        stored = {p["name"] for p in c.get("/api/v1/tenants/crash/projects").json()}
+        assert c.get("/api/v1/audit/verify").json()["ok"]
+    assert len(acked) >= 40 and set(acked) <= stored
