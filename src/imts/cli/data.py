@@ -86,8 +86,14 @@ def _print_import(v: VersionInfo) -> None:
         f"[green]imported[/] {v.num_rows} rows as [bold]{v.ref}[/] ({v.id}, {v.format}); "
         f"mapping {v.report['mapping']}"
     )
+    formats = v.report.get("row_formats") or {}
+    if len(formats) > 1:
+        console.print("rows per format / 各格式行数: " + "; ".join(f"{k}: {n}" for k, n in formats.items()))
     if v.report.get("skipped"):
-        console.print(f"[yellow]skipped {v.report['skipped']} bad rows[/]:")
+        console.print(f"[yellow]skipped {v.report['skipped']} bad rows / 跳过 {v.report['skipped']} 行[/], why:")
+        for reason, n in (v.report.get("skipped_by_reason") or {}).items():
+            console.print(f"  {n} × {reason}", markup=False, highlight=False)
+        console.print("first skipped lines:")
         for e in v.report["errors"][:10]:
             console.print(
                 f"  line {e['line']}: {e['reason']}" + (f" (field {e['field']})" if e["field"] else "")

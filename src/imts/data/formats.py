@@ -87,7 +87,7 @@ class FieldMap:
 
     def describe(self) -> str:
         if self.format == "chat":
-            return f"chat: messages<-{self.messages}"
+            return f"chat: messages<-{self.messages}" + (f", answer<-{self.answer}" if self.answer else "")
         parts = [f"prompt<-{self.prompt}", f"response<-{self.response}"]
         if self.context:
             parts.append(f"context<-{self.context}")
@@ -102,7 +102,9 @@ def detect(row: dict[str, Any], given: FieldMap) -> FieldMap:
         key = given.messages or _chat_key(row)
         if not key:
             raise InputError(f"no messages field found (keys: {sorted(row)})", field="messages")
-        return FieldMap(**{**given.__dict__, "format": "chat", "messages": key})
+        # A chat row's ``answer`` (the expected final answer) is its reference too, as for any format.
+        answer = given.answer or ("answer" if "answer" in row and key != "answer" else "")
+        return FieldMap(**{**given.__dict__, "format": "chat", "messages": key, "answer": answer})
     prompt = given.prompt or next((k for k in PROMPT_KEYS if k in row), "")
     response = given.response or next((k for k in RESPONSE_KEYS if k in row and k != prompt), "")
     if not prompt or not response:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ from imts.core.errors import InputError
 from imts.core.hashing import sha256_json
 from imts.core.progress import NullProgress, Progress
 from imts.data.formats import FieldMap
-from imts.data.readers import Record, kind_of, open_source, read_records
+from imts.data.readers import COMPRESSED_SUFFIXES, Record, compression_of, kind_of, open_source, read_records
 from imts.data.schemas import DATASET_FORMAT, canonical, describe, detect_any
 from imts.data.versions import VersionInfo, batched, commit_version
 from imts.store.context import Context
@@ -45,6 +46,9 @@ class ImportReport:
     rows: int = 0
     skipped: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # Rows per mapping (a file may mix formats of one dataset format), and skipped rows per reason.
+    row_formats: dict[str, int] = field(default_factory=dict)
+    skipped_by_reason: dict[str, int] = field(default_factory=dict)
 
 
 def import_file(
@@ -70,14 +74,23 @@ def import_file(
     if size == 0:
         f.close()
         raise InputError("the file is empty: no rows to import", file=source)
+    try:
+        compression = compression_of(f, source)
+    except BaseException:
+        f.close()
+        raise
     if kind == "text" and not (mapping and mapping.format):
         mapping = FieldMap(**{**(mapping or FieldMap()).__dict__, "format": "text"})
-    stem = source.rstrip("/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    base = source.rstrip("/").rsplit("/", 1)[-1]
+    for suffix in COMPRESSED_SUFFIXES:
+        base = base.removesuffix(suffix)
+    stem = base.rsplit(".", 1)[0]
     params = {
         "file": str(Path(source).resolve()) if local else source,
         "type": kind,
         "on_error": on_error,
         **({"text_unit": text_unit} if kind == "text" else {}),
+        **({"compression": compression} if compression else {}),
     }
     with f, progress.task(f"reading {stem}", total=size) as task:
 
@@ -91,7 +104,14 @@ def import_file(
 
         advance.done = 0  # type: ignore[attr-defined]
         return _ingest(
-            ctx, read_records(f, kind, text_unit), source, name or stem, mapping, on_error, params, advance
+            ctx,
+            read_records(f, kind, text_unit, compression),
+            source,
+            name or stem,
+            mapping,
+            on_error,
+            params,
+            advance,
         )
 
 
@@ -220,17 +240,18 @@ def _canonical_rows(
     """Canonical rows with unique ids, in source order; records are validated ``CHUNK`` at a time so
     that the id index is asked once per chunk, and errors still surface in line order."""
     fmap: FieldMap | None = None
+    mapper: RowMapper | None = None
     for chunk, tail in _chunks(records):
         parsed: list[tuple[int, dict[str, Any] | InputError, str, bool]] = []
         for lineno, raw in chunk:
             try:
                 if isinstance(raw, InputError):
                     raise raw
-                if fmap is None:
-                    fmap = detect_any(raw, given)
-                    report.mapping, report.format = describe(fmap), fmap.format
-                row = canonical(raw, fmap)
-                given_id = raw.get(fmap.id)
+                if mapper is None:
+                    mapper = RowMapper(given, raw, lineno, report)
+                    fmap = mapper.first
+                row = mapper.canonical(raw)
+                given_id = raw.get(mapper.first.id)
                 explicit = (
                     isinstance(given_id, str | int) and not isinstance(given_id, bool) and given_id != ""
                 )
@@ -261,7 +282,7 @@ def _canonical_rows(
         seen.add(added)
         tick()
         if tail is not None:
-            raise tail
+            raise InputError(tail.reason, file=source, line=tail.line, field=tail.field)
 
 
 def _chunks(records: Iterator[Record]) -> Iterator[tuple[list[Record], InputError | None]]:
@@ -283,6 +304,60 @@ def _chunks(records: Iterator[Record]) -> Iterator[tuple[list[Record], InputErro
             yield chunk, exc
             return
         yield chunk, None
+
+
+class RowMapper:
+    """Maps each row with the mapping detected from the first row or, when a row does not fit it and no
+    mapping was given, with its own detected mapping, provided that maps onto the same dataset format
+    (chat and Alpaca rows interleaved are both SFT). A row that fits neither is refused with what was
+    detected where, so a user sees why line 2 differs from line 1. ``report.row_formats`` counts the
+    rows of each mapping."""
+
+    def __init__(self, given: FieldMap, raw: dict[str, Any], line: int, report: ImportReport) -> None:
+        self.given, self.line, self.report = given, line, report
+        self.first = detect_any(raw, given)
+        self.dataset_format = DATASET_FORMAT[self.first.format]
+        self.others: dict[str, FieldMap] = {}
+        self.explicit = given != FieldMap()
+        report.mapping, report.format = describe(self.first), self.first.format
+        report.row_formats = {report.mapping: 0}
+
+    def canonical(self, raw: dict[str, Any]) -> dict[str, Any]:
+        try:
+            row = canonical(raw, self.first)
+            self.report.row_formats[self.report.mapping] += 1
+            return row
+        except InputError as err:
+            if self.explicit:
+                raise
+            other = self._other(raw, err)
+        key = describe(other)
+        row = canonical(raw, other)
+        if key not in self.report.row_formats:
+            self.report.row_formats[key] = 0
+            self.report.mapping = "; ".join(self.report.row_formats)
+        self.report.row_formats[key] += 1
+        return row
+
+    def _other(self, raw: dict[str, Any], err: InputError) -> FieldMap:
+        first = f"{describe(self.first)}, detected from line {self.line}"
+        try:
+            other = detect_any(raw, FieldMap())
+        except InputError:
+            raise InputError(
+                f"{err.reason}; the row fits no known format (keys: {sorted(raw)}); the file's rows are "
+                f"{first}",
+                field=err.field,
+            ) from None
+        if describe(other) == describe(self.first):
+            raise err
+        if DATASET_FORMAT[other.format] != self.dataset_format:
+            raise InputError(
+                f"{err.reason}; this row is {describe(other)} ({DATASET_FORMAT[other.format]}), but the "
+                f"file's rows are {first} ({self.dataset_format}): one file holds one dataset format",
+                field=err.field,
+            )
+        return self.others.setdefault(describe(other), other)
 
 
 class IdIndex:
@@ -323,5 +398,9 @@ class IdIndex:
 
 def _note(report: ImportReport, err: InputError) -> None:
     report.skipped += 1
+    # Reasons differ only in numbers (columns, message indexes) are one kind of reason.
+    kind = re.sub(r"\d+", "N", f"{err.field}: {err.reason}" if err.field else err.reason)[:200]
+    if kind in report.skipped_by_reason or len(report.skipped_by_reason) < MAX_REPORTED_ERRORS:
+        report.skipped_by_reason[kind] = report.skipped_by_reason.get(kind, 0) + 1
     if len(report.errors) < MAX_REPORTED_ERRORS:
         report.errors.append({"line": err.line, "field": err.field, "reason": err.reason})
