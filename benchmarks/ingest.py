@@ -31,8 +31,8 @@ import resource, sys, time
 from pathlib import Path
 from imts.core.settings import Settings
 from imts.data.ingest import import_file
-from imts.store.workspace import Workspace
-ws = Workspace(Settings(workspace=Path(sys.argv[2])))
+from imts.services.startup import local_context
+ws = local_context(Settings(workspace=Path(sys.argv[2])))
 t = time.perf_counter()
 v = import_file(ws, Path(sys.argv[1]), name="bench")
 dt = time.perf_counter() - t

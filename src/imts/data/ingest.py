@@ -22,13 +22,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from imts.core.errors import InputError
 from imts.core.hashing import sha256_json
 from imts.core.progress import NullProgress, Progress
 from imts.data.formats import FieldMap
-from imts.data.readers import COMPRESSED_SUFFIXES, Record, compression_of, kind_of, open_source, read_records
+from imts.data import columnar, scratch
+from imts.data.readers import (
+    COMPRESSED_SUFFIXES,
+    Record,
+    compression_of,
+    decompressed,
+    kind_of,
+    open_source,
+    read_records,
+)
 from imts.data.schemas import DATASET_FORMAT, canonical, describe, detect_any
 from imts.data.versions import VersionInfo, batched, commit_version
 from imts.store.context import Context
@@ -103,6 +116,18 @@ def import_file(
             advance.done = pos  # type: ignore[attr-defined]
 
         advance.done = 0  # type: ignore[attr-defined]
+        if kind in ("jsonl", "parquet") and not (kind == "parquet" and compression):
+            try:
+                with _fewer_collections():
+                    return _ingest_columnar(
+                        ctx, decompressed(f, compression), kind, source, name or stem, mapping, params, advance
+                    )
+            except columnar.Unsupported:
+                # A bad or unusual row somewhere: nothing was recorded; read again row by row, which
+                # says where and why (or maps the unusual row).
+                f.seek(0)
+                task.advance(-advance.done)  # type: ignore[attr-defined]
+                advance.done = 0  # type: ignore[attr-defined]
         return _ingest(
             ctx,
             read_records(f, kind, text_unit, compression),
@@ -187,6 +212,94 @@ def _ingest(
             )
         finally:
             seen.close()
+
+
+def _ingest_columnar(
+    ctx: Context,
+    stream: IO[bytes],
+    kind: str,
+    source: str,
+    name: str,
+    mapping: FieldMap | None,
+    params: dict[str, Any],
+    tick: Any,
+) -> VersionInfo:
+    """The import of a JSONL or Parquet file of valid prompt/response rows, column-wise (``columnar``);
+    ``columnar.Unsupported`` as soon as a block holds a row the row path must see."""
+    blocks = columnar.jsonl_blocks(stream) if kind == "jsonl" else columnar.parquet_blocks(stream)
+    head = next(blocks, None)
+    if head is None or not head.num_rows:
+        raise columnar.Unsupported("no rows")
+    try:
+        detected = detect_any(columnar.first_row(head), mapping or FieldMap())
+    except InputError:
+        raise columnar.Unsupported("format not detected") from None
+    fmap = with_optional_fields(detected, mapping or FieldMap())
+    if not columnar.supports(fmap):
+        raise columnar.Unsupported(fmap.format)
+    report = ImportReport(file=source, mapping=describe(detected), format=fmap.format)
+    report.row_formats = {report.mapping: 0}
+    with ctx.artifacts.staging() as folder:
+        # Every id goes into a DuckDB table in the staging folder (spilling to disk beyond its memory
+        # limit); one GROUP BY after the last block finds a repeat, before anything is recorded.
+        seen = scratch.connect(folder)
+        seen.execute("CREATE TABLE ids (id VARCHAR)")
+
+        def tables() -> Iterator[pa.Table]:
+            for table in itertools.chain([head], blocks):
+                if not table.num_rows:
+                    continue
+                rows = columnar.to_canonical(table, fmap)
+                ids = _column_ids(table, rows, fmap)
+                seen.from_arrow(pa.table({"id": ids})).insert_into("ids")
+                rows = rows.add_column(0, "id", ids)
+                report.rows += rows.num_rows
+                report.row_formats[report.mapping] += rows.num_rows
+                tick()
+                yield rows
+            if seen.execute("SELECT 1 FROM ids GROUP BY id HAVING count(*) > 1 LIMIT 1").fetchone():
+                raise columnar.Unsupported("a repeated id")
+
+        try:
+            return commit_version(
+                ctx,
+                dataset=name,
+                operation="import",
+                params={**params, "mapping": report.mapping, "format": report.format},
+                parents=[],
+                report=lambda: report.__dict__,
+                create=True,
+                batches=tables(),
+                dataset_format=DATASET_FORMAT[report.format],
+            )
+        finally:
+            seen.close()
+
+
+def _column_ids(table: pa.Table, rows: pa.Table, fmap: FieldMap) -> pa.Array:
+    """Ids as the row path gives them: the source's non-empty text or integer ``id``, else the content
+    hash (a repeat is found after the last block and sends the file to the row path, which names both
+    lines)."""
+    n = table.num_rows
+    given: pa.Array | None = None
+    if fmap.id in table.column_names and not pa.types.is_null(table.schema.field(fmap.id).type):
+        col = table.column(fmap.id)
+        if not (pa.types.is_string(col.type) or pa.types.is_integer(col.type)):
+            raise columnar.Unsupported(f"id is {col.type}")
+        given = col.cast(pa.string()).combine_chunks()
+    explicit = (
+        np.zeros(n, dtype=bool)
+        if given is None
+        else pc.fill_null(pc.greater(pc.utf8_length(given), 0), False).to_numpy(zero_copy_only=False)
+    )
+    if explicit.all() and given is not None:
+        ids = given
+    else:
+        values = np.array(given.to_pylist() if given is not None else [None] * n, dtype=object)
+        hashed = rows.filter(pa.array(~explicit)).to_pylist()
+        values[~explicit] = [sha256_json(r)[:16] for r in hashed]
+        ids = pa.array(values, pa.string())
+    return ids
 
 
 @contextmanager
@@ -315,11 +428,12 @@ class RowMapper:
 
     def __init__(self, given: FieldMap, raw: dict[str, Any], line: int, report: ImportReport) -> None:
         self.given, self.line, self.report = given, line, report
-        self.first = detect_any(raw, given)
+        detected = detect_any(raw, given)
+        self.first = with_optional_fields(detected, given)
         self.dataset_format = DATASET_FORMAT[self.first.format]
         self.others: dict[str, FieldMap] = {}
         self.explicit = given != FieldMap()
-        report.mapping, report.format = describe(self.first), self.first.format
+        report.mapping, report.format = describe(detected), self.first.format
         report.row_formats = {report.mapping: 0}
 
     def canonical(self, raw: dict[str, Any]) -> dict[str, Any]:
@@ -330,8 +444,9 @@ class RowMapper:
         except InputError as err:
             if self.explicit:
                 raise
-            other = self._other(raw, err)
-        key = describe(other)
+            detected = self._other(raw, err)
+            other = self.others.setdefault(describe(detected), with_optional_fields(detected, FieldMap()))
+        key = describe(detected)
         row = canonical(raw, other)
         if key not in self.report.row_formats:
             self.report.row_formats[key] = 0
@@ -357,7 +472,20 @@ class RowMapper:
                 f"file's rows are {first} ({self.dataset_format}): one file holds one dataset format",
                 field=err.field,
             )
-        return self.others.setdefault(describe(other), other)
+        return other
+
+
+def with_optional_fields(fmap: FieldMap, given: FieldMap) -> FieldMap:
+    """``fmap`` reading the optional SFT fields from every row, not only when the first row has them:
+    ``answer`` (the reference answer, for chat rows too) and Alpaca's ``input`` after an instruction."""
+    if fmap.format not in ("chat", "prompt_response"):
+        return fmap
+    changes: dict[str, str] = {}
+    if not given.answer and not fmap.answer and "answer" not in (fmap.response, fmap.messages, fmap.prompt):
+        changes["answer"] = "answer"
+    if fmap.format == "prompt_response" and fmap.prompt == "instruction" and not given.context:
+        changes["context"] = fmap.context or "input"
+    return FieldMap(**{**fmap.__dict__, **changes}) if changes else fmap
 
 
 class IdIndex:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from imts.core.hashing import sha256_file
@@ -66,6 +67,31 @@ class StatsAccumulator:
             self.lengths[key].add(np.fromiter((fn(r) for r in rows), dtype=np.int64, count=len(rows)))
         if self.format == "sft":
             self.with_answer += sum(1 for r in rows if r.get("answer") is not None)
+
+    def add_table(self, table: pa.Table) -> None:
+        """``add`` for an Arrow table: the same statistics, computed column-wise (SFT tables)."""
+        if self.format != "sft":
+            self.add(table.to_pylist())
+            return
+        self.rows += table.num_rows
+        for key, counter in self.counters.items():
+            if key not in table.column_names:
+                continue
+            values = pc.fill_null(table.column(key), "")
+            for item in pc.value_counts(values).to_pylist():
+                value, n = item["values"] or "(none)", item["counts"]
+                if value in counter or len(counter) < MAX_DISTINCT:
+                    counter[value] += n
+                else:
+                    counter["(other)"] += n
+        messages = table.column("messages").combine_chunks()
+        lengths = pc.utf8_length(pc.list_flatten(messages).field("content")).to_numpy(zero_copy_only=False)
+        offsets = messages.offsets.to_numpy()
+        per_row = np.add.reduceat(lengths, offsets[:-1]) if len(lengths) else np.zeros(0, np.int64)
+        response = lengths[offsets[1:] - 1]
+        self.lengths["prompt_chars"].add((per_row - response).astype(np.int64))
+        self.lengths["response_chars"].add(response.astype(np.int64))
+        self.with_answer += table.num_rows - table.column("answer").null_count
 
     def result(self) -> dict[str, Any]:
         stats: dict[str, Any] = {"rows": self.rows}
@@ -157,9 +183,19 @@ class ShardWriter:
                 self._close_shard()
 
     def write_table(self, table: pa.Table) -> None:
-        """Append an Arrow table (already in ``schema``), e.g. filtered from an existing version."""
-        for batch in table.to_batches(max_chunksize=ROW_GROUP_ROWS):
-            self.write(batch.to_pylist())
+        """Append an Arrow table holding ``schema``'s columns, e.g. filtered from an existing version."""
+        table = table.select(self.schema.names).cast(self.schema)
+        start = 0
+        while start < table.num_rows:
+            if self._writer is None:
+                self._path = self.stage / f"shard-{len(self.files):06d}.parquet"
+                self._writer = pq.ParquetWriter(self._path, self.schema, compression="zstd")
+            take = min(table.num_rows - start, self.shard_rows - self._in_shard)
+            self._writer.write_table(table.slice(start, take), row_group_size=ROW_GROUP_ROWS)
+            self._in_shard += take
+            start += take
+            if self._in_shard >= self.shard_rows:
+                self._close_shard()
 
     def close(self) -> list[tuple[str, Path]]:
         self._close_shard()
