@@ -90,7 +90,8 @@ def _print_import(v: VersionInfo) -> None:
     if len(formats) > 1:
         console.print("rows per format / 各格式行数: " + "; ".join(f"{k}: {n}" for k, n in formats.items()))
     if v.report.get("skipped"):
-        console.print(f"[yellow]skipped {v.report['skipped']} bad rows / 跳过 {v.report['skipped']} 行[/], why:")
+        n = v.report["skipped"]
+        console.print(f"[yellow]skipped {n} bad rows / 跳过 {n} 行[/], why:")
         for reason, n in (v.report.get("skipped_by_reason") or {}).items():
             console.print(f"  {n} × {reason}", markup=False, highlight=False)
         console.print("first skipped lines:")

@@ -166,9 +166,10 @@ def _lang(given: pa.ChunkedArray | None, prompt: pa.ChunkedArray, response: pa.C
     """``core.text.detect_lang`` of prompt and response, column-wise; a row's own non-empty lang wins."""
     n = len(prompt)
     detected: pa.Array = pa.array(np.full(n, "en", dtype=object), pa.string())
-    if pc.any(pc.match_substring_regex(prompt, CJK)).as_py() or pc.any(
-        pc.match_substring_regex(response, CJK)
-    ).as_py():
+    if (
+        pc.any(pc.match_substring_regex(prompt, CJK)).as_py()
+        or pc.any(pc.match_substring_regex(response, CJK)).as_py()
+    ):
         cjk = pc.add(pc.count_substring_regex(prompt, CJK), pc.count_substring_regex(response, CJK))
         chars = pc.subtract(
             pc.add(pc.utf8_length(prompt), pc.utf8_length(response)),

@@ -31,8 +31,8 @@ import pyarrow.compute as pc
 from imts.core.errors import InputError
 from imts.core.hashing import sha256_json
 from imts.core.progress import NullProgress, Progress
-from imts.data.formats import FieldMap
 from imts.data import columnar, scratch
+from imts.data.formats import FieldMap
 from imts.data.readers import (
     COMPRESSED_SUFFIXES,
     Record,
@@ -49,6 +49,7 @@ from imts.store.context import Context
 MAX_REPORTED_ERRORS = 100
 CHUNK = 5_000  # records validated (and their ids checked) together
 OnError = Literal["fail", "skip"]
+COLUMNAR = True  # try the column-wise path (``columnar``) first; the tests turn it off to compare
 
 
 @dataclass
@@ -116,12 +117,11 @@ def import_file(
             advance.done = pos  # type: ignore[attr-defined]
 
         advance.done = 0  # type: ignore[attr-defined]
-        if kind in ("jsonl", "parquet") and not (kind == "parquet" and compression):
+        if COLUMNAR and kind in ("jsonl", "parquet") and not (kind == "parquet" and compression):
             try:
                 with _fewer_collections():
-                    return _ingest_columnar(
-                        ctx, decompressed(f, compression), kind, source, name or stem, mapping, params, advance
-                    )
+                    stream = decompressed(f, compression)
+                    return _ingest_columnar(ctx, stream, kind, source, name or stem, mapping, params, advance)
             except columnar.Unsupported:
                 # A bad or unusual row somewhere: nothing was recorded; read again row by row, which
                 # says where and why (or maps the unusual row).
@@ -434,12 +434,13 @@ class RowMapper:
         self.others: dict[str, FieldMap] = {}
         self.explicit = given != FieldMap()
         report.mapping, report.format = describe(detected), self.first.format
+        self.first_key = report.mapping
         report.row_formats = {report.mapping: 0}
 
     def canonical(self, raw: dict[str, Any]) -> dict[str, Any]:
         try:
             row = canonical(raw, self.first)
-            self.report.row_formats[self.report.mapping] += 1
+            self.report.row_formats[self.first_key] += 1
             return row
         except InputError as err:
             if self.explicit:

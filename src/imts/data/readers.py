@@ -49,7 +49,8 @@ COMPRESSED_SUFFIXES = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": 
 COMPRESSED_SUFFIXES |= {".bz2": "bz2", ".xz": "xz"}
 MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz"}
 # What a broken stream raises while it is read: turned into located ``InputError``s.
-READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError, zstandard.ZstdError, pa.ArrowException)
+READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError, zstandard.ZstdError)
+READ_ERRORS += (pa.ArrowException,)
 
 
 def _suffix(name: str) -> str:
@@ -98,9 +99,40 @@ def decompressed(f: IO[bytes], compression: str | None) -> IO[bytes]:
     if compression == "xz":
         return lzma.LZMAFile(f, mode="rb")  # type: ignore[return-value]
     if compression == "zstd":
-        reader = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True, closefd=False)
-        return io.BufferedReader(reader)  # type: ignore[arg-type]
+        return io.BufferedReader(_ZstdReader(f), buffer_size=_CHUNK)
     return f
+
+
+class _ZstdReader(io.RawIOBase):
+    """A zstd stream of one or more frames; unlike ``stream_reader``, a truncated last frame is an error."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self._f = f
+        self._d = zstandard.ZstdDecompressor().decompressobj()
+        self._out = b""
+        self._ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._out and not self._ended:
+            if self._d.eof and self._d.unused_data:  # the next frame began in the last chunk read
+                chunk, self._d = self._d.unused_data, zstandard.ZstdDecompressor().decompressobj()
+            else:
+                chunk = self._f.read(1 << 16)
+            if not chunk:
+                if not self._d.eof:
+                    raise EOFError("the zstd stream ends inside a frame")
+                self._ended = True
+                break
+            if self._d.eof:  # the next frame starts with this chunk
+                self._d = zstandard.ZstdDecompressor().decompressobj()
+            self._out = self._d.decompress(chunk)
+        n = min(len(buffer), len(self._out))
+        buffer[:n] = self._out[:n]
+        self._out = self._out[n:]
+        return n
 
 
 def open_source(path: str, storage_options: dict[str, Any] | None = None) -> tuple[IO[bytes], int]:
@@ -149,7 +181,8 @@ def read_records(
         what = f"corrupt or truncated {compression} data" if compression else "the file cannot be read"
         where = "row" if kind == "parquet" else "line"
         after = f" after {where} {last}" if last else ""
-        raise InputError(f"{what}{after}: {_reason(exc)}", line=last + 1 if kind != "parquet" else None) from None
+        line = last + 1 if kind != "parquet" else None
+        raise InputError(f"{what}{after}: {_reason(exc)}", line=line) from None
 
 
 def _reason(exc: BaseException) -> str:
