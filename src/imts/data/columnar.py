@@ -63,6 +63,10 @@ def jsonl_blocks(f: IO[bytes]) -> Iterator[pa.Table]:
         if block.isspace():
             continue
         try:
+            block.decode("utf-8")  # pyarrow.json does not check UTF-8; the row path says where it breaks
+        except UnicodeDecodeError:
+            raise Unsupported("not UTF-8") from None
+        try:
             table = pj.read_json(
                 io.BytesIO(block),
                 read_options=pj.ReadOptions(use_threads=True, block_size=len(block) + 1),
@@ -77,6 +81,7 @@ def parquet_blocks(f: IO[bytes]) -> Iterator[pa.Table]:
 
     try:
         for batch in pq.ParquetFile(f).iter_batches(batch_size=BATCH_ROWS):
+            batch.validate(full=True)  # e.g. strings that are not UTF-8
             yield pa.Table.from_batches([batch])
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise Unsupported(str(exc)) from None

@@ -151,10 +151,17 @@ def import_query(
 ) -> VersionInfo:
     """Import the result of a SQL ``query`` against the database at ``url`` (any SQLAlchemy URL)."""
     from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
     progress = progress or NullProgress()
-    engine = create_engine(url)
+    try:
+        engine = create_engine(url)
+    except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+        raise InputError(
+            f"not a usable database URL ({exc}); expected e.g. sqlite:///data.db or "
+            "postgresql://user@host/db",
+            field="url",
+        ) from None
     safe_url = engine.url.render_as_string(hide_password=True)
     try:
         with engine.connect() as conn, progress.task(f"querying {engine.url.database}", total=None) as task:
