@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 import typer.main
 from tests.cli.test_cli import imts
 from typer.testing import CliRunner
@@ -110,3 +111,18 @@ def test_broken_files_through_real_processes(tmp_path: Path) -> None:
         out = imts(tmp_path, *argv)
         assert out.returncode == 2 and "Traceback" not in out.stdout + out.stderr, out.stderr
         assert out.stderr.startswith("error:"), out.stderr
+
+
+def test_an_unexpected_exception_is_one_line_not_a_traceback() -> None:
+    from imts.cli.common import friendly
+
+    demo = typer.Typer()
+
+    @demo.command()
+    @friendly
+    def boom() -> None:
+        raise RuntimeError("disk on fire")
+
+    out = CliRunner().invoke(demo, [])
+    assert out.exit_code == 1 and (out.exception is None or isinstance(out.exception, SystemExit))
+    assert "internal error: RuntimeError: disk on fire" in out.output and "Traceback" not in out.output

@@ -24,7 +24,9 @@ app = typer.Typer(
 @friendly
 def import_(
     source: str = typer.Argument(
-        ..., help="File or URL (s3://...): .jsonl .json .csv .tsv .parquet .txt; see docs/datasets.md."
+        ...,
+        help="File or URL (s3://...): .jsonl .json .csv .tsv .parquet .txt, optionally gzip/zstd/bz2/xz "
+        "compressed (.gz .zst .bz2 .xz, or detected from the content); see docs/datasets.md.",
     ),
     name: str | None = typer.Option(None, "--name", "-n", help="Dataset name (default: file name)."),
     map_: str | None = typer.Option(
@@ -38,10 +40,12 @@ def import_(
         help="prompt_response | chat | preference | classification | text (default: detected).",
     ),
     file_type: str | None = typer.Option(
-        None, "--type", help="jsonl | json | csv | parquet | text (default: suffix)."
+        None, "--type", help="jsonl | json | csv | parquet | text (default: suffix; compression is detected)."
     ),
     text_unit: str = typer.Option("line", help="Plain text: one row per 'line' or per 'paragraph'."),
-    on_error: str = typer.Option("fail", help="fail: stop at the first bad row; skip: leave bad rows out."),
+    on_error: str = typer.Option(
+        "fail", help="fail: stop at the first bad row; skip: leave bad rows out and count them by reason."
+    ),
 ) -> None:
     """Import a file as a new dataset version (streamed; atomic: all or nothing)."""
     from imts.data import service
