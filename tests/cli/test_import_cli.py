@@ -71,5 +71,6 @@ def test_mixed_formats_and_skipped_rows_are_reported(tmp_path: Path) -> None:
     out = imts(tmp_path, "data", "import", str(f), "--on-error", "skip")
     assert out.returncode == 0, out.stderr
     assert "imported 3 rows" in out.stdout and "skipped 2 bad rows" in out.stdout
-    assert "1 × malformed JSON" in out.stdout and "1 × field 'messages'" in out.stdout
+    assert "1 × malformed JSON" in out.stdout
+    assert "1 × field 'messages': expected a non-empty list of messages; this row is preference" in out.stdout
     assert "chat: messages<-messages, answer<-answer: 1" in out.stdout

@@ -6,6 +6,11 @@ reported with file, line and reason. With ``on_error="fail"`` (the default) the 
 aborts the import; with ``"skip"`` bad records are left out and listed in the version's report.
 Either way nothing is recorded unless the whole import succeeds (see ``versions.commit_version``).
 
+JSONL and Parquet files of prompt/response rows are first imported column-wise (``columnar``); at the
+first row that path cannot take exactly as the row path would, it stops, nothing is recorded, and the
+file is read again row by row, which locates the bad line. Rows of several SFT mappings may be mixed in
+one file (``RowMapper``).
+
 Ids: a source ``id`` field is kept and must be unique (checked exactly through ``IdIndex``, a SQLite
 table on disk in the import's scratch folder, so it costs no memory per row); rows without one get a
 content hash. Memory is therefore the same for a 5 GB file as for a 5 MB one (see ``shards``).
@@ -534,8 +539,8 @@ class IdIndex:
 
 def _note(report: ImportReport, err: InputError) -> None:
     report.skipped += 1
-    # Reasons differ only in numbers (columns, message indexes) are one kind of reason.
-    kind = re.sub(r"\d+", "N", f"{err.field}: {err.reason}" if err.field else err.reason)[:200]
+    # Reasons that differ only in numbers (columns, message indexes) are one kind of reason.
+    kind = re.sub(r"\d+", "N", f"field '{err.field}': {err.reason}" if err.field else err.reason)[:400]
     if kind in report.skipped_by_reason or len(report.skipped_by_reason) < MAX_REPORTED_ERRORS:
         report.skipped_by_reason[kind] = report.skipped_by_reason.get(kind, 0) + 1
     if len(report.errors) < MAX_REPORTED_ERRORS:
