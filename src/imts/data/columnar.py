@@ -39,6 +39,9 @@ _ESCAPES = [("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "
 _OTHER_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
 # What Python's ``str.strip()`` strips (a "blank" text is refused); wider than Unicode's White_Space.
 WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
+# A blank text, in RE2: one pass that stops at the first other character, no copy of the strings.
+BLANK = "^[" + "".join(f"\\x{{{ord(c):x}}}" for c in WHITESPACE) + "]*$"
+_NEEDS_ESCAPE = r'["\\\x00-\x1f]'
 
 
 class Unsupported(Exception):
@@ -107,7 +110,7 @@ def to_canonical(table: pa.Table, fmap: FieldMap) -> pa.Table:
         if context is not None:
             given = pc.and_(pc.is_valid(context), pc.greater(pc.utf8_length(context), 0))
             given = pc.fill_null(given, False)
-            if pc.any(pc.and_(given, pc.equal(pc.utf8_length(pc.utf8_trim(context, WHITESPACE)), 0))).as_py():
+            if pc.any(pc.and_(given, pc.match_substring_regex(context, BLANK))).as_py():
                 raise Unsupported("a blank context")
             joined = pc.binary_join_element_wise(prompt, context, "\n\n")
             prompt = pc.if_else(given, joined, prompt)
@@ -116,9 +119,13 @@ def to_canonical(table: pa.Table, fmap: FieldMap) -> pa.Table:
     order = np.empty(2 * n, dtype=np.int64)
     order[0::2] = np.arange(n)
     order[1::2] = np.arange(n) + n
+    # "user", "assistant", "user", ...: built as one buffer, not 2n Python strings
+    offsets = np.empty(2 * n + 1, dtype=np.int32)
+    offsets[0::2] = 13 * np.arange(n + 1, dtype=np.int32)
+    offsets[1::2] = 13 * np.arange(n, dtype=np.int32) + 4
+    roles = pa.StringArray.from_buffers(2 * n, pa.py_buffer(offsets), pa.py_buffer(b"userassistant" * n))
     structs = pa.StructArray.from_arrays(
-        [_ROLES.take(pa.array(np.tile(np.array([0, 1], dtype=np.int64), n))), contents.take(pa.array(order))],
-        fields=list(_MESSAGES.value_type),
+        [roles, contents.take(pa.array(order))], fields=list(_MESSAGES.value_type)
     )
     messages = pa.ListArray.from_arrays(pa.array(np.arange(0, 2 * n + 1, 2, dtype=np.int32)), structs)
     messages = messages.cast(_MESSAGES)
@@ -154,8 +161,7 @@ def _required_text(cols: dict[str, pa.ChunkedArray], key: str) -> pa.ChunkedArra
     if key not in cols:
         raise Unsupported(f"no field {key}")
     values = _as_text(cols[key], key)
-    ok = pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim(values, WHITESPACE)), 0), False)
-    if not pc.all(ok).as_py():
+    if values.null_count or pc.any(pc.match_substring_regex(values, BLANK)).as_py():
         raise Unsupported(f"a missing or blank {key}")
     return values
 
@@ -170,8 +176,9 @@ def _optional_text(values: pa.ChunkedArray | None, n: int = 0) -> pa.ChunkedArra
 def _lang(given: pa.ChunkedArray | None, prompt: pa.ChunkedArray, response: pa.ChunkedArray) -> pa.Array:
     """``core.text.detect_lang`` of prompt and response, column-wise; a row's own non-empty lang wins."""
     n = len(prompt)
-    detected: pa.Array = pa.array(np.full(n, "en", dtype=object), pa.string())
-    if (
+    detected: pa.Array = pa.repeat(pa.scalar("en"), n)
+    ascii_only = pc.all(pc.string_is_ascii(prompt)).as_py() and pc.all(pc.string_is_ascii(response)).as_py()
+    if not ascii_only and (
         pc.any(pc.match_substring_regex(prompt, CJK)).as_py()
         or pc.any(pc.match_substring_regex(response, CJK)).as_py()
     ):
@@ -191,6 +198,8 @@ def _lang(given: pa.ChunkedArray | None, prompt: pa.ChunkedArray, response: pa.C
 
 def _json_string(values: pa.ChunkedArray) -> pa.ChunkedArray:
     """JSON string literals of a text column (``json.dumps(..., ensure_ascii=False)``)."""
+    if not pc.any(pc.match_substring_regex(values, _NEEDS_ESCAPE)).as_py():  # most columns: one pass
+        return pc.binary_join_element_wise('"', values, '"', "")
     if pc.any(pc.match_substring_regex(values, _OTHER_CONTROL)).as_py():
         raise Unsupported("control characters")
     for plain, escaped in _ESCAPES:
@@ -199,26 +208,42 @@ def _json_string(values: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def _meta(extra: dict[str, pa.ChunkedArray], n: int) -> pa.Array:
-    """The ``meta`` JSON of each row: its other non-null fields, keys sorted (``formats.META_JSON``)."""
-    pieces = []
-    for key in sorted(extra):
-        values = extra[key]
-        t = values.type
-        if pa.types.is_null(t):
-            continue
-        if pa.types.is_string(t) or pa.types.is_large_string(t):
-            encoded = _json_string(values.cast(pa.string()))
-        elif pa.types.is_integer(t) or pa.types.is_boolean(t):
-            encoded = values.cast(pa.string())
-        else:
-            raise Unsupported(f"field {key} is {t}")
-        # ', "key": value' where the value is not null, else '' (null_handling="skip" of
-        # binary_join_element_wise returns a wrong length for mostly-null inputs in pyarrow 26).
-        prefix = ", " + json.dumps(key, ensure_ascii=False) + ": "
-        pieces.append(pc.fill_null(pc.binary_join_element_wise(prefix, encoded, ""), ""))
-    if not pieces:
+    """The ``meta`` JSON of each row: its other non-null fields, keys sorted (``formats.META_JSON``).
+
+    Each column is encoded on its distinct values (``dictionary_encode``) and spread to the rows with
+    one ``take``: extra fields are mostly a source tag or a few labels, so this is nearly free.
+    """
+    keys = [k for k in sorted(extra) if not pa.types.is_null(extra[k].type)]
+    if not keys:
         return pa.nulls(n, pa.string())
-    joined = pc.binary_join_element_wise(*pieces, "") if len(pieces) > 1 else pieces[0]
+    if len(keys) == 1:  # the whole meta text per distinct value
+        return _per_distinct(extra[keys[0]], lambda v: _wrap(_piece(keys[0], v)))
+    pieces = [pc.fill_null(_per_distinct(extra[k], lambda v, k=k: _piece(k, v)), "") for k in keys]
+    return _wrap(pc.binary_join_element_wise(*pieces, ""))
+
+
+def _piece(key: str, values: pa.Array) -> pa.Array:
+    """``, "key": value`` per value (null where the value is null)."""
+    t = values.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        encoded = _json_string(values.cast(pa.string()))
+    elif pa.types.is_integer(t) or pa.types.is_boolean(t):
+        encoded = values.cast(pa.string())
+    else:
+        raise Unsupported(f"field {key} is {t}")
+    # (null_handling="skip" of binary_join_element_wise returns a wrong length for mostly-null inputs
+    # in pyarrow 26, hence the explicit prefix and fill_null.)
+    return pc.binary_join_element_wise(", " + json.dumps(key, ensure_ascii=False) + ": ", encoded, "")
+
+
+def _wrap(joined: pa.Array) -> pa.Array:
+    """``{...}`` around joined pieces; null where no field had a value."""
+    joined = pc.fill_null(joined, "")
     body = pc.binary_join_element_wise("{", pc.utf8_slice_codeunits(joined, 2), "}", "")
-    some = pc.greater(pc.utf8_length(joined), 0)
-    return _array(pc.if_else(some, body, pa.scalar(None, pa.string())))
+    return _array(pc.if_else(pc.greater(pc.utf8_length(joined), 0), body, pa.scalar(None, pa.string())))
+
+
+def _per_distinct(values: pa.ChunkedArray, fn: Any) -> pa.Array:
+    """``fn`` applied to the distinct values of a column, spread back to its rows (nulls stay null)."""
+    encoded = pc.dictionary_encode(_array(values))
+    return fn(encoded.dictionary).take(encoded.indices)
