@@ -54,6 +54,7 @@ from imts.store.context import Context
 MAX_REPORTED_ERRORS = 100
 CHUNK = 5_000  # records validated (and their ids checked) together
 OnError = Literal["fail", "skip"]
+ID_CHECK_MEMORY = "64MB"  # DuckDB's memory for the column-wise id check; beyond it, it spills to disk
 COLUMNAR = True  # try the column-wise path (``columnar``) first; the tests turn it off to compare
 
 
@@ -255,6 +256,7 @@ def _ingest_columnar(
         # Every id goes into a DuckDB table in the staging folder (spilling to disk beyond its memory
         # limit); one GROUP BY after the last block finds a repeat, before anything is recorded.
         seen = scratch.connect(folder)
+        seen.execute(f"SET memory_limit = '{ID_CHECK_MEMORY}'")
         seen.execute("CREATE TABLE ids (id VARCHAR)")
 
         def tables() -> Iterator[pa.Table]:
