@@ -114,7 +114,12 @@ def list_(dataset: str | None = typer.Argument(None, help="Only this dataset's v
     t = Table()
     for col in ("version", "id", "format", "rows", "operation", "splits", "categories"):
         t.add_column(col)
-    for v in service.list_versions(context(), dataset):
+    found = service.list_versions(context(), dataset)
+    if dataset and not found:
+        from imts.core.errors import NotFoundError
+
+        raise NotFoundError(f"no dataset '{dataset}' in this project")
+    for v in found:
         splits = " ".join(f"{k}={n}" for k, n in v.stats.get("split", {}).items())
         cats = " ".join(f"{k}={n}" for k, n in list(v.stats.get("category", {}).items())[:6])
         t.add_row(v.ref, v.id, v.format, str(v.num_rows), v.operation, splits, cats)

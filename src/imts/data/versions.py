@@ -442,10 +442,7 @@ def list_versions(ctx: Context, dataset: str | None = None) -> list[VersionInfo]
         q = select(DatasetVersion, Dataset).join(Dataset).where(Dataset.project_id == ctx.project_id)
         if dataset:
             q = q.where(Dataset.name == dataset)
-        found = [
+        return [
             _info(v, ds.name, [], ds.format, ds.project_id)
             for v, ds in s.execute(q.order_by(Dataset.name, DatasetVersion.number))
         ]
-    if dataset and not found:
-        raise NotFoundError(f"no dataset '{dataset}' in project '{ctx.project}'")
-    return found
