@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 
 from tests.cli.test_cli import imts
+from tests.cli.test_cli_court import imts as imts_here  # the same commands in this process: one torch import
 
 
 def _spiders(k: int) -> dict[str, object]:
@@ -27,6 +28,7 @@ def _spiders(k: int) -> dict[str, object]:
 
 
 def test_chat_rows_are_graded_against_their_answer(tmp_path: Path, tiny_model: Path) -> None:
+    imts = imts_here
     f = tmp_path / "spiders.jsonl.gz"
     f.write_bytes(gzip.compress("".join(json.dumps(_spiders(k)) + "\n" for k in range(3, 23)).encode()))
     out = imts(tmp_path, "data", "import", str(f))
