@@ -7,7 +7,7 @@ subprocess launched from this script so that its peak resident memory (``resourc
 
 * ``imts``   -- ``imts.data.ingest.import_file`` into a fresh SQLite workspace: parse, validate, map to
   the canonical chat schema, id uniqueness, statistics, content-addressed zstd Parquet shards, version
-  row (everything a real import does).
+  row (everything a real import does; column-wise since issue 17, see ``imts.data.columnar``).
 * ``pandas`` -- ``pandas.read_json(path, lines=True)`` then ``DataFrame.to_parquet`` (pyarrow, zstd):
   the usual way to turn a JSONL dump into Parquet; no validation, no mapping.
 
@@ -31,8 +31,8 @@ import resource, sys, time
 from pathlib import Path
 from imts.core.settings import Settings
 from imts.data.ingest import import_file
-from imts.store.workspace import Workspace
-ws = Workspace(Settings(workspace=Path(sys.argv[2])))
+from imts.services.startup import local_context
+ws = local_context(Settings(workspace=Path(sys.argv[2])))
 t = time.perf_counter()
 v = import_file(ws, Path(sys.argv[1]), name="bench")
 dt = time.perf_counter() - t
@@ -76,6 +76,7 @@ def main() -> None:
         write_file(src, args.rows)
         size_mb = src.stat().st_size / 1e6
         print(f"{args.rows} rows, {size_mb:.0f} MB JSONL")
+        times: dict[str, float] = {}
         for side, code in CHILD.items():
             out = subprocess.run(
                 [sys.executable, "-c", code, str(src), str(Path(tmp) / side)],
@@ -84,10 +85,13 @@ def main() -> None:
                 check=True,
             )
             n, dt, rss_kb = out.stdout.split()
+            times[side] = float(dt)
             print(
                 f"{side:>7}: {float(dt):7.1f} s  {int(n) / float(dt):9.0f} rows/s  "
                 f"{size_mb / float(dt):6.1f} MB/s  peak RSS {int(rss_kb) / 1024:7.0f} MiB"
             )
+        ratio = times["pandas"] / times["imts"]
+        print(f"imts is {ratio:.2f}x pandas' speed ({'faster' if ratio >= 1 else 'slower'})")
 
 
 if __name__ == "__main__":

@@ -83,7 +83,11 @@ def progress() -> Any:
 
 
 def friendly(fn: F) -> F:
-    """Print ImtsError as one red line (exit code 2) instead of a traceback."""
+    """Print ImtsError as one red line (exit code 2) instead of a traceback.
+
+    Any other exception is a bug in IMTS (bad input must raise ImtsError): it is printed as one line
+    too, with exit code 1, unless IMTS_LOG_LEVEL=DEBUG asks for the traceback.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -97,6 +101,19 @@ def friendly(fn: F) -> F:
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]")
             raise typer.Exit(130) from None
+        except Exception as exc:
+            from imts.core.settings import get_settings
+
+            if get_settings().log_level.upper() == "DEBUG":
+                raise
+            err_console.print(
+                f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+                "This is a bug in IMTS / 这是 IMTS 的缺陷: please report it; IMTS_LOG_LEVEL=DEBUG shows "
+                "the traceback.",
+                markup=True,
+                highlight=False,
+            )
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -24,7 +24,9 @@ app = typer.Typer(
 @friendly
 def import_(
     source: str = typer.Argument(
-        ..., help="File or URL (s3://...): .jsonl .json .csv .tsv .parquet .txt; see docs/datasets.md."
+        ...,
+        help="File or URL (s3://...): .jsonl .json .csv .tsv .parquet .txt, optionally gzip/zstd/bz2/xz "
+        "compressed (.gz .zst .bz2 .xz, or detected from the content); see docs/datasets.md.",
     ),
     name: str | None = typer.Option(None, "--name", "-n", help="Dataset name (default: file name)."),
     map_: str | None = typer.Option(
@@ -38,10 +40,12 @@ def import_(
         help="prompt_response | chat | preference | classification | text (default: detected).",
     ),
     file_type: str | None = typer.Option(
-        None, "--type", help="jsonl | json | csv | parquet | text (default: suffix)."
+        None, "--type", help="jsonl | json | csv | parquet | text (default: suffix; compression is detected)."
     ),
     text_unit: str = typer.Option("line", help="Plain text: one row per 'line' or per 'paragraph'."),
-    on_error: str = typer.Option("fail", help="fail: stop at the first bad row; skip: leave bad rows out."),
+    on_error: str = typer.Option(
+        "fail", help="fail: stop at the first bad row; skip: leave bad rows out and count them by reason."
+    ),
     append: bool = typer.Option(
         False,
         "--append",
@@ -102,8 +106,15 @@ def _print_import(v: VersionInfo) -> None:
             f"[green]imported[/] {v.num_rows} rows as [bold]{v.ref}[/] ({v.id}, {v.format}); "
             f"mapping {v.report['mapping']}"
         )
+    formats = v.report.get("row_formats") or {}
+    if len(formats) > 1:
+        console.print("rows per format / 各格式行数: " + "; ".join(f"{k}: {n}" for k, n in formats.items()))
     if v.report.get("skipped"):
-        console.print(f"[yellow]skipped {v.report['skipped']} bad rows[/]:")
+        n = v.report["skipped"]
+        console.print(f"[yellow]skipped {n} bad rows / 跳过 {n} 行[/], why:")
+        for reason, n in (v.report.get("skipped_by_reason") or {}).items():
+            console.print(f"  {n} × {reason}", markup=False, highlight=False)
+        console.print("first skipped lines:")
         for e in v.report["errors"][:10]:
             console.print(
                 f"  line {e['line']}: {e['reason']}" + (f" (field {e['field']})" if e["field"] else "")
@@ -152,6 +163,10 @@ def list_(
 ) -> None:
     """Datasets and their versions."""
     found = backend().list_datasets(*scope(), dataset)
+    if dataset and not found:
+        from imts.core.errors import NotFoundError
+
+        raise NotFoundError(f"no dataset '{dataset}' in this project")
     if as_json:
         print_json([v.model_dump(mode="json", by_alias=True, exclude={"unchanged"}) for v in found])
         return

@@ -87,7 +87,7 @@ class FieldMap:
 
     def describe(self) -> str:
         if self.format == "chat":
-            return f"chat: messages<-{self.messages}"
+            return f"chat: messages<-{self.messages}" + (f", answer<-{self.answer}" if self.answer else "")
         parts = [f"prompt<-{self.prompt}", f"response<-{self.response}"]
         if self.context:
             parts.append(f"context<-{self.context}")
@@ -102,7 +102,9 @@ def detect(row: dict[str, Any], given: FieldMap) -> FieldMap:
         key = given.messages or _chat_key(row)
         if not key:
             raise InputError(f"no messages field found (keys: {sorted(row)})", field="messages")
-        return FieldMap(**{**given.__dict__, "format": "chat", "messages": key})
+        # A chat row's ``answer`` (the expected final answer) is its reference too, as for any format.
+        answer = given.answer or ("answer" if "answer" in row and key != "answer" else "")
+        return FieldMap(**{**given.__dict__, "format": "chat", "messages": key, "answer": answer})
     prompt = given.prompt or next((k for k in PROMPT_KEYS if k in row), "")
     response = given.response or next((k for k in RESPONSE_KEYS if k in row and k != prompt), "")
     if not prompt or not response:
@@ -156,14 +158,19 @@ def to_canonical(row: Any, fmap: FieldMap) -> dict[str, Any]:
     used.add(fmap.answer)
     text = " ".join(m["content"] for m in messages)
     lang = row.get(fmap.lang) or detect_lang(text)
-    meta = {k: v for k, v in row.items() if k not in used}
-    return {
+    # Null fields are left out of ``meta``: a column-wise reader cannot tell them from absent ones.
+    meta = {k: v for k, v in row.items() if k not in used and v is not None}
+    out = {
         "messages": messages,
         "category": _opt_str(row.get(fmap.category)),
         "lang": str(lang),
         "answer": _opt_str(answer),
         "meta": META_JSON.encode(meta) if meta else None,
     }
+    for key in ("category", "lang", "answer", "meta"):
+        if out[key] is not None:
+            _unicode(out[key], key)
+    return out
 
 
 def _text(row: dict[str, Any], key: str) -> str:
@@ -176,7 +183,16 @@ def _text(row: dict[str, Any], key: str) -> str:
         raise InputError(f"expected text, got {type(value).__name__}", field=key)
     if not value.strip():
         raise InputError("empty text", field=key)
+    _unicode(value, key)
     return value
+
+
+def _unicode(value: str, key: str) -> None:
+    """Refuse text that cannot be stored as UTF-8 (JSON's ``\\ud800`` escapes decode to lone surrogates)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError("the text holds an invalid character (a lone UTF-16 surrogate)", field=key) from None
 
 
 def _opt_str(value: Any) -> str | None:
@@ -198,6 +214,7 @@ def _messages(value: Any, key: str) -> list[dict[str, str]]:
             raise InputError(f"message {i} has role {role!r}; expected one of {sorted(ROLES)}", field=key)
         if not isinstance(content, str) or not content.strip():
             raise InputError(f"message {i} has no text content", field=key)
+        _unicode(content, key)
         out.append({"role": str(role), "content": content})
     if out[-1]["role"] != "assistant":
         raise InputError("the last message must be the assistant's (the response to learn)", field=key)

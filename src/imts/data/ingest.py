@@ -6,6 +6,11 @@ reported with file, line and reason. With ``on_error="fail"`` (the default) the 
 aborts the import; with ``"skip"`` bad records are left out and listed in the version's report.
 Either way nothing is recorded unless the whole import succeeds (see ``versions.commit_version``).
 
+JSONL and Parquet files of prompt/response rows are first imported column-wise (``columnar``); at the
+first row that path cannot take exactly as the row path would, it stops, nothing is recorded, and the
+file is read again row by row, which locates the bad line. Rows of several SFT mappings may be mixed in
+one file (``RowMapper``).
+
 Ids: a source ``id`` field is kept and must be unique (checked exactly through ``IdIndex``, a SQLite
 table on disk in the import's scratch folder, so it costs no memory per row); rows without one get a
 content hash. Memory is therefore the same for a 5 GB file as for a 5 MB one (see ``shards``).
@@ -15,20 +20,33 @@ from __future__ import annotations
 
 import gc
 import itertools
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from imts.core.errors import InputError
 from imts.core.hashing import sha256_json
 from imts.core.progress import NullProgress, Progress
-from imts.data import merge
+from imts.data import columnar, merge, scratch
 from imts.data.formats import FieldMap
-from imts.data.readers import Record, kind_of, open_source, read_records
+from imts.data.readers import (
+    COMPRESSED_SUFFIXES,
+    Record,
+    compression_of,
+    decompressed,
+    kind_of,
+    open_source,
+    read_records,
+)
 from imts.data.schemas import DATASET_FORMAT, canonical, describe, detect_any
 from imts.data.versions import VersionInfo, batched, commit_version
 from imts.store.context import Context
@@ -36,6 +54,8 @@ from imts.store.context import Context
 MAX_REPORTED_ERRORS = 100
 CHUNK = 5_000  # records validated (and their ids checked) together
 OnError = Literal["fail", "skip"]
+ID_CHECK_MEMORY = "64MB"  # DuckDB's memory for the column-wise id check; beyond it, it spills to disk
+COLUMNAR = True  # try the column-wise path (``columnar``) first; the tests turn it off to compare
 
 
 @dataclass
@@ -46,6 +66,9 @@ class ImportReport:
     rows: int = 0
     skipped: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # Rows per mapping (a file may mix formats of one dataset format), and skipped rows per reason.
+    row_formats: dict[str, int] = field(default_factory=dict)
+    skipped_by_reason: dict[str, int] = field(default_factory=dict)
 
 
 def import_file(
@@ -83,14 +106,23 @@ def import_file(
     if size == 0:
         f.close()
         raise InputError("the file is empty: no rows to import", file=shown)
+    try:
+        compression = compression_of(f, shown)
+    except BaseException:
+        f.close()
+        raise
     if kind == "text" and not (mapping and mapping.format):
         mapping = FieldMap(**{**(mapping or FieldMap()).__dict__, "format": "text"})
-    stem = shown.rstrip("/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    base = shown.rstrip("/").rsplit("/", 1)[-1]
+    for suffix in COMPRESSED_SUFFIXES:
+        base = base.removesuffix(suffix)
+    stem = base.rsplit(".", 1)[0]
     params = {
         "file": shown if shown_as else str(Path(source).resolve()) if local else source,
         "type": kind,
         "on_error": on_error,
         **({"text_unit": text_unit} if kind == "text" else {}),
+        **({"compression": compression} if compression else {}),
     }
     with f, progress.task(f"reading {stem}", total=size) as task:
 
@@ -103,9 +135,25 @@ def import_file(
             advance.done = pos  # type: ignore[attr-defined]
 
         advance.done = 0  # type: ignore[attr-defined]
+        if (
+            COLUMNAR
+            and not append
+            and kind in ("jsonl", "parquet")
+            and not (kind == "parquet" and compression)
+        ):
+            try:
+                with _fewer_collections():
+                    stream = decompressed(f, compression)
+                    return _ingest_columnar(ctx, stream, kind, shown, name or stem, mapping, params, advance)
+            except columnar.Unsupported:
+                # A bad or unusual row somewhere: nothing was recorded; read again row by row, which
+                # says where and why (or maps the unusual row).
+                f.seek(0)
+                task.advance(-advance.done)  # type: ignore[attr-defined]
+                advance.done = 0  # type: ignore[attr-defined]
         return _ingest(
             ctx,
-            read_records(f, kind, text_unit),
+            read_records(f, kind, text_unit, compression),
             shown,
             name or stem,
             mapping,
@@ -127,10 +175,17 @@ def import_query(
 ) -> VersionInfo:
     """Import the result of a SQL ``query`` against the database at ``url`` (any SQLAlchemy URL)."""
     from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
     progress = progress or NullProgress()
-    engine = create_engine(url)
+    try:
+        engine = create_engine(url)
+    except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+        raise InputError(
+            f"not a usable database URL ({exc}); expected e.g. sqlite:///data.db or "
+            "postgresql://user@host/db",
+            field="url",
+        ) from None
     safe_url = engine.url.render_as_string(hide_password=True)
     try:
         with engine.connect() as conn, progress.task(f"querying {engine.url.database}", total=None) as task:
@@ -205,6 +260,95 @@ def _ingest(
             seen.close()
 
 
+def _ingest_columnar(
+    ctx: Context,
+    stream: IO[bytes],
+    kind: str,
+    source: str,
+    name: str,
+    mapping: FieldMap | None,
+    params: dict[str, Any],
+    tick: Any,
+) -> VersionInfo:
+    """The import of a JSONL or Parquet file of valid prompt/response rows, column-wise (``columnar``);
+    ``columnar.Unsupported`` as soon as a block holds a row the row path must see."""
+    blocks = columnar.jsonl_blocks(stream) if kind == "jsonl" else columnar.parquet_blocks(stream)
+    head = next(blocks, None)
+    if head is None or not head.num_rows:
+        raise columnar.Unsupported("no rows")
+    try:
+        detected = detect_any(columnar.first_row(head), mapping or FieldMap())
+    except InputError:
+        raise columnar.Unsupported("format not detected") from None
+    fmap = with_optional_fields(detected, mapping or FieldMap())
+    if not columnar.supports(fmap):
+        raise columnar.Unsupported(fmap.format)
+    report = ImportReport(file=source, mapping=describe(detected), format=fmap.format)
+    report.row_formats = {report.mapping: 0}
+    with ctx.artifacts.staging() as folder:
+        # Every id goes into a DuckDB table in the staging folder (spilling to disk beyond its memory
+        # limit); one GROUP BY after the last block finds a repeat, before anything is recorded.
+        seen = scratch.connect(folder)
+        seen.execute(f"SET memory_limit = '{ID_CHECK_MEMORY}'")
+        seen.execute("CREATE TABLE ids (id VARCHAR)")
+
+        def tables() -> Iterator[pa.Table]:
+            for table in itertools.chain([head], blocks):
+                if not table.num_rows:
+                    continue
+                rows = columnar.to_canonical(table, fmap)
+                ids = _column_ids(table, rows, fmap)
+                seen.from_arrow(pa.table({"id": ids})).insert_into("ids")
+                rows = rows.add_column(0, "id", ids)
+                report.rows += rows.num_rows
+                report.row_formats[report.mapping] += rows.num_rows
+                tick()
+                yield rows
+            if seen.execute("SELECT 1 FROM ids GROUP BY id HAVING count(*) > 1 LIMIT 1").fetchone():
+                raise columnar.Unsupported("a repeated id")
+
+        try:
+            return commit_version(
+                ctx,
+                dataset=name,
+                operation="import",
+                params={**params, "mapping": report.mapping, "format": report.format},
+                parents=[],
+                report=lambda: report.__dict__,
+                create=True,
+                batches=tables(),
+                dataset_format=DATASET_FORMAT[report.format],
+            )
+        finally:
+            seen.close()
+
+
+def _column_ids(table: pa.Table, rows: pa.Table, fmap: FieldMap) -> pa.Array:
+    """Ids as the row path gives them: the source's non-empty text or integer ``id``, else the content
+    hash (a repeat is found after the last block and sends the file to the row path, which names both
+    lines)."""
+    n = table.num_rows
+    given: pa.Array | None = None
+    if fmap.id in table.column_names and not pa.types.is_null(table.schema.field(fmap.id).type):
+        col = table.column(fmap.id)
+        if not (pa.types.is_string(col.type) or pa.types.is_integer(col.type)):
+            raise columnar.Unsupported(f"id is {col.type}")
+        given = col.cast(pa.string()).combine_chunks()
+    explicit = (
+        np.zeros(n, dtype=bool)
+        if given is None
+        else pc.fill_null(pc.greater(pc.utf8_length(given), 0), False).to_numpy(zero_copy_only=False)
+    )
+    if explicit.all() and given is not None:
+        ids = given
+    else:
+        values = np.array(given.to_pylist() if given is not None else [None] * n, dtype=object)
+        hashed = rows.filter(pa.array(~explicit)).to_pylist()
+        values[~explicit] = [sha256_json(r)[:16] for r in hashed]
+        ids = pa.array(values, pa.string())
+    return ids
+
+
 @contextmanager
 def _fewer_collections() -> Iterator[None]:
     """Run the import with far fewer cyclic garbage collections.
@@ -256,17 +400,18 @@ def _canonical_rows(
     """Canonical rows with unique ids, in source order; records are validated ``CHUNK`` at a time so
     that the id index is asked once per chunk, and errors still surface in line order."""
     fmap: FieldMap | None = None
+    mapper: RowMapper | None = None
     for chunk, tail in _chunks(records):
         parsed: list[tuple[int, dict[str, Any] | InputError, str, bool]] = []
         for lineno, raw in chunk:
             try:
                 if isinstance(raw, InputError):
                     raise raw
-                if fmap is None:
-                    fmap = detect_any(raw, given)
-                    report.mapping, report.format = describe(fmap), fmap.format
-                row = canonical(raw, fmap)
-                given_id = raw.get(fmap.id)
+                if mapper is None:
+                    mapper = RowMapper(given, raw, lineno, report)
+                    fmap = mapper.first
+                row = mapper.canonical(raw)
+                given_id = raw.get(mapper.first.id)
                 explicit = (
                     isinstance(given_id, str | int) and not isinstance(given_id, bool) and given_id != ""
                 )
@@ -297,7 +442,7 @@ def _canonical_rows(
         seen.add(added)
         tick()
         if tail is not None:
-            raise InputError(tail.reason, file=source, line=tail.line, field=tail.field) from None
+            raise InputError(tail.reason, file=source, line=tail.line, field=tail.field)
 
 
 def _chunks(records: Iterator[Record]) -> Iterator[tuple[list[Record], InputError | None]]:
@@ -319,6 +464,76 @@ def _chunks(records: Iterator[Record]) -> Iterator[tuple[list[Record], InputErro
             yield chunk, exc
             return
         yield chunk, None
+
+
+class RowMapper:
+    """Maps each row with the mapping detected from the first row or, when a row does not fit it and no
+    mapping was given, with its own detected mapping, provided that maps onto the same dataset format
+    (chat and Alpaca rows interleaved are both SFT). A row that fits neither is refused with what was
+    detected where, so a user sees why line 2 differs from line 1. ``report.row_formats`` counts the
+    rows of each mapping."""
+
+    def __init__(self, given: FieldMap, raw: dict[str, Any], line: int, report: ImportReport) -> None:
+        self.given, self.line, self.report = given, line, report
+        detected = detect_any(raw, given)
+        self.first = with_optional_fields(detected, given)
+        self.dataset_format = DATASET_FORMAT[self.first.format]
+        self.others: dict[str, FieldMap] = {}
+        self.explicit = given != FieldMap()
+        report.mapping, report.format = describe(detected), self.first.format
+        self.first_key = report.mapping
+        report.row_formats = {report.mapping: 0}
+
+    def canonical(self, raw: dict[str, Any]) -> dict[str, Any]:
+        try:
+            row = canonical(raw, self.first)
+            self.report.row_formats[self.first_key] += 1
+            return row
+        except InputError as err:
+            if self.explicit:
+                raise
+            detected = self._other(raw, err)
+            other = self.others.setdefault(describe(detected), with_optional_fields(detected, FieldMap()))
+        key = describe(detected)
+        row = canonical(raw, other)
+        if key not in self.report.row_formats:
+            self.report.row_formats[key] = 0
+            self.report.mapping = "; ".join(self.report.row_formats)
+        self.report.row_formats[key] += 1
+        return row
+
+    def _other(self, raw: dict[str, Any], err: InputError) -> FieldMap:
+        first = f"{describe(self.first)}, detected from line {self.line}"
+        try:
+            other = detect_any(raw, FieldMap())
+        except InputError:
+            raise InputError(
+                f"{err.reason}; the row fits no known format (keys: {sorted(raw)}); the file's rows are "
+                f"{first}",
+                field=err.field,
+            ) from None
+        if describe(other) == describe(self.first):
+            raise err
+        if DATASET_FORMAT[other.format] != self.dataset_format:
+            raise InputError(
+                f"{err.reason}; this row is {describe(other)} ({DATASET_FORMAT[other.format]}), but the "
+                f"file's rows are {first} ({self.dataset_format}): one file holds one dataset format",
+                field=err.field,
+            )
+        return other
+
+
+def with_optional_fields(fmap: FieldMap, given: FieldMap) -> FieldMap:
+    """``fmap`` reading the optional SFT fields from every row, not only when the first row has them:
+    ``answer`` (the reference answer, for chat rows too) and Alpaca's ``input`` after an instruction."""
+    if fmap.format not in ("chat", "prompt_response"):
+        return fmap
+    changes: dict[str, str] = {}
+    if not given.answer and not fmap.answer and "answer" not in (fmap.response, fmap.messages, fmap.prompt):
+        changes["answer"] = "answer"
+    if fmap.format == "prompt_response" and fmap.prompt == "instruction" and not given.context:
+        changes["context"] = fmap.context or "input"
+    return FieldMap(**{**fmap.__dict__, **changes}) if changes else fmap
 
 
 class IdIndex:
@@ -359,5 +574,9 @@ class IdIndex:
 
 def _note(report: ImportReport, err: InputError) -> None:
     report.skipped += 1
+    # Reasons that differ only in numbers (columns, message indexes) are one kind of reason.
+    kind = re.sub(r"\d+", "N", f"field '{err.field}': {err.reason}" if err.field else err.reason)[:400]
+    if kind in report.skipped_by_reason or len(report.skipped_by_reason) < MAX_REPORTED_ERRORS:
+        report.skipped_by_reason[kind] = report.skipped_by_reason.get(kind, 0) + 1
     if len(report.errors) < MAX_REPORTED_ERRORS:
         report.errors.append({"line": err.line, "field": err.field, "reason": err.reason})

@@ -12,17 +12,29 @@ Formats and what one record is:
     .csv/.tsv        one row per record, the header names the fields (all values are text)
     .parquet         one row per record, read in batches of 5,000 rows
     .txt/.md         one record {"text": ...} per non-empty line, or per blank-line-separated paragraph
+
+Any of them may be compressed with gzip, zstd, bz2 or xz: recognised by the content's magic bytes (and
+by a ``.gz``/``.zst``/``.bz2``/``.xz`` suffix, which is stripped before the type is read from the name)
+and decompressed as a stream; line numbers count lines of the decompressed text. A UTF-8 byte-order
+mark at the start is accepted. Every failure (bad bytes, truncated or corrupt compression, a broken
+Parquet footer) becomes an ``InputError`` naming the line or row where one exists, never a traceback.
 """
 
 from __future__ import annotations
 
+import bz2
 import csv
+import gzip
 import io
 import json
+import lzma
+import zlib
 from collections.abc import Iterator
 from typing import IO, Any, Literal
 
 import fsspec
+import pyarrow as pa
+import zstandard
 
 from imts.core.errors import InputError
 
@@ -31,6 +43,19 @@ READERS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv"
 READERS |= {".parquet": "parquet", ".pq": "parquet", ".txt": "text", ".md": "text"}
 _CHUNK = 1 << 20
 MAX_ELEMENT_CHARS = 64 << 20  # one element of a JSON array may be this large
+BOM = b"\xef\xbb\xbf"
+# Compression by file-name suffix, and by the magic bytes the compressed stream starts with.
+COMPRESSED_SUFFIXES = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd"}
+COMPRESSED_SUFFIXES |= {".bz2": "bz2", ".xz": "xz"}
+MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz"}
+# What a broken stream raises while it is read: turned into located ``InputError``s.
+READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError, zstandard.ZstdError)
+READ_ERRORS += (pa.ArrowException,)
+
+
+def _suffix(name: str) -> str:
+    base = name.rsplit("/", 1)[-1]
+    return "." + base.rsplit(".", 1)[-1].lower() if "." in base else ""
 
 
 def kind_of(path: str, given: str | None = None) -> str:
@@ -38,13 +63,76 @@ def kind_of(path: str, given: str | None = None) -> str:
         if given not in set(READERS.values()):
             raise InputError(f"unknown file type '{given}': expected one of {sorted(set(READERS.values()))}")
         return given
-    suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
+    name = path
+    if _suffix(name) in COMPRESSED_SUFFIXES:
+        name = name[: -len(_suffix(name))]
+    suffix = _suffix(name)
     if suffix not in READERS:
+        known = ", ".join(sorted(READERS))
         raise InputError(
-            f"unsupported file type '{suffix or '(none)'}': expected one of {', '.join(sorted(READERS))}",
+            f"unsupported file type '{suffix or '(none)'}': expected one of {known}, optionally compressed "
+            f"({', '.join(sorted(COMPRESSED_SUFFIXES))}), or give --type",
             file=path,
         )
     return READERS[suffix]
+
+
+def compression_of(f: IO[bytes], path: str) -> str | None:
+    """The compression of an open file: by its first bytes, else by its name's suffix."""
+    head = f.read(6)
+    f.seek(0)
+    for magic, name in MAGIC.items():
+        if head.startswith(magic):
+            return name
+    by_name = COMPRESSED_SUFFIXES.get(_suffix(path))
+    if by_name:
+        raise InputError(f"the name says {by_name} but the content is not {by_name}-compressed", file=path)
+    return None
+
+
+def decompressed(f: IO[bytes], compression: str | None) -> IO[bytes]:
+    """``f`` read through a streaming decompressor for ``compression`` (``f`` itself when None)."""
+    if compression == "gzip":
+        return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
+    if compression == "bz2":
+        return bz2.BZ2File(f, mode="rb")  # type: ignore[return-value]
+    if compression == "xz":
+        return lzma.LZMAFile(f, mode="rb")  # type: ignore[return-value]
+    if compression == "zstd":
+        return io.BufferedReader(_ZstdReader(f), buffer_size=_CHUNK)
+    return f
+
+
+class _ZstdReader(io.RawIOBase):
+    """A zstd stream of one or more frames; unlike ``stream_reader``, a truncated last frame is an error."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self._f = f
+        self._d = zstandard.ZstdDecompressor().decompressobj()
+        self._out = b""
+        self._ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._out and not self._ended:
+            if self._d.eof and self._d.unused_data:  # the next frame began in the last chunk read
+                chunk, self._d = self._d.unused_data, zstandard.ZstdDecompressor().decompressobj()
+            else:
+                chunk = self._f.read(1 << 16)
+            if not chunk:
+                if not self._d.eof:
+                    raise EOFError("the zstd stream ends inside a frame")
+                self._ended = True
+                break
+            if self._d.eof:  # the next frame starts with this chunk
+                self._d = zstandard.ZstdDecompressor().decompressobj()
+            self._out = self._d.decompress(chunk)
+        n = min(len(buffer), len(self._out))
+        buffer[:n] = self._out[:n]
+        self._out = self._out[n:]
+        return n
 
 
 def open_source(path: str, storage_options: dict[str, Any] | None = None) -> tuple[IO[bytes], int]:
@@ -60,23 +148,52 @@ def open_source(path: str, storage_options: dict[str, Any] | None = None) -> tup
 
 
 def read_records(
-    f: IO[bytes], kind: str, text_unit: Literal["line", "paragraph"] = "line"
+    f: IO[bytes],
+    kind: str,
+    text_unit: Literal["line", "paragraph"] = "line",
+    compression: str | None = None,
 ) -> Iterator[Record]:
-    """Records of an open binary file of type ``kind`` (see the module docstring)."""
-    if kind == "jsonl":
-        yield from _jsonl(f)
-    elif kind == "json":
-        yield from _json_array(f)
-    elif kind == "csv":
-        yield from _csv(f)
-    elif kind == "parquet":
-        yield from _parquet(f)
-    else:
-        yield from _text(f, text_unit)
+    """Records of an open binary file of type ``kind`` (see the module docstring).
+
+    A stream that breaks while it is read (corrupt or truncated compression, an unreadable Parquet
+    file) raises ``InputError`` located after the last good record; the reader's own bad records are
+    yielded as ``InputError``s.
+    """
+    if kind == "parquet" and compression:
+        raise InputError(f"a Parquet file compresses its own pages: decompress the {compression} first")
+    stream = decompressed(f, compression)
+    last = 0
+    try:
+        if kind == "jsonl":
+            records = _jsonl(stream)
+        elif kind == "json":
+            records = _json_array(stream)
+        elif kind == "csv":
+            records = _csv(stream)
+        elif kind == "parquet":
+            records = _parquet(stream)
+        else:
+            records = _text(stream, text_unit)
+        for record in records:
+            last = record[0]
+            yield record
+    except READ_ERRORS as exc:
+        what = f"corrupt or truncated {compression} data" if compression else "the file cannot be read"
+        where = "row" if kind == "parquet" else "line"
+        after = f" after {where} {last}" if last else ""
+        line = last + 1 if kind != "parquet" else None
+        raise InputError(f"{what}{after}: {_reason(exc)}", line=line) from None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def _jsonl(f: IO[bytes]) -> Iterator[Record]:
     for lineno, raw in enumerate(f, start=1):
+        if lineno == 1 and raw.startswith(BOM):
+            raw = raw[len(BOM) :]
         if not raw.strip():
             continue
         try:
@@ -85,7 +202,10 @@ def _jsonl(f: IO[bytes]) -> Iterator[Record]:
             yield lineno, InputError(f"malformed JSON: {exc.msg} (column {exc.colno})")
             continue
         except UnicodeDecodeError as exc:
-            yield lineno, InputError(f"not UTF-8 text: {exc.reason}")
+            yield lineno, InputError(f"not UTF-8 text: {exc.reason} (byte {exc.start + 1} of the line)")
+            continue
+        except RecursionError:
+            yield lineno, InputError("malformed JSON: nested too deeply")
             continue
         yield lineno, value if isinstance(value, dict) else InputError(_not_object(value))
 
@@ -97,7 +217,7 @@ def _not_object(value: Any) -> str:
 def _json_array(f: IO[bytes]) -> Iterator[Record]:
     """Elements of a top-level JSON array, decoded one at a time from a sliding text buffer."""
     decoder = json.JSONDecoder()
-    text = io.TextIOWrapper(f, encoding="utf-8")
+    text = io.TextIOWrapper(f, encoding="utf-8-sig")
     buf, pos, line, started = "", 0, 1, False
     while True:
         # Skip whitespace and separators, refilling the buffer as needed.
@@ -124,6 +244,8 @@ def _json_array(f: IO[bytes]) -> Iterator[Record]:
             try:
                 value, end = decoder.raw_decode(buf, pos)
                 break
+            except RecursionError:
+                raise InputError("malformed JSON: nested too deeply", line=line) from None
             except json.JSONDecodeError as exc:
                 # Incomplete element: read more, up to a cap, so a malformed element never makes us
                 # read the rest of a large file into memory.
@@ -176,16 +298,25 @@ def _parquet(f: IO[bytes]) -> Iterator[Record]:
     import pyarrow.parquet as pq
 
     n = 0
-    for batch in pq.ParquetFile(f).iter_batches(batch_size=5_000):
-        for row in batch.to_pylist():
-            n += 1
-            yield n, row
+    try:
+        pf = pq.ParquetFile(f)
+    except READ_ERRORS as exc:
+        raise InputError(f"not a readable Parquet file: {_reason(exc)}") from None
+    try:
+        for batch in pf.iter_batches(batch_size=5_000):
+            for row in batch.to_pylist():
+                n += 1
+                yield n, row
+    except READ_ERRORS as exc:
+        raise InputError(f"corrupt Parquet data after row {n}: {_reason(exc)}") from None
 
 
 def _text(f: IO[bytes], unit: str) -> Iterator[Record]:
     para: list[str] = []
     start = 0
     for lineno, raw in enumerate(f, start=1):
+        if lineno == 1 and raw.startswith(BOM):
+            raw = raw[len(BOM) :]
         try:
             line = raw.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError as exc:

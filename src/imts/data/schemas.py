@@ -21,7 +21,7 @@ import pyarrow as pa
 from imts.core.errors import InputError
 from imts.core.text import detect_lang
 from imts.data.formats import SCHEMA as SFT_SCHEMA
-from imts.data.formats import FieldMap, _chat_key, _text, detect, to_canonical
+from imts.data.formats import FieldMap, _chat_key, _text, _unicode, detect, to_canonical
 
 _COMMON = [pa.field("category", pa.string()), pa.field("lang", pa.string()), pa.field("meta", pa.string())]
 _ID = pa.field("id", pa.string(), nullable=False)
@@ -136,12 +136,16 @@ def canonical(row: Any, fmap: FieldMap) -> dict[str, Any]:
     lang = row.get(fmap.lang) or detect_lang(text)
     meta = {k: v for k, v in row.items() if k not in used}
     category = row.get(fmap.category)
-    return {
+    result = {
         **out,
         "category": None if category is None else str(category),
         "lang": str(lang),
         "meta": json.dumps(meta, ensure_ascii=False, sort_keys=True, default=str) if meta else None,
     }
+    for key in ("category", "lang", "meta", "label"):
+        if result.get(key) is not None:
+            _unicode(result[key], key)
+    return result
 
 
 def row_text(row: dict[str, Any]) -> str:

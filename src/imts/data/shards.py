@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from imts.core.hashing import sha256_file
@@ -66,6 +67,31 @@ class StatsAccumulator:
             self.lengths[key].add(np.fromiter((fn(r) for r in rows), dtype=np.int64, count=len(rows)))
         if self.format == "sft":
             self.with_answer += sum(1 for r in rows if r.get("answer") is not None)
+
+    def add_table(self, table: pa.Table) -> None:
+        """``add`` for an Arrow table: the same statistics, computed column-wise (SFT tables)."""
+        if self.format != "sft":
+            self.add(table.to_pylist())
+            return
+        self.rows += table.num_rows
+        for key, counter in self.counters.items():
+            if key not in table.column_names:
+                continue
+            values = pc.fill_null(table.column(key), "")
+            for item in pc.value_counts(values).to_pylist():
+                value, n = item["values"] or "(none)", item["counts"]
+                if value in counter or len(counter) < MAX_DISTINCT:
+                    counter[value] += n
+                else:
+                    counter["(other)"] += n
+        messages = table.column("messages").combine_chunks()
+        lengths = pc.utf8_length(pc.list_flatten(messages).field("content")).to_numpy(zero_copy_only=False)
+        offsets = messages.offsets.to_numpy()
+        per_row = np.add.reduceat(lengths, offsets[:-1]) if len(lengths) else np.zeros(0, np.int64)
+        response = lengths[offsets[1:] - 1]
+        self.lengths["prompt_chars"].add((per_row - response).astype(np.int64))
+        self.lengths["response_chars"].add(response.astype(np.int64))
+        self.with_answer += table.num_rows - table.column("answer").null_count
 
     def result(self) -> dict[str, Any]:
         stats: dict[str, Any] = {"rows": self.rows}

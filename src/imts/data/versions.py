@@ -120,7 +120,7 @@ def commit_version(
     create: bool = False,
     progress: Progress | None = None,
     *,
-    batches: Iterable[list[dict[str, Any]]] | None = None,
+    batches: Iterable[list[dict[str, Any]] | pa.Table] | None = None,
     dataset_format: str = "sft",
     keep_if_unchanged: bool = False,
     expect_latest: str | None = None,
@@ -150,6 +150,15 @@ def commit_version(
         stats = StatsAccumulator(dataset_format)
         with progress.task(f"writing {dataset} shards", total=len(rows) if rows else None) as task:
             for batch in source:
+                if isinstance(batch, pa.Table):  # column-wise producers (``columnar``) pass Arrow tables
+                    if not batch.num_rows:
+                        continue
+                    if writer is None:
+                        writer = ShardWriter(stage, schema_of(dataset_format, "split" in batch.column_names))
+                    writer.write_table(batch)
+                    stats.add_table(batch)
+                    task.advance(batch.num_rows)
+                    continue
                 if not batch:
                     continue
                 if writer is None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from imts.core.errors import ImtsError
+from imts.core.errors import ImtsError, InputError
 from imts.core.progress import NullProgress, Progress
 from imts.data import service as data
 from imts.evals import compare
@@ -70,6 +70,8 @@ def run_demo(
     progress = progress or NullProgress()
     from imts.evals.report import render_markdown
 
+    if data_file is not None and not Path(data_file).is_file():  # before minutes of model loading
+        raise InputError("no such file", file=str(data_file))
     progress.log(f"[bold]1/7 base model[/] {base_model}")
     if base_model in base_models.CATALOGUE:
         registry.pull_base_model(ctx, base_model, progress)

@@ -100,8 +100,10 @@ def from_config(path: Path, name: str | None = None) -> Arch:
     file = path / "config.json" if path.is_dir() else path
     try:
         cfg = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read model config: {exc}", file=str(file)) from exc
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8 or not JSON
+        raise InputError(f"cannot read model config: {exc}", file=str(file)) from None
+    if not isinstance(cfg, dict):
+        raise InputError("not a model config: expected a JSON object", file=str(file))
     try:
         heads = int(cfg["num_attention_heads"])
         return Arch(
@@ -117,7 +119,9 @@ def from_config(path: Path, name: str | None = None) -> Arch:
             qkv_bias=bool(cfg.get("attention_bias", False)) or cfg.get("model_type") == "qwen2",
         )
     except KeyError as exc:
-        raise InputError(f"not a Llama-family decoder config: missing {exc}", file=str(file)) from exc
+        raise InputError(f"not a Llama-family decoder config: missing {exc}", file=str(file)) from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"not a Llama-family decoder config: {exc}", file=str(file)) from None
 
 
 def lookup(name: str, model_dirs: list[Path] | None = None) -> Arch:
