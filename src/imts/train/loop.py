@@ -43,8 +43,9 @@ class TrainResult:
     final_loss: float
     final_val_loss: float | None
     tokens: int
-    seconds: float
+    seconds: float  # the whole run: loading, steps, validation and saving
     truncated: int
+    step_seconds: float = 0.0  # the optimizer steps only (what the live bar's tokens/s is over)
 
 
 # --- setup ------------------------------------------------------------------------------------------
@@ -176,6 +177,7 @@ class Loop:
     loss: float = float("nan")
     val_loss: float | None = None
     tokens: int = 0
+    step_seconds: float = 0.0
     best_val: float = math.inf  # the best early_stopping_metric so far (-inf to start when higher is better)
     stale_evals: int = 0
     best_step: int | None = None
@@ -326,6 +328,7 @@ def apply_update(lp: Loop) -> None:
 def report(lp: Loop, values: dict[str, float], tokens: int, flops: float, seconds: float, bar: Task) -> None:
     """Per-step metrics (rank 0): the recipe's ``values`` plus LR, grad norm, tokens/s, MFU, memory."""
     lp.tokens += tokens
+    lp.step_seconds += seconds
     lp.loss = values["loss"]
     values = {
         **values,
@@ -545,4 +548,6 @@ def result(lp: Loop, adapter_dir: Path | None, merged_dir: Path | None, truncate
     seconds = time.perf_counter() - lp.started
     if lp.dist.main:
         lp.sink.event("finished", f"{lp.step} steps in {seconds:.0f}s", lp.step)
-    return TrainResult(adapter_dir, merged_dir, lp.step, lp.loss, lp.val_loss, lp.tokens, seconds, truncated)
+    return TrainResult(
+        adapter_dir, merged_dir, lp.step, lp.loss, lp.val_loss, lp.tokens, seconds, truncated, lp.step_seconds
+    )
