@@ -264,21 +264,22 @@ def follow(
     task_cm: Any = None
     bar: Any = None
     shown: tuple[str, float] = ("", 0.0)
-    last_state = ""
+    last_attempt = 0
     try:
         while True:
             if store.lease_holder(ctx) in (None, getattr(sched, "holder", None)):
                 sched = sched or Scheduler(ctx)
                 sched.tick()
             row = get(ctx, job_id)
-            if row.state == State.QUEUED.value and last_state in ("starting", "running", "preempting"):
+            # A new attempt (one pass may requeue and place it again): say why, and start a new bar.
+            if last_attempt and row.attempt > last_attempt:
                 if task_cm is not None:
                     task_cm.__exit__(None, None, None)
                     task_cm, bar, shown = None, None, ("", 0.0)
                 if on_requeued is not None:
-                    last = events(ctx, job_id)
-                    on_requeued(job_id, last[-1].message if last else "requeued")
-            last_state = row.state
+                    why = [e.message for e in events(ctx, job_id) if "-> queued" in e.message]
+                    on_requeued(job_id, why[-1] if why else "requeued")
+            last_attempt = row.attempt
             p = row.progress or {}
             if row.state == State.RUNNING.value and p.get("task"):
                 if p["task"] != shown[0] or bar is None:

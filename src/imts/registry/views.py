@@ -71,3 +71,4 @@ class ResolvedModel(BaseModel):
     path: Path
     base_model_id: str | None = None
     model_version_id: str | None = None
+    adapter: Path | None = None  # a LoRA adapter applied over ``path`` (a version kept without merged/)

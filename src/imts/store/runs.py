@@ -440,7 +440,7 @@ def sweep_abandoned(ws: Workspace) -> list[str]:
                 marked.append(run_id)
                 s.add(RunEvent(run_id=run_id, kind="interrupted", message=why, data={}))
     for run_id in marked:
-        log.warning("run %s was left running by a process that is gone: marked interrupted", run_id)
+        log.info("run %s was left running by a process that is gone: marked interrupted", run_id)
     return marked
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 from imts.core.errors import ImtsError, Interrupted
+from imts.core.files import share_like_siblings
 from imts.core.hardware import resolve_precision
 from imts.core.progress import Task
 from imts.store.tracking import Sink
@@ -100,8 +102,18 @@ def load_model(spec: RunSpec, base_path: Path, device: torch.device) -> tuple[An
             target_modules=spec.lora.target_modules,
             task_type="CAUSAL_LM",
         )
-        model = get_peft_model(model, lora)
+        with quiet_peft():
+            model = get_peft_model(model, lora)
     return model, tokenizer, pad_id
+
+
+@contextmanager
+def quiet_peft() -> Iterator[None]:
+    """PEFT reads ``model.is_gradient_checkpointing``, which transformers deprecates with a
+    FutureWarning: one in every training log that the user can do nothing about."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing", category=FutureWarning)
+        yield
 
 
 def sft_examples(
@@ -519,6 +531,7 @@ def save_adapter(lp: Loop, tokenizer: Any, base_path: Path) -> tuple[Path, Path 
     model.save_pretrained(adapter_dir)
     tokenizer.save_pretrained(adapter_dir)
     (adapter_dir / "run_config.yaml").write_text(lp.spec_yaml, encoding="utf-8")
+    share_like_siblings(adapter_dir)  # safetensors writes its file 0600
     if not spec.merge:
         return adapter_dir, None
     if any(p.dtype != torch.float32 for p in model.parameters() if not p.requires_grad):
@@ -528,7 +541,8 @@ def save_adapter(lp: Loop, tokenizer: Any, base_path: Path) -> tuple[Path, Path 
         from transformers import AutoModelForCausalLM
 
         base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
-        merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
+        with quiet_peft():
+            merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
     else:
         merged = model.merge_and_unload()
     return adapter_dir, save_full_model(merged, tokenizer, out_dir / "merged", lp.spec_yaml)
@@ -541,6 +555,7 @@ def save_full_model(model: Any, tokenizer: Any, folder: Path, spec_yaml: str) ->
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     (folder / "run_config.yaml").write_text(spec_yaml, encoding="utf-8")
+    share_like_siblings(folder)  # safetensors writes its file 0600
     return folder
 
 

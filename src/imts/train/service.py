@@ -12,7 +12,7 @@ from imts.registry import base_models, models
 from imts.store import runs
 from imts.store.context import Context
 from imts.store.tracking import Sink
-from imts.train import distributed
+from imts.train import checkpoint, distributed
 from imts.train.recipes import RECIPES
 from imts.train.spec import RunSpec, check_format, check_runnable
 
@@ -112,6 +112,10 @@ def train(
         )
         run.summary = {**summary, "model_version": f"{mv.name}:{mv.version}", "model_version_id": mv.id}
         run.model_version_id = mv.id
+    if not spec.keep_checkpoints:  # succeeded: nothing will resume it, the model is saved
+        freed = checkpoint.drop_all(out_dir / "checkpoints")
+        if freed:
+            runs.log_event(ctx, run.id, "checkpoints_removed", f"checkpoints removed ({freed / 1e6:.1f} MB)")
     return run.id
 
 
