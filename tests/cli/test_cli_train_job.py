@@ -88,7 +88,8 @@ def test_following_a_training_job_through_loss_interrupt_and_cancel(
     assert follower.returncode == 130, (out, err)
     assert re.search(rf"job {job}: running -> queued: no heartbeat.*queued again and will resume", err), err
     assert f"job {job} keeps running" in err and f"imts jobs logs -f {job}" in err, err
-    assert f"imts jobs cancel {job}" in err and service.get(ws, job).state == "running"
+    # Still held by its worker (with no command following, no pass has yet recorded it as running).
+    assert f"imts jobs cancel {job}" in err and service.get(ws, job).state in ("starting", "running")
 
     cancel = imts(tmp_path, "jobs", "cancel", job)
     assert cancel.returncode == 0, cancel.stderr
