@@ -35,6 +35,8 @@ def test_whole_loop_on_tiny_model(ws: Workspace, tiny_model: Path, math_file: Pa
             "warmup_steps=2",
             "val_max_items=16",
             "lora.r=4",
+            "keep_checkpoints=true",  # what lands on disk is checked below
+            "merge=true",
         ],
         base_model="tiny",
         data=v.ref,

@@ -9,7 +9,7 @@ from tests.conftest import write_jsonl
 
 from imts.data.ingest import import_file
 from imts.inference.generate import generate, load
-from imts.registry import base_models
+from imts.registry import base_models, models
 from imts.store.workspace import Workspace
 from imts.train.service import train
 from imts.train.spec import RunSpec
@@ -39,8 +39,8 @@ def test_pull_train_and_generate(ws: Workspace, tmp_path: Path) -> None:
         data=v.ref,
     )
     run_id = train(ws, spec)
-    merged = ws.artifacts.path(f"runs/{run_id}/merged")
-    tok, model = load(merged)
+    resolved = models.resolve(ws, run_id)  # no merged/ by default: the adapter is merged on load
+    tok, model = load(resolved.path, resolved.adapter)
     texts, speed = generate(
         tok, model, [[{"role": "user", "content": "What is 20 + 22?"}]], max_new_tokens=16
     )

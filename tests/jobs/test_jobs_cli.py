@@ -117,3 +117,51 @@ def test_train_and_eval_run_as_jobs_and_are_followed(
         ("eval", "succeeded"),
         ("train", "succeeded"),
     ]
+
+
+def test_scheduler_says_standby_and_logs_its_decisions(tmp_path: Path) -> None:
+    """Two `imts scheduler` daemons: the second says it is standby; the leader logs what it decides
+    and, when it stops, the standby says it leads."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "IMTS_WORKSPACE": str(tmp_path / "ws"), "IMTS_SCHEDULER_INTERVAL_S": "0.2"}
+    env.pop("IMTS_DATABASE_URL", None)
+
+    def daemon(name: str) -> subprocess.Popen[str]:
+        log = (tmp_path / f"{name}.log").open("w")
+        return subprocess.Popen(
+            [sys.executable, "-m", "imts", "scheduler"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def wait_for(name: str, text: str) -> str:
+        end = time.time() + 120
+        while text not in (out := (tmp_path / f"{name}.log").read_text()):
+            assert time.time() < end, out
+            time.sleep(0.2)
+        return out
+
+    first = daemon("first")
+    second = None
+    try:
+        wait_for("first", "leads")
+        second = daemon("second")
+        assert "holds the lease" in wait_for("second", "is standby")
+        job = imts(tmp_path, "jobs", "submit", "sleep", "seconds=0.1").stdout.split()[1]
+        wait_for("first", f"job {job}: queued -> starting: placed on")
+        wait_for("first", "-> succeeded")
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=60)
+        wait_for("second", "leads")
+    finally:
+        for p in (first, second):
+            if p is not None and p.poll() is None:
+                p.terminate()
+                p.wait(timeout=60)

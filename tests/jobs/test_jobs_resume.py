@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -92,3 +94,24 @@ class _Deferred:
     def start(self, *a: object) -> None: ...
     def stop(self, *a: object) -> None: ...
     def kill(self, *a: object) -> None: ...
+
+
+def test_eval_worker_killed_leaves_no_run_running(tmp_path: Path, tiny_model: Path, math_file: Path) -> None:
+    """kill -9 of an eval worker: the scheduler requeues the job and marks the lost attempt's run
+    ``interrupted`` with the reason; the second attempt's run succeeds."""
+    ws = jobs_ws(tmp_path, cpus=1)
+    ws.settings.heartbeat_timeout_s = 15.0  # torch start-up on a busy machine is not a lost worker
+    base_models.add(ws, tiny_model, name="tiny")
+    ref = split_version(ws, import_file(ws, math_file, name="math"), seed=0).ref
+    suite = SuiteSpec(datasets=[f"{ref}:test"], batch_size=1, max_new_tokens=48, max_items=30)
+    job = service.submit(ws, Submission("eval", EvalJob(model="tiny", suite=suite)))
+    sched = Scheduler(ws)
+    tick_until(sched, lambda: (service.get(ws, job).progress or {}).get("done", 0) >= 2)
+    pid = service.get(ws, job).worker_pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    tick_until(sched, lambda: service.get(ws, job).state == "succeeded")
+    with ws.session() as s:
+        first, second = s.scalars(select(Run).where(Run.kind == "eval").order_by(Run.created_at)).all()
+    assert first.status == "interrupted" and "ended without finishing" in (first.error or "")
+    assert second.status == "succeeded" and service.get(ws, job).attempt == 2

@@ -285,3 +285,18 @@ def test_early_stopping_metric_must_be_one_the_validation_reports() -> None:
         data="d",
     )
     assert f1.validation_metrics == ("val_loss", "val_answer_f1")
+
+
+def test_best_checkpoint_is_hard_links(tmp_path: Path) -> None:
+    """``best/`` shares the checkpoint's files instead of copying their bytes."""
+    from imts.train import checkpoint
+
+    ckpt = tmp_path / "checkpoints" / "step-000002"
+    (ckpt / "adapter").mkdir(parents=True)
+    (ckpt / "adapter" / "adapter_model.safetensors").write_bytes(b"w" * 1000)
+    (ckpt / "trainer_state.pt").write_bytes(b"o" * 2000)
+    best = checkpoint.keep_best(ckpt, tmp_path / "checkpoints")
+    for rel in ("adapter/adapter_model.safetensors", "trainer_state.pt"):
+        assert (best / rel).stat().st_ino == (ckpt / rel).stat().st_ino, rel
+    assert checkpoint.drop_all(tmp_path / "checkpoints") == 3000  # each file counted once
+    assert not (tmp_path / "checkpoints").exists()

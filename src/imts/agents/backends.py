@@ -38,12 +38,12 @@ class RulesBackend:
 class LocalBackend:
     """A transformers model from a folder (a base model, a merged fine-tune, the tiny test model)."""
 
-    def __init__(self, path: Path, name: str | None = None) -> None:
+    def __init__(self, path: Path, name: str | None = None, adapter: Path | None = None) -> None:
         from imts.inference.generate import load
 
         self.path = Path(path)
-        self.name = name or f"local:{self.path.name}"
-        self.tokenizer, self.model = load(self.path)
+        self.name = name or f"local:{(adapter or self.path).name}"
+        self.tokenizer, self.model = load(self.path, adapter)
 
     def chat(self, messages: Sequence[Message], max_tokens: int = 256, temperature: float = 0.0) -> ChatReply:
         from imts.inference.generate import Sampling, generate, render_prompt
@@ -124,18 +124,20 @@ def make_backend(
     name: str,
     *,
     model_path: Path | None = None,
+    adapter: Path | None = None,
     url: str | None = None,
     model: str | None = None,
     api_key: str | None = None,
 ) -> ChatBackend:
-    """A backend by name: ``rules``; ``local`` with ``model_path``; ``openai`` with ``url`` (+ ``model``,
+    """A backend by name: ``rules``; ``local`` with ``model_path`` (and a LoRA ``adapter`` over it);
+    ``openai`` with ``url`` (+ ``model``,
     ``api_key``)."""
     if name == "rules":
         return RulesBackend()
     if name == "local":
         if model_path is None:
             raise InputError("the local backend needs a model folder", field="model")
-        return LocalBackend(model_path)
+        return LocalBackend(model_path, adapter=adapter)
     if name == "openai":
         if not url:
             raise InputError("the openai backend needs an endpoint URL", field="url")

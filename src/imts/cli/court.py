@@ -17,14 +17,20 @@ def _backend(name: str, model: str | None, url: str | None):  # type: ignore[no-
     from imts.agents.backends import make_backend
     from imts.core.settings import get_settings
 
-    path = None
+    path = adapter = None
     if name == "local" and model:
         from imts.registry.models import resolve
 
-        path = resolve(context(), model).path
+        resolved = resolve(context(), model)
+        path, adapter = resolved.path, resolved.adapter
     key = get_settings().chat_api_key
     return make_backend(
-        name, model_path=path, url=url, model=model, api_key=key.get_secret_value() if key else None
+        name,
+        model_path=path,
+        adapter=adapter,
+        url=url,
+        model=model,
+        api_key=key.get_secret_value() if key else None,
     )
 
 
@@ -66,7 +72,8 @@ def register(app: typer.Typer) -> None:
         console.print(
             f"serving [bold]{served}[/] on http://{host}:{port}/v1" + (" (API key required)" if key else "")
         )
-        run_server(resolved.path, served, host, port, key.get_secret_value() if key else None)
+        secret = key.get_secret_value() if key else None
+        run_server(resolved.path, served, host, port, secret, adapter=resolved.adapter)
 
     @app.command("judge")
     @friendly

@@ -191,9 +191,15 @@ def _action(action: str, job_id: str) -> None:
         console.print(f"{action} requested for {job_id}; now {job.state}")
         return
     ctx = context()
-    service.request(ctx, job_id, action)
-    state = "deleted" if not service.list_ids(ctx, [job_id]) else service.get(ctx, job_id).state
-    console.print(f"{action} requested for {job_id}; now {state}")
+    done = service.request_and_wait(ctx, job_id, action)
+    state = "deleted" if done.job is None else done.job.state
+    if done.handled:
+        console.print(f"{action} requested for {job_id}; now {state}")
+    else:
+        console.print(
+            f"{action} requested for {job_id}; still {state}: the scheduler has not handled it yet "
+            f"(watch: imts jobs show {job_id})"
+        )
 
 
 @app.command("pause")

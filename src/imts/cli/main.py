@@ -12,7 +12,7 @@ from imts.cli import doctor as doctor_cli
 from imts.cli import hpo as hpo_cli
 from imts.cli import plan as plan_cli
 from imts.cli import server as server_cli
-from imts.cli.common import console, context, friendly, progress
+from imts.cli.common import console, context, err_console, friendly, progress
 
 app = typer.Typer(
     help="IMTS: turn data and a goal into a better fine-tuned model (embedded: SQLite + local files). "
@@ -86,10 +86,28 @@ def _execute(
         workers=workers,
     )
 
+    job_ids: list[str] = []
+
     def queued(job_id: str) -> None:
+        job_ids.append(job_id)
         console.print(f"[dim]job {job_id} queued (follow: imts jobs logs -f {job_id})[/]")
 
-    return service.execute(ctx, sub, inline=inline, progress=progress(), on_queued=queued)
+    def requeued(job_id: str, why: str) -> None:
+        err_console.print(f"[yellow]job {job_id}: {why}; it is queued again and will resume[/]")
+
+    try:
+        return service.execute(
+            ctx, sub, inline=inline, progress=progress(), on_queued=queued, on_requeued=requeued
+        )
+    except KeyboardInterrupt:
+        if not job_ids:
+            raise
+        job_id = job_ids[0]
+        err_console.print(
+            f"[yellow]stopped following; job {job_id} keeps running[/]\n"
+            f"  follow it: imts jobs logs -f {job_id}\n  cancel it: imts jobs cancel {job_id}"
+        )
+        raise typer.Exit(130) from None
 
 
 def _spec_keys(value: bool) -> None:
@@ -123,8 +141,19 @@ def _spec_keys(value: bool) -> None:
 @app.command("train")
 @friendly
 def train(
-    data_ref: str = typer.Option(..., "--data", help="Dataset reference; its 'train' split is used."),
-    base: str = typer.Option(..., "--base", help="Registered base model name."),
+    data_ref: str | None = typer.Option(
+        None, "--data", help="Dataset reference; its 'train' split is used (required unless --resume)."
+    ),
+    base: str | None = typer.Option(
+        None, "--base", help="Registered base model name (required unless --resume)."
+    ),
+    resume: str | None = typer.Option(
+        None,
+        "--resume",
+        help="Continue the training run RUN (interrupted, failed or preempted) from its latest checkpoint, "
+        "with the spec it started with: bit-identical to an uninterrupted run.",
+        metavar="RUN",
+    ),
     config: Path | None = typer.Option(None, "--config", "-c", help="Run spec YAML."),
     method: str | None = typer.Option(
         None,
@@ -153,20 +182,53 @@ def train(
     """Fine-tune a base model: LoRA, QLoRA, full or DPO (live loss, LR, grad-norm, tokens/s, MFU, ETA).
 
     Runs as a job on the resource pool and follows it; --inline trains in this process."""
+    from imts.core.errors import InputError
     from imts.train.jobs import TrainJob
     from imts.train.spec import RunSpec, check_runnable
 
-    spec = RunSpec.from_sources(config, overrides, base_model=base, data=data_ref, method=method, nproc=nproc)
-    check_runnable(spec)
-    ctx = context()
-    job = TrainJob(run=spec, model_name=name)
+    if resume is not None:
+        given = [
+            o
+            for o, v in (
+                ("--data", data_ref),
+                ("--base", base),
+                ("--config", config),
+                ("--method", method),
+                ("--nproc", nproc),
+                ("overrides", overrides),
+            )
+            if v
+        ]
+        if given:
+            raise InputError(
+                f"--resume continues a run with the spec it started with: drop {', '.join(given)}",
+                field="resume",
+            )
+        from imts.train.service import check_resumable
+
+        ctx = context()
+        spec = check_resumable(ctx, resume)
+    else:
+        if data_ref is None or base is None:
+            raise InputError(
+                "give --data and --base (or --resume RUN)", field="data" if data_ref is None else "base"
+            )
+        spec = RunSpec.from_sources(
+            config, overrides, base_model=base, data=data_ref, method=method, nproc=nproc
+        )
+        check_runnable(spec)
+        ctx = context()
+    job = TrainJob(run=spec, model_name=name, resume=resume)
     run_id = _execute(ctx, "train", job, inline, priority, cpus, workers=spec.nproc).run_id
     from imts.store import runs
 
     summary = runs.get(ctx, run_id).summary
+    overall = summary.get("tokens_per_s_overall")
     console.print(
         f"[green]trained[/] run {run_id}: final loss {summary['final_loss']:.3f}, "
-        f"{summary['tokens_per_s']:.0f} tokens/s -> model [bold]{summary['model_version']}[/]"
+        f"{summary['tokens_per_s']:.0f} tokens/s while training"
+        + (f" ({overall:.0f} over the whole run, loading and saving included)" if overall else "")
+        + f" -> model [bold]{summary['model_version']}[/]"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import time
@@ -160,5 +161,7 @@ def scheduler(
         console.print("pass done" if acted else "another scheduler holds the lease")
         return
     console.print(f"scheduler {sched.holder} on {', '.join(n.name for n in sched.pool.nodes)}")
+    # Its decisions (placements, preemptions, lost workers) and whether it leads or stands by.
+    logging.getLogger("imts.jobs.loop").setLevel(logging.INFO)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop cleanly: the lease is given back
     sched.run()

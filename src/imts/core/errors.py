@@ -52,8 +52,9 @@ class InputError(ImtsError):
 class Interrupted(Exception):
     """A long operation stopped at a safe point because it was asked to (a checkpoint was saved)."""
 
-    def __init__(self, step: int | None = None) -> None:
+    def __init__(self, step: int | None = None, status: str = "preempted") -> None:
         self.step = step
+        self.status = status  # what the interrupted run becomes: preempted, or cancelled by its user
         super().__init__(f"stopped at step {step}" if step is not None else "stopped")
 
 

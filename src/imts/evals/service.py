@@ -104,13 +104,13 @@ def evaluate(
         task = kind.make(rows, TaskOptions(settings.text_threshold))
         items = examples(task)
         prompts = [_prompt(e.prompt, settings.system_prompt) for e in items]
-        tokenizer = AutoTokenizer.from_pretrained(resolved.path)
+        tokenizer = AutoTokenizer.from_pretrained(resolved.adapter or resolved.path)
         budget = settings.max_new_tokens or generation_budget(tokenizer, [e.reference_text for e in items])
         loaded: list[tuple[Any, Any]] = []
 
         def model_loader() -> tuple[Any, Any]:
             if not loaded:  # loaded once, and only when something is not in the cache
-                loaded.append(gen.load(resolved.path))
+                loaded.append(gen.load(resolved.path, resolved.adapter))
             return loaded[0]
 
         if task.kind == "choose":

@@ -14,12 +14,22 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from imts.core.progress import NullProgress, Progress
 
 
-def load(path: Path) -> tuple[Any, Any]:
-    tokenizer = AutoTokenizer.from_pretrained(path)
+def load(path: Path, adapter: Path | None = None) -> tuple[Any, Any]:
+    """(tokenizer, model) from a model folder; with ``adapter``, that LoRA adapter merged into the
+    fp32 base in memory (the same weights a saved ``merged/`` copy would hold, without the disk)."""
+    tokenizer = AutoTokenizer.from_pretrained(adapter or path)
     tokenizer.padding_side = "left"  # generation continues at the right edge of every row
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    if adapter is not None:
+        import warnings
+
+        from peft import PeftModel
+
+        with warnings.catch_warnings():  # PEFT reads a property transformers deprecates
+            warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing", category=FutureWarning)
+            model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     model.eval()
     return tokenizer, model
 

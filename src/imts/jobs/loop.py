@@ -39,6 +39,8 @@ from imts.store.models import JobRecord
 from imts.store.workspace import Workspace
 
 log = logging.getLogger(__name__)
+# A killed worker's lock on its run can outlive the Kill by a moment: look again this often.
+ABANDONED_SWEEP_S = 15.0
 
 
 class Scheduler:
@@ -60,11 +62,27 @@ class Scheduler:
         self.cfg = MachineConfig(st.heartbeat_timeout_s, st.start_timeout_s, policy)
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.lease_ttl = max(1.0, 10 * st.scheduler_interval_s)  # a dead leader is replaced this fast
+        self.leading: bool | None = None  # None until the first pass
+        self.swept = 0.0  # when runs abandoned by lost workers were last looked for
+
+    def _lead(self, leading: bool) -> None:
+        """Say when this scheduler becomes the leader or a standby (once per change)."""
+        if leading != self.leading:
+            if leading:
+                log.info("scheduler %s leads: it places and watches the jobs", self.holder)
+            else:
+                other = store.lease_holder(self.ws) or "another scheduler"
+                log.info(
+                    "scheduler %s is standby: %s holds the lease; taking over if it stops", self.holder, other
+                )
+        self.leading = leading
 
     def tick(self) -> bool:
         """One pass; False when another scheduler holds the lease (nothing was done)."""
         if not store.acquire_lease(self.ws, self.holder, self.lease_ttl):
+            self._lead(False)
             return False
+        self._lead(True)
         now = time.time()
         snap = store.snapshot(self.ws, now, self.pool.period_hours * 3600)
         stored: dict[str, int] = {}
@@ -101,10 +119,29 @@ class Scheduler:
             now,
         )
         for i in out:
+            if isinstance(i, Record) and ok.get(i.job_id, False):
+                log.info("job %s: %s", i.job_id, i.message)  # every decision, in the daemon's log
+        killed = False
+        for i in out:
             if isinstance(i, Record | Remove) or not ok.get(i.job_id, False):
                 continue  # a lost compare-and-set: the next pass re-reads and decides again
             self._execute(i, rows[i.job_id])
+            killed = killed or isinstance(i, Kill)
+        if killed or now - self.swept > ABANDONED_SWEEP_S:
+            self._sweep_runs(now)
         return True
+
+    def _sweep_runs(self, now: float) -> None:
+        """Runs whose worker is gone (killed, lost, requeued) are marked ``interrupted``, not left
+        ``running``: a requeued attempt starts a run of its own or resumes the same one."""
+        from imts.store.runs import sweep_abandoned
+
+        self.swept = now
+        try:
+            for run_id in sweep_abandoned(self.ws):
+                log.info("run %s: its worker is gone; marked interrupted", run_id)
+        except Exception as exc:  # bookkeeping only: never stop scheduling for it
+            log.warning("looking for abandoned runs failed: %s", exc)
 
     def once(self) -> bool:
         """One pass, then give the lease back (for a CLI command acting without a daemon)."""

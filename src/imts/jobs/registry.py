@@ -11,7 +11,7 @@ The jobs package imports no domain package: surfaces load the kinds (``services.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -33,6 +33,13 @@ class JobContext:
     should_stop: Callable[[], bool]
     progress: Progress
     submitted_ts: float = 0.0  # when the job was queued (a runner may look for what it made since)
+    # Why it is asked to stop (preempt | pause | cancel), once should_stop() is true; None inline.
+    stop_reason: Callable[[], str | None] = field(default=lambda: None)
+
+    def stopped_status(self) -> str:
+        """The status a run stopped on request ends in: ``cancelled`` when its job was cancelled (it
+        will not come back), else ``preempted`` (a later attempt resumes it)."""
+        return "cancelled" if self.stop_reason() == "cancel" else "preempted"
 
 
 def _no_check(ctx: Context, spec: Any) -> None:

@@ -170,6 +170,37 @@ def pool_jobs(ctx: Context, limit: int = 100_000) -> list[JobView]:
         return [JobView.of(*r) for r in s.execute(q)]
 
 
+class RequestOutcome(BaseModel):
+    """What a pause | resume | cancel | retry | delete request led to.
+
+    Attributes:
+        job: the job after the scheduler handled the request (None once deleted), or as it is now
+            when ``handled`` is false.
+        handled: whether a scheduler pass has acted on the request yet.
+    """
+
+    job: JobView | None
+    handled: bool
+
+
+def request_and_wait(ctx: Context, job_id: str, action: str, timeout_s: float = 10.0) -> RequestOutcome:
+    """``request``, then wait (up to ``timeout_s``) until a scheduler pass has handled it, so the
+    state reported is the one the request led to, not the one before it."""
+    request(ctx, job_id, action)
+    end = time.monotonic() + timeout_s
+    while True:
+        with ctx.session() as s:
+            found = s.execute(select(JobRecord.action).where(JobRecord.id == job_id)).first()
+        if found is None:
+            return RequestOutcome(job=None, handled=True)
+        if found[0] is None:
+            return RequestOutcome(job=get(ctx, job_id), handled=True)
+        if time.monotonic() > end:
+            return RequestOutcome(job=get(ctx, job_id), handled=False)
+        time.sleep(0.2)
+        settle(ctx)  # the lease holder may have been a command that has stopped following
+
+
 def request(ctx: Context, job_id: str, action: str) -> None:
     """Ask for pause | resume | cancel | retry | delete; refused at once when the state forbids it."""
     if action not in USER_ACTIONS:
@@ -217,9 +248,21 @@ def logs(ctx: Context, job_id: str) -> list[Path]:
     return [p for a in range(1, row.attempt + 1) if (p := log_path(ctx.settings, job_id, a)).exists()]
 
 
-def follow(ctx: Context, job_id: str, progress: Progress | None = None, poll_s: float = 0.5) -> JobView:
+def follow(
+    ctx: Context,
+    job_id: str,
+    progress: Progress | None = None,
+    poll_s: float = 0.5,
+    on_requeued: Callable[[str, str], None] | None = None,
+) -> JobView:
     """Wait until the job has finished, showing its live progress; runs scheduler passes in this
-    process while no scheduler daemon holds the lease (so the embedded default needs no daemon)."""
+    process while no scheduler daemon holds the lease (so the embedded default needs no daemon).
+
+    Args:
+        on_requeued: told (job id, why) when a started attempt ends and the job is queued again (its
+            worker was lost, or it was preempted); the live bar is closed then, and a new one opens
+            when the next attempt reports.
+    """
     from imts.jobs.loop import Scheduler
 
     progress = progress or NullProgress()
@@ -227,12 +270,22 @@ def follow(ctx: Context, job_id: str, progress: Progress | None = None, poll_s: 
     task_cm: Any = None
     bar: Any = None
     shown: tuple[str, float] = ("", 0.0)
+    last_attempt = 0
     try:
         while True:
             if store.lease_holder(ctx) in (None, getattr(sched, "holder", None)):
                 sched = sched or Scheduler(ctx)
                 sched.tick()
             row = get(ctx, job_id)
+            # A new attempt (one pass may requeue and place it again): say why, and start a new bar.
+            if last_attempt and row.attempt > last_attempt:
+                if task_cm is not None:
+                    task_cm.__exit__(None, None, None)
+                    task_cm, bar, shown = None, None, ("", 0.0)
+                if on_requeued is not None:
+                    why = [e.message for e in events(ctx, job_id) if "-> queued" in e.message]
+                    on_requeued(job_id, why[-1] if why else "requeued")
+            last_attempt = row.attempt
             p = row.progress or {}
             if row.state == State.RUNNING.value and p.get("task"):
                 if p["task"] != shown[0] or bar is None:
@@ -268,12 +321,14 @@ def execute(
     inline: bool = False,
     progress: Progress | None = None,
     on_queued: Callable[[str], None] | None = None,
+    on_requeued: Callable[[str, str], None] | None = None,
 ) -> BaseModel:
     """Run a job kind to its end and return its typed result: in this process (``inline``), or as a
     job submitted and followed (scheduling passes run here while no scheduler daemon runs).
 
     Args:
         on_queued: told the job's id once it is queued (not for an inline run).
+        on_requeued: told (job id, why) each time the followed job is queued again.
 
     Raises:
         ImtsError: the job did not succeed (its state and error).
@@ -284,7 +339,7 @@ def execute(
     job_id = submit(ctx, sub)
     if on_queued is not None:
         on_queued(job_id)
-    job = follow(ctx, job_id, progress)
+    job = follow(ctx, job_id, progress, on_requeued=on_requeued)
     if job.state != State.SUCCEEDED.value:
         raise ImtsError(f"job {job_id} {job.state}: {job.error or job.reason}")
     return kind.result.model_validate(job.result)

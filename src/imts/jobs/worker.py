@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from sqlalchemy import select
+
 from imts.core.errors import Interrupted
 from imts.core.settings import Settings
 from imts.jobs import registry, store
@@ -31,6 +33,15 @@ from imts.jobs.pool import Slot
 from imts.jobs.registry import JobContext
 from imts.store.context import context_of_project
 from imts.store.workspace import Workspace
+
+LOG_EVERY_S = 2.0  # a job log's progress lines: at most one this often (and the last one)
+
+
+def progress_line(description: str, done: float, total: float | None, fields: dict[str, Any]) -> str:
+    """``train: step 12/40 loss=1.234 lr=0.0002 ...``: one line of a task's progress for the log."""
+    shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items())
+    of = f"/{total:g}" if total else ""
+    return f"{description}: {done:g}{of} {shown}".rstrip()
 
 
 class HeartbeatProgress:
@@ -45,13 +56,23 @@ class HeartbeatProgress:
         print(f"[{time.strftime('%H:%M:%S')}] {description} (total {total})", flush=True)
         progress = self
 
+        last_line = [0.0]
+
         class _Task:
             def advance(self, n: float = 1, **fields: Any) -> None:
-                progress.state["done"] = progress.state.get("done", 0.0) + n
+                progress.state["done"] = done = progress.state.get("done", 0.0) + n
                 if fields:
                     progress.state["fields"] = {
                         k: v for k, v in fields.items() if isinstance(v, int | float | str)
                     }
+                # The log (``imts jobs logs -f``) gets the progress too, a line every few seconds.
+                now = time.monotonic()
+                if fields and (now - last_line[0] >= LOG_EVERY_S or (total and done >= total)):
+                    last_line[0] = now
+                    print(
+                        f"[{time.strftime('%H:%M:%S')}] {progress_line(description, done, total, fields)}",
+                        flush=True,
+                    )
 
         yield _Task()
 
@@ -147,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             stop.is_set,
             progress,
             row.submitted_ts,
+            lambda: _stop_reason(ws, row.id),
         )
         result = kind.run(job, spec).model_dump(mode="json")
         codes = [p.wait() for p in ranks]
@@ -168,6 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     store.finish(ws, row.id, args.attempt, outcome, error, time.time() - started, result)
     print(f"attempt {args.attempt} {outcome}" + (f": {error}" if error else ""), flush=True)
     return 0
+
+
+def _stop_reason(ws: Workspace, job_id: str) -> str | None:
+    from imts.store.models import JobRecord
+
+    with ws.session() as s:
+        return s.scalar(select(JobRecord.stop_reason).where(JobRecord.id == job_id))
 
 
 def _save(ws: Workspace, job_id: str, attempt: int, job: JobContext, data: dict[str, Any]) -> None:

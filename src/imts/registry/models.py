@@ -266,14 +266,23 @@ def resolve(ctx: Context, ref: str) -> ResolvedModel:
     with ctx.session() as s:
         mv = _find_version(s, ctx, ref)
         if mv is not None:
-            if not mv.merged_path:
-                raise NotFoundError(f"model {mv.name}:{mv.version} was saved without merged weights")
+            label = f"{mv.name}:{mv.version}"
+            if mv.merged_path:
+                path, adapter = Path(mv.merged_path), None
+            elif mv.adapter_path:  # no merged copy kept (the default): base + adapter, merged on load
+                base = s.get(BaseModelRecord, mv.base_model_id)
+                if base is None:
+                    raise NotFoundError(f"model {label}: its base model is no longer registered")
+                path, adapter = Path(base.path), Path(mv.adapter_path)
+            else:
+                raise NotFoundError(f"model {label} has neither merged weights nor an adapter")
             return ResolvedModel(
                 ref=ref,
-                label=f"{mv.name}:{mv.version}",
-                path=Path(mv.merged_path),
+                label=label,
+                path=path,
                 base_model_id=mv.base_model_id,
                 model_version_id=mv.id,
+                adapter=adapter,
             )
         bm = s.scalar(
             select(BaseModelRecord).where((BaseModelRecord.name == ref) | (BaseModelRecord.id == ref))

@@ -74,6 +74,7 @@ class ResolvedModel(BaseModel):
     path: Path
     base_model_id: str | None = None
     model_version_id: str | None = None
+    adapter: Path | None = None  # a LoRA adapter applied over ``path`` (a version kept without merged/)
 
 
 class AliasView(BaseModel):

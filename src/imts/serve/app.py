@@ -31,9 +31,12 @@ from imts.serve.schemas import (
 log = logging.getLogger(__name__)
 
 
-def create_app(model_path: Path, model_name: str, api_key: str | None = None) -> FastAPI:
-    """An app serving one model under ``model_name``; with ``api_key``, requests must bear it."""
-    engine = Engine(model_path, model_name)
+def create_app(
+    model_path: Path, model_name: str, api_key: str | None = None, adapter: Path | None = None
+) -> FastAPI:
+    """An app serving one model under ``model_name`` (with ``adapter``: that LoRA adapter merged into
+    it on load); with ``api_key``, requests must bear it."""
+    engine = Engine(model_path, model_name, adapter)
     created = int(time.time())
     app = FastAPI(title="IMTS OpenAI-compatible endpoint", version="1")
 
@@ -157,8 +160,16 @@ def _sse(streams: list[Iterator[str]], cid: str, model: str) -> Iterator[str]:
     yield "data: [DONE]\n\n"
 
 
-def serve(model_path: Path, model_name: str, host: str, port: int, api_key: str | None = None) -> None:
+def serve(
+    model_path: Path,
+    model_name: str,
+    host: str,
+    port: int,
+    api_key: str | None = None,
+    adapter: Path | None = None,
+) -> None:
     """Run the endpoint until interrupted."""
     import uvicorn
 
-    uvicorn.run(create_app(model_path, model_name, api_key), host=host, port=port, log_level="info")
+    app = create_app(model_path, model_name, api_key, adapter)
+    uvicorn.run(app, host=host, port=port, log_level="info")

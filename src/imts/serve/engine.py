@@ -54,9 +54,9 @@ class StopFilter:
 class Engine:
     """A model and its tokenizer; generation is serialised (one CPU model, no batching across requests)."""
 
-    def __init__(self, path: Path, name: str) -> None:
+    def __init__(self, path: Path, name: str, adapter: Path | None = None) -> None:
         self.path, self.name = Path(path), name
-        self.tokenizer, self.model = load(self.path)
+        self.tokenizer, self.model = load(self.path, adapter)
         self._lock = threading.Lock()
 
     def _inputs(self, messages: list[dict[str, str]]) -> torch.Tensor:

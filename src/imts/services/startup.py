@@ -27,12 +27,14 @@ def start(settings: Settings | None = None, recover: bool = True) -> Workspace:
 
 
 def recover_workspace(ws: Workspace) -> None:
-    """Undo what killed processes left half-done: their staging folders, and dataset shards they moved
-    into the store but never committed."""
+    """Undo what killed processes left half-done: their staging folders, dataset shards they moved
+    into the store but never committed, and runs they left ``running`` (marked ``interrupted``)."""
     from imts.data.versions import sweep_orphans
+    from imts.store.runs import sweep_abandoned
 
     ws.artifacts.sweep()
     sweep_orphans(ws)
+    sweep_abandoned(ws)
 
 
 def local_context(settings: Settings | None = None, role: Role = "admin") -> Context:

@@ -11,15 +11,19 @@ mirrors them to the exporters (TensorBoard, MLflow).
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+import socket
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from types import EllipsisType
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select
+from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from imts.core import environment
@@ -28,6 +32,7 @@ from imts.core.ids import new_id
 from imts.store.context import Context
 from imts.store.models import Metric, Run, RunEvent
 from imts.store.tracking import TeeSink, exporters, flatten
+from imts.store.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -196,17 +201,25 @@ def set_status(ctx: Context, run_id: str, status: str) -> None:
 
 
 def log_batch(ctx: Context, run_id: str, step_metrics: StepMetrics) -> int:
-    """Store many metrics at once: ``[(step, {key: value, ...}), ...]``; returns how many."""
-    rows = [
-        Metric(run_id=run_id, key=k, step=step, value=float(v))
-        for step, values in step_metrics
-        for k, v in values.items()
-    ]
-    if rows:
+    """Store many metrics at once: ``[(step, {key: value, ...}), ...]``; returns how many.
+
+    A (key, step) the run already has is replaced, not repeated: a resumed run redoes the steps after
+    its last checkpoint, and a watchdog rollback redoes the steps after the good one.
+    """
+    latest: dict[tuple[str, int], float] = {}
+    for step, values in step_metrics:
+        for k, v in values.items():
+            latest[(k, int(step))] = float(v)
+    if latest:
         with ctx.session() as s:
             _owned(s, ctx, run_id)
-            s.add_all(rows)
-    return len(rows)
+            s.execute(
+                delete(Metric).where(
+                    Metric.run_id == run_id, tuple_(Metric.key, Metric.step).in_(list(latest))
+                )
+            )
+            s.add_all(Metric(run_id=run_id, key=k, step=st, value=v) for (k, st), v in latest.items())
+    return len(latest)
 
 
 def log_event(
@@ -374,6 +387,90 @@ class StoreSink:
             self._pending, self._count = [], 0
 
 
+OWNER_FILE = ".owner"  # in the run's folder: locked (flock) by the process running the run
+
+
+class Owner:
+    """The run folder's ``.owner`` file, locked while this process runs the run.
+
+    The lock dies with the process (even under SIGKILL), so a ``running`` run whose lock can be taken
+    was abandoned: ``sweep_abandoned`` marks it ``interrupted``. The file names the host and pid.
+    """
+
+    def __init__(self, out_dir: Path) -> None:
+        self.path = out_dir / OWNER_FILE
+        self.fd: int | None = None
+
+    def acquire(self, run_id: str) -> None:
+        """Take the lock, or refuse: another live process runs this run."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held = os.read(fd, 200).decode(errors="replace").strip()
+            os.close(fd)
+            raise ConflictError(f"run {run_id} is running now ({held or 'another process'})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"host {socket.gethostname()} pid {os.getpid()}\n".encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor drops the lock
+            self.fd = None
+
+
+def abandoned_reason(output_dir: str | None) -> str | None:
+    """Why a ``running`` run is abandoned (its process on this host is gone), or None when it may
+    still run: its lock is held, or it belongs to another host (whose locks this one cannot see)."""
+    if not output_dir:
+        return None
+    path = Path(output_dir) / OWNER_FILE
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return None  # a run from before owner files: nothing to judge by
+    try:
+        owner = os.read(fd, 200).decode(errors="replace").strip()
+        if not owner.startswith(f"host {socket.gethostname()} "):
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None  # its process still runs it
+        return f"its process ({owner}) ended without finishing it (killed or lost)"
+    finally:
+        os.close(fd)
+
+
+def sweep_abandoned(ws: Workspace) -> list[str]:
+    """Mark ``interrupted`` every run left ``running`` by a process of this host that is gone (all
+    projects: crash recovery, and the scheduler when it requeues a lost attempt). Returns their ids.
+
+    A training run keeps its checkpoints: ``imts train --resume RUN`` continues it.
+    """
+    with ws.session() as s:
+        found = s.execute(select(Run.id, Run.kind, Run.output_dir).where(Run.status == "running")).all()
+    marked = []
+    for run_id, kind, output_dir in found:
+        why = abandoned_reason(output_dir)
+        if why is None:
+            continue
+        hint = f"; resume it: imts train --resume {run_id}" if kind == "train" else ""
+        with ws.session() as s:
+            done = s.execute(
+                update(Run)
+                .where(Run.id == run_id, Run.status == "running")
+                .values(status="interrupted", error=why + hint, finished_at=datetime.now(UTC))
+            )
+            if done.rowcount:  # type: ignore[attr-defined]
+                marked.append(run_id)
+                s.add(RunEvent(run_id=run_id, kind="interrupted", message=why, data={}))
+    for run_id in marked:
+        log.info("run %s was left running by a process that is gone: marked interrupted", run_id)
+    return marked
+
+
 class RunHandle:
     """A started run: report through ``sink``; end with ``succeed`` or ``fail`` (once).
 
@@ -383,8 +480,8 @@ class RunHandle:
         summary, model_version_id: what ``run_lifecycle`` records when its block ends normally.
     """
 
-    def __init__(self, ctx: Context, run_id: str, store: StoreSink, tee: TeeSink) -> None:
-        self.ctx, self.id, self.store, self.sink = ctx, run_id, store, tee
+    def __init__(self, ctx: Context, run_id: str, store: StoreSink, tee: TeeSink, owner: Owner) -> None:
+        self.ctx, self.id, self.store, self.sink, self.owner = ctx, run_id, store, tee, owner
         self.summary: dict[str, Any] = {}
         self.model_version_id: str | None = None
         self.status: str | None = None
@@ -398,12 +495,19 @@ class RunHandle:
         if numbers:
             self.sink.export(int(summary.get("steps") or 0), {f"summary/{k}": v for k, v in numbers.items()})
         self.sink.close("succeeded")
+        self.owner.release()
         return view
 
     def fail(self, exc: BaseException) -> str:
-        """Record the run as ended by ``exc``; returns the status: ``preempted`` (Interrupted), the
+        """Record the run as ended by ``exc``; returns the status: the ``Interrupted``'s status
+        (``preempted``; ``cancelled`` when its job was cancelled), ``interrupted`` (Ctrl-C), the
         exception's ``run_status`` attribute (HPO's ``pruned``) or ``failed``."""
-        status = "preempted" if isinstance(exc, Interrupted) else str(getattr(exc, "run_status", "failed"))
+        if isinstance(exc, Interrupted):
+            status = exc.status
+        elif isinstance(exc, KeyboardInterrupt):
+            status = "interrupted"
+        else:
+            status = str(getattr(exc, "run_status", "failed"))
         self.status = status
         try:
             self.store.flush()
@@ -411,6 +515,7 @@ class RunHandle:
             self.sink.close(status)
             if exists(self.ctx, self.id):
                 finish(self.ctx, self.id, status, error=f"{type(exc).__name__}: {exc}")
+            self.owner.release()
         return status
 
 
@@ -433,6 +538,30 @@ def begin(
     run_id = run_id or new_id("run")
     out_dir = ctx.artifacts.path(f"runs/{run_id}")
     out_dir.mkdir(parents=True, exist_ok=True)
+    owner = Owner(out_dir)
+    owner.acquire(run_id)  # before the run is marked running: a sweep never sees it unowned
+    try:
+        run = {
+            "base_model_id": base_model_id,
+            "model_version_id": model_version_id,
+            "dataset_version_id": dataset_version_id,
+            "split": split,
+        }
+        return _begin(ctx, kind, spec, run_id, out_dir, owner, **run)
+    except BaseException:
+        owner.release()
+        raise
+
+
+def _begin(
+    ctx: Context,
+    kind: str,
+    spec: Mapping[str, Any],
+    run_id: str,
+    out_dir: Path,
+    owner: Owner,
+    **run: Any,
+) -> RunHandle:
     if not exists(ctx, run_id):  # else resume: a recipe continues from the latest checkpoint in out_dir
         seed = spec.get("seed")
         create(
@@ -440,16 +569,14 @@ def begin(
             kind,
             spec,
             run_id=run_id,
-            base_model_id=base_model_id,
-            model_version_id=model_version_id,
-            dataset_version_id=dataset_version_id,
-            split=split,
             output_dir=str(out_dir),
             environment=environment.capture(seed if isinstance(seed, int) else None),
+            **run,
         )
     start(ctx, run_id)
     store = StoreSink(ctx, run_id)
-    return RunHandle(ctx, run_id, store, TeeSink(store, exporters(ctx.settings, run_id, out_dir, dict(spec))))
+    tee = TeeSink(store, exporters(ctx.settings, run_id, out_dir, dict(spec)))
+    return RunHandle(ctx, run_id, store, tee, owner)
 
 
 @contextmanager

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from imts.core.files import share_like_siblings
+
 _STEP = re.compile(r"^step-(\d+)$")
 
 
@@ -59,6 +61,7 @@ def save(
     )
     (tmp / "state.json").write_text(json.dumps({"step": step, "data": data_state, **extra}, indent=2))
     (tmp / "run_config.yaml").write_text(spec_yaml, encoding="utf-8")
+    share_like_siblings(tmp)  # safetensors writes its file 0600
     _replace_dir(tmp, final)
     for old in list_checkpoints(ckpt_root)[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
@@ -91,13 +94,40 @@ def load_weights(model: Any, ckpt: Path) -> None:
 
 
 def keep_best(ckpt: Path, ckpt_root: Path) -> Path:
-    """Copy checkpoint ``ckpt`` to ``best/`` (atomically), where keep-last pruning never reaches it."""
+    """Copy checkpoint ``ckpt`` to ``best/`` (atomically), where keep-last pruning never reaches it.
+
+    The copy is hard links: a checkpoint's files are never rewritten (a newer one is a new folder),
+    so ``best/`` costs no disk while ``ckpt`` exists.
+    """
     tmp = ckpt_root / f".tmp-best-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(ckpt, tmp)
+    shutil.copytree(ckpt, tmp, copy_function=_link_or_copy)
     best = ckpt_root / "best"
     _replace_dir(tmp, best)
     return best
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # a filesystem without hard links
+        shutil.copy2(src, dst)
+
+
+def drop_all(ckpt_root: Path) -> int:
+    """Remove every checkpoint of a finished run (weights, optimizer state, ``best/``); returns the
+    bytes freed. The run's model is saved outside them (``adapter/``, ``model/``, ``merged/``)."""
+    if not ckpt_root.is_dir():
+        return 0
+    seen: set[tuple[int, int]] = set()
+    freed = 0
+    for f in ckpt_root.rglob("*"):
+        st = f.lstat()
+        if f.is_file() and (st.st_dev, st.st_ino) not in seen:  # a hard link is counted once
+            seen.add((st.st_dev, st.st_ino))
+            freed += st.st_size
+    shutil.rmtree(ckpt_root)
+    return freed
 
 
 def _replace_dir(tmp: Path, final: Path) -> None:

@@ -15,6 +15,7 @@ class TrainJob(BaseModel):
 
     run: RunSpec
     model_name: str | None = None
+    resume: str | None = None  # a run id: continue that run from its latest checkpoint
 
 
 class TrainResult(BaseModel):
@@ -26,7 +27,7 @@ def run_train(job: JobContext, spec: TrainJob) -> TrainResult:
     from imts.train.service import train
 
     if "run_id" not in job.data:  # fixed before training starts, so a requeued attempt resumes this run
-        job.save_data({"run_id": new_id("run")})
+        job.save_data({"run_id": spec.resume or new_id("run")})
     run_id = train(
         job.ctx,
         spec.run,
@@ -34,6 +35,7 @@ def run_train(job: JobContext, spec: TrainJob) -> TrainResult:
         model_name=spec.model_name,
         run_id=job.data["run_id"],
         should_stop=job.should_stop,
+        stopped_status=job.stopped_status,
     )
     return TrainResult(run_id=run_id)
 
@@ -46,6 +48,10 @@ def check_train(ctx: Context, spec: TrainJob) -> None:
     from imts.train.spec import check_format, check_runnable, check_splits
 
     check_runnable(spec.run)
+    if spec.resume is not None:
+        from imts.train.service import check_resumable
+
+        check_resumable(ctx, spec.resume)
     base_models.get(ctx, spec.run.base_model)
     version = resolve(ctx, spec.run.data).version
     check_format(spec.run, version.ref, version.format)

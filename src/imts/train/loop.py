@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 from imts.core.errors import ImtsError, Interrupted
+from imts.core.files import share_like_siblings
 from imts.core.hardware import resolve_precision
 from imts.core.progress import Task
 from imts.store.tracking import Sink
@@ -43,8 +45,9 @@ class TrainResult:
     final_loss: float
     final_val_loss: float | None
     tokens: int
-    seconds: float
+    seconds: float  # the whole run: loading, steps, validation and saving
     truncated: int
+    step_seconds: float = 0.0  # the optimizer steps only (what the live bar's tokens/s is over)
 
 
 # --- setup ------------------------------------------------------------------------------------------
@@ -99,8 +102,18 @@ def load_model(spec: RunSpec, base_path: Path, device: torch.device) -> tuple[An
             target_modules=spec.lora.target_modules,
             task_type="CAUSAL_LM",
         )
-        model = get_peft_model(model, lora)
+        with quiet_peft():
+            model = get_peft_model(model, lora)
     return model, tokenizer, pad_id
+
+
+@contextmanager
+def quiet_peft() -> Iterator[None]:
+    """PEFT reads ``model.is_gradient_checkpointing``, which transformers deprecates with a
+    FutureWarning: one in every training log that the user can do nothing about."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing", category=FutureWarning)
+        yield
 
 
 def sft_examples(
@@ -176,6 +189,7 @@ class Loop:
     loss: float = float("nan")
     val_loss: float | None = None
     tokens: int = 0
+    step_seconds: float = 0.0
     best_val: float = math.inf  # the best early_stopping_metric so far (-inf to start when higher is better)
     stale_evals: int = 0
     best_step: int | None = None
@@ -326,6 +340,7 @@ def apply_update(lp: Loop) -> None:
 def report(lp: Loop, values: dict[str, float], tokens: int, flops: float, seconds: float, bar: Task) -> None:
     """Per-step metrics (rank 0): the recipe's ``values`` plus LR, grad norm, tokens/s, MFU, memory."""
     lp.tokens += tokens
+    lp.step_seconds += seconds
     lp.loss = values["loss"]
     values = {
         **values,
@@ -516,6 +531,7 @@ def save_adapter(lp: Loop, tokenizer: Any, base_path: Path) -> tuple[Path, Path 
     model.save_pretrained(adapter_dir)
     tokenizer.save_pretrained(adapter_dir)
     (adapter_dir / "run_config.yaml").write_text(lp.spec_yaml, encoding="utf-8")
+    share_like_siblings(adapter_dir)  # safetensors writes its file 0600
     if not spec.merge:
         return adapter_dir, None
     if any(p.dtype != torch.float32 for p in model.parameters() if not p.requires_grad):
@@ -525,7 +541,8 @@ def save_adapter(lp: Loop, tokenizer: Any, base_path: Path) -> tuple[Path, Path 
         from transformers import AutoModelForCausalLM
 
         base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
-        merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
+        with quiet_peft():
+            merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
     else:
         merged = model.merge_and_unload()
     return adapter_dir, save_full_model(merged, tokenizer, out_dir / "merged", lp.spec_yaml)
@@ -538,6 +555,7 @@ def save_full_model(model: Any, tokenizer: Any, folder: Path, spec_yaml: str) ->
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     (folder / "run_config.yaml").write_text(spec_yaml, encoding="utf-8")
+    share_like_siblings(folder)  # safetensors writes its file 0600
     return folder
 
 
@@ -545,4 +563,6 @@ def result(lp: Loop, adapter_dir: Path | None, merged_dir: Path | None, truncate
     seconds = time.perf_counter() - lp.started
     if lp.dist.main:
         lp.sink.event("finished", f"{lp.step} steps in {seconds:.0f}s", lp.step)
-    return TrainResult(adapter_dir, merged_dir, lp.step, lp.loss, lp.val_loss, lp.tokens, seconds, truncated)
+    return TrainResult(
+        adapter_dir, merged_dir, lp.step, lp.loss, lp.val_loss, lp.tokens, seconds, truncated, lp.step_seconds
+    )

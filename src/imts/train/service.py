@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from imts.core.errors import ConflictError, InputError, NotFoundError
+from imts.core.errors import ConflictError, InputError, Interrupted, NotFoundError
 from imts.core.progress import NullProgress, Progress
 from imts.data.versions import DataRef, load_rows, resolve
 from imts.evals.card import model_card
@@ -16,7 +16,7 @@ from imts.registry import base_models, models
 from imts.store import runs
 from imts.store.context import Context
 from imts.store.tracking import Sink
-from imts.train import distributed
+from imts.train import checkpoint, distributed
 from imts.train.recipes import RECIPES
 from imts.train.spec import RunSpec, check_format, check_runnable, check_splits
 
@@ -29,6 +29,7 @@ def train(
     wrap_sink: Callable[[Sink, str], Sink] | None = None,
     run_id: str | None = None,
     should_stop: Callable[[], bool] | None = None,
+    stopped_status: Callable[[], str] | None = None,
 ) -> str:
     """Run one training run to completion; returns the run id. The trained model is recorded as a
     new version of ``model_name`` (default: ``<dataset>-<base model>``).
@@ -40,7 +41,8 @@ def train(
         run_id: the run to create, or to continue from its latest checkpoint if it exists (a requeued
             job passes its own run id).
         should_stop: checked once per step; when true the run checkpoints, is marked ``preempted``
-            and ``Interrupted`` is raised.
+            (or what ``stopped_status`` says: ``cancelled`` for a cancelled job) and ``Interrupted``
+            is raised.
     """
     progress = progress or NullProgress()
     check_runnable(spec)
@@ -71,11 +73,18 @@ def train(
         split=spec.train_split,
     ) as run:
         out_dir = ctx.artifacts.path(f"runs/{run.id}")
+        name = model_name or runs.get(ctx, run.id).summary.get("model_name")
+        name = name or f"{version.dataset}-{base.name}"
+        runs.update_summary(ctx, run.id, {"model_name": name})  # a resumed run records the same model
         sink: Sink = wrap_sink(run.sink, run.id) if wrap_sink else run.sink
         recipe = RECIPES[spec.method]
-        result = distributed.launch(
-            recipe, spec, Path(base.path), train_rows, val_rows, out_dir, sink, progress, should_stop
-        )
+        try:
+            result = distributed.launch(
+                recipe, spec, Path(base.path), train_rows, val_rows, out_dir, sink, progress, should_stop
+            )
+        except Interrupted as exc:
+            exc.status = stopped_status() if stopped_status is not None else exc.status
+            raise
         run.store.flush()
         summary = {
             "steps": result.steps,
@@ -83,13 +92,16 @@ def train(
             "final_val_loss": result.final_val_loss,
             "tokens": result.tokens,
             "seconds": result.seconds,
-            "tokens_per_s": result.tokens / result.seconds,
+            # What the live bar shows: tokens over the optimizer steps' time only ...
+            "tokens_per_s": result.tokens / max(result.step_seconds, 1e-9),
+            # ... and over the whole run, loading the model and saving it included.
+            "tokens_per_s_overall": result.tokens / result.seconds,
             "train_examples": len(train_rows),
             "truncated": result.truncated,
         }
         mv = models.create_version(
             ctx,
-            model_name or f"{version.dataset}-{base.name}",
+            name,
             base.id,
             run.id,
             version.id,
@@ -101,7 +113,42 @@ def train(
         run.summary = {**summary, "model_version": f"{mv.name}:{mv.version}", "model_version_id": mv.id}
         run.model_version_id = mv.id
         model_card(ctx, mv.id)  # README.md beside the weights; `imts models card` refreshes it later
+    if not spec.keep_checkpoints:  # succeeded: nothing will resume it, the model is saved
+        freed = checkpoint.drop_all(out_dir / "checkpoints")
+        if freed:
+            runs.log_event(ctx, run.id, "checkpoints_removed", f"checkpoints removed ({freed / 1e6:.1f} MB)")
     return run.id
+
+
+def check_resumable(ctx: Context, run_id: str) -> RunSpec:
+    """The spec of training run ``run_id`` if it can be resumed: a training run that did not succeed
+    and that no live process runs.
+
+    Raises:
+        NotFoundError: no such run in this project.
+        InputError: not a training run, or it already succeeded.
+        ConflictError: a process runs it now.
+    """
+    run = runs.get(ctx, run_id)
+    if run.kind != "train":
+        raise InputError(f"run {run_id} is an {run.kind} run: only training runs resume", field="resume")
+    if run.status == "succeeded":
+        raise InputError(f"run {run_id} already succeeded: nothing to resume", field="resume")
+    if run.status == "running" and runs.abandoned_reason(run.output_dir) is None:
+        raise ConflictError(f"run {run_id} is running now: follow it instead (imts runs show {run_id})")
+    return RunSpec.model_validate(run.spec)
+
+
+def resume(
+    ctx: Context,
+    run_id: str,
+    progress: Progress | None = None,
+    model_name: str | None = None,
+) -> str:
+    """Continue training run ``run_id`` from its latest checkpoint, with the spec it was started with:
+    the result is bit-identical to a run that was never interrupted. Returns the run id."""
+    spec = check_resumable(ctx, run_id)
+    return train(ctx, spec, progress, model_name=model_name, run_id=run_id)
 
 
 class Reproduction(BaseModel):

@@ -122,7 +122,16 @@ class RunSpec(BaseModel):
     early_stopping_min_delta: float = Field(
         0.0, ge=0, description="Improvement smaller than this does not count."
     )
-    merge: bool = Field(True, description="Also save the base model with the adapter merged in.")
+    keep_checkpoints: bool = Field(
+        False,
+        description="Keep checkpoints/ (weights and optimizer state) after the run succeeded; by default "
+        "they are removed then: the model is saved outside them, and only an unfinished run resumes.",
+    )
+    merge: bool = Field(
+        False,
+        description="Also save a full copy of the base with the adapter merged in (merged/, the base's "
+        "size in fp32); without it, evaluation and serving merge the adapter on load.",
+    )
     lora: LoraSpec = Field(default_factory=LoraSpec)
     dpo: DpoSpec = Field(default_factory=DpoSpec)
     watchdog: WatchdogSpec = Field(default_factory=WatchdogSpec)

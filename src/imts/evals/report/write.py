@@ -8,6 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from imts.core.files import file_mode
 from imts.evals.report.html import render_html
 from imts.evals.report.i18n import Lang
 from imts.evals.report.jsonio import report_to_dict
@@ -20,6 +21,7 @@ __all__ = ["write_report"]
 def _atomic_write_text(path: Path, text: str) -> None:
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, file_mode())  # mkstemp makes it 0600: readable like the folder's other files
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
             fh.flush()
