@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, TypeVar
 
+import click
 import typer
 from pydantic import BaseModel
 from rich.console import Console
@@ -101,6 +102,8 @@ def friendly(fn: F) -> F:
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]")
             raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, click.ClickException):
+            raise  # a command's own exit code, or click's usage error: already said
         except Exception as exc:
             from imts.core.settings import get_settings
 
