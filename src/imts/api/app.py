@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 
@@ -49,7 +51,8 @@ def create_app(settings: Settings, secure_cookies: bool = True) -> FastAPI:
     app = FastAPI(
         title="IMTS platform API",
         version=__version__,
-        description="Tenants, projects, users, API keys and the audit log; every route names the "
+        description="Tenants, projects, users, API keys, datasets and uploads, jobs, runs, evaluations "
+        "and reports, models, the pool and quotas, webhooks and the audit log; every route names the "
         "permission it needs in `x-permission` (docs/security.md).",
     )
     app.state.ws = start(settings)
@@ -65,5 +68,26 @@ def create_app(settings: Settings, secure_cookies: bool = True) -> FastAPI:
                 route.openapi_extra = {**(route.openapi_extra or {}), "x-permission": perm}
         api.include_router(router)
     app.include_router(api)
+    _errors_as_json(app)
     metrics.install(app)  # rate and size limits, latency, /metrics, the webhook delivery worker
     return app
+
+
+def _errors_as_json(app: FastAPI) -> None:
+    """Document error responses as JSON on every route: FastAPI files them under the route's own media
+    type (text/plain for a log, an event stream), but an error body is always JSON."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            for methods in schema.get("paths", {}).values():
+                for op in methods.values():
+                    for status, response in op.get("responses", {}).items():
+                        content = response.get("content", {})
+                        if status[:1] in "45" and content and "application/json" not in content:
+                            response["content"] = {"application/json": next(iter(content.values()))}
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
