@@ -92,6 +92,11 @@ class _Row:
             self.finish("length")
 
     def finish(self, reason: str) -> None:
+        if not self.cut.stopped:  # what an incomplete last character held back goes out as decoded
+            text = self.tok.decode(self.gen, skip_special_tokens=True)
+            if piece := self.cut.feed(text[self.sent :]):
+                self.job.events.put(piece)
+            self.sent = len(text)
         if rest := self.cut.flush():
             self.job.events.put(rest)
         self.job.events.put(Finished(reason, len(self.gen)))
