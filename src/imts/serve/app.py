@@ -56,6 +56,12 @@ class Models:
             base.ensure_adapter(target.adapter, target.adapter_path)
         return base
 
+    def retire(self, target: Target) -> None:
+        """Unload the adapter of a target no deployment serves any more."""
+        base = self.bases.get(target.base)
+        if base is not None and target.adapter is not None:
+            base.retire(target.adapter)
+
 
 def create_app(
     access: KeyAccess | LocalAccess,
@@ -71,9 +77,9 @@ def create_app(
         access: ``KeyAccess`` (platform API keys) or ``LocalAccess`` (one local user).
         pinned: served id -> model folder, served to every caller (``imts serve --model``).
     """
-    router = Router(pinned)
     meter = Meter(requests_per_minute, tokens_per_minute)
     models = Models(window_ms / 1000, max_batch, meter)
+    router = Router(pinned, on_dropped=models.retire)
     created = int(time.time())
     app = FastAPI(title="IMTS OpenAI-compatible endpoint", version="1")
     app.state.models = models

@@ -122,7 +122,9 @@ class BaseModel:
     ) -> None:
         self.path = Path(path)
         self.tokenizer, self.model = load(self.path)
-        self.adapters: dict[str, Path] = {}
+        self.adapters: dict[str, Path] = {}  # loaded now
+        self._folders: dict[str, Path] = {}  # every adapter ever asked for (a retired one reloads)
+        self._retiring: set[str] = set()
         self.window_s, self.max_batch, self.on_batch = window_s, max_batch, on_batch
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._lock = threading.Lock()  # adapter loads and forward passes never overlap
@@ -134,28 +136,40 @@ class BaseModel:
 
     def ensure_adapter(self, name: str, folder: Path) -> None:
         """Load the adapter in ``folder`` under ``name`` (once); the base weights are not reloaded."""
-        if name in self.adapters:
-            return
+        self._folders.setdefault(name, Path(folder))
+        self._retiring.discard(name)
+        if name not in self.adapters:
+            with self._lock:
+                self._load(name)
+
+    def _load(self, name: str) -> None:
         from peft import PeftModel
 
-        with self._lock:
-            if name in self.adapters:
-                return
-            if isinstance(self.model, PeftModel):
-                self.model.load_adapter(str(folder), adapter_name=name)
-            else:  # the first adapter wraps the base in place; the bare base stays reachable as BASE
-                self.model = PeftModel.from_pretrained(self.model, str(folder), adapter_name=name)
-            self.model.eval()
-            self.adapters[name] = Path(folder)
-            log.info("loaded adapter %s into %s", name, self.path)
+        if name in self.adapters:
+            return
+        folder = self._folders[name]
+        if isinstance(self.model, PeftModel):
+            self.model.load_adapter(str(folder), adapter_name=name)
+        else:  # the first adapter wraps the base in place; the bare base stays reachable as BASE
+            self.model = PeftModel.from_pretrained(self.model, str(folder), adapter_name=name)
+        self.model.eval()
+        self.adapters[name] = folder
+        log.info("loaded adapter %s into %s", name, self.path)
 
-    def retire(self, keep: set[str]) -> None:
-        """Unload the adapters not in ``keep`` (one always stays: PEFT needs an active adapter)."""
+    def retire(self, name: str) -> None:
+        """Unload adapter ``name`` when the scheduler is next idle (an alias moved off its version); a
+        request still naming it reloads it."""
+        if name in self._folders:
+            self._retiring.add(name)
+
+    def _unload_retired(self) -> None:
         with self._lock:
-            for name in sorted(set(self.adapters) - keep):
-                if len(self.adapters) > 1:
+            for name in sorted(self._retiring & set(self.adapters)):
+                if len(self.adapters) > 1:  # PEFT keeps one adapter active
                     self.model.delete_adapter(name)
                     del self.adapters[name]
+                    log.info("unloaded adapter %s from %s", name, self.path)
+            self._retiring.clear()
 
     def submit(self, job: Job) -> Iterator[str | Finished]:
         """Queue ``job``; its text pieces as they are decoded, then its ``Finished``."""
@@ -173,6 +187,8 @@ class BaseModel:
 
     def _loop(self) -> None:
         while True:
+            if self._retiring and self._queue.empty():
+                self._unload_retired()
             first = self._queue.get()
             if first is None:
                 return
@@ -208,14 +224,16 @@ class BaseModel:
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         rows = [_Row(j, tok) for j in batch]
         with self._lock, torch.inference_mode():
+            for name in {j.adapter for j in batch if j.adapter is not None}:
+                self._load(name)  # retired between its request's resolve and this batch
             extra: dict[str, Any] = {}
             if self.adapters:
                 extra["adapter_names"] = [j.adapter or BASE for j in batch]
-            past = None
+            cache = None
             for _ in range(max(j.max_tokens for j in batch)):
-                out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=past,
+                out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache,
                                  use_cache=True, **extra)  # fmt: skip
-                past = out.past_key_values
+                cache = out.cache
                 logits = out.logits[:, -1, :]
                 nxt = []
                 for i, row in enumerate(rows):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,7 +94,10 @@ def _perms(ctx: Context) -> set[Permission]:
 class Router:
     """Served ids to weights, per project, following alias moves; ``pinned`` ids serve fixed folders."""
 
-    def __init__(self, pinned: dict[str, Path] | None = None) -> None:
+    def __init__(
+        self, pinned: dict[str, Path] | None = None, on_dropped: Callable[[Target], None] | None = None
+    ) -> None:
+        self.on_dropped = on_dropped
         self.pinned = {k: Target(k, Path(v), None, None, k) for k, v in (pinned or {}).items()}
         self._projects: dict[str, tuple[int, dict[str, Target | str]]] = {}
         self._lock = threading.Lock()
@@ -114,6 +118,11 @@ class Router:
                 found[d.name] = str(exc)
         with self._lock:
             self._projects[ctx.project_id] = (seq, found)
+        if known is not None and self.on_dropped is not None:
+            now = {t.adapter for t in found.values() if isinstance(t, Target)}
+            for t in known[1].values():
+                if isinstance(t, Target) and t.adapter is not None and t.adapter not in now:
+                    self.on_dropped(t)  # an alias moved off it, or its deployment went
         return found
 
     def visible(self, caller: Caller) -> dict[str, Target | str]:
