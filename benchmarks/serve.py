@@ -169,21 +169,25 @@ def main() -> None:
     register(ctx, args.base, folders, tmp)
     adapters = [f"tuned-{i}" for i in range(ADAPTERS)]
 
+    def show(label: str, r: dict[str, float]) -> None:
+        line = f"{label:40s} {r['req_s']:6.2f} req/s {r['tok_s']:7.1f} tok/s  p50 {r['p50']:6.2f} s  "
+        print(
+            line + f"p99 {r['p99']:6.2f} s  ({r['requests']:.0f} requests in {r['wall']:.1f} s)", flush=True
+        )
+
+    print(f"{CLIENTS} clients x {args.per_client} requests, {args.tokens} new tokens, base {args.base.name}, "
+          f"torch threads {__import__('torch').get_num_threads()}", flush=True)  # fmt: skip
     url, srv = start(create_app(LocalAccess(ctx), window_ms=args.window_ms, max_batch=CLIENTS))
     load_test(url, [*adapters, "base"], 1, 4)  # warm-up: loads the base and the 8 adapters
     imts = load_test(url, adapters, args.per_client, args.tokens)
+    show("imts serve, 8 adapters", imts)
     bare = load_test(url, ["base"], args.per_client, args.tokens)
+    show("imts serve, bare base", bare)
     srv.should_exit = True
     url, srv = start(today_app(args.base, folders))
     today = load_test(url, adapters, args.per_client, args.tokens)
+    show("today: each request alone (generate)", today)
     srv.should_exit = True
-
-    print(f"{CLIENTS} clients x {args.per_client} requests, {args.tokens} new tokens, base {args.base.name}, "
-          f"torch threads {__import__('torch').get_num_threads()}")  # fmt: skip
-    for label, r in (("imts serve, 8 adapters", imts), ("imts serve, bare base", bare),
-                     ("today: each request alone (generate)", today)):  # fmt: skip
-        print(f"{label:40s} {r['req_s']:6.2f} req/s {r['tok_s']:7.1f} tok/s  p50 {r['p50']:6.2f} s  "
-              f"p99 {r['p99']:6.2f} s  ({r['requests']} requests in {r['wall']:.1f} s)")  # fmt: skip
     print(f"throughput ratio imts / today: {imts['tok_s'] / today['tok_s']:.2f}x")
     print(f"8 adapters / bare base: {imts['tok_s'] / bare['tok_s']:.2f}x (target >= 0.7)")
 
