@@ -231,8 +231,9 @@ class BaseModel:
                 extra["adapter_names"] = [j.adapter or BASE for j in batch]
             cache = None
             for _ in range(max(j.max_tokens for j in batch)):
+                # logits of the last position only: the prompt's other positions need no vocabulary projection
                 out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache,
-                                 use_cache=True, **extra)  # fmt: skip
+                                 use_cache=True, logits_to_keep=1, **extra)  # fmt: skip
                 cache = out.cache
                 logits = out.logits[:, -1, :]
                 nxt = []
