@@ -126,6 +126,19 @@ def _model(ctx: Context, side: Side) -> str:
     return mv.id
 
 
+def _deployment(ctx: Context, side: Side) -> str:
+    """A real deployment of the side's project: a base model served under a name of its own."""
+    from imts.registry import service
+    from imts.store.models import BaseModelRecord
+
+    pctx = _in_project(ctx, side)
+    bm = f"bm_{uuid.uuid4().hex[:12]}"
+    with ctx.session() as s:
+        s.add(BaseModelRecord(id=bm, name=bm, path=str(ctx.settings.workspace), architecture="Llama",
+                              num_params=1, source="test", checksum="0" * 64))  # fmt: skip
+    return service.add_deployment(pctx, bm, None, f"served-{side.tenant}").name
+
+
 DATASET = "isolation"
 
 
@@ -176,6 +189,7 @@ OTHER_OBJECTS: dict[str, ObjectFactory] = {
     "upload_id": _upload_id,
     "n": lambda ctx, side: "0",  # a chunk number
     "webhook_id": _webhook_id,
+    "deployment": _deployment,
 }
 
 

@@ -132,3 +132,19 @@ def test_judge_debate_decides_per_rubric_and_says_disputed(
     lines = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     assert len(lines) == 6 and all(x["verdict"] == "wrong_answer" and x["score"] == 0.0 for x in lines)
     assert all(x["disputed"] is False for x in lines)
+
+
+def test_deploy_add_list_remove_and_open_serving_stays_local(tmp_path: Path, tiny_model: Path) -> None:
+    assert imts(tmp_path, "models", "add", str(tiny_model), "--name", "tiny").returncode == 0
+    added = imts(tmp_path, "deploy", "add", "tiny", "--base", "--name", "tiny-chat")
+    assert added.returncode == 0 and "deployed tiny as tiny-chat" in added.stdout, added.stdout + added.stderr
+    listed = imts(tmp_path, "deploy", "list")
+    assert "tiny-chat" in listed.stdout and "base model" in listed.stdout
+    again = imts(tmp_path, "deploy", "add", "tiny", "--base", "--name", "tiny-chat")
+    assert again.returncode != 0 and "already deployed" in again.stdout + again.stderr
+    missing = imts(tmp_path, "deploy", "add", "nothing-here")
+    assert missing.returncode != 0 and "no model 'nothing-here'" in missing.stdout + missing.stderr
+    assert imts(tmp_path, "deploy", "remove", "tiny-chat").returncode == 0
+    assert "tiny-chat" not in imts(tmp_path, "deploy", "list").stdout
+    wide_open = imts(tmp_path, "serve", "--local", "--host", "0.0.0.0")
+    assert wide_open.returncode != 0 and "IMTS_SERVE_API_KEY" in wide_open.stdout + wide_open.stderr

@@ -13,23 +13,29 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from tests.conftest import make_ws
 
 from imts.agents.backends import OpenAIBackend, make_backend
 from imts.agents.chat import BackendError
 from imts.agents.judges.base import JudgeItem
 from imts.agents.judges.llm import LLMJudge
 from imts.serve.app import create_app
+from imts.serve.router import LocalAccess
 
 KEY = "sk-test-secret-123"
+SEED = 6
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model: Path) -> Iterator[str]:
+def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     config = uvicorn.Config(
-        create_app(tiny_model, "tiny", api_key=KEY), host="127.0.0.1", port=port, log_level="warning"
+        create_app(LocalAccess(make_ws(tmp_path_factory.mktemp("serve")), KEY), {"tiny": (tiny_model, None)}),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
     )
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -96,7 +102,7 @@ def _post(server: str, **body: object) -> httpx.Response:
 
 
 def test_n_gives_n_choices_and_stop_cuts_the_text(server: str) -> None:
-    sampled = {"max_tokens": 16, "temperature": 1.0, "seed": 3}  # seeded: the same text every time
+    sampled = {"max_tokens": 16, "temperature": 1.0, "seed": SEED}  # seeded: the same text every time
     whole = _post(server, **sampled).json()["choices"][0]["message"]["content"]
     # A stop sequence from the answer's start (before any partly decoded character), first occurrence.
     k = next(i for i in range(3, len(whole) - 3) if whole.find(whole[i : i + 3]) == i and whole[i - 1] == " ")

@@ -14,6 +14,7 @@ from imts.api.routes import (
     audit,
     auth,
     datasets,
+    deployments,
     evals,
     health,
     jobs,
@@ -35,7 +36,7 @@ PREFIX = "/api/v1"
 # Every resource's router; a route without a declared permission makes create_app refuse.
 ROUTERS = [health.router, auth.router, me.router, users.router, tenants.router, members.router,
            keys.router, audit.router, datasets.router, uploads.router, jobs.router, runs.router,
-           evals.router, models.router, pool.router, webhooks.router]  # fmt: skip
+           evals.router, models.router, deployments.router, pool.router, webhooks.router]  # fmt: skip
 
 
 def create_app(settings: Settings, secure_cookies: bool = True) -> FastAPI:

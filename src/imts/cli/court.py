@@ -56,24 +56,50 @@ def register(app: typer.Typer) -> None:
     @app.command("serve")
     @friendly
     def serve(
-        model: str = typer.Option(..., "--model", help="Base model name, model version, run id or folder."),
+        model: str | None = typer.Option(
+            None, "--model", help="Also serve this base model, model version, run id or folder (pinned)."
+        ),
         host: str = typer.Option("127.0.0.1"),
         port: int = typer.Option(8000),
-        name: str | None = typer.Option(None, help="Model id clients use (default: the model's label)."),
+        name: str | None = typer.Option(None, help="Id clients use for --model (default: the reference)."),
+        local: bool = typer.Option(
+            False,
+            "--local",
+            help="One local user: serve this project's deployments without platform keys (IMTS_SERVE_API_KEY "
+            "if set, else open; open only on a loopback host). Implied by --model.",
+        ),
     ) -> None:
-        """Serve a model over an OpenAI-compatible API (/v1/models, /v1/chat/completions, streaming)."""
+        """Serve the deployments (`imts deploy add`) over an OpenAI-compatible API: many models and LoRA
+        adapters over shared bases, batched; /v1/models, /v1/chat/completions, /v1/usage, /health, /metrics.
+        Clients present platform API keys (`imts keys create`) unless --local."""
+        from imts.core.errors import InputError
         from imts.core.settings import get_settings
         from imts.registry.models import resolve
+        from imts.serve.app import create_app, local_access
         from imts.serve.app import serve as run_server
+        from imts.serve.router import KeyAccess
 
-        resolved = resolve(context(), model)
-        key = get_settings().serve_api_key
-        served = name or model
-        console.print(
-            f"serving [bold]{served}[/] on http://{host}:{port}/v1" + (" (API key required)" if key else "")
-        )
-        secret = key.get_secret_value() if key else None
-        run_server(resolved.path, served, host, port, secret, adapter=resolved.adapter)
+        ctx = context()
+        settings = get_settings()
+        pinned = {}
+        if model is not None:
+            resolved = resolve(ctx, model)  # a LoRA version without merged/: its base + the adapter
+            pinned[name or model] = (resolved.path, resolved.adapter)
+            local = True
+        key = settings.serve_api_key
+        if local and key is None and host not in ("127.0.0.1", "localhost", "::1"):
+            raise InputError(
+                f"--local without IMTS_SERVE_API_KEY serves anyone who reaches {host}: listen on "
+                "127.0.0.1 or set IMTS_SERVE_API_KEY",
+                field="host",
+            )
+        access = local_access(ctx, key.get_secret_value() if key else None) if local else KeyAccess(ctx.ws)
+        app = create_app(access, pinned, settings.serve_batch_window_ms, settings.serve_max_batch,
+                         settings.serve_requests_per_minute, settings.serve_tokens_per_minute)  # fmt: skip
+        how = ("API key required" if key else "open, this machine only") if local else "platform API keys"
+        served = ", ".join(pinned) or "the deployments"
+        console.print(f"serving [bold]{served}[/] on http://{host}:{port}/v1 ({how})")
+        run_server(app, host, port)
 
     @app.command("judge")
     @friendly

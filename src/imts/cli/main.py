@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import typer
 
-from imts.cli import court, data, identity, jobs, models, pool, runs, webhooks
+from imts.cli import court, data, deploy, identity, jobs, models, pool, runs, webhooks
 from imts.cli import doctor as doctor_cli
 from imts.cli import hpo as hpo_cli
 from imts.cli import plan as plan_cli
@@ -26,6 +26,7 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(pool.app, name="pool")
 app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(deploy.app, name="deploy")
 app.command("scheduler")(friendly(pool.scheduler))
 app.command("plan")(plan_cli.plan)
 app.command("hpo")(hpo_cli.hpo)

@@ -109,7 +109,22 @@ class Settings(BaseSettings):
         description="An upload not completed this many hours after it was started is deleted.",
     )
     serve_api_key: SecretStr | None = Field(
-        default=None, description="API key that `imts serve` requires of its clients (none: open)."
+        default=None,
+        description="The one API key `imts serve --local` requires (none: open, loopback only); without "
+        "--local, clients present platform API keys (`imts keys create`).",
+    )
+    serve_batch_window_ms: float = Field(
+        default=5.0, ge=0, description="How long `imts serve` waits for more requests to batch together."
+    )
+    serve_max_batch: int = Field(default=32, ge=1, description="Most generations in one `imts serve` batch.")
+    serve_requests_per_minute: int = Field(
+        default=0, ge=0, description="Requests one API key may make to `imts serve` per minute (0: no limit)."
+    )
+    serve_tokens_per_minute: int = Field(
+        default=0,
+        ge=0,
+        description="Prompt and completion tokens one API key may use on `imts serve` per minute "
+        "(0: no limit).",
     )
 
     sandbox_unconfined: bool = Field(

@@ -193,6 +193,12 @@ def resolve(ctx: Context, model: str, alias: str) -> ModelVersionView:
     return mv
 
 
+def current_version_id(s: Session, ctx: Context, model: str, alias: str) -> str | None:
+    """The id of the version ``alias`` of ``model`` points to now (None: nowhere)."""
+    row = _open(s, ctx, model, alias)
+    return None if row is None else row.version_id
+
+
 def _tick(s: Session, ctx: Context) -> int:
     bumped = s.execute(
         update(AliasClock).where(AliasClock.project_id == ctx.project_id).values(seq=AliasClock.seq + 1)

@@ -10,7 +10,8 @@ from datetime import datetime
 from pathlib import Path
 
 from imts.core.progress import Progress
-from imts.registry import aliases, base_models, export, models
+from imts.registry import aliases, base_models, deployments, export, models
+from imts.registry.deployments import DeploymentView
 from imts.registry.export import ExportResult
 from imts.registry.views import (
     AliasProtectionView,
@@ -27,9 +28,11 @@ __all__ = [
     "AliasState",
     "AliasView",
     "BaseModelView",
+    "DeploymentView",
     "ModelVersionView",
     "ResolvedModel",
     "add_base_model",
+    "add_deployment",
     "alias_history",
     "alias_seq",
     "alias_state",
@@ -39,11 +42,13 @@ __all__ = [
     "get_base_model",
     "get_model_version",
     "list_base_models",
+    "list_deployments",
     "list_model_versions",
     "list_protections",
     "protect_alias",
     "pull_base_model",
     "remove_alias",
+    "remove_deployment",
     "resolve_alias",
     "resolve_model",
     "set_alias",
@@ -159,3 +164,20 @@ def export_model_version(
 ) -> ExportResult:
     """Export a version as ``adapter``, ``merged`` or ``gguf``, checked by loading it back."""
     return export.export(ctx, ref, fmt, dest, gguf_type)
+
+
+def add_deployment(
+    ctx: Context, model: str, alias: str | None = "production", name: str | None = None
+) -> DeploymentView:
+    """Serve ``model@alias`` (a base model when ``alias`` is None) under ``name`` on ``imts serve``."""
+    return deployments.add(ctx, model, alias, name)
+
+
+def list_deployments(ctx: Context) -> list[DeploymentView]:
+    """This project's deployments."""
+    return deployments.list_all(ctx)
+
+
+def remove_deployment(ctx: Context, name: str) -> DeploymentView:
+    """Stop serving a deployment."""
+    return deployments.remove(ctx, name)

@@ -235,6 +235,22 @@ class ModelAlias(Base):
     unset_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
+class Deployment(Base):
+    """A model served by ``imts serve``: the version an alias of a model points to (followed as the
+    alias moves), or a base model (``alias`` None), under the id clients name (``name``)."""
+
+    __tablename__ = "deployments"
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_deployments_project_name"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    model: Mapped[str] = mapped_column(String(200))
+    alias: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class AliasProtection(Base):
     """A protected alias: only a role at least ``min_role`` (holding the deploy permission) moves it."""
 
