@@ -1,6 +1,7 @@
 """Executors: where workers run. One Protocol; the local one starts OS processes on this machine.
 
-A cluster executor (Ray, a later issue) implements the same three calls. Kubernetes manifests for
+The Ray executor (``jobs.ray_executor``, ``executor: ray`` in the pool file) implements the same three
+calls with placement groups and actors on a Ray cluster. Kubernetes manifests for
 Volcano and Kubeflow are rendered by ``jobs.k8s`` from the same job. Every worker runs
 ``python -m imts.services.worker JOB_ID --attempt N``: that entry module lives above the domain
 packages, so it knows every job kind while this package imports none of them.
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from imts.core.settings import Settings
-from imts.jobs.pool import Request, Slot
+from imts.jobs.pool import PoolSpec, Request, Slot
 
 WORKER_MODULE = "imts.services.worker"  # the worker entry point (``python -m``), for every executor
 
@@ -157,3 +158,12 @@ class LocalExecutor:
 
 
 EXECUTORS = {"local": LocalExecutor}
+
+
+def for_pool(settings: Settings, pool: PoolSpec) -> Executor:
+    """The executor the pool file names (``executor: local | ray``)."""
+    if pool.executor == "ray":
+        from imts.jobs.ray_executor import RayExecutor
+
+        return RayExecutor(settings, pool.ray_address or "")
+    return EXECUTORS["local"](settings)

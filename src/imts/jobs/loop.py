@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from imts.jobs import storage, store
-from imts.jobs.executors import EXECUTORS, Executor
+from imts.jobs.executors import Executor, for_pool
 from imts.jobs.machine import (
     HOLDING,
     Kill,
@@ -55,7 +55,7 @@ class Scheduler:
         st = ws.settings
         self.ws = ws
         self.pool = pool or load_pool(st.pool_file)
-        self.executor = executor or EXECUTORS["local"](st)
+        self.executor = executor or for_pool(st, self.pool)
         policy = policy or PolicyConfig(preempt_grace_s=st.preempt_grace_s)
         self.cfg = MachineConfig(st.heartbeat_timeout_s, st.start_timeout_s, policy)
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"

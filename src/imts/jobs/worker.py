@@ -5,7 +5,8 @@ Claims the attempt (exits at once if it is no longer current), heartbeats from a
 job's kind, and reports how it ended. SIGTERM means "checkpoint and stop": runners that can resume see
 ``should_stop()`` turn true at their next step boundary; others are interrupted where they are.
 A gang of N workers: this process is rank 0 and starts ranks 1..N-1 with their own allocations, except
-for a data-parallel train job, whose recipe launches its ranks itself over the gang's threads and GPUs.
+for a data-parallel train job, whose recipe launches its ranks itself over the gang's threads and GPUs,
+and except when the executor places the ranks itself (``--external-ranks``: Ray, one actor per rank).
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("job_id")
     ap.add_argument("--attempt", type=int, required=True)
     ap.add_argument("--rank", type=int, default=0)
+    ap.add_argument(
+        "--external-ranks", action="store_true", help="the executor starts ranks 1..N-1 (Ray bundles)"
+    )
     args = ap.parse_args(argv)
     if args.rank:
         return run_rank(args.job_id, args.rank)
@@ -119,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         if row.state == "preempting":
             raise Interrupted()  # asked to stop before it began
         slots = [Slot.from_json(s) for s in row.slots or []]
-        companions = range(1, len(slots))
+        companions = range(1 if not args.external_ranks else len(slots), len(slots))
         if kind.self_launching:  # set before torch is imported: it reads the thread count once
             os.environ.update(worker_env(slots, {}, 0, len(slots)))
             companions = range(0)
