@@ -24,6 +24,7 @@ from imts.jobs.ray_local import LocalRayCluster
 from imts.jobs.service import Submission
 from imts.jobs.sleep import SleepJob
 from imts.registry import base_models
+from imts.services.doctor import diagnose
 from imts.services.startup import local_context
 from imts.store.context import Context
 from imts.store.models import RunEvent
@@ -52,7 +53,7 @@ def ray_ws(root: Path, cluster: LocalRayCluster, **settings: float) -> Context:
     return local_context(Settings(workspace=root / "ws", pool_file=pool, **values))  # type: ignore[arg-type]
 
 
-def run_until(sched: Scheduler, cond: Callable[[], bool], timeout: float = 150.0) -> None:
+def run_until(sched: Scheduler, cond: Callable[[], bool], timeout: float = 240.0) -> None:
     end = time.time() + timeout
     while not cond():
         assert time.time() < end, "timed out"
@@ -92,6 +93,9 @@ def test_jobs_run_as_ray_actors_gangs_spread_over_both_nodes(
     sched = sched_of(ws)
     ex = sched.executor
     assert isinstance(ex, RayExecutor) and ex.cluster()["nodes"] == 2
+    ray_check = next(c for c in diagnose(ws.settings).checks if c.name == "ray")
+    assert ray_check.status == "ok" and f"cluster at {ray_cluster.address}" in ray_check.detail
+    assert "2 node(s), 3 CPU" in ray_check.detail
     out = tmp_path / "done.txt"
     one = service.submit(ws, Submission("sleep", SleepJob(seconds=0.3, append_to=str(out))))
     run_until(sched, lambda: service.get(ws, one).state == "succeeded")
@@ -136,7 +140,14 @@ def test_pause_resume_and_cancel_on_ray(
 def _train(ws: Context, tiny_model: Path, math_file: Path, cpus: int) -> str:
     base_models.add(ws, tiny_model, name="tiny")
     v = split_version(ws, import_file(ws, math_file, name="math"), seed=0)
-    overrides = ["max_steps=60", "batch_size=4", "save_every=10", "eval_every=1000", "merge=false", "lora.r=4"]
+    overrides = [
+        "max_steps=60",
+        "batch_size=4",
+        "save_every=10",
+        "eval_every=1000",
+        "merge=false",
+        "lora.r=4",
+    ]
     spec = RunSpec.from_sources(overrides=overrides, base_model="tiny", data=v.ref)
     sub = Submission("train", TrainJob(run=spec), max_retries=3, request=Request(cpus=cpus, memory_gb=1))
     return service.submit(ws, sub)
@@ -169,7 +180,7 @@ def test_killed_ray_worker_process_resumes_training_from_its_checkpoint(
     assert b"ray::" in Path(f"/proc/{actor}/cmdline").read_bytes()  # the Ray worker hosting the job
     os.kill(actor, signal.SIGKILL)
     run_until(sched, lambda: service.get(ws, job).attempt >= 2)  # noticed: never left running
-    run_until(sched, lambda: service.get(ws, job).state == "succeeded", timeout=240)
+    run_until(sched, lambda: service.get(ws, job).state == "succeeded", timeout=300)
     _resumed_from_checkpoint(ws, job)
 
 
@@ -187,7 +198,7 @@ def test_killed_raylet_resumes_training_on_returning_capacity(
     ray_cluster.kill_raylet(ray_cluster.nodes[0])
     run_until(sched, lambda: service.get(ws, job).attempt >= 2)  # noticed: never left running
     ray_cluster.nodes.append(ray_cluster.add_node(2))  # the node comes back
-    run_until(sched, lambda: service.get(ws, job).state == "succeeded", timeout=240)
+    run_until(sched, lambda: service.get(ws, job).state == "succeeded", timeout=300)
     _resumed_from_checkpoint(ws, job)
 
 
@@ -200,6 +211,8 @@ def test_lost_head_marks_the_job_and_resubmits_it_when_back(
     run_until(sched, lambda: (service.get(ws, job).progress or {}).get("done", 0) > 0.5)
     ray_cluster.stop()
     try:
+        down = next(c for c in diagnose(ws.settings).checks if c.name == "ray")
+        assert down.status == "fail" and "unreachable" in down.detail
         run_until(sched, lambda: service.get(ws, job).state != "running", timeout=60)
         end = time.time() + 8
         while time.time() < end:  # while the head is down the job is never "running"

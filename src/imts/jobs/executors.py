@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from imts.core.settings import Settings
-from imts.jobs.pool import PoolSpec, Request, Slot
+from imts.jobs.pool import Request, Slot
 
 WORKER_MODULE = "imts.services.worker"  # the worker entry point (``python -m``), for every executor
 
@@ -158,12 +158,3 @@ class LocalExecutor:
 
 
 EXECUTORS = {"local": LocalExecutor}
-
-
-def for_pool(settings: Settings, pool: PoolSpec) -> Executor:
-    """The executor the pool file names (``executor: local | ray``)."""
-    if pool.executor == "ray":
-        from imts.jobs.ray_executor import RayExecutor
-
-        return RayExecutor(settings, pool.ray_address or "")
-    return EXECUTORS["local"](settings)

@@ -16,8 +16,9 @@ import socket
 import time
 from collections.abc import Callable
 
+from imts.core.settings import Settings
 from imts.jobs import storage, store
-from imts.jobs.executors import Executor, for_pool
+from imts.jobs.executors import EXECUTORS, Executor
 from imts.jobs.machine import (
     HOLDING,
     Kill,
@@ -39,6 +40,15 @@ from imts.store.models import JobRecord
 from imts.store.workspace import Workspace
 
 log = logging.getLogger(__name__)
+
+
+def for_pool(settings: Settings, pool: PoolSpec) -> Executor:
+    """The executor the pool file names (``executor: local | ray``)."""
+    if pool.executor == "ray":
+        from imts.jobs.ray_executor import RayExecutor
+
+        return RayExecutor(settings, pool.ray_address or "")
+    return EXECUTORS["local"](settings)
 
 
 class Scheduler:

@@ -68,7 +68,8 @@ class PoolSpec(BaseModel):
         "local", description="Where workers run: local processes, or actors on a Ray cluster."
     )
     ray_address: str | None = Field(
-        None, description="The Ray cluster's GCS address HOST:PORT (executor: ray); the nodes above "
+        None,
+        description="The Ray cluster's GCS address HOST:PORT (executor: ray); the nodes above "
         "describe its capacity, which the IMTS scheduler shares out before Ray places the workers.",
     )
 

@@ -304,7 +304,9 @@ class _Bridge:
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         self.kill(job_id, attempt)  # a retried start replaces whatever the last one left
-        pg = placement_group(bundles, strategy=strategy, name=group_name(job_id, attempt), lifetime="detached")
+        pg = placement_group(
+            bundles, strategy=strategy, name=group_name(job_id, attempt), lifetime="detached"
+        )
         # The actors wait for the whole group: Ray starts none of them before every bundle is placed.
         actors = [
             self.host.options(
