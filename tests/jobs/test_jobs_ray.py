@@ -48,12 +48,12 @@ def ray_ws(root: Path, cluster: LocalRayCluster, **settings: float) -> Context:
         "nodes": [{"name": "ray", "cpus": 3, "memory_gb": 8}],  # what the cluster holds, to share out
     }
     pool.write_text(yaml.safe_dump(spec), encoding="utf-8")
-    values = dict(heartbeat_s=0.3, heartbeat_timeout_s=10.0, start_timeout_s=60.0, scheduler_interval_s=0.1)
+    values = dict(heartbeat_s=0.3, heartbeat_timeout_s=5.0, start_timeout_s=60.0, scheduler_interval_s=0.1)
     values.update(settings)
     return local_context(Settings(workspace=root / "ws", pool_file=pool, **values))  # type: ignore[arg-type]
 
 
-def run_until(sched: Scheduler, cond: Callable[[], bool], timeout: float = 240.0) -> None:
+def run_until(sched: Scheduler, cond: Callable[[], bool], timeout: float = 120.0) -> None:
     end = time.time() + timeout
     while not cond():
         assert time.time() < end, "timed out"
@@ -73,6 +73,21 @@ def sched_of() -> Iterator[Callable[[Context], Scheduler]]:
     for s in made:
         assert isinstance(s.executor, RayExecutor)
         s.executor.close()
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_on_the_cluster(ray_cluster: LocalRayCluster) -> Iterator[None]:
+    """After each test every CPU of the cluster is free again: no placement group or actor leaks
+    into the next test (a fresh bridge adopts and gives back what an earlier one left)."""
+    yield
+    ex = RayExecutor(Settings(), ray_cluster.address)
+    try:
+        end = time.time() + 30
+        while (free := ex.free_cpus()) < ray_cluster.cpus:
+            assert time.time() < end, f"{free} of {ray_cluster.cpus} CPUs free: something leaked"
+            time.sleep(0.5)
+    finally:
+        ex.close()
 
 
 def test_pool_chooses_the_ray_executor_and_needs_an_address(tmp_path: Path) -> None:
@@ -105,7 +120,7 @@ def test_jobs_run_as_ray_actors_gangs_spread_over_both_nodes(
     assert f"runs sleep job {one} attempt 1" in service.logs(ws, one)[0].read_text()
 
     gang = service.submit(
-        ws, Submission("sleep", SleepJob(seconds=3), workers=2, request=Request(cpus=1, memory_gb=0.1))
+        ws, Submission("sleep", SleepJob(seconds=1.5), workers=2, request=Request(cpus=1, memory_gb=0.1))
     )
     run_until(sched, lambda: service.get(ws, gang).state == "running")
     nodes = ex.placement(gang, 1)
@@ -120,16 +135,16 @@ def test_pause_resume_and_cancel_on_ray(
 ) -> None:
     ws = ray_ws(tmp_path, ray_cluster)
     sched = sched_of(ws)
-    job = service.submit(ws, Submission("sleep", SleepJob(seconds=3.0)))
+    job = service.submit(ws, Submission("sleep", SleepJob(seconds=2.0)))
     run_until(sched, lambda: (service.get(ws, job).progress or {}).get("done", 0) > 0.5)
     service.request(ws, job, "pause")
     run_until(sched, lambda: service.get(ws, job).state == "paused")
     done = service.get(ws, job).data["done_s"]
-    assert 0.5 < done < 3.0
+    assert 0.5 < done < 2.0
     service.request(ws, job, "resume")
     run_until(sched, lambda: service.get(ws, job).state == "succeeded")
     assert service.get(ws, job).attempt == 2
-    assert "(total 3.0)" in service.logs(ws, job)[1].read_text()
+    assert "(total 2.0)" in service.logs(ws, job)[1].read_text()
 
     other = service.submit(ws, Submission("sleep", SleepJob(seconds=30)))
     run_until(sched, lambda: service.get(ws, other).state == "running")
@@ -140,71 +155,58 @@ def test_pause_resume_and_cancel_on_ray(
 def _train(ws: Context, tiny_model: Path, math_file: Path, cpus: int) -> str:
     base_models.add(ws, tiny_model, name="tiny")
     v = split_version(ws, import_file(ws, math_file, name="math"), seed=0)
-    overrides = [
-        "max_steps=60",
-        "batch_size=4",
-        "save_every=10",
-        "eval_every=1000",
-        "merge=false",
-        "lora.r=4",
-    ]
+    overrides = ["max_steps=30", "batch_size=4", "save_every=3", "eval_every=1000", "merge=false", "lora.r=4"]
     spec = RunSpec.from_sources(overrides=overrides, base_model="tiny", data=v.ref)
     sub = Submission("train", TrainJob(run=spec), max_retries=3, request=Request(cpus=cpus, memory_gb=1))
     return service.submit(ws, sub)
 
 
-def _resumed_from_checkpoint(ws: Context, job: str) -> None:
-    row = service.get(ws, job)
-    assert row.state == "succeeded" and row.attempt >= 2 and row.retries >= 1
+def _resumes(ws: Context, job: str) -> list[int]:
+    """The checkpoint step every resumed attempt of the job's run started from."""
+    run_id = service.get(ws, job).data.get("run_id")
     with ws.session() as s:
-        events = s.scalars(select(RunEvent).where(RunEvent.run_id == row.data["run_id"])).all()
-    resumed = [e.message for e in events if e.kind == "resumed"]
-    assert resumed and resumed[0].startswith("resumed from step-0000")  # not from the start
-    assert int(resumed[0][-6:]) >= 10
+        events = s.scalars(select(RunEvent).where(RunEvent.run_id == run_id)).all()
+    return [int(e.message[-6:]) for e in events if e.kind == "resumed"]
 
 
-def test_killed_ray_worker_process_resumes_training_from_its_checkpoint(
+def _step(ws: Context, job: str) -> float:
+    row = service.get(ws, job)
+    return float((row.progress or {}).get("done", 0)) if row.state == "running" else 0.0
+
+
+def test_killed_ray_worker_then_killed_raylet_resume_training_from_checkpoints(
     tmp_path: Path,
     ray_cluster: LocalRayCluster,
     sched_of: Callable[[Context], Scheduler],
     tiny_model: Path,
     math_file: Path,
 ) -> None:
+    """One training run, two faults: its Ray worker process is killed, then its node's raylet. Each
+    time the job is noticed (never left running) and resumes from its last checkpoint, not step 0."""
     ws = ray_ws(tmp_path, ray_cluster)
     sched = sched_of(ws)
-    job = _train(ws, tiny_model, math_file, cpus=1)
-    run_until(sched, lambda: (service.get(ws, job).progress or {}).get("done", 0) >= 15)
+    job = _train(ws, tiny_model, math_file, cpus=2)  # 2 CPUs: only the second node holds it
+    run_until(sched, lambda: _step(ws, job) >= 4)
     pid = service.get(ws, job).worker_pid
     assert pid is not None
     actor = int(Path(f"/proc/{pid}/status").read_text().split("PPid:")[1].split()[0])
     assert b"ray::" in Path(f"/proc/{actor}/cmdline").read_bytes()  # the Ray worker hosting the job
     os.kill(actor, signal.SIGKILL)
     run_until(sched, lambda: service.get(ws, job).attempt >= 2)  # noticed: never left running
-    run_until(sched, lambda: service.get(ws, job).state == "succeeded", timeout=300)
-    _resumed_from_checkpoint(ws, job)
-
-
-@pytest.mark.xfail(
-    reason="unresolved: the 2-CPU train job did not reach step 15 within 240 s in the full file run "
-    "(it passed as a sleep job in a standalone run); see the ray branch report",
-    strict=False,
-)
-def test_killed_raylet_resumes_training_on_returning_capacity(
-    tmp_path: Path,
-    ray_cluster: LocalRayCluster,
-    sched_of: Callable[[Context], Scheduler],
-    tiny_model: Path,
-    math_file: Path,
-) -> None:
-    ws = ray_ws(tmp_path, ray_cluster)
-    sched = sched_of(ws)
-    job = _train(ws, tiny_model, math_file, cpus=2)  # 2 CPUs: only the second node holds it
-    run_until(sched, lambda: (service.get(ws, job).progress or {}).get("done", 0) >= 15)
-    ray_cluster.kill_raylet(ray_cluster.nodes[0])
-    run_until(sched, lambda: service.get(ws, job).attempt >= 2)  # noticed: never left running
+    run_until(sched, lambda: len(_resumes(ws, job)) == 1 and _step(ws, job) >= _resumes(ws, job)[0] + 4)
+    assert _resumes(ws, job)[0] >= 3  # resumed from a checkpoint, not from the start
+    ray_cluster.kill_raylet(ray_cluster.nodes[0])  # the node's raylet dies, with its workers
+    run_until(sched, lambda: service.get(ws, job).attempt >= 3)
+    for _ in range(20):  # no node holds 2 CPUs now: the job waits, never "running"
+        sched.tick()
+        assert service.get(ws, job).state in ("queued", "starting")
+        time.sleep(0.1)
     ray_cluster.nodes.append(ray_cluster.add_node(2))  # the node comes back
-    run_until(sched, lambda: service.get(ws, job).state == "succeeded", timeout=300)
-    _resumed_from_checkpoint(ws, job)
+    run_until(sched, lambda: service.get(ws, job).state == "succeeded", timeout=180)
+    row = service.get(ws, job)
+    assert row.attempt == 3 and row.retries == 2
+    first, second = _resumes(ws, job)
+    assert second > first  # the second resume continued from later work, not from the first resume
 
 
 def test_lost_head_marks_the_job_and_resubmits_it_when_back(
@@ -216,10 +218,12 @@ def test_lost_head_marks_the_job_and_resubmits_it_when_back(
     run_until(sched, lambda: (service.get(ws, job).progress or {}).get("done", 0) > 0.5)
     ray_cluster.stop()
     try:
+        t0 = time.monotonic()
         down = next(c for c in diagnose(ws.settings).checks if c.name == "ray")
-        assert down.status == "fail" and "unreachable" in down.detail
+        assert down.status == "fail" and "unreachable: nothing answers at" in down.detail
+        assert time.monotonic() - t0 < 5  # told at once, not after a connection timeout
         run_until(sched, lambda: service.get(ws, job).state != "running", timeout=60)
-        end = time.time() + 8
+        end = time.time() + 4
         while time.time() < end:  # while the head is down the job is never "running"
             sched.tick()
             assert service.get(ws, job).state in ("queued", "starting")

@@ -35,6 +35,7 @@ NAMESPACE = "imts"  # every actor and placement group of IMTS lives in this Ray 
 CONNECT_TIMEOUT_S = 20.0  # how long a bridge may take to join the cluster
 CALL_TIMEOUT_S = 15.0  # how long one call may take before the cluster counts as unreachable
 RETRY_AFTER_S = 3.0  # after a failed connection, calls fail at once for this long (no pile-up)
+PROBE_TIMEOUT_S = 2.0  # a TCP connect to the head's port before a bridge tries to join
 
 
 class RayUnavailable(ImtsError):
@@ -166,6 +167,10 @@ class RayExecutor:
         out: dict[str, Any] = self._call("cluster")
         return out
 
+    def free_cpus(self) -> float:
+        """The CPUs no placement group or actor holds now, over the whole cluster."""
+        return float(self._call("free_cpus"))
+
     def placement(self, job_id: str, attempt: int) -> list[str]:
         """The Ray node id of every bundle of an attempt's placement group (empty when it has none)."""
         out: list[str] = self._call("placement", job_id, attempt)
@@ -198,6 +203,9 @@ class RayExecutor:
             self._reset("the bridge process ended")
         if time.monotonic() - self._failed_at < RETRY_AFTER_S:
             raise RayUnavailable(f"Ray cluster at {self.address} unreachable: {self._failure}")
+        refused = _refused(self.address)
+        if refused:  # a head that is down answers nothing: say so now, not after CONNECT_TIMEOUT_S
+            raise self._reset(refused)
         ours, theirs = multiprocessing.get_context("spawn").Pipe()
         self._proc = multiprocessing.get_context("spawn").Process(
             target=_bridge_main, args=(self.address, theirs), name="imts-ray-bridge", daemon=True
@@ -229,6 +237,21 @@ class RayExecutor:
                 raise self._reset(str(value).removeprefix("unreachable:").strip())
             raise ImtsError(f"ray executor: {value}")
         return value
+
+
+def _refused(address: str) -> str:
+    """Why nothing listens at the head's GCS address (empty when something does, or when the
+    address is not HOST:PORT and only Ray can tell)."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return ""
+    try:
+        with socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT_S):
+            return ""
+    except OSError as exc:
+        return f"nothing answers at {address} ({exc.strerror or exc})"
 
 
 def _self_launching(job: WorkerJob) -> bool:
@@ -271,6 +294,8 @@ def _bridge_main(address: str, conn: Connection) -> None:
             except EOFError:
                 return
             if msg[0] == "close":
+                with contextlib.suppress(Exception):  # give back what has ended, leave what runs
+                    bridge.sweep()
                 return
             try:
                 conn.send((True, getattr(bridge, msg[0])(*msg[1:])))
@@ -290,6 +315,29 @@ class _Bridge:
         self.ray = ray
         self.host = ray.remote(max_restarts=0, max_task_retries=0)(WorkerHost)
         self.runs: dict[tuple[str, int], tuple[Any, list[Any]]] = {}  # (job, attempt) -> (pg, actors)
+        with contextlib.suppress(Exception):  # the cluster answered a moment ago; a failure here is retried
+            self.adopt()
+
+    def adopt(self) -> None:
+        """Take over the groups an earlier bridge left behind (a scheduler that stopped or restarted).
+
+        Their actors keep running; the sweep gives back those whose ranks have ended and the groups
+        whose actors are gone, so nothing an earlier scheduler started holds the cluster's resources.
+        """
+        from ray.util.placement_group import get_placement_group
+
+        for info in self.ray.util.placement_group_table().values():
+            job_id, _, attempt = str(info.get("name") or "").rpartition(":")
+            if info.get("state") == "REMOVED" or not job_id.startswith("job_") or not attempt.isdigit():
+                continue
+            key = (job_id, int(attempt))
+            if key in self.runs:
+                continue
+            try:
+                pg = get_placement_group(group_name(*key))
+            except ValueError:
+                continue
+            self.runs[key] = (pg, self._actors(*key))
 
     def start(
         self,
@@ -342,6 +390,9 @@ class _Bridge:
         table = self.ray.util.placement_group_table(pg)
         return [table["bundles_to_node_id"][i] for i in sorted(table["bundles_to_node_id"])]
 
+    def free_cpus(self) -> float:
+        return float(self.ray.available_resources().get("CPU", 0.0))
+
     def cluster(self) -> dict[str, Any]:
         nodes = [n for n in self.ray.nodes() if n["Alive"]]
         return {
@@ -351,17 +402,24 @@ class _Bridge:
         }
 
     def sweep(self) -> None:
-        """Remove the actors and group of every attempt whose ranks have all ended."""
-        for (job_id, attempt), (_pg, actors) in list(self.runs.items()):
-            refs = [a.poll.remote() for a in actors]
+        """Remove the actors and group of every attempt whose ranks have all ended (or whose actors
+        are gone: their node or process was killed)."""
+        asked = {key: [a.poll.remote() for a in actors] for key, (_pg, actors) in self.runs.items()}
+        refs = [r for rs in asked.values() for r in rs]
+        if refs:  # one wait for all: an attempt still being placed holds up no other
+            self.ray.wait(refs, num_returns=len(refs), timeout=2)
+        for key, rs in asked.items():
+            ready, _ = self.ray.wait(rs, num_returns=len(rs), timeout=0) if rs else ([], [])
+            if len(ready) < len(rs):
+                continue  # still being placed or started
             try:
-                codes = self.ray.get(refs, timeout=5)
+                codes = self.ray.get(rs, timeout=1)
             except self.ray.exceptions.RayActorError:
                 codes = [0]  # an actor died (its node or process was killed): nothing is left to wait on
             except self.ray.exceptions.GetTimeoutError:
-                continue  # still being placed or started
+                continue
             if all(c is not None for c in codes):
-                self.kill(job_id, attempt)
+                self.kill(*key)
 
     def _actors(self, job_id: str, attempt: int) -> list[Any]:
         if (job_id, attempt) in self.runs:

@@ -33,6 +33,12 @@ class LocalRayCluster:
         self.port = _free_port()
         self.cluster: Any = None
         self.nodes: list[Any] = []
+        self._node_cpus: dict[int, int] = {}  # id(node) -> its CPUs
+
+    @property
+    def cpus(self) -> int:
+        """The CPUs of the head and every node alive now."""
+        return self.head_cpus + sum(self._node_cpus.get(id(n), 0) for n in self.nodes)
 
     @property
     def address(self) -> str:
@@ -67,6 +73,7 @@ class LocalRayCluster:
         """One more worker node (a raylet process) joining the head."""
         node = self.cluster.add_node(**self._args(cpus))
         self.cluster.wait_for_nodes()
+        self._node_cpus[id(node)] = cpus
         return node
 
     def kill_raylet(self, node: Any) -> None:
