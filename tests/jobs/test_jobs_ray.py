@@ -76,11 +76,11 @@ def sched_of() -> Iterator[Callable[[Context], Scheduler]]:
 
 
 @pytest.fixture(autouse=True)
-def nothing_left_on_the_cluster(ray_cluster: LocalRayCluster) -> Iterator[None]:
+def nothing_left_on_the_cluster(ray_cluster: LocalRayCluster, tmp_path: Path) -> Iterator[None]:
     """After each test every CPU of the cluster is free again: no placement group or actor leaks
     into the next test (a fresh bridge adopts and gives back what an earlier one left)."""
     yield
-    ex = RayExecutor(Settings(), ray_cluster.address)
+    ex = RayExecutor(Settings(workspace=tmp_path / "probe"), ray_cluster.address)
     try:
         end = time.time() + 30
         while (free := ex.free_cpus()) < ray_cluster.cpus:
@@ -207,6 +207,49 @@ def test_killed_ray_worker_then_killed_raylet_resume_training_from_checkpoints(
     assert row.attempt == 3 and row.retries == 2
     first, second = _resumes(ws, job)
     assert second > first  # the second resume continued from later work, not from the first resume
+
+
+def test_data_parallel_training_across_ray_nodes_matches_one_process_and_resumes_exactly(
+    tmp_path: Path,
+    ray_cluster: LocalRayCluster,
+    sched_of: Callable[[Context], Scheduler],
+    tiny_model: Path,
+    math_file: Path,
+) -> None:
+    """nproc=2 on Ray: one actor per rank, on two nodes, one gloo group met at the artifact store.
+    Per-step losses equal one process's (1e-4 relative), also after a pause resumed the run from its
+    checkpoint on new Ray workers."""
+    from imts.store.models import Metric
+    from imts.train.service import train
+
+    ws = ray_ws(tmp_path, ray_cluster)
+    sched = sched_of(ws)
+    base_models.add(ws, tiny_model, name="tiny")
+    v = split_version(ws, import_file(ws, math_file, name="math"), seed=0)
+    over = ["method=sft_full", "max_steps=8", "batch_size=4", "grad_accum=2", "lr=0.002", "save_every=2"]
+    over += ["eval_every=1000", "merge=false", "precision=fp32", "warmup_steps=1", "batching=random"]
+    one = train(ws, RunSpec.from_sources(overrides=over, base_model="tiny", data=v.ref))
+    spec = RunSpec.from_sources(overrides=[*over, "nproc=2"], base_model="tiny", data=v.ref)
+    job = service.submit(ws, Submission("train", TrainJob(run=spec), request=Request(cpus=1, memory_gb=0.5)))
+    run_until(sched, lambda: _step(ws, job) >= 3)
+    first = sched.executor.placement(job, 1)  # type: ignore[attr-defined]
+    assert len(set(first)) == 2  # rank 0 and rank 1 on different Ray nodes
+    service.request(ws, job, "pause")
+    run_until(sched, lambda: service.get(ws, job).state == "paused")
+    service.request(ws, job, "resume")
+    run_until(sched, lambda: service.get(ws, job).state == "succeeded")
+    assert "rank 1 of" in service.logs(ws, job)[0].read_text()  # rank 1 ran in its own actor
+    assert _resumes(ws, job) and _resumes(ws, job)[0] >= 2  # resumed from a checkpoint on new workers
+
+    def losses(run_id: str) -> dict[int, float]:
+        with ws.session() as s:
+            rows = s.scalars(select(Metric).where(Metric.run_id == run_id, Metric.key == "loss")).all()
+        return {m.step: m.value for m in rows}
+
+    ref, got = losses(one), losses(service.get(ws, job).data["run_id"])
+    assert sorted(got) == sorted(ref) == list(range(1, 9))
+    for step in ref:
+        assert got[step] == pytest.approx(ref[step], rel=1e-4), step
 
 
 def test_lost_head_marks_the_job_and_resubmits_it_when_back(

@@ -255,14 +255,18 @@ def _refused(address: str) -> str:
 
 
 def _self_launching(job: WorkerJob) -> bool:
-    """Whether the job's worker launches its gang's ranks itself (a data-parallel train job).
+    """Whether the job's worker launches its gang's ranks itself, so its bundles must share a node.
 
-    The jobs package cannot import the kinds; the kind's registration answers when it is loaded
-    (always, in a scheduler started by a surface), else only ``train`` is known to be one."""
+    A self-launching kind with ``run_rank`` (a data-parallel train job) runs one actor per rank
+    instead, its ranks meeting in one process group wherever Ray placed them. The jobs package
+    cannot import the kinds; the kind's registration answers when it is loaded (always, in a
+    scheduler started by a surface)."""
     from imts.jobs import registry
 
     kind = registry.find(job.kind)
-    return kind.self_launching if kind is not None else job.kind == "train"
+    if kind is not None and kind.run_rank is not None:
+        return False  # its ranks join one group wherever they are placed: one actor per rank
+    return kind.self_launching if kind is not None else False
 
 
 # --- the bridge process ---------------------------------------------------------------------------
