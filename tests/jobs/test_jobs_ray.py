@@ -226,7 +226,7 @@ def test_data_parallel_training_across_ray_nodes_matches_one_process_and_resumes
     sched = sched_of(ws)
     base_models.add(ws, tiny_model, name="tiny")
     v = split_version(ws, import_file(ws, math_file, name="math"), seed=0)
-    over = ["method=sft_full", "max_steps=8", "batch_size=4", "grad_accum=2", "lr=0.002", "save_every=2"]
+    over = ["method=sft_full", "max_steps=16", "batch_size=4", "grad_accum=2", "lr=0.002", "save_every=2"]
     over += ["eval_every=1000", "merge=false", "precision=fp32", "warmup_steps=1", "batching=random"]
     one = train(ws, RunSpec.from_sources(overrides=over, base_model="tiny", data=v.ref))
     spec = RunSpec.from_sources(overrides=[*over, "nproc=2"], base_model="tiny", data=v.ref)
@@ -247,7 +247,7 @@ def test_data_parallel_training_across_ray_nodes_matches_one_process_and_resumes
         return {m.step: m.value for m in rows}
 
     ref, got = losses(one), losses(service.get(ws, job).data["run_id"])
-    assert sorted(got) == sorted(ref) == list(range(1, 9))
+    assert sorted(got) == sorted(ref) == list(range(1, 17))
     for step in ref:
         assert got[step] == pytest.approx(ref[step], rel=1e-4), step
 

@@ -7,6 +7,8 @@ bundle. Each actor runs the very command the local executor runs (``python -m im
 JOB_ID --attempt N``) as a child process on its Ray node: the worker claims the attempt, heartbeats,
 writes its log, metrics and checkpoints exactly as it does locally. Pause, cancel and preemption are
 SIGTERM to that child; ``kill`` is SIGKILL, then the actors and the placement group are removed.
+A gang's bundles spread over the nodes with one actor per rank; a data-parallel train job's ranks
+meet in one process group there (``train.distributed``: a rendezvous file on the artifact store).
 
 Ray is driven from a separate *bridge* process, never from the scheduler itself: a Ray driver whose
 head goes away is ended by Ray, and the scheduler must outlive its cluster. While the cluster cannot be
