@@ -74,3 +74,29 @@ def test_schema_catches_a_broken_manifest(jws: Workspace, schemas: dict[str, dic
     del bad["spec"]["pytorchReplicaSpecs"]
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schemas["pytorchjob"])
+
+
+@pytest.mark.parametrize("gang", ["volcano", "kueue"])
+def test_kuberay_manifests_validate_against_the_crds(jws: Workspace, gang: str) -> None:
+    team_a = open_context(jws.ws, "team-a", "default")
+    sub = Submission("sleep", SleepJob(seconds=1), priority_class="high", workers=2, request=Request(cpus=1))
+    row = service.get(team_a, service.submit(team_a, sub))
+    rj = k8s.RENDERERS["rayjob" if gang == "volcano" else "rayjob-kueue"](row, 3, k8s.DEFAULT_IMAGE, "db")
+    rc = k8s.RENDERERS["raycluster" if gang == "volcano" else "raycluster-kueue"](
+        row, 3, k8s.DEFAULT_IMAGE, "db"
+    )
+    jsonschema.validate(rj, schema("ray.io_rayjobs.yaml"))
+    jsonschema.validate(rc, schema("ray.io_rayclusters.yaml"))
+    assert rj["spec"]["entrypoint"].endswith(f"imts.services.worker {row.id} --attempt 3")
+    group = rc["spec"]["workerGroupSpecs"][0]
+    assert group["replicas"] == group["minReplicas"] == 2  # the gang, whole
+    assert group["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] == "1"
+    if gang == "volcano":
+        assert rc["metadata"]["labels"]["volcano.sh/queue-name"] == "team-a"
+        assert rc["metadata"]["labels"]["ray.io/scheduler-name"] == "volcano"
+    else:
+        assert rj["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+    broken = copy.deepcopy(rc)
+    broken["spec"]["workerGroupSpecs"][0]["replicas"] = "two"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema("ray.io_rayclusters.yaml"))

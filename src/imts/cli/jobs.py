@@ -241,7 +241,12 @@ def delete(job_id: str) -> None:
 @friendly
 def manifest(
     job_id: str,
-    fmt: str = typer.Option("volcano", "--format", help="volcano (batch.volcano.sh Job) or pytorchjob."),
+    fmt: str = typer.Option(
+        "volcano",
+        "--format",
+        help="volcano (batch.volcano.sh Job), pytorchjob, rayjob or raycluster (KubeRay, Volcano gang; "
+        "rayjob-kueue / raycluster-kueue: Kueue).",
+    ),
     image: str = typer.Option("ghcr.io/imts/imts:latest", help="Container image with IMTS installed."),
     db_secret: str = typer.Option("imts-db", help="Secret whose key 'url' is the database URL."),
 ) -> None:

@@ -1,6 +1,7 @@
 """Executors: where workers run. One Protocol; the local one starts OS processes on this machine.
 
-A cluster executor (Ray, a later issue) implements the same three calls. Kubernetes manifests for
+The Ray executor (``jobs.ray_executor``, ``executor: ray`` in the pool file) implements the same three
+calls with placement groups and actors on a Ray cluster. Kubernetes manifests for
 Volcano and Kubeflow are rendered by ``jobs.k8s`` from the same job. Every worker runs
 ``python -m imts.services.worker JOB_ID --attempt N``: that entry module lives above the domain
 packages, so it knows every job kind while this package imports none of them.

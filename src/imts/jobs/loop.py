@@ -16,6 +16,7 @@ import socket
 import time
 from collections.abc import Callable
 
+from imts.core.settings import Settings
 from imts.jobs import storage, store
 from imts.jobs.executors import EXECUTORS, Executor
 from imts.jobs.machine import (
@@ -43,6 +44,15 @@ log = logging.getLogger(__name__)
 ABANDONED_SWEEP_S = 15.0
 
 
+def for_pool(settings: Settings, pool: PoolSpec) -> Executor:
+    """The executor the pool file names (``executor: local | ray``)."""
+    if pool.executor == "ray":
+        from imts.jobs.ray_executor import RayExecutor
+
+        return RayExecutor(settings, pool.ray_address or "")
+    return EXECUTORS["local"](settings)
+
+
 class Scheduler:
     """One scheduler process (or thread): ``tick()`` is one pass, ``run()`` loops."""
 
@@ -57,7 +67,7 @@ class Scheduler:
         st = ws.settings
         self.ws = ws
         self.pool = pool or load_pool(st.pool_file)
-        self.executor = executor or EXECUTORS["local"](st)
+        self.executor = executor or for_pool(st, self.pool)
         policy = policy or PolicyConfig(preempt_grace_s=st.preempt_grace_s)
         self.cfg = MachineConfig(st.heartbeat_timeout_s, st.start_timeout_s, policy)
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"

@@ -10,10 +10,10 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from imts.core.errors import InputError
 
@@ -64,6 +64,20 @@ class PoolSpec(BaseModel):
     tenants: dict[str, TenantSpec] = Field(default_factory=dict)
     projects: dict[str, ProjectQuota] = Field(default_factory=dict, description="Per-project quotas.")
     period_hours: float = Field(24 * 7, gt=0, description="Quota period for CPU/GPU hours.")
+    executor: Literal["local", "ray"] = Field(
+        "local", description="Where workers run: local processes, or actors on a Ray cluster."
+    )
+    ray_address: str | None = Field(
+        None,
+        description="The Ray cluster's GCS address HOST:PORT (executor: ray); the nodes above "
+        "describe its capacity, which the IMTS scheduler shares out before Ray places the workers.",
+    )
+
+    @model_validator(mode="after")
+    def _ray_needs_address(self) -> PoolSpec:
+        if self.executor == "ray" and not self.ray_address:
+            raise ValueError("executor 'ray' needs ray_address (the head's HOST:PORT)")
+        return self
 
     def tenant(self, name: str) -> TenantSpec:
         return self.tenants.get(name) or TenantSpec()

@@ -65,6 +65,8 @@ class JobKind:
         self_launching: the runner starts its gang's ranks itself (torch.distributed), not the worker.
         writes: writes artifacts, so a project over its storage quota holds it back.
         stoppable: checks ``should_stop`` and resumes from saved data; others are interrupted at once.
+        run_rank: ``(JobContext, spec) -> None``: rank 1..N-1 of a self-launching kind whose ranks the
+            executor places apart (Ray: one actor per rank, on any node); it joins rank 0's group.
     """
 
     name: str
@@ -77,6 +79,7 @@ class JobKind:
     self_launching: bool = False
     writes: bool = False
     stoppable: bool = False
+    run_rank: Callable[[JobContext, Any], None] | None = None
 
     def parse(self, spec: dict[str, Any] | BaseModel) -> BaseModel:
         """The typed spec from JSON (or another model of the same fields); errors name the field."""

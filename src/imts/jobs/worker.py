@@ -5,7 +5,8 @@ Claims the attempt (exits at once if it is no longer current), heartbeats from a
 job's kind, and reports how it ended. SIGTERM means "checkpoint and stop": runners that can resume see
 ``should_stop()`` turn true at their next step boundary; others are interrupted where they are.
 A gang of N workers: this process is rank 0 and starts ranks 1..N-1 with their own allocations, except
-for a data-parallel train job, whose recipe launches its ranks itself over the gang's threads and GPUs.
+for a data-parallel train job, whose recipe launches its ranks itself over the gang's threads and GPUs,
+and except when the executor places the ranks itself (``--external-ranks``: Ray, one actor per rank).
 """
 
 from __future__ import annotations
@@ -80,14 +81,49 @@ class HeartbeatProgress:
         print(message, flush=True)
 
 
-def run_rank(job_id: str, rank: int) -> int:
-    """A non-zero rank of a gang: here a sleeping companion (the kinds that allow gangs are drills)."""
-    ws = Workspace(Settings())
+DIST_STORE = "IMTS_DIST_STORE"  # the rendezvous file of ranks placed apart (on the shared artifact store)
+
+
+def rendezvous(settings: Settings, job_id: str, attempt: int) -> str:
+    """Where the ranks of one attempt placed apart by the executor meet (torch's FileStore): a file
+    in the artifact store, which every node reaches, fresh for each attempt."""
+    path = settings.artifacts_dir / "jobs" / job_id / f"rendezvous-{attempt}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
+def run_rank(job_id: str, rank: int, attempt: int = 0) -> int:
+    """A non-zero rank of a gang: a rank of the kind's own group when the executor placed it apart
+    (``run_rank`` of a self-launching kind), else a sleeping companion (gangs of the drills)."""
+    settings = Settings()
+    ws = Workspace(settings)
     from imts.store.models import JobRecord
 
     with ws.session() as s:
         row = s.get(JobRecord, job_id)
         seconds = float(row.spec.get("seconds", 0)) if row else 0.0
+    kind = registry.find(row.kind) if row is not None else None
+    if row is not None and kind is not None and kind.run_rank is not None and attempt:
+        # Stops come from rank 0 through the group (every rank stops at the same step): not SIGTERM.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        os.environ[DIST_STORE] = rendezvous(settings, job_id, attempt)
+        print(f"rank {rank} of {job_id} attempt {attempt}: pid {os.getpid()}", flush=True)
+        job = JobContext(
+            context_of_project(ws, row.project_id, principal=f"job:{row.id}"),
+            row.id,
+            attempt,
+            dict(row.data),
+            lambda d: None,  # rank 0 alone saves
+            lambda: False,
+            HeartbeatProgress(),
+            row.submitted_ts,
+        )
+        try:
+            kind.run_rank(job, kind.parse(row.spec))
+        except BaseException:
+            traceback.print_exc()
+            return 1
+        return 0
     print(
         f"rank {rank} of {job_id}: pid {os.getpid()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}",
         flush=True,
@@ -101,9 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("job_id")
     ap.add_argument("--attempt", type=int, required=True)
     ap.add_argument("--rank", type=int, default=0)
+    ap.add_argument(
+        "--external-ranks", action="store_true", help="the executor starts ranks 1..N-1 (Ray bundles)"
+    )
     args = ap.parse_args(argv)
     if args.rank:
-        return run_rank(args.job_id, args.rank)
+        return run_rank(args.job_id, args.rank, args.attempt)
     settings = Settings()
     ws = Workspace.open(settings)
     row = store.claim(ws, args.job_id, args.attempt, os.getpid(), socket.gethostname())
@@ -140,8 +179,14 @@ def main(argv: list[str] | None = None) -> int:
         if row.state == "preempting":
             raise Interrupted()  # asked to stop before it began
         slots = [Slot.from_json(s) for s in row.slots or []]
-        companions = range(1, len(slots))
-        if kind.self_launching:  # set before torch is imported: it reads the thread count once
+        companions = range(1 if not args.external_ranks else len(slots), len(slots))
+        if kind.self_launching and args.external_ranks and kind.run_rank is not None:
+            # Ranks 1..N-1 run apart (the executor placed them, e.g. on other Ray nodes): rank 0 of
+            # the group is this process, on its own slot; they meet at the attempt's rendezvous file.
+            os.environ.update(worker_env(slots[:1], {}, 0, len(slots)))
+            os.environ[DIST_STORE] = rendezvous(settings, row.id, args.attempt)
+            companions = range(0)
+        elif kind.self_launching:  # set before torch is imported: it reads the thread count once
             os.environ.update(worker_env(slots, {}, 0, len(slots)))
             companions = range(0)
         for rank in companions:

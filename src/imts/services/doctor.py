@@ -19,7 +19,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from imts.agents.sandbox import Confinement, confinement
+from imts.core.errors import InputError
 from imts.core.settings import Settings, get_settings
+from imts.jobs.pool import load_pool
 from imts.registry.base_models import CATALOGUE
 from imts.store.db import head_revisions, make_engine
 
@@ -57,7 +59,7 @@ def diagnose(settings: Settings | None = None) -> DoctorReport:
             _model_cache(settings),
             sandbox_check(settings),
             _browser(),
-            _ray(),
+            _ray(settings),
         ]
     )
 
@@ -171,7 +173,8 @@ def _browser() -> Check:
     )
 
 
-def _ray() -> Check:
+def _ray(settings: Settings) -> Check:
+    """Ray's version; and, when the pool file names the Ray executor, whether its cluster answers."""
     if importlib.util.find_spec("ray") is None:
         return Check(
             name="ray",
@@ -179,4 +182,27 @@ def _ray() -> Check:
             required=False,
             detail="not installed (only cluster execution needs it; local workers do not)",
         )
-    return Check(name="ray", status="ok", required=False, detail=f"ray {importlib.metadata.version('ray')}")
+    version = f"ray {importlib.metadata.version('ray')}"
+    try:
+        pool = load_pool(settings.pool_file)
+    except InputError as exc:
+        return Check(name="ray", status="warn", required=False, detail=f"{version}; pool file: {exc}")
+    if pool.executor != "ray":
+        return Check(name="ray", status="ok", required=False, detail=f"{version} (executor: local)")
+    from imts.jobs.ray_executor import RayExecutor, RayUnavailable
+
+    ex = RayExecutor(settings, pool.ray_address or "")
+    try:
+        info = ex.cluster()
+    except RayUnavailable as exc:  # jobs wait queued until the head is back: the pool is unusable
+        return Check(name="ray", status="fail", required=True, detail=f"{version}; {exc}")
+    finally:
+        ex.close()
+    res = info["resources"]
+    return Check(
+        name="ray",
+        status="ok",
+        required=True,
+        detail=f"{version}; cluster at {pool.ray_address} (ray {info['version']}): {info['nodes']} node(s), "
+        f"{res.get('CPU', 0):g} CPU, {res.get('GPU', 0):g} GPU",
+    )

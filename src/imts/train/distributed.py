@@ -32,6 +32,7 @@ import torch
 from imts.core.errors import ImtsError, Interrupted
 
 ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+EXTERNAL_STORE = "IMTS_DIST_STORE"  # set by a job worker whose ranks the executor placed apart
 
 
 class RankFailed(ImtsError):
@@ -128,6 +129,8 @@ def launch(
     nproc = spec.nproc
     if nproc == 1:
         return recipe(spec, base_path, train_rows, val_rows, out_dir, sink, progress, should_stop)
+    if os.environ.get(EXTERNAL_STORE):  # this process is one rank; the executor started the others
+        return _joined(recipe, spec, base_path, train_rows, val_rows, out_dir, sink, progress, should_stop)
     import torch.multiprocessing as mp
 
     port = _free_port()
@@ -172,6 +175,45 @@ def launch(
     failed = _first_error(errors, children)
     if failed is not None:
         raise RankFailed(failed)
+
+
+def _joined(
+    recipe: Callable[..., Any],
+    spec: Any,
+    base_path: Path,
+    train_rows: list[dict[str, Any]],
+    val_rows: list[dict[str, Any]],
+    out_dir: Path,
+    sink: Any,
+    progress: Any,
+    should_stop: Callable[[], bool] | None,
+) -> Any:
+    """Run this process's rank of a group whose ranks an executor placed apart (Ray: one actor per
+    rank, possibly on other nodes). They meet at a file on the shared artifact store (torch's
+    FileStore); RANK and WORLD_SIZE come from the executor; each rank sees only its own GPU."""
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    if world != spec.nproc:
+        raise ImtsError(f"the executor started {world} ranks for nproc={spec.nproc}")
+    os.environ["LOCAL_RANK"] = "0"
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(0)
+    torch.distributed.init_process_group(
+        backend,
+        init_method=f"file://{os.environ[EXTERNAL_STORE]}",
+        rank=rank,
+        world_size=world,
+        timeout=timedelta(seconds=spec.dist_timeout_s),
+    )
+    try:
+        if rank == 0:
+            return recipe(spec, base_path, train_rows, val_rows, out_dir, sink, progress, should_stop)
+        try:
+            return recipe(spec, base_path, train_rows, val_rows, out_dir, NullSink(), None, None)
+        except Interrupted:  # stopped with rank 0 (preemption): not a failure
+            return None
+    finally:
+        torch.distributed.destroy_process_group()
 
 
 def _child(

@@ -40,6 +40,25 @@ def run_train(job: JobContext, spec: TrainJob) -> TrainResult:
     return TrainResult(run_id=run_id)
 
 
+def run_train_rank(job: JobContext, spec: TrainJob) -> None:
+    """Rank 1..N-1 of a train job placed apart (Ray): waits for rank 0 to fix the run id, then trains."""
+    import time
+
+    from imts.store.models import JobRecord
+    from imts.train.service import train_rank
+
+    end = time.monotonic() + spec.run.dist_timeout_s
+    run_id = job.data.get("run_id")
+    while run_id is None:
+        if time.monotonic() > end:
+            raise TimeoutError(f"rank 0 of {job.job_id} fixed no run id within {spec.run.dist_timeout_s}s")
+        time.sleep(0.2)
+        with job.ctx.session() as s:
+            row = s.get(JobRecord, job.job_id)
+            run_id = (row.data or {}).get("run_id") if row is not None else None
+    train_rank(job.ctx, spec.run, run_id)
+
+
 def check_train(ctx: Context, spec: TrainJob) -> None:
     """Refuse an unknown base model or dataset, a dataset of the wrong format or without the split to
     train on, QLoRA without CUDA."""
@@ -83,5 +102,6 @@ TRAIN = register(
         self_launching=True,
         writes=True,
         stoppable=True,
+        run_rank=run_train_rank,
     )
 )

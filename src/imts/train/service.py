@@ -45,23 +45,7 @@ def train(
             is raised.
     """
     progress = progress or NullProgress()
-    check_runnable(spec)
-    base = base_models.get(ctx, spec.base_model)
-    data = resolve(ctx, spec.data)
-    version = data.version
-    check_format(spec, version.ref, version.format)
-    splits = version.stats.get("split", {})
-    check_splits(spec, version.ref, splits)
-    train_rows = (
-        load_rows(ctx, DataRef(version, spec.train_split)) if spec.train_split else load_rows(ctx, data)
-    )
-    val_rows = (
-        load_rows(ctx, DataRef(version, spec.val_split))
-        if spec.val_split and spec.val_split in splits
-        else []
-    )
-    if not train_rows:
-        raise InputError(f"no training rows in {data} (split '{spec.train_split}')")
+    base, version, train_rows, val_rows = _inputs(ctx, spec)
     spec_json = spec.model_dump(mode="json")
     with runs.run_lifecycle(
         ctx,
@@ -214,3 +198,34 @@ def reproduce(ctx: Context, run_id: str, progress: Progress | None = None) -> Re
         first_difference=first,
         environment_differences=env_diff,
     )
+
+
+def train_rank(ctx: Context, spec: RunSpec, run_id: str) -> None:
+    """One non-zero rank of run ``run_id`` whose ranks an executor placed apart (Ray): the same inputs
+    and recipe as rank 0, which alone records the run, its metrics, checkpoints and model."""
+    base, _version, train_rows, val_rows = _inputs(ctx, spec)
+    out_dir = ctx.artifacts.path(f"runs/{run_id}")
+    recipe = RECIPES[spec.method]
+    distributed.launch(recipe, spec, Path(base.path), train_rows, val_rows, out_dir, distributed.NullSink())
+
+
+def _inputs(ctx: Context, spec: RunSpec) -> tuple[Any, Any, list[dict[str, Any]], list[dict[str, Any]]]:
+    """The base model, the data version, and its train and validation rows (checked)."""
+    check_runnable(spec)
+    base = base_models.get(ctx, spec.base_model)
+    data = resolve(ctx, spec.data)
+    version = data.version
+    check_format(spec, version.ref, version.format)
+    splits = version.stats.get("split", {})
+    check_splits(spec, version.ref, splits)
+    train_rows = (
+        load_rows(ctx, DataRef(version, spec.train_split)) if spec.train_split else load_rows(ctx, data)
+    )
+    val_rows = (
+        load_rows(ctx, DataRef(version, spec.val_split))
+        if spec.val_split and spec.val_split in splits
+        else []
+    )
+    if not train_rows:
+        raise InputError(f"no training rows in {data} (split '{spec.train_split}')")
+    return base, version, train_rows, val_rows
