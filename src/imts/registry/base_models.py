@@ -78,8 +78,12 @@ def pull(ctx: Context, name: str, progress: Progress | None = None) -> BaseModel
 
 def add(ctx: Context, path: Path, name: str | None = None, license: str | None = None) -> BaseModelView:
     """Register a local Hugging Face model folder (config.json + weights + tokenizer)."""
-    path = path.expanduser().resolve()
-    if not path.is_dir() or not (path / "config.json").is_file():
+    try:
+        path = path.expanduser().resolve()
+        folder = path.is_dir() and (path / "config.json").is_file()
+    except OSError as exc:  # a name too long, a loop of links: still a bad path, said as such
+        raise ModelLoadError(f"{str(path)[:200]}: not a readable folder ({exc.strerror})") from None
+    if not folder:
         raise ModelLoadError(f"{path}: not a Hugging Face model folder (no config.json)")
     if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
         raise ModelLoadError(f"{path}: no weights (*.safetensors or *.bin) in the folder")

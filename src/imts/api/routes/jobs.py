@@ -82,7 +82,7 @@ class JobDeleted(BaseModel):
 
 def submit_job(ctx: Context, sub: service.Submission) -> JobView:
     job_id = service.submit(ctx, sub)
-    service.settle(ctx)
+    service.settle(ctx, wait=True)  # answer with the state the submission leads to
     return service.get(ctx, job_id)
 
 
