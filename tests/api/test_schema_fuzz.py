@@ -61,7 +61,8 @@ def _served(database_url: str | None) -> tuple[schemathesis.schemas.BaseSchema, 
     """The served schema of a fresh workspace on ``database_url`` (SQLite when None), and an
     administrator's key."""
     ws = make_ws(Path(tempfile.mkdtemp(prefix="imts-fuzz-")), database_url, api_rate_limit="100000/minute",
-                 api_rate_limit_anonymous="100000/minute")  # fmt: skip
+                 api_rate_limit_anonymous="100000/minute", api_auth_failure_limit="100000/minute",
+                 api_login_failure_limit="100000/minute")  # fmt: skip
     admin = platform_context(ws.ws, "root")
     identity.create_user(admin, "root", "correct horse battery staple", platform_admin=True)
     key = identity.create_key(admin, "fuzz", username="root").secret
