@@ -6,11 +6,13 @@ tenant), on SQLite and PostgreSQL.
 - called with the other tenant's real objects, a route answers 404 — never 403, never 2xx — and
   nothing of the other tenant changes or appears in any answer;
 - in its own tenant a role gets exactly what the matrix allows (403 otherwise), so a viewer changes
-  nothing.
+  nothing; the create/update route of each resource is called with a valid body (``EXAMPLES``) and
+  succeeds for the roles allowed, so an allowed call is shown to pass, not to stop at validation.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from conftest import World, fill
@@ -30,8 +32,28 @@ def _routes(world: World) -> list[tuple[str, str, str]]:
     return out
 
 
-def _call(world: World, method: str, path: str, key: str | None) -> Any:
+T, P = "/api/v1/tenants/{tenant}", "/api/v1/tenants/{tenant}/projects/{project}"
+# Valid request bodies for the create/update route of each resource (fresh names per call).
+EXAMPLES: dict[tuple[str, str], Any] = {
+    ("POST", f"{T}/projects"): lambda tag: {"name": f"made-{tag}"},
+    ("PUT", f"{T}/members/{{username}}"): lambda tag: {"role": "viewer"},
+    ("PUT", f"{T}/quota"): lambda tag: {"max_concurrent": 4},
+    ("POST", f"{T}/webhooks"): lambda tag: {"url": f"http://127.0.0.1:9/{tag}", "events": ["job.failed"]},
+    ("POST", f"{P}/uploads"): lambda tag: {
+        "file_name": f"{tag}.jsonl",
+        "size": 10,
+        "sha256": "0" * 64,
+        "chunk_size": 1 << 20,
+    },
+    ("POST", f"{P}/jobs"): lambda tag: {"kind": "sleep", "name": tag, "spec": {"seconds": 0}},
+    ("PATCH", f"{P}/models/{{model}}/tags"): lambda tag: {"add": [tag]},
+}
+
+
+def _call(world: World, method: str, path: str, key: str | None, template: str = "") -> Any:
     body = {} if method in ("POST", "PUT", "PATCH") else None
+    if (method, template) in EXAMPLES:
+        body = EXAMPLES[(method, template)](uuid.uuid4().hex[:8])
     return world.client.request(method, path, headers=world.as_key(key), json=body)
 
 
@@ -89,14 +111,18 @@ def test_no_route_reveals_or_changes_another_tenants_objects(world: World) -> No
 
 def test_in_its_own_tenant_each_role_gets_exactly_what_the_matrix_allows(world: World) -> None:
     a = world.a
-    for method, path, perm in _routes(world):
+    routes = _routes(world)
+    assert set(EXAMPLES) <= {(m, p) for m, p, _ in routes}, "a route with an example body is gone"
+    for method, path, perm in routes:
         if perm not in set(Permission) or "{tenant}" not in path:
             continue
         for role in ROLES:
-            r = _call(world, method, fill(path, a.params), a.keys[role])
+            r = _call(world, method, fill(path, a.params), a.keys[role], path)
             where = (method, path, role, r.status_code, r.text[:300])
             if Permission(perm) in MATRIX[role]:
                 assert r.status_code != 403 and r.status_code < 500, where
+                if (method, path) in EXAMPLES:
+                    assert r.status_code in (200, 201), where  # a valid body: the call succeeds
             else:
                 assert r.status_code == 403, where
                 assert r.json()["error"]["type"] == "permission_denied", where

@@ -96,3 +96,37 @@ def test_metrics_access_and_series(tmp_path: Path, caplog: pytest.LogCaptureFixt
     logged = "\n".join(r.getMessage() for r in caplog.records)
     for secret in (TOKEN, admin, viewer):
         assert secret not in logged and secret not in r.text
+
+
+def test_failed_authentications_are_limited_per_address_and_per_user_name(tmp_path: Path) -> None:
+    import secrets
+
+    _, client, admin, _ = _world(
+        tmp_path, api_rate_limit="1000/minute", api_rate_limit_anonymous="1000/minute",
+        api_auth_failure_limit="4/minute", api_login_failure_limit="3/minute",
+    )  # fmt: skip
+    with client:
+        # A fresh random key each time gets no fresh budget: the address's failures are counted.
+        codes = [client.get("/api/v1/me", headers=_bearer("imts_" + secrets.token_urlsafe(24))).status_code
+                 for _ in range(6)]  # fmt: skip
+        assert codes == [401, 401, 401, 401, 429, 429], codes
+        r = client.get("/api/v1/me", headers=_bearer(admin))  # the address is blocked, even a good key
+        assert r.status_code == 429 and 1 <= int(r.headers["Retry-After"]) <= 60, r.text
+        assert "failed authentications" in r.json()["error"]["message"]
+
+    # Password guessing on one name spread over many addresses (here the address's own limit is set
+    # out of reach, so only the name's acts): the name's sign-ins are limited.
+    _, client2, _, _ = _world(
+        tmp_path / "two", api_rate_limit_anonymous="1000/minute", api_auth_failure_limit="1000/minute",
+        api_login_failure_limit="3/minute",
+    )  # fmt: skip
+    with client2:
+        wrong = [client2.post("/api/v1/auth/login", json={"username": "vera", "password": f"guess-{i}"}
+                              ).status_code for i in range(4)]  # fmt: skip
+        assert wrong == [401, 401, 401, 429], wrong
+        r = client2.post("/api/v1/auth/login", json={"username": "vera", "password": PASSWORD})
+        assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1, r.text
+        assert "guess" not in r.text and PASSWORD not in r.text
+        # Another name is not held back by vera's failures.
+        ok = client2.post("/api/v1/auth/login", json={"username": "root", "password": PASSWORD})
+        assert ok.status_code == 200, ok.text

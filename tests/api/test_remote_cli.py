@@ -1,6 +1,6 @@
 """The real CLI against a real `imts server` process (``--server`` + IMTS_API_KEY): the same verbs act
-on the server with the key's rights; and a server killed (SIGKILL) in the middle of a stream of
-submissions loses none that it acknowledged."""
+on the server with the key's rights (jobs and data included); and a server killed (SIGKILL) in the
+middle of a stream of job submissions loses none that it acknowledged."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+
+from imts.api.client import upload_file
 
 PASSWORD = "remote-Pass-9931-secret"
 
@@ -102,6 +104,7 @@ def test_the_same_verbs_act_on_a_remote_server(env: dict[str, str], tmp_path: Pa
         assert {"tenant.create", "project.create", "user.create", "member.set", "webhook.add"} <= actions
         assert all(e["actor"] == "boss" for e in entries if e["action"] == "webhook.add")
         assert "chain intact" in cli("audit", "verify").stdout
+        _jobs_and_data(cli, url, env["IMTS_API_KEY"], tmp_path)
         # Refusals are one clear line, not a traceback; the key never appears.
         denied = cli("members", "add", "ann", "--role", "admin", "--tenant", "nowhere")
         assert denied.returncode == 2 and "no tenant 'nowhere'" in denied.stderr
@@ -115,28 +118,83 @@ def test_the_same_verbs_act_on_a_remote_server(env: dict[str, str], tmp_path: Pa
     assert local.returncode == 0 and "chain intact" in local.stdout
 
 
+def _jobs_and_data(cli: Callable[..., subprocess.CompletedProcess[str]], url: str, key: str,
+                   tmp_path: Path) -> None:  # fmt: skip
+    """jobs list/show/pause/resume/cancel/retry and data list with --server, on a job and a dataset
+    the server holds (submitted and uploaded through its API)."""
+    at = ("--tenant", "acme", "--project", "nlp")
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=60) as c:
+        r = c.post("/api/v1/tenants/acme/projects/nlp/jobs", json={"kind": "sleep", "spec": {"seconds": 120}})
+        assert r.status_code == 201, r.text
+        job_id = r.json()["id"]
+        rows = tmp_path / "qa.jsonl"
+        rows.write_text(
+            "".join(json.dumps({"prompt": f"q{i}", "response": f"a{i}"}) + "\n" for i in range(5))
+        )
+        upload_file(c, "acme", "nlp", rows, name="qa")
+
+        def state() -> str:
+            return str(c.get(f"/api/v1/tenants/acme/projects/nlp/jobs/{job_id}").json()["job"]["state"])
+
+        listed = cli(*at, "jobs", "list", "--json")
+        assert listed.returncode == 0 and [j["id"] for j in json.loads(listed.stdout)] == [job_id], (
+            listed.stderr
+        )
+        shown = cli(*at, "jobs", "show", job_id)
+        assert shown.returncode == 0 and json.loads(shown.stdout)["id"] == job_id, shown.stderr
+        steps = [("pause", {"paused", "preempting"}), ("resume", {"queued", "starting", "running"}),
+                 ("cancel", {"cancelled", "preempting"}),
+                 ("retry", {"queued", "starting", "running"})]  # fmt: skip
+        # Each action from a settled state: a stop is asked of a running worker (not a starting one),
+        # resume takes a paused job, retry a cancelled one.
+        before = {"pause": ("running", "queued"), "resume": ("paused",), "cancel": ("running", "queued"),
+                  "retry": ("cancelled",)}  # fmt: skip
+        for action, expected in steps:
+            for _ in range(300):
+                if state() in before[action]:
+                    break
+                time.sleep(0.1)
+            done = cli(*at, "jobs", action, job_id)
+            assert done.returncode == 0, done.stderr
+            now = done.stdout.strip().rsplit("now ", 1)[-1]
+            assert f"{action} requested for {job_id}" in done.stdout and now in expected, done.stdout
+        assert c.post(f"/api/v1/tenants/acme/projects/nlp/jobs/{job_id}/cancel").status_code == 200
+        missing = cli(*at, "jobs", "show", "job_nope")
+        assert missing.returncode == 2 and "job_nope" in missing.stderr and "Traceback" not in missing.stderr
+        datasets = cli(*at, "data", "list", "--json")
+        assert datasets.returncode == 0, datasets.stderr
+        assert [d["dataset"] for d in json.loads(datasets.stdout)] == ["qa"]
+        actions = {e["action"] for e in c.get("/api/v1/tenants/acme/audit", params={"limit": 1000}).json()}
+        assert {"job.pause", "job.resume", "job.cancel", "job.retry"} <= actions, actions
+
+
 def test_killing_the_server_mid_submissions_loses_nothing_acknowledged(
     env: dict[str, str], tmp_path: Path
 ) -> None:
+    """Job submissions (``POST .../jobs``, kind ``sleep``) from 8 clients; SIGKILL after 40 answers:
+    every job the server acknowledged (201 with its id) is in the database after a restart."""
     acked: list[str] = []
     stop = threading.Event()
+    jobs = "/api/v1/tenants/crash/projects/p/jobs"
     with server(env, tmp_path / "server.log") as (url, proc):
         headers = {"Authorization": f"Bearer {env['IMTS_API_KEY']}"}
         with httpx.Client(base_url=url, headers=headers, timeout=10) as c:
             assert c.post("/api/v1/tenants", json={"name": "crash"}).status_code == 201
+            assert c.post("/api/v1/tenants/crash/projects", json={"name": "p"}).status_code == 201
 
         def submit(worker: int) -> None:
             with httpx.Client(base_url=url, headers=headers, timeout=10) as c:
                 n = 0
                 while not stop.is_set():
-                    name = f"p{worker}-{n}"
                     n += 1
+                    body = {"kind": "sleep", "name": f"w{worker}-{n}", "spec": {"seconds": 0}}
                     try:
-                        r = c.post("/api/v1/tenants/crash/projects", json={"name": name})
+                        r = c.post(jobs, json=body)
                     except httpx.TransportError:
                         return
                     if r.status_code == 201:
-                        acked.append(name)
+                        acked.append(r.json()["id"])
 
         threads = [threading.Thread(target=submit, args=(i,)) for i in range(8)]
         for t in threads:
@@ -150,6 +208,6 @@ def test_killing_the_server_mid_submissions_loses_nothing_acknowledged(
             t.join(timeout=30)
     auth = {"Authorization": f"Bearer {env['IMTS_API_KEY']}"}
     with server(env, tmp_path / "server2.log") as (url, _), httpx.Client(base_url=url, headers=auth) as c:
-        stored = {p["name"] for p in c.get("/api/v1/tenants/crash/projects").json()}
+        stored = {j["id"] for j in c.get(jobs, params={"limit": 1000}).json()}
         assert c.get("/api/v1/audit/verify").json()["ok"]
-    assert len(acked) >= 40 and set(acked) <= stored
+    assert len(acked) >= 40 and set(acked) <= stored, set(acked) - stored

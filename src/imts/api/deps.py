@@ -10,6 +10,9 @@ and the key's scope (a tenant the caller is not in, or a project its key does no
 403), caps the role by the key's ceiling, and checks the permission (403). Each dependency carries its
 permission as ``.permission``; ``app.py`` copies it into the route's OpenAPI ``x-permission`` and refuses
 to build an app with a route that declares none.
+
+Dependencies that do no I/O are ``async``: FastAPI runs a sync dependency on the thread pool, and a hop
+there per dependency per request is what a busy server pays most for (benchmarks/api_load.py).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 PUBLIC, AUTHENTICATED, PLATFORM_ADMIN = "public", "authenticated", "platform_admin"
 
 
-def _ws(request: Request) -> Workspace:
+async def _ws(request: Request) -> Workspace:
     return request.app.state.ws  # type: ignore[no-any-return]
 
 
@@ -71,14 +74,14 @@ def _mark(fn: Callable[..., Any], permission: str) -> Callable[..., Any]:
     return fn
 
 
-def public() -> None:
+async def public() -> None:
     """No credentials needed (health, login)."""
 
 
 _mark(public, PUBLIC)
 
 
-def current_user(who: PrincipalDep) -> Principal:
+async def current_user(who: PrincipalDep) -> Principal:
     """Any signed-in caller; the route acts only on the caller's own things."""
     return who
 
@@ -87,7 +90,7 @@ _mark(current_user, AUTHENTICATED)
 CurrentUser = Annotated[Principal, Depends(current_user)]
 
 
-def user_ctx(request: Request, who: PrincipalDep, ws: WorkspaceDep) -> Context:
+async def user_ctx(request: Request, who: PrincipalDep, ws: WorkspaceDep) -> Context:
     """A context without tenant for the caller's own things (its keys, logout)."""
     return Context(ws, "", "", "", "", who.username, "viewer", client_of(request), who.acts_as_platform_admin)
 
@@ -95,7 +98,7 @@ def user_ctx(request: Request, who: PrincipalDep, ws: WorkspaceDep) -> Context:
 _mark(user_ctx, AUTHENTICATED)
 
 
-def platform_ctx(request: Request, who: PrincipalDep, ws: WorkspaceDep) -> Context:
+async def platform_ctx(request: Request, who: PrincipalDep, ws: WorkspaceDep) -> Context:
     """A platform administrator's context (users, tenants, the whole audit log); others get 403."""
     if not who.acts_as_platform_admin:
         raise PermissionDeniedError(

@@ -60,6 +60,23 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
         (429, "too many requests: retry after the Retry-After header's seconds"),
     ]
 }
+# The same errors for a route whose success is not JSON (plain text, server-sent events): FastAPI would
+# document them under the route's media type, but errors are always JSON.
+JSON_ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    code: {
+        "description": spec["description"],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
+    for code, spec in ERROR_RESPONSES.items()
+}
+
+
+class RateLimitedError(Exception):
+    """Raised by a route over a limit of its own (sign-ins per user name): 429 with ``Retry-After``."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def error(
@@ -80,6 +97,12 @@ def install(app: FastAPI) -> None:
                 param = exc.field if isinstance(exc, InputError) else None
                 return error(status, str(exc), kind, param=param)
         return error(400, str(exc), "bad_request")
+
+    @app.exception_handler(RateLimitedError)
+    async def rate_limited(_: Request, exc: RateLimitedError) -> JSONResponse:
+        response = error(429, str(exc), "rate_limited")
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

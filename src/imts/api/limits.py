@@ -6,6 +6,10 @@ One ASGI middleware (``LimitsMiddleware``):
   (``api_rate_limit``), per client address for requests without credentials
   (``api_rate_limit_anonymous``); over the limit: 429 with ``Retry-After`` seconds. Credentials are
   identified by their SHA-256, so no secret is kept in memory or ever logged.
+- **failed authentications** (``Failures``): every 401 counts against the client address
+  (``api_auth_failure_limit``), and a failed sign-in also against the user name
+  (``api_login_failure_limit``, checked by the login route); an address over its limit gets 429 on
+  every request, so a fresh random key per request escapes nothing.
 - **request size**: a body over ``api_max_body_mb`` is refused with 413 (by its ``Content-Length``, or
   while it streams when it has none); upload chunks carry their own limit (their route checks it).
 - **latency**: a Prometheus histogram by method, route template (``/api/v1/tenants/{tenant}/...``,
@@ -21,7 +25,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from limits import parse_many
+from limits import RateLimitItem, parse_many
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from prometheus_client import CollectorRegistry, Histogram
@@ -86,11 +90,58 @@ def caller_identity(scope: Scope) -> tuple[str, bool]:
     return "ip:" + (client[0] if client else "unknown"), False
 
 
+class Failures:
+    """Failed authentications per client address and failed sign-ins per user name (one per app)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.limiter = MovingWindowRateLimiter(storage_from_string(settings.api_rate_limit_storage))
+        self.per_address = parse_many(settings.api_auth_failure_limit)
+        self.per_username = parse_many(settings.api_login_failure_limit)
+
+    def _wait(self, items: list[RateLimitItem], bucket: str) -> int | None:
+        waits = []
+        for item in items:
+            if not self.limiter.test(item, bucket):
+                reset = self.limiter.get_window_stats(item, bucket).reset_time
+                waits.append(max(1, math.ceil(reset - time.time())))
+        return max(waits) if waits else None
+
+    def address_wait(self, address: str) -> int | None:
+        """Seconds ``address`` must wait (None: under its limit of failed authentications)."""
+        return self._wait(self.per_address, "authfail:" + address)
+
+    def username_wait(self, username: str) -> int | None:
+        """Seconds sign-ins as ``username`` must wait (None: under its limit of failed sign-ins)."""
+        return self._wait(self.per_username, "loginfail:" + _name_key(username))
+
+    def failed(self, address: str | None = None, username: str | None = None) -> None:
+        """Count one failure against the address and/or the user name."""
+        if address:
+            for item in self.per_address:
+                self.limiter.hit(item, "authfail:" + address)
+        if username:
+            for item in self.per_username:
+                self.limiter.hit(item, "loginfail:" + _name_key(username))
+
+
+def _name_key(username: str) -> str:
+    # Hashed: a mistyped password pasted into the name field must not sit in memory as is.
+    return hashlib.sha256(username.strip().lower().encode()).hexdigest()[:32]
+
+
+def client_address(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
 class LimitsMiddleware:
     """Rate and size limits, and the latency histogram (see the module's docstring)."""
 
-    def __init__(self, app: ASGIApp, settings: Settings, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, app: ASGIApp, settings: Settings, registry: CollectorRegistry, failures: Failures
+    ) -> None:
         self.app = app
+        self.failures = failures
         self.max_body = int(settings.api_max_body_mb * 1024 * 1024)
         self.limiter = MovingWindowRateLimiter(storage_from_string(settings.api_rate_limit_storage))
         self.per_key = parse_many(settings.api_rate_limit)
@@ -126,6 +177,8 @@ class LimitsMiddleware:
 
         try:
             await self._limited(scope, receive, send_status, status)
+            if status["code"] == 401:
+                self.failures.failed(address=client_address(scope))
         finally:
             route = scope.get("route")
             template = getattr(route, "path_format", None) or "unmatched"
@@ -141,6 +194,16 @@ class LimitsMiddleware:
             )
 
     async def _limited(self, scope: Scope, receive: Receive, send: Send, status: dict[str, Any]) -> None:
+        failed_wait = self.failures.address_wait(client_address(scope))
+        if failed_wait is not None:
+            await _refuse(
+                send,
+                429,
+                f"too many failed authentications from this address; retry in {failed_wait} s",
+                "rate_limited",
+                {"Retry-After": str(failed_wait)},
+            )
+            return
         bucket, credentialed = caller_identity(scope)
         wait = self._retry_after(bucket, credentialed)
         if wait is not None:

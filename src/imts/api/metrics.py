@@ -29,7 +29,7 @@ from sqlalchemy import func, select
 
 from imts.api.deps import PLATFORM_ADMIN, WorkspaceDep, _mark, _principal
 from imts.api.errors import ERROR_RESPONSES
-from imts.api.limits import LimitsMiddleware
+from imts.api.limits import Failures, LimitsMiddleware
 from imts.core.errors import AuthenticationError, PermissionDeniedError
 from imts.store.models import JobRecord, Project, Run, Tenant
 from imts.store.models import Metric as MetricRow
@@ -148,7 +148,8 @@ def install(app: FastAPI) -> None:
     registry = CollectorRegistry(auto_describe=True)
     registry.register(DatabaseCollector(ws))
     app.state.metrics = registry
-    app.add_middleware(LimitsMiddleware, settings=ws.settings, registry=registry)
+    app.state.failures = Failures(ws.settings)  # shared with the login route (per user name)
+    app.add_middleware(LimitsMiddleware, settings=ws.settings, registry=registry, failures=app.state.failures)
     app.include_router(router)
     inner = app.router.lifespan_context
 

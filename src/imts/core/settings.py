@@ -146,6 +146,17 @@ class Settings(BaseSettings):
         default="120/minute",
         description="Requests one client address may make without credentials (login, health).",
     )
+    api_auth_failure_limit: str = Field(
+        default="20/minute;200/hour",
+        description="Failed authentications (401: an unknown key, an expired session, a wrong password) "
+        "one client address may make; over it every request from the address gets 429 until the window "
+        "passes, so sending a fresh random key each time buys no fresh budget.",
+    )
+    api_login_failure_limit: str = Field(
+        default="10/minute;50/hour",
+        description="Failed sign-ins (POST /auth/login) for one user name, from any address; over it the "
+        "name's sign-ins get 429, against password guessing spread over many addresses.",
+    )
     api_rate_limit_storage: str = Field(
         default="memory://",
         description="Where the rate-limit counters live (`limits` storage URI; redis://host:6379 shares "

@@ -9,6 +9,7 @@ the pool's view of every tenant; the scheduler loop itself is global.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -230,16 +231,41 @@ def request(ctx: Context, job_id: str, action: str) -> None:
         time.sleep(0.05)
     else:
         raise ConflictError(f"job {job_id} keeps changing; try again")
-    settle(ctx)
+    settle(ctx, wait=True)
 
 
-def settle(ctx: Context) -> None:
+# Reads' scheduling passes in this process (``settle``): when the last began, per database; one at a time.
+_last_pass: dict[str, float] = {}
+_read_pass = threading.Lock()
+
+
+def settle(ctx: Context, wait: bool = False) -> None:
     """One scheduling pass here if no scheduler is running (embedded mode needs no daemon): queued
-    jobs start, finished workers' reports become states, lost workers are noticed."""
-    if store.lease_holder(ctx) is None:
-        from imts.jobs.loop import Scheduler
+    jobs start, finished workers' reports become states, lost workers are noticed.
 
+    Args:
+        wait: always pass (after a change, to answer with the state it leads to). Without it, as for
+            a read, pass only when no pass began in this process within ``scheduler_interval_s`` and
+            none is under way: a pass writes (the lease), and under load the API's reads queued
+            behind SQLite's one writer when each of them passed (benchmarks/api_load.py).
+    """
+    if store.lease_holder(ctx) is not None:
+        return
+    from imts.jobs.loop import Scheduler
+
+    if wait:
         Scheduler(ctx).once()
+        return
+    key = ctx.settings.db_url
+    if time.monotonic() - _last_pass.get(key, -1e9) < ctx.settings.scheduler_interval_s:
+        return
+    if not _read_pass.acquire(blocking=False):
+        return  # another request is passing right now
+    try:
+        _last_pass[key] = time.monotonic()
+        Scheduler(ctx).once()
+    finally:
+        _read_pass.release()
 
 
 def logs(ctx: Context, job_id: str) -> list[Path]:

@@ -13,7 +13,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -266,18 +266,22 @@ def remove_member(ctx: Context, username: str) -> MemberView:
 def role_in(ws: Workspace, who: Principal, tenant: str) -> tuple[str, Role] | None:
     """(tenant id, the caller's effective role there) — None when the tenant does not exist, the
     caller is not a member, or its key does not reach the tenant: all look the same from outside."""
-    with ws.session() as s:
-        t = s.scalar(select(Tenant).where(Tenant.name == tenant))
-        if t is None or not who.reaches_tenant(t.id):
-            return None
-        if who.acts_as_platform_admin:
-            role: Role = "admin"
-        else:
-            m = s.get(Membership, (who.user_id, t.id))
-            if m is None:
-                return None
-            role = m.role  # type: ignore[assignment]
-    return t.id, cap(role, who.ceiling)
+    with ws.session() as s:  # one query on every tenant or project route: the tenant and the membership
+        row = s.execute(
+            select(Tenant.id, Membership.role)
+            .outerjoin(Membership, (Membership.tenant_id == Tenant.id) & (Membership.user_id == who.user_id))
+            .where(Tenant.name == tenant)
+        ).first()
+    if row is None or not who.reaches_tenant(row[0]):
+        return None
+    tenant_id, member_role = row
+    if who.acts_as_platform_admin:
+        role: Role = "admin"
+    elif member_role is None:
+        return None
+    else:
+        role = member_role
+    return tenant_id, cap(role, who.ceiling)
 
 
 def memberships(ws: Workspace, user_id: str) -> list[MemberView]:
@@ -297,9 +301,15 @@ def memberships(ws: Workspace, user_id: str) -> list[MemberView]:
 
 
 def _key_view(s: Session, k: ApiKey) -> KeyView:
-    username = s.scalar(select(User.username).where(User.id == k.user_id)) or "?"
-    tenant = s.scalar(select(Tenant.name).where(Tenant.id == k.tenant_id)) if k.tenant_id else None
-    project = s.scalar(select(Project.name).where(Project.id == k.project_id)) if k.project_id else None
+    # One round trip for the three names (``/me`` shows the key on every call).
+    username, tenant, project = s.execute(
+        select(
+            select(User.username).where(User.id == k.user_id).scalar_subquery(),
+            select(Tenant.name).where(Tenant.id == k.tenant_id).scalar_subquery(),
+            select(Project.name).where(Project.id == k.project_id).scalar_subquery(),
+        )
+    ).one()
+    username = username or "?"
     return KeyView(
         id=k.id,
         prefix=k.prefix,
@@ -423,22 +433,22 @@ def revoke_key(ctx: Context, key_id: str) -> KeyView:
 def authenticate_key(ws: Workspace, secret: str) -> Principal:
     """The caller behind an API key, or ``AuthenticationError`` (the secret never enters a message)."""
     now = utcnow()
-    with ws.session() as s:
-        k = s.scalar(select(ApiKey).where(ApiKey.secret_hash == _sha(secret)))
-        user = None if k is None else s.get(User, k.user_id)
-        if k is None or user is None or user.disabled or k.revoked_at is not None:
+    with ws.session() as s:  # one query: the key and its user
+        row = s.execute(
+            select(ApiKey, User)
+            .join(User, User.id == ApiKey.user_id)
+            .where(ApiKey.secret_hash == _sha(secret))
+        ).first()
+        if row is None or row[1].disabled or row[0].revoked_at is not None:
             raise AuthenticationError("invalid, revoked or disabled API key")
-        if k.expires_at is not None and _aware(k.expires_at) <= now:
+        k, user = row
+        if k.expires_at is not None and k.expires_at <= now:
             raise AuthenticationError(f"API key {k.prefix}… expired")
         # Last use to the minute: no write per request under load.
-        if k.last_used_at is None or now - _aware(k.last_used_at) > timedelta(minutes=1):
+        if k.last_used_at is None or now - k.last_used_at > timedelta(minutes=1):
             k.last_used_at = now
         return Principal(user.id, user.username, user.is_platform_admin, "key", k.id, k.tenant_id,
                          k.project_id, k.role_ceiling)  # type: ignore[arg-type]  # fmt: skip
-
-
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=UTC)  # SQLite gives back naive UTC
 
 
 def login(ctx: Context, username: str, password: str) -> LoginGrant:
@@ -463,11 +473,14 @@ def login(ctx: Context, username: str, password: str) -> LoginGrant:
 
 def authenticate_session(ws: Workspace, token: str) -> Principal:
     """The caller behind a session cookie, or ``AuthenticationError``."""
-    with ws.session() as s:
-        row = s.get(LoginSession, _sha(token))
-        user = None if row is None else s.get(User, row.user_id)
-        if row is None or user is None or user.disabled or _aware(row.expires_at) <= utcnow():
+    with ws.session() as s:  # one query: the session and its user
+        found = s.execute(
+            select(LoginSession, User).join(User, User.id == LoginSession.user_id)
+            .where(LoginSession.id_hash == _sha(token))
+        ).first()  # fmt: skip
+        if found is None or found[1].disabled or found[0].expires_at <= utcnow():
             raise AuthenticationError("not signed in, or the session expired")
+        row, user = found
         return Principal(user.id, user.username, user.is_platform_admin, "session", csrf_hash=row.csrf_hash)
 
 
@@ -483,7 +496,12 @@ def me(ws: Workspace, who: Principal) -> MeView:
     with ws.session() as s:
         user = UserView.model_validate(s.get(User, who.user_id))
         key = _key_view(s, k) if who.key_id and (k := s.get(ApiKey, who.key_id)) else None
-        tenant_ids = dict(s.execute(select(Tenant.name, Tenant.id)).tuples().all())
-    ms = [m for m in memberships(ws, who.user_id) if who.reaches_tenant(tenant_ids[m.tenant])]
-    ms = [m.model_copy(update={"role": cap(m.role, who.ceiling)}) for m in ms]
+        rows = s.execute(
+            select(Tenant.id, Tenant.name, Membership.role)
+            .join(Membership, Membership.tenant_id == Tenant.id)
+            .where(Membership.user_id == who.user_id)
+            .order_by(Tenant.name)
+        ).all()
+    ms = [MemberView(username=user.username, tenant=name, role=cap(role, who.ceiling))  # type: ignore[arg-type]
+          for tenant_id, name, role in rows if who.reaches_tenant(tenant_id)]  # fmt: skip
     return MeView(user=user, memberships=ms, via=who.via, key=key)

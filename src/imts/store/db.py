@@ -17,6 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The key of the PostgreSQL advisory lock that serialises migrations (any fixed 64-bit number).
 MIGRATION_LOCK_KEY = zlib.crc32(b"imts.store.db.migrate")
+# SQLite connections kept open per process (see make_engine).
+SQLITE_POOL = 48
+PG_POOL = 20
 
 
 def make_engine(url: str) -> Engine:
@@ -25,7 +28,10 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        # Connections are opened lazily and kept: the API's thread pool (anyio's 40 threads) may hold
+        # one each, and with SQLAlchemy's default of 5 kept the rest were opened and closed per request
+        # (each open runs the pragmas below), which dominated a busy server's reads.
+        engine = create_engine(url, connect_args={"timeout": 30}, pool_size=SQLITE_POOL, max_overflow=16)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
@@ -36,7 +42,8 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # Kept open as for SQLite (above), fewer: PostgreSQL's connections are server processes.
+    return create_engine(url, pool_pre_ping=True, pool_size=PG_POOL, max_overflow=PG_POOL)
 
 
 def migrate(engine: Engine) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Dialect,
     Float,
     ForeignKey,
     Index,
@@ -21,10 +22,34 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A point in time, stored in UTC and always read back time-zone aware.
+
+    PostgreSQL keeps the zone (``timestamptz``); SQLite has no such type and hands back naive values,
+    which the API's ``date-time`` format rejects, so the zone is attached here, once, for both. A naive
+    value written is taken as UTC (the store never writes local times). The DDL is the plain
+    ``DateTime(timezone=True)`` the migrations create.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -38,7 +63,7 @@ class Tenant(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Project(Base):
@@ -50,7 +75,7 @@ class Project(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class BaseModelRecord(Base):
@@ -68,7 +93,7 @@ class BaseModelRecord(Base):
     source: Mapped[str] = mapped_column(Text)
     checksum: Mapped[str] = mapped_column(String(64))
     info: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Dataset(Base):
@@ -80,7 +105,7 @@ class Dataset(Base):
     name: Mapped[str] = mapped_column(String(200))
     format: Mapped[str] = mapped_column(String(40))
     description: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     versions: Mapped[list[DatasetVersion]] = relationship(
         back_populates="dataset", order_by="DatasetVersion.number"
@@ -104,7 +129,7 @@ class DatasetVersion(Base):
     operation: Mapped[str] = mapped_column(String(60))
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     report: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     dataset: Mapped[Dataset] = relationship(back_populates="versions")
 
@@ -137,9 +162,9 @@ class Run(Base):
     # What reproducing the run needs besides its spec: code version, packages, hardware, seeds.
     environment: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Metric(Base):
@@ -153,7 +178,7 @@ class Metric(Base):
     key: Mapped[str] = mapped_column(String(60))
     step: Mapped[int] = mapped_column(Integer)
     value: Mapped[float] = mapped_column(Float)
-    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class RunEvent(Base):
@@ -167,7 +192,7 @@ class RunEvent(Base):
     kind: Mapped[str] = mapped_column(String(40))
     message: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class EvalItem(Base):
@@ -210,8 +235,8 @@ class ModelVersion(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class ModelAlias(Base):
@@ -227,10 +252,10 @@ class ModelAlias(Base):
     alias: Mapped[str] = mapped_column(String(100))
     version_id: Mapped[str] = mapped_column(String(40))  # kept after the version is deleted (history)
     version: Mapped[int] = mapped_column(Integer)
-    set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime())
     set_by: Mapped[str] = mapped_column(String(200))
     set_seq: Mapped[int] = mapped_column(Integer)
-    unset_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    unset_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     unset_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     unset_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
@@ -261,7 +286,7 @@ class AliasProtection(Base):
     alias: Mapped[str] = mapped_column(String(100), primary_key=True)
     min_role: Mapped[str] = mapped_column(String(20))
     created_by: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class AliasClock(Base):
@@ -280,7 +305,7 @@ class DatasetShare(Base):
 
     version_id: Mapped[str] = mapped_column(ForeignKey("dataset_versions.id"), primary_key=True)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 # --- jobs (issue 5) ----------------------------------------------------------------------------------
@@ -365,7 +390,7 @@ class GenerationCache(Base):
     model_key: Mapped[str] = mapped_column(String(120), index=True)
     text: Mapped[str] = mapped_column(Text)
     new_tokens: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class EvalItemScore(Base):
@@ -393,7 +418,7 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(Text)
     is_platform_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Membership(Base):
@@ -404,7 +429,7 @@ class Membership(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True, index=True)
     role: Mapped[str] = mapped_column(String(20))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class ApiKey(Base):
@@ -424,10 +449,10 @@ class ApiKey(Base):
     tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id"), nullable=True)
     project_id: Mapped[str | None] = mapped_column(ForeignKey("projects.id"), nullable=True)
     role_ceiling: Mapped[str | None] = mapped_column(String(20), nullable=True)
-    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class LoginSession(Base):
@@ -438,8 +463,8 @@ class LoginSession(Base):
     id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     csrf_hash: Mapped[str] = mapped_column(String(64))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class AuditEntry(Base):
@@ -490,7 +515,7 @@ class Webhook(Base):
     events: Mapped[list[Any]] = mapped_column(JSON)
     description: Mapped[str] = mapped_column(String(200), default="")
     created_by: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class WebhookDelivery(Base):
@@ -512,8 +537,8 @@ class WebhookDelivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_ts: Mapped[float] = mapped_column(Float)
     claimed_until: Mapped[float] = mapped_column(Float, default=0.0)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class WebhookAttempt(Base):
@@ -525,7 +550,7 @@ class WebhookAttempt(Base):
     delivery_id: Mapped[str] = mapped_column(
         ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
     )
-    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     duration_ms: Mapped[float] = mapped_column(Float)

@@ -9,6 +9,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field, SecretStr
 
 from imts.api.deps import SESSION_COOKIE, WorkspaceDep, client_of, public, user_ctx
+from imts.api.errors import RateLimitedError
+from imts.api.limits import Failures
+from imts.core.errors import AuthenticationError
 from imts.services import identity
 from imts.services.identity import UserView
 from imts.store.context import Context
@@ -35,9 +38,18 @@ class LoggedOut(BaseModel):
 
 @router.post("/login", response_model=LoginResponse, dependencies=[Depends(public)])
 def login(body: LoginRequest, request: Request, response: Response, ws: WorkspaceDep) -> LoginResponse:
-    """Sign in with a user name and password; sets the session cookie."""
+    """Sign in with a user name and password; sets the session cookie (429 after too many failed
+    sign-ins for the name, or failed authentications from the address)."""
+    failures: Failures = request.app.state.failures
+    wait = failures.username_wait(body.username)
+    if wait is not None:
+        raise RateLimitedError(f"too many failed sign-ins for this user name; retry in {wait} s", wait)
     ctx = Context(ws, "", "", "", "", body.username, "viewer", client_of(request))
-    grant = identity.login(ctx, body.username, body.password.get_secret_value())
+    try:
+        grant = identity.login(ctx, body.username, body.password.get_secret_value())
+    except AuthenticationError:
+        failures.failed(username=body.username)  # the address is counted by the middleware (401)
+        raise
     response.set_cookie(
         SESSION_COOKIE,
         grant.token,

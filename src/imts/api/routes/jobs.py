@@ -13,6 +13,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, Field
 
 from imts.api.deps import project_ctx
+from imts.api.errors import JSON_ERROR_RESPONSES
 from imts.core.errors import InputError
 from imts.core.permissions import Permission
 from imts.jobs import service
@@ -29,8 +30,14 @@ Viewer = Annotated[Context, Depends(project_ctx(Permission.METRICS_VIEW))]
 Trainer = Annotated[Context, Depends(project_ctx(Permission.MODEL_TRAIN))]
 Priority = Literal["urgent", "high", "normal", "low"]
 ENDED = {s.value for s in FINISHED} | {"paused"}  # a log stream ends here; a paused job resumes later
-SSE = {200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}}
-TEXT = {200: {"content": {"text/plain": {}}, "description": "the worker logs of every attempt"}}
+SSE = {
+    **JSON_ERROR_RESPONSES,
+    200: {"content": {"text/event-stream": {}}, "description": "server-sent events"},
+}
+TEXT = {
+    **JSON_ERROR_RESPONSES,
+    200: {"content": {"text/plain": {}}, "description": "the worker logs of every attempt"},
+}
 
 
 class JobOptions(BaseModel):
@@ -82,7 +89,7 @@ class JobDeleted(BaseModel):
 
 def submit_job(ctx: Context, sub: service.Submission) -> JobView:
     job_id = service.submit(ctx, sub)
-    service.settle(ctx)
+    service.settle(ctx, wait=True)  # answer with the state the submission leads to
     return service.get(ctx, job_id)
 
 
