@@ -82,7 +82,7 @@ def add(ctx: Context, path: Path, name: str | None = None, license: str | None =
         path = path.expanduser().resolve()
         folder = path.is_dir() and (path / "config.json").is_file()
     except (OSError, RuntimeError) as exc:  # a name too long, a symlink loop, no permission
-        raise ModelLoadError(f"{str(path)[:200]}: cannot be read ({exc.strerror or exc})") from None
+        raise ModelLoadError(f"{str(path)[:200]}: cannot be read ({getattr(exc, "strerror", None) or exc})") from None
     if not folder:
         raise ModelLoadError(f"{path}: not a Hugging Face model folder (no config.json)")
     if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
