@@ -82,7 +82,8 @@ def add(ctx: Context, path: Path, name: str | None = None, license: str | None =
         path = path.expanduser().resolve()
         folder = path.is_dir() and (path / "config.json").is_file()
     except (OSError, RuntimeError) as exc:  # a name too long, a symlink loop, no permission
-        raise ModelLoadError(f"{str(path)[:200]}: cannot be read ({getattr(exc, "strerror", None) or exc})") from None
+        why = getattr(exc, "strerror", None) or exc
+        raise ModelLoadError(f"{str(path)[:200]}: cannot be read ({why})") from None
     if not folder:
         raise ModelLoadError(f"{path}: not a Hugging Face model folder (no config.json)")
     if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
