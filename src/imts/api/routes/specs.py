@@ -76,7 +76,9 @@ def eval_schema(ctx: UserCtx) -> dict[str, Any]:
 
 
 @router.post("/tenants/{tenant}/projects/{project}/plan", response_model=PlanView)
-def plan(body: PlanRequest, ctx: Annotated[Context, Depends(project_ctx(Permission.METRICS_VIEW))]) -> PlanView:
+def plan(
+    body: PlanRequest, ctx: Annotated[Context, Depends(project_ctx(Permission.METRICS_VIEW))]
+) -> PlanView:
     """The memory plan of a run (``imts plan``): every method and strategy, and the recommended one."""
     method = {"sft_full": "full", "sft_lora": "lora", "dpo": "lora"}[body.method]
     if body.quantization == "nf4":
