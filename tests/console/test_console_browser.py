@@ -165,7 +165,8 @@ def test_researcher_walks_every_page(server: Server, tmp_path: Path) -> None:
         page.wait_for_selector("#eval-model")
         for model in ("tiny-llama", run_id):
             page.fill("#eval-model", model or "")
-            page.fill("#eval-max_items", "24") if page.locator("#eval-max_items").count() else None
+            page.fill("#eval-max_items", "24")
+            page.fill("#eval-max_new_tokens", "16")
             page.click("#launch-eval")
             expect(page.locator("#eval-msg")).to_contain_text("job_", timeout=30_000)
         page.goto(f"{server.url}/#/overview")

@@ -30,17 +30,20 @@ async function upload(file, name, onProgress) {
   return v;
 }
 
+let lastUpload = null; // the last upload's outcome, still shown after the page moves to its dataset
+
 function uploadCard(after) {
   const file = h("input", { type: "file", id: "upload-file", accept: ".jsonl,.json,.csv,.parquet,.txt" });
   const name = h("input", { id: "upload-name", placeholder: t("dataset_name") });
-  const bar = h("div", { style: "width:0%" });
-  const msg = h("div", { id: "upload-msg" });
+  const bar = h("div", { style: `width:${lastUpload ? 100 : 0}%` });
+  const msg = h("div", { id: "upload-msg" }, lastUpload);
   const btn = h("button", { id: "upload", onclick: async () => {
     if (!file.files[0]) return;
     btn.disabled = true; msg.replaceChildren();
     try {
       const v = await upload(file.files[0], name.value || file.files[0].name.replace(/\.[^.]+$/, ""), (f) => (bar.style.width = `${Math.round(f * 100)}%`));
-      msg.replaceChildren(h("p", { class: "ok" }, `${t("uploaded")} ${v.dataset}@${v.number} · ${fmtNum(v.num_rows)} ${t("rows")}`));
+      lastUpload = h("p", { class: "ok" }, `${t("uploaded")} ${v.dataset}@${v.number} · ${fmtNum(v.num_rows)} ${t("rows")}`);
+      msg.replaceChildren(lastUpload);
       after(v);
     } catch (e) { msg.replaceChildren(errorBox(e)); } finally { btn.disabled = false; }
   } }, t("upload"));

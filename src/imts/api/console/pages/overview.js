@@ -1,7 +1,8 @@
 // Overview: the project's jobs (state, progress, ETA, resources held), the pool's use, recent activity.
-import { api, h, proj, state, t, fmtDate, fmtDur, fmtNum } from "./common.js";
+import { api, h, proj, state, t, fmtDate, fmtDur, fmtNum, onLeave } from "./common.js";
 
 const LIMIT = 200; // the newest jobs; the API pages the rest (state filter narrows it)
+const REFRESH_MS = 3000; // the page reloads its data while it is shown
 
 function progressOf(job) {
   const p = job.progress || {};
@@ -11,7 +12,9 @@ function progressOf(job) {
   return { frac, eta, label: p.total ? `${p.done || 0}/${p.total}${p.task ? " " + p.task : ""}` : "" };
 }
 
-export async function render(view, _rest, params) {
+const shown = () => (location.hash.slice(2).split(/[/?]/)[0] || "overview") === "overview";
+
+export async function render(view, rest, params) {
   const stateFilter = params.state || "";
   const [jobs, pool] = await Promise.all([
     api(`${proj()}/jobs?limit=${LIMIT}${stateFilter ? "&state=" + encodeURIComponent(stateFilter) : ""}`),
@@ -40,6 +43,9 @@ export async function render(view, _rest, params) {
     h("p", {}, pool.tenants.map((s) => `${s.tenant}: ${t("share")} ${fmtNum(s.share * 100, 1)}% · ${t("state_running")} ${s.running} · ${t("state_queued")} ${s.queued}`).join(" | "))) : null;
   const actCard = activity ? h("div", { class: "card", id: "activity" }, h("h2", {}, t("recent_activity")),
     h("table", {}, activity.map((a) => h("tr", {}, h("td", {}, fmtDate(a.ts || a.at)), h("td", {}, a.actor), h("td", {}, a.action), h("td", {}, [a.object_type, a.object_id].filter(Boolean).join(" ")))))) : null;
+  if (!shown()) return; // the user moved on while the data loaded
+  const timer = setTimeout(() => shown() && render(view, rest, params).catch(() => {}), REFRESH_MS);
+  onLeave(() => clearTimeout(timer));
   view.replaceChildren(h("h1", {}, t("page_overview"), " · ", `${state.tenant}/${state.project}`),
     h("div", { class: "row" }, h("label", {}, t("state"), " ", filter),
       h("span", { class: "muted", id: "job-counts" }, Object.entries(counts).map(([k, v]) => `${t("state_" + k)} ${v}`).join(" · ") || t("no_jobs"))),
