@@ -31,7 +31,7 @@ def test_console_files_and_specs(world: World) -> None:
     assert schema["properties"]["lr"]["default"] == 0.001 and "lora" in schema["properties"]
     assert "datasets" in c.get("/api/v1/specs/eval", headers=h).json()["properties"]
     base = f"/api/v1/tenants/{world.a.tenant}/projects/{world.a.project}"
-    plan = c.post(f"{base}/plan", headers=h, json={"base_model": "qwen2.5-7b", "gpus": "1xH100-80G"}).json()
+    plan = c.post(f"{base}/plan", headers=h, json={"base_model": "qwen2.5-7b", "gpus": "1xh100"}).json()
     assert plan["options"] and all(o["method"] == "lora" for o in plan["options"]) and plan["why"]
     bad = c.post(f"{base}/plan", headers=h, json={"base_model": "qwen2.5-7b", "batch_size": 0})
     assert bad.status_code == 422 and bad.json()["error"]["param"] == "batch_size"

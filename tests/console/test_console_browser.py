@@ -122,7 +122,7 @@ def test_researcher_walks_every_page(server: Server, tmp_path: Path) -> None:
         page.click("#upload")
         expect(page.locator("#upload-msg")).to_contain_text("math@1", timeout=30_000)
         expect(page.locator("#upload-bar > div")).to_have_attribute("style", "width:100%")
-        expect(page.locator("#stats")).to_contain_text("prompt")
+        expect(page.locator("#stats")).to_contain_text("category")
         page.click("#split")
         expect(page.locator("#versions")).to_contain_text("@2", timeout=30_000)
         expect(page.locator("#preview table")).to_be_visible()

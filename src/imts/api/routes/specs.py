@@ -29,7 +29,7 @@ class PlanRequest(BaseModel):
     grad_accum: int = Field(1, ge=1, le=65536)
     max_seq_len: int = Field(512, ge=16, le=1_048_576)
     lora_rank: int = Field(16, ge=1, le=4096)
-    gpus: str = Field("cpu", min_length=1, max_length=100, description="`cpu`, or e.g. `8xH100-80G`.")
+    gpus: str = Field("cpu", min_length=1, max_length=100, description="`cpu`, or e.g. `8xh100`.")
 
 
 class PlanOption(BaseModel):

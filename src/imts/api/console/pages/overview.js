@@ -21,7 +21,10 @@ export async function render(view, rest, params) {
     api(`/tenants/${encodeURIComponent(state.tenant)}/pool`).catch(() => null),
   ]);
   let activity = null;
-  try { activity = await api(`/tenants/${encodeURIComponent(state.tenant)}/audit?limit=15`); } catch { /* needs view_audit */ }
+  try { // the last hour's entries, newest first (the audit query reads oldest first)
+    const since = new Date(Date.now() - 3600e3).toISOString();
+    activity = (await api(`/tenants/${encodeURIComponent(state.tenant)}/audit?limit=1000&since=${encodeURIComponent(since)}`)).slice(-15).reverse();
+  } catch { /* needs view_audit */ }
   const counts = {};
   jobs.forEach((j) => (counts[j.state] = (counts[j.state] || 0) + 1));
   const filter = h("select", { id: "state-filter", onchange: () => (location.hash = `#/overview${filter.value ? "?state=" + filter.value : ""}`) },
@@ -42,7 +45,7 @@ export async function render(view, rest, params) {
         h("td", { class: "num" }, `${fmtNum(n.memory_gb_used)}/${fmtNum(n.memory_gb)} GB`), h("td", {}, Object.entries(n.gpus_free).map(([k, v]) => `${k}: ${v} ${t("free")}`).join(", ") || "—")))),
     h("p", {}, pool.tenants.map((s) => `${s.tenant}: ${t("share")} ${fmtNum(s.share * 100, 1)}% · ${t("state_running")} ${s.running} · ${t("state_queued")} ${s.queued}`).join(" | "))) : null;
   const actCard = activity ? h("div", { class: "card", id: "activity" }, h("h2", {}, t("recent_activity")),
-    h("table", {}, activity.map((a) => h("tr", {}, h("td", {}, fmtDate(a.ts || a.at)), h("td", {}, a.actor), h("td", {}, a.action), h("td", {}, [a.object_type, a.object_id].filter(Boolean).join(" ")))))) : null;
+    h("table", {}, activity.map((a) => h("tr", {}, h("td", {}, fmtDate(a.at)), h("td", {}, a.actor), h("td", {}, a.action), h("td", {}, [a.object_type, a.object_id].filter(Boolean).join(" ")))))) : null;
   if (!shown()) return; // the user moved on while the data loaded
   const timer = setTimeout(() => shown() && render(view, rest, params).catch(() => {}), REFRESH_MS);
   onLeave(() => clearTimeout(timer));
