@@ -41,12 +41,12 @@ def populate(ws_dir: Path, n_jobs: int, n_runs: int, n_points: int) -> list[str]
     os.environ["IMTS_WORKSPACE"] = str(ws_dir)
     from imts.core.settings import Settings
     from imts.jobs import service as jobs
+    from imts.services.startup import start
     from imts.store import runs
     from imts.store.context import open_context
     from imts.store.models import Metric
-    from imts.store.workspace import Workspace
 
-    ws = Workspace.open(Settings())
+    ws = start(Settings())  # registers the job kinds, as the server does
     ctx = open_context(ws, "acme", "default", "alice", "admin", False)
     t0 = time.perf_counter()
     for i in range(n_jobs):

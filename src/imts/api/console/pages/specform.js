@@ -40,7 +40,7 @@ export function specForm(schema, { overrides = {}, id = "spec", only = null } = 
         read = () => el.checked;
       } else if (k.type === "array") {
         el = h("input", { name: path, value: (def || []).join(", "), placeholder: "a, b" });
-        read = () => el.value.split(",").map((x) => x.trim()).filter(Boolean);
+        read = () => { const xs = el.value.split(",").map((x) => x.trim()).filter(Boolean); return xs.length || !k.nullable ? xs : null; };
       } else if (k.type === "integer" || k.type === "number") {
         el = h("input", { type: "number", name: path, step: k.type === "integer" ? "1" : "any", value: def ?? "" });
         read = () => (el.value === "" ? (k.nullable ? null : undefined) : Number(el.value));
@@ -57,11 +57,14 @@ export function specForm(schema, { overrides = {}, id = "spec", only = null } = 
     return out;
   }
   const el = h("form", { class: "spec", id, onsubmit: (e) => e.preventDefault() }, fields(schema, ""));
+  const required = new Set(schema.required || []);
+  /** The spec as JSON: required fields and every field changed from its default (the API fills in
+   *  the rest, so a default the form cannot spell, such as "all linear layers", stays the API's). */
   function value() {
     const out = {};
     for (const [path, f] of inputs) {
       const v = f.read();
-      if (v === undefined) continue;
+      if (v === undefined || (!required.has(path) && f.isDefault())) continue;
       const parts = path.split(".");
       let o = out;
       parts.slice(0, -1).forEach((p) => (o = o[p] = o[p] || {}));
