@@ -51,7 +51,13 @@ export function specForm(schema, { overrides = {}, id = "spec", only = null } = 
       el.id = `${id}-${path.replace(/\./g, "-")}`;
       el.addEventListener("change", () => listeners.forEach((fn) => fn(path)));
       const err = h("div", { class: "err", "data-error": path });
-      inputs.set(path, { el, read, err, isDefault: () => !(path in overrides) && JSON.stringify(read()) === JSON.stringify(p.default ?? null) });
+      inputs.set(path, { el, read, err, isDefault: () => {
+        if (path in overrides) return false;
+        const v = read();
+        // A default made by a factory is not in the schema: an empty input keeps it.
+        if (!("default" in p)) return v === null || v === undefined || (Array.isArray(v) && !v.length);
+        return JSON.stringify(v) === JSON.stringify(p.default ?? null);
+      } });
       out.push(h("label", { for: el.id }, name), h("div", {}, el, p.description ? h("div", { class: "help" }, p.description) : null, err));
     }
     return out;
