@@ -19,7 +19,7 @@ const S = {
   method: ["Method", "方法"], metrics: ["Metrics", "指标"], model: ["Model", "模型"], model_name: ["Model name", "模型名称"],
   model_ref: ["Model", "模型"], my_role: ["my role", "我的角色"], name: ["Name", "名称"], no_jobs: ["No jobs", "暂无任务"], no_logs: ["No logs", "暂无日志"],
   no_models: ["No trained models yet", "暂无训练好的模型"], no_permission_launch: ["Your role may not launch runs (researchers and admins can).", "你的角色不能启动训练（研究员和管理员可以）。"],
-  no_report: ["This run has no report yet.", "此运行还没有报告。"], no_runs: ["No runs yet", "暂无运行"], node: ["Node", "节点"], nulls: ["Nulls", "空值"],
+  no_points: ["no points yet", "暂无数据"], no_report: ["This run has no report yet.", "此运行还没有报告。"], no_runs: ["No runs yet", "暂无运行"], node: ["Node", "节点"], nulls: ["Nulls", "空值"],
   object: ["Object", "对象"], operation: ["Operation", "操作"], optimizer: ["Optimizer", "优化器"], optional: ["optional", "可选"], outcome: ["Outcome", "结果"],
   outcome_fixed: ["fixed", "修复"], outcome_broken: ["broken", "退化"], outcome_both_right: ["right both times", "两次都对"], outcome_both_wrong: ["wrong both times", "两次都错"],
   owner: ["Owner", "提交者"], page: ["Page", "页"], page_overview: ["Overview", "总览"], page_launch: ["Launch", "启动"], page_monitor: ["Training", "训练监控"],

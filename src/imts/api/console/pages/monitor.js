@@ -24,6 +24,11 @@ class Chart {
   schedule() { if (!this.dirty) { this.dirty = true; requestAnimationFrame(() => { this.dirty = false; this.draw(); }); } }
   draw() {
     const runs = [...this.series.keys()];
+    if (!this.points()) { // nothing logged yet (a run that just started): a title, and the plot later
+      this.el.replaceChildren(h("div", { class: "muted" }, `${this.key} — ${t("no_points")}`));
+      return;
+    }
+    if (!this.plot) this.el.replaceChildren();
     const data = uPlot.join(runs.map((r) => this.series.get(r)));
     if (this.plot && this.plot.series.length === runs.length + 1) { this.plot.setData(data, !this.zoomed); return; }
     this.plot?.destroy();
