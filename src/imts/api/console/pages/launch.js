@@ -63,7 +63,9 @@ async function waitForRun(jobId, msg) {
   for (let i = 0; i < 240; i++) {
     const d = await api(`${proj()}/jobs/${jobId}`);
     const runId = d.job.data && d.job.data.run_id;
-    if (runId) { msg.append(h("p", {}, h("a", { href: `#/monitor?run=${runId}`, id: "watch-run" }, t("watch_curves")))); return; }
+    // The job names its run before the run's record exists: link once the run answers.
+    const started = runId && (await api(`${proj()}/runs/${runId}`).then(() => true, () => false));
+    if (started) { msg.append(h("p", {}, h("a", { href: `#/monitor?run=${runId}`, id: "watch-run" }, t("watch_curves")))); return; }
     if (["failed", "cancelled"].includes(d.job.state)) { msg.append(h("p", { class: "err" }, d.job.error || d.job.state)); return; }
     await new Promise((r) => setTimeout(r, 500));
   }
