@@ -145,7 +145,6 @@ def test_researcher_walks_every_page(server: Server, tmp_path: Path) -> None:
                  "val_max_items": "8", "max_seq_len": "64"}  # fmt: skip
         for field, value in small.items():
             page.fill(f"#run-{field}", value)
-        page.uncheck("#run-merge")
         page.fill("#model-name", "math-tiny")
         page.screenshot(path=shots / "3-launch.png", full_page=True)
         page.click("#launch")
