@@ -40,7 +40,7 @@ export async function render(view) {
     } catch (e) { if (!form.showErrors(e, "run")) msg.replaceChildren(errorBox(e)); }
   } }, t("launch_run"));
 
-  const evalForm = specForm(evalSchema, { id: "eval", overrides: { datasets: dataRefs.slice(0, 1) } });
+  const evalForm = specForm(evalSchema, { id: "eval", overrides: { datasets: dataRefs.slice(0, 1).map((r) => `${r}:test`) } });
   const evalModel = h("input", { id: "eval-model", value: baseNames[0] || "", placeholder: t("model_ref") });
   const evalMsg = h("div", { id: "eval-msg" });
   const evalBtn = h("button", { id: "launch-eval", onclick: async () => {
