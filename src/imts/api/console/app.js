@@ -110,7 +110,10 @@ export const onLeave = (fn) => cleanup.push(fn);
 export async function render() {
   cleanup.forEach((fn) => fn()); cleanup = [];
   document.documentElement.lang = lang() === "zh" ? "zh-CN" : "en";
-  const view = document.getElementById("view");
+  // A fresh #view per render: a render still awaiting its data when the next one starts (two hash
+  // changes in a row) then writes into a detached element, not on top of the current page.
+  const view = h("main", { id: "view" });
+  document.getElementById("view").replaceWith(view);
   if (!state.me) {
     try { if (state.csrf) await loadMe(); } catch { state.me = null; }
   }

@@ -17,11 +17,32 @@ export async function render(view, rest) {
   try { rep = await api(`${proj()}/reports/${runId}`); } catch (e) {
     if (e.status !== 404) throw e;
     const msg = h("div", { id: "report-msg" });
-    view.append(h("p", {}, t("no_report")), canTrain() ? h("button", { id: "make-report", onclick: async (ev) => {
-      ev.target.disabled = true; msg.replaceChildren(h("span", { class: "muted" }, t("loading")));
-      try { await api(`${proj()}/reports`, { method: "POST", body: { run_id: runId, lang: lang() } }); render(view, rest); }
-      catch (err) { msg.replaceChildren(errorBox(err)); ev.target.disabled = false; }
-    } }, t("make_report")) : null, msg);
+    view.append(h("p", {}, t("no_report")));
+    if (!canTrain()) return;
+    // The evaluations to compare, chosen here and sent explicitly: the server pairs only whole
+    // evaluations by itself, and one limited to N items (as launched from this console) must count too.
+    const run = runs.find((r) => r.id === runId);
+    const evals = run ? await api(`${proj()}/runs?kind=eval&status=succeeded&limit=1000`).catch(() => []) : [];
+    const same = evals.filter((e) => e.dataset_version_id === run.dataset_version_id);
+    const tunedEvals = same.filter((e) => run.model_version_id && e.model_version_id === run.model_version_id);
+    const baseEvals = same.filter((e) => !e.model_version_id && e.base_model_id === run.base_model_id);
+    const label = (e) => `${e.id} (${e.split || "—"}, ${e.spec.max_items ? e.spec.max_items + " " + t("items_n") : t("all_items")}, ${(e.created_at || "").slice(0, 16).replace("T", " ")})`;
+    const choose = (id, list) => h("select", { id }, h("option", { value: "" }, t("auto_eval")), list.map((e) => h("option", { value: e.id }, label(e))));
+    const tunedSel = choose("report-tuned", tunedEvals), baseSel = choose("report-baseline", baseEvals);
+    // Default: the newest evaluation of the run's model, and the newest of the base model on the same items.
+    const tuned = tunedEvals[0];
+    const base = tuned ? baseEvals.find((e) => e.split === tuned.split && (e.spec.max_items || null) === (tuned.spec.max_items || null)) : baseEvals[0];
+    if (tuned) tunedSel.value = tuned.id;
+    if (base) baseSel.value = base.id;
+    view.append(h("div", { class: "row" }, h("label", {}, t("baseline_eval"), " ", baseSel), h("label", {}, t("tuned_eval"), " ", tunedSel)),
+      h("button", { id: "make-report", onclick: async (ev) => {
+        ev.target.disabled = true; msg.replaceChildren(h("span", { class: "muted" }, t("loading")));
+        const body = { run_id: runId, lang: lang() };
+        if (baseSel.value) body.baseline = baseSel.value;
+        if (tunedSel.value) body.tuned = tunedSel.value;
+        try { await api(`${proj()}/reports`, { method: "POST", body }); render(view, rest); }
+        catch (err) { msg.replaceChildren(errorBox(err)); ev.target.disabled = false; }
+      } }, t("make_report")), msg);
     return;
   }
   const d = rep.report;
