@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 
 from imts import __version__
 from imts.api import errors, metrics
@@ -24,6 +26,7 @@ from imts.api.routes import (
     models,
     pool,
     runs,
+    specs,
     tenants,
     uploads,
     users,
@@ -33,10 +36,12 @@ from imts.core.settings import Settings
 from imts.services.startup import start
 
 PREFIX = "/api/v1"
+CONSOLE = Path(__file__).parent / "console"  # the web console: static files, served at / (docs/console.md)
 # Every resource's router; a route without a declared permission makes create_app refuse.
 ROUTERS = [health.router, auth.router, me.router, users.router, tenants.router, members.router,
            keys.router, audit.router, datasets.router, uploads.router, jobs.router, runs.router,
-           evals.router, models.router, deployments.router, pool.router, webhooks.router]  # fmt: skip
+           evals.router, models.router, deployments.router, pool.router, webhooks.router,
+           specs.router]  # fmt: skip
 
 
 def create_app(settings: Settings, secure_cookies: bool = True) -> FastAPI:
@@ -71,6 +76,8 @@ def create_app(settings: Settings, secure_cookies: bool = True) -> FastAPI:
     app.include_router(api)
     _errors_as_json(app)
     metrics.install(app)  # rate and size limits, latency, /metrics, the webhook delivery worker
+    # Last, so every route above wins; every script, style and chart library is served from here.
+    app.mount("/", StaticFiles(directory=CONSOLE, html=True), name="console")
     return app
 
 

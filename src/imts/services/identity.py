@@ -47,6 +47,7 @@ class UserView(BaseModel):
     is_platform_admin: bool
     disabled: bool
     created_at: datetime
+    lang: str = "en"
 
 
 class MemberView(BaseModel):
@@ -212,6 +213,22 @@ def disable_user(ctx: Context, username: str) -> UserView:
         s.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
         s.flush()
         audit.record(ctx, s, "user.disable", ("user", username), {"disabled": before}, {"disabled": True})
+        return UserView.model_validate(user)
+
+
+LANGS = ("en", "zh")
+
+
+def set_lang(ctx: Context, lang: str) -> UserView:
+    """Remember the language the console shows the signed-in user (``en`` or ``zh``)."""
+    if lang not in LANGS:
+        raise InputError(f"unknown language {lang!r} (one of: {', '.join(LANGS)})", field="lang")
+    with ctx.session() as s:
+        user = _user(s, ctx.principal)
+        before = user.lang
+        user.lang = lang
+        s.flush()
+        audit.record(ctx, s, "user.lang", ("user", user.username), {"lang": before}, {"lang": lang})
         return UserView.model_validate(user)
 
 

@@ -419,6 +419,7 @@ class User(Base):
     is_platform_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    lang: Mapped[str] = mapped_column(String(10), default="en", server_default="en")  # the console's
 
 
 class Membership(Base):

@@ -260,13 +260,15 @@ def exists(ctx: Context, run_id: str) -> bool:
 
 
 def history(
-    ctx: Context, run_id: str, keys: Iterable[str] | None = None, after_step: int | None = None
-) -> dict[str, list[tuple[int, float]]]:
+    ctx: Context, run_id: str, keys: Iterable[str] | None = None, after_step: int | None = None,
+    until_step: int | None = None,
+) -> dict[str, list[tuple[int, float]]]:  # fmt: skip
     """A run's metrics by key, each a list of (step, value) in step order.
 
     Args:
         keys: only these keys (all by default).
         after_step: only steps after this one (a pruning driver reads what is new).
+        until_step: only steps up to this one (a zoomed curve reads its range).
     """
     with ctx.session() as s:
         _owned(s, ctx, run_id)
@@ -275,6 +277,8 @@ def history(
             q = q.where(Metric.key.in_(list(keys)))
         if after_step is not None:
             q = q.where(Metric.step > after_step)
+        if until_step is not None:
+            q = q.where(Metric.step <= until_step)
         rows = s.execute(q.order_by(Metric.step, Metric.id)).all()
     out: dict[str, list[tuple[int, float]]] = {}
     for key, step, value in rows:

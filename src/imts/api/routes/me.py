@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Literal
 
-from imts.api.deps import CurrentUser, WorkspaceDep
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from imts.api.deps import CurrentUser, WorkspaceDep, user_ctx
 from imts.services import identity
-from imts.services.identity import MeView
+from imts.services.identity import MeView, UserView
+from imts.store.context import Context
 
 router = APIRouter(tags=["me"])
 
@@ -15,3 +19,13 @@ router = APIRouter(tags=["me"])
 def me(who: CurrentUser, ws: WorkspaceDep) -> MeView:
     """The signed-in user, its tenants and roles (within its key's scope), and the key it used."""
     return identity.me(ws, who)
+
+
+class Preferences(BaseModel):
+    lang: Literal["en", "zh"] = Field(..., description="The console's language.")
+
+
+@router.put("/me/preferences", response_model=UserView)
+def set_preferences(body: Preferences, ctx: Annotated[Context, Depends(user_ctx)]) -> UserView:
+    """Remember the caller's preferences (the console's language)."""
+    return identity.set_lang(ctx, body.lang)

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from imts.api.deps import project_ctx
 from imts.api.routes.jobs import SSE, StreamEnd
+from imts.core.downsample import downsample
 from imts.core.errors import InputError
 from imts.core.permissions import Permission
 from imts.jobs import service as jobs
@@ -70,9 +71,15 @@ def show(run_id: str, ctx: Viewer) -> RunDetail:
 def metrics(
     run_id: str, ctx: Viewer, key: Annotated[list[str] | None, Query(max_length=100)] = None,
     after_step: Annotated[int | None, Query(ge=-1)] = None,
+    until_step: Annotated[int | None, Query(ge=0)] = None,
+    buckets: Annotated[int | None, Query(ge=1, le=100_000)] = None,
 ) -> dict[str, list[MetricPoint]]:  # fmt: skip
-    """The run's metrics history by key (``?key=loss&key=lr`` for some), in step order."""
-    hist = runs.history(ctx, run_id, key, after_step)
+    """The run's metrics history by key (``?key=loss&key=lr`` for some), in step order; steps in
+    ``(after_step, until_step]``. ``?buckets=1000`` cuts each curve's range into that many buckets and
+    keeps each bucket's minimum, maximum and last point, so no spike is lost."""
+    hist = runs.history(ctx, run_id, key, after_step, until_step)
+    if buckets is not None:
+        hist = {k: downsample(points, buckets) for k, points in hist.items()}
     return {k: [MetricPoint(step=s, value=v) for s, v in points] for k, points in hist.items()}
 
 

@@ -1,0 +1,92 @@
+// A form built from a pydantic JSON schema: one input per field with its default and help, nested
+// models as fieldsets; errors from the API (422 with `param`) are shown at their field.
+import { h, t } from "./common.js";
+
+const resolve = (schema, s) => (s && s.$ref ? schema.$defs[s.$ref.split("/").pop()] : s);
+function kindOf(schema, s) {
+  s = resolve(schema, s);
+  if (s.anyOf) {
+    const inner = s.anyOf.find((x) => x.type !== "null");
+    return { ...kindOf(schema, inner), nullable: s.anyOf.some((x) => x.type === "null") };
+  }
+  if (s.enum) return { type: "enum", values: s.enum };
+  if (s.const !== undefined) return { type: "enum", values: [s.const] };
+  if (s.type === "object" && s.properties) return { type: "object", schema: s };
+  return { type: s.type || "string", items: s.items };
+}
+
+/** Build the form; returns {el, value(), showErrors(err), onchange(fn)}. */
+export function specForm(schema, { overrides = {}, id = "spec", only = null } = {}) {
+  const inputs = new Map(); // dotted path -> {read(), el, err}
+  const listeners = [];
+  function fields(obj, prefix) {
+    const out = [];
+    for (const [name, prop] of Object.entries(obj.properties)) {
+      const path = prefix ? `${prefix}.${name}` : name;
+      if (only && !prefix && !only.includes(name)) continue;
+      const k = kindOf(schema, prop);
+      const p = resolve(schema, prop);
+      if (k.type === "object") {
+        out.push(h("fieldset", { "data-field": path }, h("legend", {}, k.schema.title || name), h("div", { class: "spec-inner", style: "display:grid;grid-template-columns:200px 1fr;gap:.4rem 1rem" }, fields(k.schema, path))));
+        continue;
+      }
+      const def = path in overrides ? overrides[path] : p.default;
+      let el, read;
+      if (k.type === "enum") {
+        el = h("select", { name: path }, k.nullable ? h("option", { value: "" }, "—") : null, k.values.map((v) => h("option", { value: v, selected: v === def }, String(v))));
+        read = () => (el.value === "" && k.nullable ? null : el.value);
+      } else if (k.type === "boolean") {
+        el = h("input", { type: "checkbox", name: path, checked: !!def });
+        read = () => el.checked;
+      } else if (k.type === "array") {
+        el = h("input", { name: path, value: (def || []).join(", "), placeholder: "a, b" });
+        read = () => { const xs = el.value.split(",").map((x) => x.trim()).filter(Boolean); return xs.length || !k.nullable ? xs : null; };
+      } else if (k.type === "integer" || k.type === "number") {
+        el = h("input", { type: "number", name: path, step: k.type === "integer" ? "1" : "any", value: def ?? "" });
+        read = () => (el.value === "" ? (k.nullable ? null : undefined) : Number(el.value));
+      } else {
+        el = h("input", { name: path, value: def ?? "" });
+        read = () => (el.value === "" ? (k.nullable ? null : undefined) : el.value);
+      }
+      el.id = `${id}-${path.replace(/\./g, "-")}`;
+      el.addEventListener("change", () => listeners.forEach((fn) => fn(path)));
+      const err = h("div", { class: "err", "data-error": path });
+      inputs.set(path, { el, read, err, isDefault: () => {
+        if (path in overrides) return false;
+        const v = read();
+        // A default made by a factory is not in the schema: an empty input keeps it.
+        if (!("default" in p)) return v === null || v === undefined || (Array.isArray(v) && !v.length);
+        return JSON.stringify(v) === JSON.stringify(p.default ?? null);
+      } });
+      out.push(h("label", { for: el.id }, name), h("div", {}, el, p.description ? h("div", { class: "help" }, p.description) : null, err));
+    }
+    return out;
+  }
+  const el = h("form", { class: "spec", id, onsubmit: (e) => e.preventDefault() }, fields(schema, ""));
+  const required = new Set(schema.required || []);
+  /** The spec as JSON: required fields and every field changed from its default (the API fills in
+   *  the rest, so a default the form cannot spell, such as "all linear layers", stays the API's). */
+  function value() {
+    const out = {};
+    for (const [path, f] of inputs) {
+      const v = f.read();
+      if (v === undefined || (!required.has(path) && f.isDefault())) continue;
+      const parts = path.split(".");
+      let o = out;
+      parts.slice(0, -1).forEach((p) => (o = o[p] = o[p] || {}));
+      o[parts.at(-1)] = v;
+    }
+    return out;
+  }
+  function showErrors(e, prefix = "") {
+    inputs.forEach((f) => (f.err.textContent = ""));
+    if (!e) return false;
+    const param = (e.param || "").replace(new RegExp(`^${prefix}\\.?`), "");
+    let best = null;
+    for (const path of inputs.keys()) if (param === path || param.startsWith(path + ".") || param.endsWith("." + path)) best = path;
+    if (best) { inputs.get(best).err.textContent = e.message; inputs.get(best).el.focus(); return true; }
+    return false;
+  }
+  const get = (path) => inputs.get(path);
+  return { el, value, showErrors, get, onchange: (fn) => listeners.push(fn), t };
+}

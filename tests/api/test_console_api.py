@@ -1,0 +1,59 @@
+"""What the web console needs of the API, through the real app: the console's files at ``/``, the run
+and eval spec schemas, the memory plan, min/max-bucket downsampling of a curve (no spike lost) with a
+full-resolution range, and the language remembered per user."""
+
+from __future__ import annotations
+
+from conftest import World
+from imts.core.downsample import downsample
+from imts.store import runs
+from imts.store.context import open_context
+
+
+def test_downsample_keeps_every_bucket_min_max_and_last() -> None:
+    points = [(s, 1.0) for s in range(10_000)]
+    points[4321] = (4321, 50.0)  # one spike in ten thousand
+    points[7000] = (7000, -3.0)
+    out = downsample(points, 100)
+    assert len(out) <= 300 and (4321, 50.0) in out and (7000, -3.0) in out and out[-1] == (9999, 1.0)
+    assert [s for s, _ in out] == sorted({s for s, _ in out})
+    assert downsample(points[:50], 100) == points[:50]
+
+
+def test_console_files_and_specs(world: World) -> None:
+    c = world.client
+    page = c.get("/")
+    assert page.status_code == 200 and '<script type="module" src="app.js">' in page.text
+    assert c.get("/vendor/uPlot.esm.js").status_code == 200 and c.get("/app.js").status_code == 200
+    assert c.get("/api/v1/specs/run").status_code == 401  # the schemas need a signed-in caller
+    h = world.as_key(world.a.keys["viewer"])
+    schema = c.get("/api/v1/specs/run", headers=h).json()
+    assert schema["properties"]["lr"]["default"] == 0.001 and "lora" in schema["properties"]
+    assert "datasets" in c.get("/api/v1/specs/eval", headers=h).json()["properties"]
+    base = f"/api/v1/tenants/{world.a.tenant}/projects/{world.a.project}"
+    plan = c.post(f"{base}/plan", headers=h, json={"base_model": "qwen2.5-7b", "gpus": "1xh100"}).json()
+    assert plan["options"] and all(o["method"] == "lora" for o in plan["options"]) and plan["why"]
+    bad = c.post(f"{base}/plan", headers=h, json={"base_model": "qwen2.5-7b", "batch_size": 0})
+    assert bad.status_code == 422 and bad.json()["error"]["param"] == "batch_size"
+
+
+def test_metrics_buckets_keep_spikes_and_zoom_reads_full_resolution(world: World) -> None:
+    a = world.a
+    ctx = open_context(world.ctx.ws, a.tenant, a.project, "trainer", "admin", False)
+    run = runs.create(ctx, "train", {"data": "d"})
+    runs.log_batch(ctx, run.id, [(s, {"loss": 9.0 if s == 1234 else 1.0}) for s in range(5000)])
+    h = world.as_key(a.keys["viewer"])
+    url = f"/api/v1/tenants/{a.tenant}/projects/{a.project}/runs/{run.id}/metrics"
+    coarse = world.client.get(f"{url}?key=loss&buckets=100", headers=h).json()["loss"]
+    assert len(coarse) <= 300 and {"step": 1234, "value": 9.0} in coarse
+    zoom = world.client.get(f"{url}?key=loss&buckets=1000&after_step=1199&until_step=1300", headers=h).json()
+    assert [p["step"] for p in zoom["loss"]] == list(range(1200, 1301))  # the range, every point
+
+
+def test_language_is_remembered_per_user(world: World) -> None:
+    h = world.as_key(world.a.keys["viewer"])
+    assert world.client.get("/api/v1/me", headers=h).json()["user"]["lang"] == "en"
+    assert world.client.put("/api/v1/me/preferences", headers=h, json={"lang": "zh"}).status_code == 200
+    assert world.client.get("/api/v1/me", headers=h).json()["user"]["lang"] == "zh"
+    bad = world.client.put("/api/v1/me/preferences", headers=h, json={"lang": "fr"})
+    assert bad.status_code == 422 and bad.json()["error"]["param"] == "lang"
