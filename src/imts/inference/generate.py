@@ -8,15 +8,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
-
 from imts.core.progress import NullProgress, Progress
 
 
 def load(path: Path, adapter: Path | None = None) -> tuple[Any, Any]:
     """(tokenizer, model) from a model folder; with ``adapter``, that LoRA adapter merged into the
     fp32 base in memory (the same weights a saved ``merged/`` copy would hold, without the disk)."""
+    # torch and transformers load with the model, not with this module: the API server imports the
+    # evaluation service to answer reports and must stay small.
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(adapter or path)
     tokenizer.padding_side = "left"  # generation continues at the right edge of every row
     if tokenizer.pad_token_id is None:
@@ -75,6 +77,8 @@ def generate(
     """Completions for chat prompts, in input order, plus throughput figures. ``on_batch`` gets the
     prompt indices and texts of every finished batch (the cache stores them as they come, so an
     interrupted evaluation keeps what it generated)."""
+    import torch
+
     progress = progress or NullProgress()
     sampling = sampling or Sampling()
     encoded = [render_prompt(tokenizer, p) for p in prompts]
