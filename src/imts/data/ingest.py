@@ -318,6 +318,7 @@ def _ingest_columnar(
                 create=True,
                 batches=tables(),
                 dataset_format=DATASET_FORMAT[report.format],
+                keep_if_unchanged=True,
             )
         finally:
             seen.close()
