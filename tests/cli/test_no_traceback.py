@@ -34,6 +34,22 @@ NO_REQUIRED = {
     "pool show": ["--no-such-option"],
     "models list": ["--no-such-option"],
     "data list": ["{bad}"],
+    "train": ["--resume", "{bad}", "--inline"],
+    "serve": ["--port", "{bad}"],
+    "server": ["--port", "{bad}"],
+    "doctor": ["--lang", "{bad}"],
+    "admin init": ["--no-such-option"],
+    "users list": ["--no-such-option"],
+    "tenants list": ["--no-such-option"],
+    "deploy list": ["--no-such-option"],
+    "audit verify": ["--no-such-option"],
+    "projects list": ["--tenant", "{bad}"],
+    "members list": ["--tenant", "{bad}"],
+    "webhooks list": ["--tenant", "{bad}"],
+    "keys create": ["--user", "{bad}"],
+    "keys list": ["--user", "{bad}"],
+    "audit list": ["--since", "{bad}"],
+    "audit export": ["--since", "{bad}"],
 }
 # Filters that accept any value and list nothing (no error, but no traceback either).
 LENIENT = {"runs list", "jobs list"}
