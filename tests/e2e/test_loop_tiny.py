@@ -43,7 +43,7 @@ def test_whole_loop_on_tiny_model(ws: Workspace, tiny_model: Path, math_file: Pa
     )
     run_id = train(ws, spec)
     tuned = evaluate(ws, run_id, f"{v.ref}:test", settings)
-    report = compare.build(ws, run_id)
+    report = compare.build(ws, run_id, baseline, tuned)  # limited evals: named, not found
     paths = compare.write(ws, run_id, report)
 
     # Files: checkpoints (keep_last=2) each with its run config, adapter, merged model, report.
