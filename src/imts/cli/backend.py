@@ -177,14 +177,14 @@ class LocalBackend:
         from imts.jobs import service
 
         ctx = self._project(tenant, project)
-        service.settle(ctx)
+        service.settle(ctx, wait=True)  # a CLI command reads once: current state, not throttled
         return service.list_jobs(ctx, state)
 
     def show_job(self, tenant: str, project: str, job_id: str) -> tuple[JobView, list[JobEventView]]:
         from imts.jobs import service
 
         ctx = self._project(tenant, project)
-        service.settle(ctx)
+        service.settle(ctx, wait=True)
         return service.get(ctx, job_id), service.events(ctx, job_id)
 
     def job_action(self, tenant: str, project: str, job_id: str, action: str) -> JobView:

@@ -135,7 +135,7 @@ def show(
     from imts.jobs.service import settle
 
     ctx = context()
-    settle(ctx)
+    settle(ctx, wait=True)  # one command, one pass: what it shows is current (the API throttles its reads)
     if not watch:
         console.print(render(ctx))
         return
@@ -144,7 +144,7 @@ def show(
     with Live(render(ctx), console=console, refresh_per_second=2) as live:
         while True:
             time.sleep(1)
-            settle(ctx)
+            settle(ctx, wait=True)
             live.update(render(ctx))
 
 
