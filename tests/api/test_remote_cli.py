@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,14 +19,9 @@ import httpx
 import pytest
 
 from imts.api.client import upload_file
+from imts.core.net import free_port
 
 PASSWORD = "remote-Pass-9931-secret"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _imts(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -37,7 +31,7 @@ def _imts(env: dict[str, str], *args: str, stdin: str | None = None) -> subproce
 
 @contextmanager
 def server(env: dict[str, str], log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = _free_port()
+    port = free_port()
     out = log.open("ab")
     proc = subprocess.Popen([sys.executable, "-m", "imts", "server", "--port", str(port)], env=env,
                             stdout=out, stderr=subprocess.STDOUT)  # fmt: skip

@@ -5,7 +5,6 @@ output (the in-process app's log records: tests/api/test_identity_api.py)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,13 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from imts.core.net import free_port
+
 SECRET_PASSWORD = "zebra-Quartz-4417-never-logged"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _imts(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -30,7 +25,7 @@ def _imts(env: dict[str, str], *args: str, stdin: str | None = None) -> subproce
 
 def test_real_server_login_keys_and_no_secret_in_its_logs(tmp_path: Path) -> None:
     env = {**os.environ, "IMTS_WORKSPACE": str(tmp_path / "ws"), "IMTS_LOG_LEVEL": "INFO"}
-    port = _free_port()
+    port = free_port()
     refused = _imts(env, "server", "--port", str(port))
     assert refused.returncode == 2 and "imts admin init" in refused.stderr
     init = _imts(env, "admin", "init", "--username", "boss", "--password-stdin", stdin=SECRET_PASSWORD + "\n")
@@ -82,7 +77,7 @@ def test_the_demo_tail_starts_the_server_with_a_generated_admin_password(tmp_pat
     """`make demo` ends with `imts server --init-admin`: the first administrator gets a generated
     password, printed once with the URL; it signs in; a second start creates nobody."""
     env = {**os.environ, "IMTS_WORKSPACE": str(tmp_path / "ws")}
-    port = _free_port()
+    port = free_port()
     out = tmp_path / "out.log"
     for attempt in range(2):
         with out.open("w") as log:

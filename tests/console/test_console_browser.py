@@ -7,7 +7,6 @@ or delete control and the API refuses anyway. Every step saves a screenshot unde
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ from types import ModuleType
 import httpx
 import pytest
 from tests.conftest import write_jsonl
+
+from imts.core.net import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
@@ -33,12 +34,6 @@ class Server:
     url: str
     env: dict[str, str]
     data: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _imts(env: dict[str, str], *args: str, stdin: str | None = None) -> None:
@@ -67,7 +62,7 @@ def server(
         _imts(env, "members", "add", user, "--role", role, "--tenant", "acme")
     rows, _ = mathgen.generate(n=200, seed=3)
     data = write_jsonl(tmp / "math.jsonl", rows)
-    port = _free_port()
+    port = free_port()
     log = (tmp / "server.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "imts", "server", "--port", str(port)], env=env,
                             stdout=log, stderr=subprocess.STDOUT)  # fmt: skip

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from imts.core.errors import ConflictError, InputError
+from imts.core.net import free_port
 from imts.data.formats import FieldMap
 from imts.data.ingest import import_file, import_query
 from imts.data.versions import load_rows
@@ -148,16 +149,10 @@ def test_sql_query_sqlite_and_postgres(ws: Workspace, tmp_path: Path, postgres_u
     assert [r["messages"][1]["content"] for r in load_rows(ws, pg)] == ["4", "6"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def s3_server(monkeypatch: pytest.MonkeyPatch) -> object:
     """A real S3-compatible HTTP server (moto) on loopback, in its own process."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,

@@ -9,17 +9,12 @@ a pool file's ``ray_address`` stays valid when the head comes back.
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 from typing import Any
 
+from imts.core.net import free_port
+
 OBJECT_STORE_BYTES = 100 * 2**20
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class LocalRayCluster:
@@ -30,7 +25,7 @@ class LocalRayCluster:
 
     def __init__(self, head_cpus: int = 1, node_cpus: tuple[int, ...] = (1,)) -> None:
         self.head_cpus, self.node_cpus = head_cpus, node_cpus
-        self.port = _free_port()
+        self.port = free_port()
         self.cluster: Any = None
         self.nodes: list[Any] = []
         self._node_cpus: dict[int, int] = {}  # id(node) -> its CPUs

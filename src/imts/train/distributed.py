@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from typing import Any
 import torch
 
 from imts.core.errors import ImtsError, Interrupted
+from imts.core.net import free_port
 
 ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 EXTERNAL_STORE = "IMTS_DIST_STORE"  # set by a job worker whose ranks the executor placed apart
@@ -133,7 +133,7 @@ def launch(
         return _joined(recipe, spec, base_path, train_rows, val_rows, out_dir, sink, progress, should_stop)
     import torch.multiprocessing as mp
 
-    port = _free_port()
+    port = free_port()
     threads = max(1, torch.get_num_threads() // nproc)  # the cores are shared out, not oversubscribed
     ctx = mp.get_context("spawn")
     errors = ctx.SimpleQueue()
@@ -299,12 +299,6 @@ def _env(rank: int, world: int, port: int) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _die_with_parent() -> None:
