@@ -9,6 +9,8 @@ the path. A resource that adds routes adds its parameters here (``dataset``, ``j
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -265,3 +267,11 @@ def _fresh_pg_database(request: pytest.FixtureRequest) -> str:
 def fill(path: str, params: dict[str, Any]) -> str:
     """``path`` with its ``{name}`` parameters taken from ``params``."""
     return path.format(**{k: params[k] for k in params if "{" + k + "}" in path})
+
+
+def imts_process(
+    env: dict[str, str], *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The real `imts` command in a process of its own (with ``env``, ``stdin`` typed at its prompt)."""
+    return subprocess.run([sys.executable, "-m", "imts", *args], env=env, input=stdin, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip

@@ -17,16 +17,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.api.conftest import imts_process
 
 from imts.api.client import upload_file
 from imts.core.net import free_port
 
 PASSWORD = "remote-Pass-9931-secret"
-
-
-def _imts(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "imts", *args], env=env, input=stdin, capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
 
 
 @contextmanager
@@ -57,9 +53,9 @@ def server(env: dict[str, str], log: Path) -> Iterator[tuple[str, subprocess.Pop
 def env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMTS_")}
     env |= {"IMTS_WORKSPACE": str(tmp_path / "ws"), "IMTS_MODEL_CACHE": str(tmp_path / "cache")}
-    init = _imts(env, "admin", "init", "--username", "boss", "--password-stdin", stdin=PASSWORD + "\n")
+    init = imts_process(env, "admin", "init", "--username", "boss", "--password-stdin", stdin=PASSWORD + "\n")
     assert init.returncode == 0, init.stderr
-    key = _imts(env, "keys", "create", "--user", "boss", "--name", "cli")
+    key = imts_process(env, "keys", "create", "--user", "boss", "--name", "cli")
     assert key.returncode == 0, key.stderr
     env["IMTS_API_KEY"] = key.stdout.strip().splitlines()[-1]
     return env
@@ -73,7 +69,7 @@ def test_the_same_verbs_act_on_a_remote_server(env: dict[str, str], tmp_path: Pa
         }
 
         def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-            return _imts(client, "--server", url, *args, stdin=stdin)
+            return imts_process(client, "--server", url, *args, stdin=stdin)
 
         assert cli("tenants", "create", "acme").returncode == 0
         assert cli("projects", "create", "nlp", "--tenant", "acme").returncode == 0
@@ -103,12 +99,12 @@ def test_the_same_verbs_act_on_a_remote_server(env: dict[str, str], tmp_path: Pa
         denied = cli("members", "add", "ann", "--role", "admin", "--tenant", "nowhere")
         assert denied.returncode == 2 and "no tenant 'nowhere'" in denied.stderr
         assert "Traceback" not in denied.stderr and env["IMTS_API_KEY"] not in denied.stderr
-        bad_key = _imts(client | {"IMTS_API_KEY": "imts_wrong"}, "--server", url, "tenants", "list")
+        bad_key = imts_process(client | {"IMTS_API_KEY": "imts_wrong"}, "--server", url, "tenants", "list")
         assert bad_key.returncode == 2 and "401" in bad_key.stderr
-        gone = _imts(client, "--server", "http://127.0.0.1:9", "tenants", "list")
+        gone = imts_process(client, "--server", "http://127.0.0.1:9", "tenants", "list")
         assert gone.returncode == 2 and "cannot reach the server" in gone.stderr
     # The local database saw all of it (the CLI above never opened it).
-    local = _imts(env, "audit", "verify")
+    local = imts_process(env, "audit", "verify")
     assert local.returncode == 0 and "chain intact" in local.stdout
 
 

@@ -12,23 +12,21 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.api.conftest import imts_process
 
 from imts.core.net import free_port
 
 SECRET_PASSWORD = "zebra-Quartz-4417-never-logged"
 
 
-def _imts(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "imts", *args], env=env, input=stdin, capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
-
-
 def test_real_server_login_keys_and_no_secret_in_its_logs(tmp_path: Path) -> None:
     env = {**os.environ, "IMTS_WORKSPACE": str(tmp_path / "ws"), "IMTS_LOG_LEVEL": "INFO"}
     port = free_port()
-    refused = _imts(env, "server", "--port", str(port))
+    refused = imts_process(env, "server", "--port", str(port))
     assert refused.returncode == 2 and "imts admin init" in refused.stderr
-    init = _imts(env, "admin", "init", "--username", "boss", "--password-stdin", stdin=SECRET_PASSWORD + "\n")
+    init = imts_process(
+        env, "admin", "init", "--username", "boss", "--password-stdin", stdin=SECRET_PASSWORD + "\n"
+    )
     assert init.returncode == 0, init.stderr
     log = (tmp_path / "server.log").open("w+")
     proc = subprocess.Popen([sys.executable, "-m", "imts", "server", "--port", str(port)], env=env,
