@@ -53,7 +53,7 @@ class Finding(BaseModel):
     examples: list[dict[str, Any]] = Field(default_factory=list)  # a few of those rows, shortened
     share: float | None = None  # how much of the data it concerns (0..1), where that means something
     action: Action = Action.NONE
-    params: dict[str, Any] = Field(default_factory=dict)  # e.g. {"category": "division", "target_share": 0.15}
+    params: dict[str, Any] = Field(default_factory=dict)  # {"category": "division", "target_share": 0.15}
 
     def message(self, lang: str) -> str:
         return self.message_zh if lang.startswith("zh") else self.message_en
