@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 import time
 from typing import Any
 
@@ -163,5 +162,7 @@ def scheduler(
     console.print(f"scheduler {sched.holder} on {', '.join(n.name for n in sched.pool.nodes)}")
     # Its decisions (placements, preemptions, lost workers) and whether it leads or stands by.
     logging.getLogger("imts.jobs.loop").setLevel(logging.INFO)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop cleanly: the lease is given back
+    # Stop cleanly after the current pass (the lease is given back); Ctrl-C the same way.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sched.stop())
     sched.run()

@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import socket
+import threading
 import time
 from collections.abc import Callable
 
@@ -74,6 +75,7 @@ class Scheduler:
         self.lease_ttl = max(1.0, 10 * st.scheduler_interval_s)  # a dead leader is replaced this fast
         self.leading: bool | None = None  # None until the first pass
         self.swept = 0.0  # when runs abandoned by lost workers were last looked for
+        self.stopping = threading.Event()  # set by stop(): leave after the current pass
 
     def _lead(self, leading: bool) -> None:
         """Say when this scheduler becomes the leader or a standby (once per change)."""
@@ -173,18 +175,25 @@ class Scheduler:
             store.record(self.ws, [(i.job_id, "executor", f"{type(i).__name__} failed: {exc}")])
 
     def run(self, until: Callable[[], bool] | None = None, interval: float | None = None) -> None:
-        """Pass after pass until ``until()`` is true (forever by default); releases the lease at the end."""
+        """Pass after pass until ``until()`` is true or ``stop()`` is called (forever by default);
+        releases the lease at the end."""
         interval = interval or self.ws.settings.scheduler_interval_s
         try:
-            while until is None or not until():
+            while not self.stopping.is_set() and (until is None or not until()):
                 t0 = time.monotonic()
                 try:
                     self.tick()
                 except Exception as exc:  # e.g. the database restarting: keep going
                     log.warning("scheduler pass failed: %s", exc)
-                time.sleep(max(0.0, interval - (time.monotonic() - t0)))
+                self.stopping.wait(max(0.0, interval - (time.monotonic() - t0)))
         finally:
             store.release_lease(self.ws, self.holder)
+
+    def stop(self) -> None:
+        """Stop after the current pass. Safe from a signal handler: an exception raised there could land
+        inside a database call and leave a connection holding row locks that giving the lease back would
+        then wait on forever."""
+        self.stopping.set()
 
 
 def _events(r: JobRecord) -> list[UserRequest | WorkerRunning | WorkerExited]:
