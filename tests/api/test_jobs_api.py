@@ -147,3 +147,48 @@ def test_pool_shows_only_the_tenants_own_jobs_and_quotas_are_set_by_admins(world
     assert yaml.safe_load(pool_file.read_text(encoding="utf-8")) == on_disk
     entries = c.get(f"/api/v1/tenants/{a.tenant}/audit?action=quota.set", headers=admin).json()
     assert entries[-1]["after"]["max_concurrent"] == 3
+
+
+def test_costs_are_resource_hours_times_the_pool_price_table(world: World) -> None:
+    from sqlalchemy import update
+
+    from imts.jobs import service as jobs
+    from imts.jobs.pool import Request
+    from imts.store.context import open_context
+    from imts.store.models import JobRecord
+
+    c, a = world.client, world.a
+    h = world.as_key(a.keys["viewer"])
+    costs = f"/api/v1/tenants/{a.tenant}/costs"
+    assert c.get(costs, headers=h).json()["priced"] is False  # no table: nothing is costed
+    assert all(j["cost"] is None for j in c.get(f"{_base(world)}/jobs", headers=h).json())
+    pool_file = world.ctx.settings.pool_file
+    assert pool_file is not None
+    before = pool_file.read_text(encoding="utf-8")
+    spec = yaml.safe_load(before)
+    spec["prices"] = {"currency": "CNY", "cpu_hour": 0.5, "memory_gb_hour": 0.1, "gpu_hour": {"a100": 9.0}}
+    pool_file.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    try:
+        start = c.get(costs, headers=h).json()
+        assert start["priced"] and start["currency"] == "CNY"
+        # Queued through the service (no scheduling pass runs before it is marked ended below).
+        ctx = open_context(world.ctx.ws, a.tenant, a.project, "root", "admin", False, None, True)
+        sub = jobs.Submission("sleep", {"seconds": 0}, request=Request(cpus=2, memory_gb=4))
+        job = {"id": jobs.submit(ctx, sub)}
+        with world.ctx.session() as s:  # it ran two hours, then ended
+            s.execute(
+                update(JobRecord)
+                .where(JobRecord.id == job["id"])
+                .values(state="succeeded", finished_ts=time.time(), data={"ran_s": 7200.0})
+            )
+        listed = {j["id"]: j for j in c.get(f"{_base(world)}/jobs", headers=h).json()}
+        assert listed[job["id"]]["cost"] == 2 * (2 * 0.5 + 4 * 0.1)  # 2 h x (2 CPUs, 4 GB)
+        after = c.get(costs, headers=h).json()
+        mine = {p["project"]: p for p in after["projects"]}[a.project]
+        assert after["total"] - start["total"] == mine["cost"] - next(
+            (p["cost"] for p in start["projects"] if p["project"] == a.project), 0.0
+        )
+        assert abs(after["total"] - start["total"] - 2.8) < 1e-6 and world.b.tenant not in str(after)
+        assert c.get(f"/api/v1/tenants/{world.b.tenant}/costs", headers=h).status_code in (403, 404)
+    finally:
+        pool_file.write_text(before, encoding="utf-8")

@@ -17,9 +17,11 @@ from types import ModuleType
 
 import httpx
 import pytest
+import yaml
 from tests.conftest import write_jsonl
 
 from imts.core.net import free_port
+from imts.jobs.pool import local_pool
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
@@ -54,6 +56,9 @@ def server(
         "IMTS_WORKSPACE": str(tmp / "ws"),
         "PYTHONPATH": str(Path(__file__).parents[2] / "src"),
     }
+    pool = {**local_pool().model_dump(mode="json"), "prices": {"currency": "USD", "cpu_hour": 3.6}}
+    (tmp / "pool.yaml").write_text(yaml.safe_dump(pool), encoding="utf-8")  # the overview shows costs
+    env["IMTS_POOL_FILE"] = str(tmp / "pool.yaml")
     _imts(env, "admin", "init", "--username", "boss", "--password-stdin", stdin=PASSWORD + "\n")
     _imts(env, "tenants", "create", "acme")
     _imts(env, "projects", "create", "default", "--tenant", "acme")
@@ -170,6 +175,9 @@ def test_researcher_walks_every_page(server: Server, tmp_path: Path) -> None:
             timeout=120_000,
             polling=500,
         )
+        costs = page.locator("#jobs tr[data-job] td.cost").all_inner_texts()
+        assert costs and all(c.startswith("$") for c in costs)  # CPU-hours x the pool's price table
+        expect(page.locator("#costs")).to_contain_text("default $")
         # The report compares the two limited evaluations just launched, picked on the page and
         # sent explicitly (the server pairs only whole evaluations by itself).
         page.goto(f"{server.url}/#/evaluation/{run_id}")

@@ -106,7 +106,19 @@ def list_(
         if r.state == "running" and p.get("total"):
             info = f"{p.get('task')}: {p.get('done', 0):.0f}/{p['total']:.0f}"
         rows.append((r.id, r.kind, r.tenant, r.priority_class, str(r.workers), r.state, str(r.attempt), info))
-    columns = ("job", "kind", "tenant", "priority", "workers", "state", "try", "progress / reason")
+    columns: tuple[str, ...] = (
+        "job",
+        "kind",
+        "tenant",
+        "priority",
+        "workers",
+        "state",
+        "try",
+        "progress / reason",
+    )
+    if any(r.cost is not None for r in found):  # the pool has a price table
+        columns += ("cost",)
+        rows = [(*row, f"{r.cost:.2f}") for row, r in zip(rows, found, strict=True)]
     console.print(table(columns, rows, ids={"job"}))
 
 

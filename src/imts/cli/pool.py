@@ -12,7 +12,7 @@ from rich.console import Group
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from imts.cli.common import console, context, friendly
+from imts.cli.common import JSON_HELP, console, context, friendly, print_json
 
 app = typer.Typer(help="The shared resource pool.", no_args_is_help=True)
 
@@ -145,6 +145,28 @@ def show(
             time.sleep(1)
             settle(ctx, wait=True)
             live.update(render(ctx))
+
+
+@app.command("costs")
+@friendly
+def costs(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """What the tenant's jobs have cost so far, per project: resource-hours x the pool file's ``prices``."""
+    from imts.jobs.service import costs as tenant_costs
+
+    summary = tenant_costs(context())
+    if as_json:
+        print_json(summary.model_dump(mode="json"))
+        return
+    if not summary.priced:
+        console.print("the pool file has no price table (prices: cpu_hour, memory_gb_hour, gpu_hour ...)")
+        return
+    t = Table(title=f"costs ({summary.currency})")
+    for col in ("project", "jobs", "cost"):
+        t.add_column(col, justify="left" if col == "project" else "right")
+    for p in summary.projects:
+        t.add_row(p.project, str(p.jobs), f"{p.cost:.2f}")
+    t.add_row("[bold]total[/]", str(sum(p.jobs for p in summary.projects)), f"[bold]{summary.total:.2f}[/]")
+    console.print(t)
 
 
 def scheduler(

@@ -55,6 +55,28 @@ class ProjectQuota(BaseModel):
     )
 
 
+class Prices(BaseModel):
+    """What an hour of each resource costs: a job's cost is its resource-hours times these (the
+    console's cost column and the per-tenant and per-project sums). No table, no costs shown."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    currency: str = Field("USD", max_length=8)
+    cpu_hour: float = Field(0.0, ge=0, description="One CPU slot for an hour.")
+    memory_gb_hour: float = Field(0.0, ge=0, description="One GB of memory for an hour.")
+    gpu_hour: dict[str, float] = Field(
+        default_factory=dict, description="One whole GPU for an hour, by GPU type (e.g. {'a100-80gb': 2.5})."
+    )
+    default_gpu_hour: float = Field(0.0, ge=0, description="A GPU whose type the table does not name.")
+    mig_hour: float = Field(0.0, ge=0, description="One MIG slice for an hour.")
+
+    def hourly(self, workers: int, r: Request) -> float:
+        """What the job costs per hour while it holds its ``workers`` x ``r``."""
+        gpu = self.gpu_hour.get(r.gpu_type or "", self.default_gpu_hour)
+        per_worker = r.cpus * self.cpu_hour + r.memory_gb * self.memory_gb_hour + r.gpus * gpu
+        return workers * (per_worker + (self.mig_hour if r.mig else 0.0))
+
+
 class PoolSpec(BaseModel):
     """Nodes and tenants; the whole file of ``IMTS_POOL_FILE``."""
 
@@ -67,6 +89,7 @@ class PoolSpec(BaseModel):
     executor: Literal["local", "ray"] = Field(
         "local", description="Where workers run: local processes, or actors on a Ray cluster."
     )
+    prices: Prices | None = Field(None, description="Resource prices: jobs then show what they cost.")
     ray_address: str | None = Field(
         None,
         description="The Ray cluster's GCS address HOST:PORT (executor: ray); the nodes above "

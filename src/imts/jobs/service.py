@@ -17,16 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, func, select, update
 
 from imts.core.errors import ConflictError, ImtsError, InputError, NotFoundError
 from imts.core.ids import new_id
 from imts.core.progress import NullProgress, Progress
 from imts.jobs import registry, storage, store
 from imts.jobs.executors import log_path
-from imts.jobs.machine import FINISHED, USER_ACTIONS, State, allowed
+from imts.jobs.machine import FINISHED, HOLDING, USER_ACTIONS, State, allowed
 from imts.jobs.policy import PRIORITY_CLASSES, quota_refusal, storage_refusal
-from imts.jobs.pool import Pool, Request, load_pool
+from imts.jobs.pool import Pool, Prices, Request, load_pool
 from imts.jobs.registry import JobContext
 from imts.jobs.views import JobEventView, JobView
 from imts.store import audit
@@ -131,7 +131,7 @@ def get(ctx: Context, job_id: str) -> JobView:
         found = s.execute(_jobs(ctx).where(JobRecord.id == job_id)).first()
         if found is None:
             raise NotFoundError(f"no job '{job_id}'")
-        return JobView.of(*found)
+        return JobView.of(*found, _prices(ctx), time.time())
 
 
 def events(ctx: Context, job_id: str) -> list[JobEventView]:
@@ -156,19 +156,93 @@ def list_jobs(ctx: Context, state: str | None = None, limit: int = 200) -> list[
     """The project's jobs, newest first."""
     q = _jobs(ctx).order_by(JobRecord.submitted_ts.desc()).limit(limit)
     with ctx.session() as s:
-        return [JobView.of(*r) for r in s.execute(q.where(JobRecord.state == state) if state else q)]
+        rows = s.execute(q.where(JobRecord.state == state) if state else q)
+        prices, now = _prices(ctx), time.time()
+        return [JobView.of(*r, prices, now) for r in rows]
 
 
 def pool_jobs(ctx: Context, limit: int = 100_000) -> list[JobView]:
-    """Every tenant's jobs, newest first: the shared pool's view (allocation, shares, queue)."""
+    """Every tenant's queued jobs and those holding resources, newest first: the shared pool's view
+    (allocation, shares, queue). Finished jobs, thousands in a busy pool, are not read."""
+    live = [st.value for st in (*HOLDING, State.QUEUED)]
     q = (
         select(JobRecord, Project.name)
         .join(Project, Project.id == JobRecord.project_id)
+        .where(JobRecord.state.in_(live))
         .order_by(JobRecord.submitted_ts.desc())
         .limit(limit)
     )
+    prices, now = _prices(ctx), time.time()
     with ctx.session() as s:
-        return [JobView.of(*r) for r in s.execute(q)]
+        return [JobView.of(*r, prices, now) for r in s.execute(q)]
+
+
+def _prices(ctx: Context) -> Prices | None:
+    return load_pool(ctx.settings.pool_file).prices
+
+
+class ProjectCost(BaseModel):
+    project: str
+    jobs: int
+    cost: float
+
+
+class CostSummary(BaseModel):
+    """What the tenant's jobs have cost so far (resource-hours x the pool's prices), per project."""
+
+    priced: bool  # false: the pool file has no price table, and nothing is costed
+    currency: str
+    total: float
+    projects: list[ProjectCost]
+    at: float
+
+
+def costs(ctx: Context) -> CostSummary:
+    """The tenant's costs per project (every job so far); nothing when the pool has no price table.
+    Ended attempts are summed in the database (a busy tenant has thousands of finished jobs); the
+    attempts running now add what they have held so far."""
+    prices, now = _prices(ctx), time.time()
+    if prices is None:
+        return CostSummary(priced=False, currency="", total=0.0, projects=[], at=now)
+    req, ran = JobRecord.request, func.coalesce(JobRecord.data["ran_s"].as_float(), 0.0) * JobRecord.workers
+    by: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    with ctx.session() as s:
+        mine = select(Project.id, Project.name).where(Project.tenant_id == ctx.tenant_id)
+        names = dict(s.execute(mine).tuples().all())
+        # Grouped by the output columns' names: PostgreSQL does not see two JSON paths as one expression.
+        gpu_type = req["gpu_type"].as_string().label("gpu_type")
+        mig = req["mig"].as_string().is_not(None).label("mig")
+        ended = s.execute(
+            select(
+                JobRecord.project_id, gpu_type, mig, func.count(),
+                func.sum(ran * func.coalesce(req["cpus"].as_float(), 0.0)),
+                func.sum(ran * func.coalesce(req["memory_gb"].as_float(), 0.0)),
+                func.sum(ran * func.coalesce(req["gpus"].as_float(), 0.0)), func.sum(ran),
+            )
+            .where(JobRecord.project_id.in_(list(names)))
+            .group_by(JobRecord.project_id, gpu_type, mig)
+        ).all()  # fmt: skip
+        live = s.execute(
+            select(JobRecord, Project.name)
+            .join(Project, Project.id == JobRecord.project_id)
+            .where(Project.tenant_id == ctx.tenant_id, JobRecord.state.in_(["running", "preempting"]))
+        ).all()
+    for project_id, gpu_type, mig, n, cpu_s, mem_s, gpu_s, worker_s in ended:
+        gpu = prices.gpu_hour.get(gpu_type or "", prices.default_gpu_hour)
+        cost = cpu_s * prices.cpu_hour + mem_s * prices.memory_gb_hour + gpu_s * gpu
+        cost += worker_s * prices.mig_hour if mig else 0.0
+        name = names[project_id]
+        by[name] = by.get(name, 0.0) + cost / 3600
+        counts[name] = counts.get(name, 0) + n
+    for row, name in live:  # the running attempt, not yet in ran_s
+        view = JobView.of(row, name)
+        running_s = max(0.0, now - (view.started_ts or now))
+        by[name] = by.get(name, 0.0) + prices.hourly(view.workers, view.request) * running_s / 3600
+    projects = [ProjectCost(project=p, jobs=counts.get(p, 0), cost=c) for p, c in sorted(by.items())]
+    return CostSummary(
+        priced=True, currency=prices.currency, total=sum(by.values()), projects=projects, at=now
+    )
 
 
 class RequestOutcome(BaseModel):

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from imts.jobs.pool import Request
+from imts.jobs.pool import Prices, Request
 from imts.store.models import JobEvent, JobRecord
 
 
@@ -40,6 +40,7 @@ class JobView(BaseModel):
     submitted_ts: float
     started_ts: float | None
     finished_ts: float | None
+    cost: float | None = None  # resource-hours so far x the pool's prices; None without a price table
 
     @property
     def result(self) -> dict[str, Any] | None:
@@ -47,12 +48,22 @@ class JobView(BaseModel):
         return self.data.get("result")
 
     @classmethod
-    def of(cls, r: JobRecord, project: str) -> JobView:
-        """The view of a row; ``project`` is the name of its project (the row holds the id)."""
-        values = {f: getattr(r, f) for f in cls.model_fields if f != "project"}
-        return cls.model_validate(
+    def of(cls, r: JobRecord, project: str, prices: Prices | None = None, now: float = 0.0) -> JobView:
+        """The view of a row; ``project`` is the name of its project (the row holds the id); with
+        ``prices``, what the job has cost up to ``now``."""
+        values = {f: getattr(r, f) for f in cls.model_fields if f not in ("project", "cost")}
+        view = cls.model_validate(
             {**values, "project": project, "progress": r.progress or {}, "data": r.data or {}}
         )
+        if prices is not None:
+            view.cost = prices.hourly(view.workers, view.request) * view.held_s(now) / 3600
+        return view
+
+    def held_s(self, now: float) -> float:
+        """Seconds the job has held its resources: its ended attempts, and the running one so far."""
+        ended = float(self.data.get("ran_s", 0.0))
+        live = self.state in ("running", "preempting") and self.started_ts is not None
+        return ended + (max(0.0, now - self.started_ts) if live and self.started_ts else 0.0)
 
 
 class JobEventView(BaseModel):

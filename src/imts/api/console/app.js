@@ -49,6 +49,11 @@ export const roleIn = (tenant) => (state.me?.memberships.find((m) => m.tenant ==
 /** Whether the caller may launch, upload and delete here (admin, researcher). */
 export const canTrain = () => ["admin", "researcher"].includes(roleIn(state.tenant));
 export const fmtNum = (x, d = 3) => (x === null || x === undefined || Number.isNaN(x) ? "—" : new Intl.NumberFormat(lang() === "zh" ? "zh-CN" : "en-US", { maximumSignificantDigits: d + 2 }).format(x));
+export const fmtMoney = (x, currency) => {
+  if (x === null || x === undefined) return "—";
+  try { return new Intl.NumberFormat(lang() === "zh" ? "zh-CN" : "en-US", { style: "currency", currency }).format(x); }
+  catch { return `${fmtNum(x)} ${currency}`; } // not an ISO 4217 code (e.g. "RMB"): the number and the name given
+};
 export const fmtDate = (x) => (x ? new Intl.DateTimeFormat(lang() === "zh" ? "zh-CN" : "en-US", { dateStyle: "short", timeStyle: "medium" }).format(typeof x === "number" ? new Date(x * 1000) : new Date(x)) : "—");
 export const fmtDur = (s) => (s === null || s === undefined || !isFinite(s) ? "—" : s < 90 ? `${Math.round(s)} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`);
 export const errorBox = (e) => h("p", { class: "err", role: "alert" }, e.message || String(e));

@@ -28,7 +28,7 @@ const S = {
   platform_admin: ["platform administrator", "平台管理员"], points_drawn: ["points drawn", "个点"], pool: ["Resource pool", "资源池"], prefix: ["Prefix", "前缀"],
   preview: ["Preview", "预览"], progress: ["Progress", "进度"], project: ["Project", "项目"], prompt: ["Prompt", "题目"], quotas: ["Quotas", "配额"],
   recent_activity: ["Recent activity", "最近动态"], reference: ["Reference", "参考答案"], remove: ["Remove", "移除"], removed: ["removed", "删除"],
-  report: ["report", "报告"], resources: ["Resources held", "占用资源"], revoke: ["Revoke", "吊销"], revoked: ["revoked", "已吊销"], role: ["Role", "角色"],
+  report: ["report", "报告"], resources: ["Resources held", "占用资源"], cost: ["Cost", "费用"], costs: ["Cost so far", "累计费用"], costs_tenant: ["tenant total", "租户合计"], revoke: ["Revoke", "吊销"], revoked: ["revoked", "已吊销"], role: ["Role", "角色"],
   role_admin: ["admin", "管理员"], role_researcher: ["researcher", "研究员"], role_developer: ["developer", "开发者"], role_viewer: ["viewer", "只读"],
   rows: ["rows", "行"], run: ["Run", "运行"], runs: ["runs", "个运行"], scope: ["Scope", "范围"], search: ["search", "搜索"],
   secret_once: ["The key's secret, shown this once — copy it now:", "密钥只显示这一次，请立即复制："], set_role: ["Set role", "设置角色"], share: ["share", "份额"],

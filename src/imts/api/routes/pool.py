@@ -8,6 +8,8 @@ from fastapi import APIRouter, Depends
 
 from imts.api.deps import platform_ctx, tenant_ctx
 from imts.core.permissions import Permission
+from imts.jobs import service as jobs
+from imts.jobs.service import CostSummary
 from imts.services import pool
 from imts.services.pool import PoolState, QuotaUpdate, QuotaView
 from imts.store.context import Context
@@ -27,6 +29,13 @@ def tenant_pool(ctx: Viewer) -> PoolState:
     """Allocation per node, the tenant's running jobs and its place in the queue; other tenants only
     as totals."""
     return pool.pool_state(ctx)
+
+
+@router.get("/tenants/{tenant}/costs", response_model=CostSummary)
+def tenant_costs(ctx: Viewer) -> CostSummary:
+    """What the tenant's jobs have cost so far (resource-hours x the pool's price table), per project;
+    ``priced`` is false when the pool has no price table."""
+    return jobs.costs(ctx)
 
 
 @router.get("/tenants/{tenant}/quota", response_model=QuotaView)

@@ -1,5 +1,5 @@
 // Overview: the project's jobs (state, progress, ETA, resources held), the pool's use, recent activity.
-import { api, h, proj, state, t, fmtDate, fmtDur, fmtNum, onLeave } from "./common.js";
+import { api, h, proj, state, t, fmtDate, fmtDur, fmtMoney, fmtNum, onLeave } from "./common.js";
 
 const LIMIT = 200; // the newest jobs; the API pages the rest (state filter narrows it)
 const REFRESH_MS = 3000; // the page reloads its data while it is shown
@@ -16,10 +16,13 @@ const shown = () => (location.hash.slice(2).split(/[/?]/)[0] || "overview") === 
 
 export async function render(view, rest, params) {
   const stateFilter = params.state || "";
-  const [jobs, pool] = await Promise.all([
+  const [jobs, pool, costs] = await Promise.all([
     api(`${proj()}/jobs?limit=${LIMIT}${stateFilter ? "&state=" + encodeURIComponent(stateFilter) : ""}`),
     api(`/tenants/${encodeURIComponent(state.tenant)}/pool`).catch(() => null),
+    api(`/tenants/${encodeURIComponent(state.tenant)}/costs`).catch(() => null),
   ]);
+  const priced = costs && costs.priced; // the pool has a price table: every job shows its cost
+  const money = (x) => fmtMoney(x, costs.currency);
   let activity = null;
   try { // the last hour's entries, newest first (the audit query reads oldest first)
     const since = new Date(Date.now() - 3600e3).toISOString();
@@ -37,7 +40,7 @@ export async function render(view, rest, params) {
       h("td", {}, runId ? h("a", { href: `#/monitor?run=${runId}` }, j.name || j.id) : j.name || j.id, h("div", { class: "muted" }, j.id)),
       h("td", {}, j.kind), h("td", {}, h("span", { class: `state ${j.state}` }, t("state_" + j.state)), j.reason ? h("div", { class: "muted" }, j.reason) : null, j.error ? h("div", { class: "err" }, j.error) : null),
       h("td", {}, h("div", { class: "bar", title: p.label }, h("div", { style: `width:${Math.round(p.frac * 100)}%` })), h("span", { class: "muted" }, p.label)),
-      h("td", { class: "num" }, fmtDur(p.eta)), h("td", {}, held), h("td", {}, j.owner), h("td", {}, fmtDate(j.submitted_ts)));
+      h("td", { class: "num" }, fmtDur(p.eta)), h("td", {}, held), priced ? h("td", { class: "num cost" }, money(j.cost)) : null, h("td", {}, j.owner), h("td", {}, fmtDate(j.submitted_ts)));
   });
   const poolCard = pool ? h("div", { class: "card", id: "pool" }, h("h2", {}, t("pool")),
     h("table", {}, h("tr", {}, h("th", {}, t("node")), h("th", { class: "num" }, "CPU"), h("th", { class: "num" }, t("memory")), h("th", {}, "GPU")),
@@ -52,6 +55,7 @@ export async function render(view, rest, params) {
   view.replaceChildren(h("h1", {}, t("page_overview"), " · ", `${state.tenant}/${state.project}`),
     h("div", { class: "row" }, h("label", {}, t("state"), " ", filter),
       h("span", { class: "muted", id: "job-counts" }, Object.entries(counts).map(([k, v]) => `${t("state_" + k)} ${v}`).join(" · ") || t("no_jobs"))),
-    h("table", { id: "jobs" }, h("tr", {}, [t("job"), t("kind"), t("state"), t("progress"), "ETA", t("resources"), t("owner"), t("submitted")].map((x) => h("th", {}, x))), rows),
+    priced ? h("p", { id: "costs" }, `${t("costs")}: `, costs.projects.map((c) => h("span", { class: c.project === state.project ? "strong" : "" }, `${c.project} ${money(c.cost)} · `)), h("b", {}, `${t("costs_tenant")} ${money(costs.total)}`)) : null,
+    h("table", { id: "jobs" }, h("tr", {}, [t("job"), t("kind"), t("state"), t("progress"), "ETA", t("resources"), priced ? t("cost") : null, t("owner"), t("submitted")].filter(Boolean).map((x) => h("th", {}, x))), rows),
     h("div", { class: "grid", style: "margin-top:1rem" }, poolCard, actCard));
 }
