@@ -60,3 +60,44 @@ def test_aliases_history_protection_tags_and_delete_over_http(world: World) -> N
     assert r.status_code == 200 and "reviewed" in r.json()["tags"]
     assert c.put(f"{base}/{mv['id']}/aliases/Bad%20Name", headers=admin).status_code == 422
     assert c.delete(f"{base}/{mv['id']}/aliases/champion", headers=admin).status_code == 200
+
+
+def test_an_export_downloads_as_one_streamed_tar_to_deployers_only(world: World) -> None:
+    import io
+    import os
+    import tarfile
+
+    from imts.store.context import open_context
+
+    a, c = world.a, world.client
+    base = f"/api/v1/tenants/{a.tenant}/projects/{a.project}/models"
+    mv = c.get(f"{base}/{a.params['model']}", headers=world.as_key(a.keys["viewer"])).json()
+    ctx = open_context(world.ctx.ws, a.tenant, a.project, "root", "admin", False, None, True)
+    folder = ctx.artifacts.path(f"exports/{mv['name']}-{mv['version']}/adapter")
+    files = {"adapter_model.safetensors": os.urandom(1_500_001), "adapter_config.json": b'{"r": 4}'}
+    (folder / "sub").mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    (folder / "sub" / "tokenizer.json").write_bytes(b"{}")
+    url = f"{base}/{mv['name']}:{mv['version']}/exports/adapter"
+    got = c.get(url, headers=world.as_key(a.keys["developer"]))
+    assert got.status_code == 200, got.text
+    prefix = f"{mv['name']}-{mv['version']}-adapter"
+    assert got.headers["content-type"] == "application/x-tar" and prefix in got.headers["content-disposition"]
+    assert int(got.headers["content-length"]) == len(got.content)  # announced before the first byte
+    with tarfile.open(fileobj=io.BytesIO(got.content)) as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+    assert members == {
+        **{f"{prefix}/{k}": v for k, v in files.items()},
+        f"{prefix}/sub/tokenizer.json": b"{}",
+    }
+    assert c.get(url, headers=world.as_key(a.keys["viewer"])).status_code == 403  # weights leave: deployers
+    missing = c.get(url.replace("/adapter", "/merged"), headers=world.as_key(a.keys["developer"]))
+    assert missing.status_code == 404 and "no merged export yet" in missing.json()["error"]["message"]
+    assert (
+        c.get(url.replace("/adapter", "/onnx"), headers=world.as_key(a.keys["developer"])).status_code == 422
+    )
+    other = (
+        f"/api/v1/tenants/{a.tenant}/projects/{a.project}/models/{world.b.params['model']}/exports/adapter"
+    )
+    assert c.get(other, headers=world.as_key(a.keys["developer"])).status_code == 404

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -194,6 +195,13 @@ def test_researcher_walks_every_page(server: Server, tmp_path: Path) -> None:
         # Models: the registry shows the new version.
         page.click("#nav-models")
         expect(page.locator("#models")).to_contain_text("math-tiny:1")
+        # Export the adapter (checked on the server by loading it back), then download it as one tar.
+        page.click("[data-export='math-tiny:1']")
+        expect(page.locator("#export-download")).to_be_visible(timeout=120_000)
+        with page.expect_download() as download:
+            page.click("#export-download")
+        with tarfile.open(download.value.path()) as tar:
+            assert "math-tiny-1-adapter/adapter_model.safetensors" in tar.getnames()
 
         # Chinese, remembered on the server: a new browser session comes back in Chinese.
         page.select_option("#lang", "zh")

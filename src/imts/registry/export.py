@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import tarfile
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel
 
-from imts.core.errors import ImtsError, InputError
+from imts.core.errors import ImtsError, InputError, NotFoundError
 from imts.registry import base_models, models
 from imts.registry.views import ModelVersionView
 from imts.registry.weights import load_version
@@ -103,6 +106,50 @@ def export(
         after = {"format": fmt, "path": str(dest), "check": check.model_dump()}
         audit.record(ctx, s, "model.export", ("model_version", mv.id), None, after)
     return ExportResult(version=mv.label, format=fmt, path=dest, files=files, bytes=size, check=check)  # type: ignore[arg-type]
+
+
+@dataclass
+class Download:
+    """An export as one tar stream: its name, its exact length, and its blocks."""
+
+    file_name: str
+    size: int
+    blocks: Iterator[bytes]
+
+
+def download(ctx: Context, ref: str, fmt: str) -> Download:
+    """Version ``ref``'s ``fmt`` export (made by ``export`` into its default place) as an uncompressed
+    tar (weights do not compress), streamed file by file in 1 MiB blocks: memory stays flat for a
+    multi-GB merged model, and the length is known before the first byte (a browser shows progress).
+
+    Raises:
+        NotFoundError: no such version, or it has no ``fmt`` export yet.
+    """
+    if fmt not in FORMATS:
+        raise InputError(f"unknown export format '{fmt}' (one of: {', '.join(FORMATS)})", field="format")
+    mv = models.get_version(ctx, ref)
+    folder = ctx.artifacts.path(f"exports/{mv.name}-{mv.version}/{fmt}")
+    if not folder.is_dir():
+        raise NotFoundError(f"{mv.label} has no {fmt} export yet: export it first (imts models export)")
+    prefix = f"{mv.name}-{mv.version}-{fmt}"
+    entries = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        info = tarfile.TarInfo(f"{prefix}/{path.relative_to(folder)}")
+        info.size, info.mtime, info.mode = path.stat().st_size, int(path.stat().st_mtime), 0o644
+        entries.append((path, info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"), info.size))
+    size = sum(len(header) + -(-n // 512) * 512 for _, header, n in entries) + 1024
+
+    def blocks() -> Iterator[bytes]:
+        for path, header, n in entries:
+            yield header
+            with path.open("rb") as f:
+                while chunk := f.read(1 << 20):
+                    yield chunk
+            if n % 512:
+                yield b"\0" * (512 - n % 512)  # a member's data fills whole 512-byte records
+        yield b"\0" * 1024  # the end of the archive: two empty records
+
+    return Download(f"{prefix}.tar", size, blocks())
 
 
 # --- the three formats -------------------------------------------------------------------------------

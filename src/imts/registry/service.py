@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+from imts.core.permissions import Permission
 from imts.core.progress import Progress
 from imts.registry import aliases, base_models, deployments, export, models
 from imts.registry.deployments import DeploymentView
@@ -164,6 +165,12 @@ def export_model_version(
 ) -> ExportResult:
     """Export a version as ``adapter``, ``merged`` or ``gguf``, checked by loading it back."""
     return export.export(ctx, ref, fmt, dest, gguf_type)
+
+
+def download_export(ctx: Context, ref: str, fmt: str) -> export.Download:
+    """A version's export (``adapter``, ``merged`` or ``gguf``) as one tar stream."""
+    ctx.require(Permission.MODEL_DEPLOY)
+    return export.download(ctx, ref, fmt)
 
 
 def add_deployment(

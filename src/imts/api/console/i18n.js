@@ -10,7 +10,7 @@ const S = {
   confirm_revoke: ["Revoke this key? Programs using it stop working.", "吊销此密钥？使用它的程序将无法访问。"], count: ["Count", "数量"],
   create_key: ["Create key", "创建密钥"], created: ["Created", "创建时间"], dataset: ["Dataset", "数据集"], dataset_name: ["dataset name", "数据集名称"],
   diff: ["Diff", "差异"], disable: ["Disable", "停用"], disabled: ["disabled", "已停用"], distinct: ["Distinct", "不同值"], evaluation: ["Evaluation", "评测"],
-  events: ["Events", "事件"], expires: ["Expires", "过期"], export: ["Export", "导出"], exported: ["Exported", "已导出"], field: ["Field", "字段"],
+  events: ["Events", "事件"], expires: ["Expires", "过期"], export: ["Export", "导出"], exported: ["Exported", "已导出"], download: ["Download", "下载"], export_format: ["Export as", "导出格式"], field: ["Field", "字段"],
   files: ["files", "个文件"], filter: ["Filter", "筛选"], fits: ["Fits", "可容纳"], format: ["Format", "格式"], free: ["free", "空闲"],
   gradients: ["Gradients", "梯度"], hardware: ["Hardware", "硬件"], items: ["Items", "逐题结果"], job: ["Job", "任务"], kind: ["Kind", "类型"],
   language: ["Language", "语言"], launch_eval: ["Start evaluation", "开始评测"], launch_run: ["Launch run", "启动训练"], launched: ["Queued:", "已提交："],

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from imts.api.deps import CurrentUser, WorkspaceDep, platform_ctx, project_ctx
@@ -180,6 +181,23 @@ def delete(model: str, ctx: Deleter) -> ModelVersionView:
 def export(model: str, body: ExportBody, ctx: Deployer) -> ExportResult:
     """Export the version as adapter, merged safetensors or GGUF, checked by loading it back."""
     return service.export_model_version(ctx, model, body.format, None, body.gguf_type)
+
+
+TAR = {200: {"content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}},
+             "description": "the export's files in one tar, streamed"}}  # fmt: skip
+
+
+@router.get(PROJECT + "/{model}/exports/{format}", response_class=StreamingResponse, responses=TAR)  # type: ignore[arg-type]
+def download_export(
+    model: str, format: Literal["adapter", "merged", "gguf"], ctx: Deployer
+) -> StreamingResponse:
+    """Download the version's export (made by ``POST …/exports``) as one tar, streamed."""
+    out = service.download_export(ctx, model, format)
+    headers = {
+        "Content-Disposition": f'attachment; filename="{out.file_name}"',
+        "Content-Length": str(out.size),
+    }
+    return StreamingResponse(out.blocks, media_type="application/x-tar", headers=headers)
 
 
 @router.get(PROJECT + "/{model}/compare", response_model=VersionComparison)
