@@ -1,0 +1,82 @@
+"""PII detection measured on the hand-written labelled fixture, and the surrogates' promises."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from cryptography.fernet import InvalidToken
+from tests.optimise.pii_fixture import load
+
+from imts.optimise.pii import recognizers as r
+from imts.optimise.pii.engine import Replacer, analyzer, decrypt_mapping, encrypt_mapping, find
+from imts.optimise.pii.surrogates import format_ok
+
+STRUCTURED_MIN, NAME_MIN = 0.95, 0.9
+
+
+def test_precision_and_recall_per_type_on_the_labelled_fixture() -> None:
+    rows = load()
+    tp, fp, fn = Counter(), Counter(), Counter()
+    for text, gold in rows:
+        pred = {(s.entity, s.start, s.end) for s in find(text)}
+        for e, *_ in pred & gold:
+            tp[e] += 1
+        for e, *_ in pred - gold:
+            fp[e] += 1
+        for e, *_ in gold - pred:
+            fn[e] += 1
+    assert sum(tp.values()) + sum(fn.values()) >= 300
+    assert sum(1 for _, gold in rows if not gold) >= 30  # hard negatives
+    for entity in r.ENTITIES:
+        precision = tp[entity] / max(1, tp[entity] + fp[entity])
+        recall = tp[entity] / max(1, tp[entity] + fn[entity])
+        floor = NAME_MIN if entity in (r.PERSON, r.ADDRESS) else STRUCTURED_MIN
+        assert tp[entity] >= 5, entity
+        assert precision >= floor and recall >= floor, (entity, precision, recall)
+
+
+def test_the_engine_is_presidio_with_no_nlp_model() -> None:
+    engine = analyzer()
+    assert type(engine.nlp_engine).__name__ == "NoOpNlpEngine"
+    names = {rec.name for rec in engine.registry.recognizers}
+    assert names and all(n.startswith("imts_") for n in names)
+
+
+def test_surrogates_are_consistent_format_valid_and_keyed_per_project() -> None:
+    texts = [text for text, gold in load() if gold]
+    a, b = Replacer(b"project-a"), Replacer(b"project-a")
+    out_a = [a.replace(t)[0] for t in texts]
+    assert out_a == [b.replace(t)[0] for t in texts]  # same secret, same surrogates
+    other = Replacer(b"project-b")
+    out_other = [other.replace(t)[0] for t in texts]
+    assert sum(x != y for x, y in zip(out_a, out_other, strict=True)) > 0.9 * len(texts)
+    originals = {o for (_, o) in a.surrogates.mapping}
+    for (entity, original), value in a.surrogates.mapping.items():
+        assert format_ok(entity, value, original), (entity, original, value)
+        assert value not in originals
+    assert len(set(a.surrogates.mapping.values())) == len(a.surrogates.mapping)  # no two share one
+    for text in out_a:  # no original survives
+        assert not [o for o in originals if len(o) > 3 and o in text]
+
+
+def test_the_same_person_keeps_one_surrogate_and_ids_keep_sex() -> None:
+    rep = Replacer(b"k")
+    text, _ = rep.replace("周磊（电话13883216448）说：周磊的身份证是110105197401287278。")
+    new_name = rep.surrogates.get(r.PERSON, "周磊")
+    assert text.count(new_name) == 2 and "周磊" not in text
+    new_id = rep.surrogates.get(r.CN_ID, "110105197401287278")
+    assert int(new_id[16]) % 2 == 1 and r.valid_cn_id(new_id)
+    e1 = rep.surrogates.get(r.EMAIL, "a@example.com")
+    assert e1 != rep.surrogates.get(r.EMAIL, "b@example.com")  # not one value for every e-mail
+
+
+def test_the_mapping_is_encrypted_and_reversible_with_the_passphrase() -> None:
+    rep = Replacer(b"k")
+    rep.replace("Call Lily Lewis at 617-555-0109.")
+    blob = encrypt_mapping(rep.mapping(), "admin passphrase")
+    assert b"Lily" not in blob
+    back = decrypt_mapping(blob, "admin passphrase")
+    assert {m["original"] for m in back} == {"Lily Lewis", "617-555-0109"}
+    with pytest.raises(InvalidToken):
+        decrypt_mapping(blob, "wrong")
