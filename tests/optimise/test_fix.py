@@ -12,6 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from tests.conftest import make_ws, write_jsonl
 
 from imts.analysis.findings import Action, Finding, FindingKind, Severity
 from imts.core.errors import InputError
@@ -25,7 +26,6 @@ from imts.optimise.pii.engine import find
 from imts.optimise.spec import FixSpec, read_findings
 from imts.services.kinds import load
 from imts.store.context import Context
-from tests.conftest import make_ws, write_jsonl
 
 load()
 
@@ -95,12 +95,14 @@ def test_plan_then_apply_replaces_pii_rewrites_and_augments(ws: Context, data: t
 def test_findings_drive_the_same_operations(ws: Context, data: tuple[Path, dict], tmp_path: Path) -> None:
     path, _ = data
     ref = import_file(ws, path, "m").ref
+    pii = {"kind": FindingKind.PERSONAL_DATA, "severity": Severity.SEVERE, "action": Action.PII_REPLACE}
+    few = {"kind": FindingKind.UNDER_REPRESENTED, "severity": Severity.WARNING, "action": Action.AUGMENT}
     findings = [
-        Finding(kind=FindingKind.PERSONAL_DATA, severity=Severity.SEVERE, message_en="pii", message_zh="个人信息",
-                action=Action.PII_REPLACE),
-        Finding(kind=FindingKind.UNDER_REPRESENTED, severity=Severity.WARNING, message_en="few", message_zh="少",
-                action=Action.AUGMENT, params={"category": "division", "target_share": 0.05}),
-    ]  # fmt: skip
+        Finding(**pii, message_en="personal data", message_zh="个人信息"),
+        Finding(
+            **few, message_en="few", message_zh="少", params={"category": "division", "target_share": 0.05}
+        ),
+    ]
     file = tmp_path / "findings.json"
     file.write_text(json.dumps({"findings": [f.model_dump(mode="json") for f in findings]}))
     spec = FixSpec(data=ref, findings=read_findings(file)).resolved()
