@@ -68,6 +68,8 @@ def program_of(row: dict[str, Any]) -> Program | None:
             operands.append(roles[0])
         results.append(Fraction(step.claimed.replace(",", "")))
         prog.append((operands[0], parts[1].replace("×", "*").replace("÷", "/"), operands[1]))
+    if len(set(results)) != len(results) or set(results) & set(numbers):
+        return None  # 64 / 8 = 8: which 8 is which could not be told apart when writing new values
     mentioned = {Fraction(m.group(0)) for m in _NUM.finditer(assistant_text(row))}
     if not mentioned <= set(numbers) | set(results) | {Fraction(row.get("answer") or "0")}:
         return None  # the response mentions numbers the program does not explain
@@ -236,6 +238,8 @@ def augment_category(
         )
         it = iter(verdicts)
         for item in batch:
+            if len(state.accepted) >= want:
+                break  # the rest of the batch is never looked at: not tried, not rejected
             state.tried += 1
             if item is None:
                 _count(state.rejected, "no valid values drawn / 未抽到合法数值")
@@ -244,11 +248,10 @@ def augment_category(
             why = None if verdict.ok else f"verifier: {verdict.reason}"
             why = why or guard.reason(item)
             if why is not None:
-                _count(state.rejected, why.split(":")[0] if why.startswith("verifier") else why)
+                _count(state.rejected, why.split(" (")[0][:80] if why.startswith("verifier") else why)
                 continue
-            if len(state.accepted) < want:
-                guard.seen.add(normalise(user_text(item)))
-                state.accepted.append(item)
+            guard.seen.add(normalise(user_text(item)))
+            state.accepted.append(item)
         if checkpoint is not None:
             checkpoint(state)
     return state

@@ -40,6 +40,11 @@ class ReviewView(BaseModel):
     decided_by: str | None = None
 
 
+def mapping_key(version_id: str) -> str:
+    """Artifact key of the encrypted PII mapping of the version a fix made."""
+    return f"optimise/pii-mappings/{version_id}.json"
+
+
 def project_secret(ctx: Context, purpose: str = PII_PURPOSE) -> bytes:
     """The project's secret for ``purpose``, made on first use (two racing makers keep the first)."""
     with ctx.session() as s:
@@ -125,7 +130,8 @@ def apply_fix(
     done = made_by_job(ctx, source.id, job_id)
     if done is not None:
         kept = FixReport.model_validate(done.report["summary"])
-        return kept.model_copy(update={"version": done.ref, "version_id": done.id})
+        mapping = mapping_key(done.id) if ctx.artifacts.exists(mapping_key(done.id)) else None
+        return kept.model_copy(update={"version": done.ref, "version_id": done.id, "mapping": mapping})
     rows = load_rows(ctx, source)
     fixed, review, changes, report, rep = plan_or_apply(
         rows,
@@ -159,7 +165,7 @@ def apply_fix(
     if rep is not None and spec.mapping_public_key:
         from imts.optimise.apply import mapping_blob
 
-        key = f"optimise/pii-mappings/{version.id}.json"
+        key = mapping_key(version.id)
         with ctx.artifacts.staging() as stage:
             tmp = stage / "mapping.json"
             tmp.write_bytes(mapping_blob(rep, spec.mapping_public_key))
@@ -259,3 +265,18 @@ def commit_reviewed(ctx: Context, fix_version: str) -> VersionInfo:
         report={"review": counts, "accepted": [r["id"] for _, r in accepted]},
         dataset_format=base.format,
     )
+
+
+def read_mapping(ctx: Context, version: str, private_pem: bytes) -> list[dict[str, str]]:
+    """The PII mapping a fix kept for ``version``, decrypted with the admin's private key."""
+    from imts.optimise.apply import open_mapping
+
+    ctx.require(Permission.DATASET_VIEW)
+    v = resolve(ctx, version).version
+    key = mapping_key(v.id)
+    if not ctx.artifacts.exists(key):
+        raise NotFoundError(f"{v.ref} kept no PII mapping (fix with --mapping-key to keep one)")
+    try:
+        return open_mapping(ctx.artifacts.path(key).read_bytes(), private_pem)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"cannot open the mapping with this key: {exc}", field="private_key") from None
