@@ -26,6 +26,7 @@ from imts.optimise.cot import (
     Teacher,
     assistant_text,
     is_answer_only,
+    recorded_answer,
     user_text,
     with_response,
 )
@@ -103,7 +104,7 @@ def rewrite(
             chunk = todo[at : at + COT_CHUNK]
             drafts = [(r, *teacher.rationale(r)) for r in chunk]
             written = [(r, text) for r, text, _ in drafts if text is not None]
-            verdicts = verify([(r["id"], user_text(r), text, r["answer"]) for r, text in written])
+            verdicts = verify([(r["id"], user_text(r), text, recorded_answer(r)) for r, text in written])
             by_id = {r["id"]: v for (r, _), v in zip(written, verdicts, strict=True)}
             for r, text, why in drafts:
                 v = by_id.get(r["id"])

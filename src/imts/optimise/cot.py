@@ -48,6 +48,11 @@ def with_response(row: dict[str, Any], response: str) -> dict[str, Any]:
     return {**row, "messages": messages}
 
 
+def recorded_answer(row: dict[str, Any]) -> str:
+    """The row's answer field, or its response when it has none (an answer-only row is its answer)."""
+    return (row.get("answer") or assistant_text(row)).strip()
+
+
 def is_answer_only(row: dict[str, Any]) -> bool:
     """The response is the bare answer (a number, perhaps with a unit word), no rationale."""
     response = assistant_text(row).strip()
@@ -144,7 +149,7 @@ class EmbeddedTeacher:
     name = "embedded"
 
     def rationale(self, row: dict[str, Any]) -> tuple[str | None, str]:
-        answer = (row.get("answer") or assistant_text(row)).strip()
+        answer = recorded_answer(row)
         target = to_fraction(answer)
         if target is None:
             return None, "the answer is not a number / 答案不是数字"
@@ -168,7 +173,7 @@ class ChatTeacher:
         self.name = f"chat:{getattr(backend, 'name', 'backend')}"
 
     def rationale(self, row: dict[str, Any]) -> tuple[str | None, str]:
-        answer = (row.get("answer") or assistant_text(row)).strip()
+        answer = recorded_answer(row)
         zh = row.get("lang") == "zh"
         ask = (
             f"请一步一步地解答下面的题目，每一步写成算式（如 12 + 3 = 15），最后一句写“答案是{answer}。”\n\n"
