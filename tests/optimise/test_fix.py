@@ -18,7 +18,7 @@ from imts.analysis.findings import Action, Finding, FindingKind, Severity
 from imts.core.errors import InputError
 from imts.data.service import import_file
 from imts.data.split import split_version
-from imts.data.versions import load_rows, resolve
+from imts.data.versions import list_versions, load_rows, resolve
 from imts.jobs.service import run_inline
 from imts.optimise import service
 from imts.optimise.audit import audit
@@ -165,8 +165,27 @@ def test_kill_minus_9_then_resume_equals_an_uninterrupted_run(
     assert resumed.content_hash == resolve(a, whole.version).version.content_hash
     ids = [r["id"] for r in load_rows(b, resumed)]
     assert len(ids) == len(set(ids))
-    # a third attempt (killed after its commit, say) returns the same version, makes no other
-    again = subprocess.run(
-        [*cmd, "3"], env=env, cwd=Path(__file__).parents[2], capture_output=True, text=True
-    )
-    assert again.stdout.strip().splitlines()[-1] == resumed.ref
+    # a third attempt (as if killed after its commit) returns the same version and makes no other
+    from imts.core.progress import NullProgress
+    from imts.jobs.registry import JobContext, get
+
+    kind = get("data_fix")
+    job = JobContext(b, "job_killed", 3, {}, lambda d: None, lambda: False, NullProgress(), 0.0)
+    assert kind.run(job, kind.parse(spec)).version == resumed.ref
+    assert len([v for v in list_versions(b, "math") if v.operation == "fix"]) == 1
+
+
+def test_two_hundred_generated_items_pass_the_independent_audit(mathgen: ModuleType) -> None:
+    from imts.optimise.augment import AugmentState, Guard, augment_category
+    from imts.optimise.cot import is_answer_only
+
+    rows = []
+    for r in mathgen.generate(n=800, seed=11)[0]:
+        messages = [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["response"]}]
+        rows.append({"id": r["id"], "messages": messages, "answer": r["answer"], "category": r["category"]})
+    seeds = [r for r in rows if r["category"] == "division" and not is_answer_only(r)]
+    state = augment_category("division", seeds, 200, Guard(rows, []), 5, AugmentState())
+    assert len(state.accepted) == 200
+    verdicts = [audit(r) for r in state.accepted]
+    assert [w for ok, w in verdicts if not ok] == []
+    assert len({r["messages"][0]["content"] for r in state.accepted}) == 200
