@@ -80,3 +80,29 @@ def test_the_mapping_is_encrypted_and_reversible_with_the_passphrase() -> None:
     assert {m["original"] for m in back} == {"Lily Lewis", "617-555-0109"}
     with pytest.raises(InvalidToken):
         decrypt_mapping(blob, "wrong")
+
+
+def test_the_fix_mapping_opens_only_with_the_admins_private_key() -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from imts.optimise.apply import mapping_blob, open_mapping
+
+    def pair() -> tuple[str, bytes]:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pub = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        priv = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        return pub.decode(), priv
+
+    rep = Replacer(b"k")
+    rep.replace("客户张伟的手机号是13912345678。")
+    (pub, priv), (_, other) = pair(), pair()
+    blob = mapping_blob(rep, pub)
+    assert "张伟".encode() not in blob and b"13912345678" not in blob
+    assert {m["original"] for m in open_mapping(blob, priv)} == {"张伟", "13912345678"}
+    with pytest.raises(ValueError):
+        open_mapping(blob, other)

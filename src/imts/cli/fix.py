@@ -16,6 +16,15 @@ review_app = typer.Typer(
 )
 
 
+def _read(path: Path) -> bytes:
+    from imts.core.errors import InputError
+
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read the key: {exc.strerror}", file=str(path)) from None
+
+
 def _spec(ref: str, **kw: Any) -> Any:
     from imts.core.errors import InputError
     from imts.optimise.spec import FixSpec, read_findings
@@ -32,7 +41,7 @@ def _spec(ref: str, **kw: Any) -> Any:
     path: Path | None = kw.pop("findings")
     findings = read_findings(path) if path else []
     key_file: Path | None = kw.pop("mapping_key")
-    key = key_file.read_text(encoding="utf-8") if key_file else None
+    key = _read(key_file).decode("utf-8", "replace") if key_file else None
     return FixSpec(data=ref, augment=augment, findings=findings, mapping_public_key=key, **kw)
 
 
@@ -129,7 +138,7 @@ def register(app: typer.Typer) -> None:
         """Decrypt a fix's PII mapping (original ↔ surrogate) with the admin's private key."""
         from imts.optimise import service
 
-        rows = service.read_mapping(context(), version, private_key.read_bytes())
+        rows = service.read_mapping(context(), version, _read(private_key))
         if as_json:
             print_json(rows)
             return

@@ -282,10 +282,13 @@ def mapping_blob(rep: Replacer, public_pem: str) -> bytes:
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-    key = serialization.load_pem_public_key(public_pem.encode())
-    if not isinstance(key, rsa.RSAPublicKey):
-        from imts.core.errors import InputError
+    from imts.core.errors import InputError
 
+    try:
+        key = serialization.load_pem_public_key(public_pem.encode())
+    except ValueError:
+        raise InputError("the mapping key is not a PEM public key", field="mapping_public_key") from None
+    if not isinstance(key, rsa.RSAPublicKey):
         raise InputError("the mapping key must be an RSA public key (PEM)", field="mapping_public_key")
     fernet_key = Fernet.generate_key()
     oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
@@ -301,7 +304,8 @@ def open_mapping(blob: bytes, private_pem: bytes, password: bytes | None = None)
     from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
     key = serialization.load_pem_private_key(private_pem, password)
-    assert isinstance(key, rsa.RSAPrivateKey)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise TypeError("not an RSA private key")
     doc = json.loads(blob)
     oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
     fernet_key = key.decrypt(bytes.fromhex(doc["key"]), oaep)

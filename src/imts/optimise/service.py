@@ -211,6 +211,8 @@ def _view(item: ReviewItem) -> ReviewView:
 def list_reviews(ctx: Context, status: str | None = "pending", limit: int = 200) -> list[ReviewView]:
     """This project's review queue (oldest first)."""
     ctx.require(Permission.DATASET_VIEW)
+    if status not in (None, "pending", "accepted", "rejected"):
+        raise InputError(f"unknown review status '{status}': pending, accepted or rejected", field="status")
     with ctx.session() as s:
         q = select(ReviewItem).where(ReviewItem.project_id == ctx.project_id)
         if status:
@@ -276,7 +278,9 @@ def read_mapping(ctx: Context, version: str, private_pem: bytes) -> list[dict[st
     key = mapping_key(v.id)
     if not ctx.artifacts.exists(key):
         raise NotFoundError(f"{v.ref} kept no PII mapping (fix with --mapping-key to keep one)")
+    from cryptography.fernet import InvalidToken
+
     try:
         return open_mapping(ctx.artifacts.path(key).read_bytes(), private_pem)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, InvalidToken) as exc:
         raise InputError(f"cannot open the mapping with this key: {exc}", field="private_key") from None
