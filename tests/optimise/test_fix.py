@@ -189,3 +189,18 @@ def test_two_hundred_generated_items_pass_the_independent_audit(mathgen: ModuleT
     verdicts = [audit(r) for r in state.accepted]
     assert [w for ok, w in verdicts if not ok] == []
     assert len({r["messages"][0]["content"] for r in state.accepted}) == 200
+
+
+def test_a_chat_teachers_unverified_rewrites_are_rejected_and_listed(mathgen: ModuleType) -> None:
+    from imts.agents.backends import RulesBackend
+    from imts.optimise.apply import plan_or_apply
+
+    rows = []
+    for r in mathgen.generate(n=120, seed=4)[0]:
+        messages = [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["response"]}]
+        rows.append({"id": r["id"], "messages": messages, "answer": r["answer"], "category": r["category"]})
+    # The rules backend has no model: its fixed reply holds no steps, so the verifier refuses every one.
+    fixed, _, changes, report, _ = plan_or_apply(rows, FixSpec(data="x", cot=True), b"k", chat=RulesBackend())
+    assert report.not_rewritten and not changes and fixed == rows
+    assert all("verifier" in x["reason"] for x in report.not_rewritten)
+    assert sum(c.answer_only for c in report.cot.values()) == len(report.not_rewritten)
