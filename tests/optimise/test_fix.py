@@ -73,6 +73,8 @@ def test_plan_then_apply_replaces_pii_rewrites_and_augments(ws: Context, data: t
     pending = service.list_reviews(ws)
     assert pending and len(pending) == report.review["pending"]
     assert {p.kind for p in pending} <= {"generated", "rewritten"}
+    again = service.apply_fix(ws, spec, new.params["job"])  # a requeued attempt after the commit
+    assert again.version == new.ref and len(service.list_reviews(ws)) == len(pending)
     held = {p.row_id for p in pending}
     assert not held & {r["id"] for r in added}  # held items are not in the version
     # change log: why each row changed

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from imts.agents.chat import ChatBackend
 from imts.core.errors import ConflictError, InputError, NotFoundError
@@ -54,7 +55,7 @@ def project_secret(ctx: Context, purpose: str = PII_PURPOSE) -> bytes:
             s.add(row)
             try:
                 s.flush()
-            except Exception:
+            except IntegrityError:  # another process made it first
                 s.rollback()
                 row = s.get(ProjectSecret, (ctx.project_id, purpose))
                 assert row is not None
@@ -128,7 +129,8 @@ def apply_fix(
     spec = spec.resolved()
     source = resolve(ctx, spec.data).version
     done = made_by_job(ctx, source.id, job_id)
-    if done is not None:
+    if done is not None:  # an earlier attempt committed it and died before it reported
+        _queue(ctx, done)
         kept = FixReport.model_validate(done.report["summary"])
         mapping = mapping_key(done.id) if ctx.artifacts.exists(mapping_key(done.id)) else None
         return kept.model_copy(update={"version": done.ref, "version_id": done.id, "mapping": mapping})
@@ -156,7 +158,8 @@ def apply_fix(
         operation="fix",
         params=params,
         parents=[source.id],
-        report={"summary": summary, "changes": [c.model_dump() for c in changes]},
+        # The held rows go with the version: an attempt killed after the commit re-queues them from here.
+        report={"summary": summary, "changes": [c.model_dump() for c in changes], "held": review},
         create=spec.into is not None,
         dataset_format=source.format,
         progress=progress,
@@ -171,8 +174,16 @@ def apply_fix(
             tmp.write_bytes(mapping_blob(rep, spec.mapping_public_key))
             ctx.artifacts.commit(tmp, key)
         report.mapping = key
+    _queue(ctx, version)
+    return report
+
+
+def _queue(ctx: Context, version: VersionInfo) -> None:
+    """Put the rows the fix held back into the review queue (once: a second call adds nothing)."""
     with ctx.session() as s:
-        for item in review:
+        if s.scalar(select(ReviewItem.id).where(ReviewItem.fix_id == version.id).limit(1)) is not None:
+            return
+        for item in version.report.get("held", []):
             s.add(
                 ReviewItem(
                     id=new_id("rv"),
@@ -184,8 +195,8 @@ def apply_fix(
                     original=item["original"],
                 )
             )
-        audit.record(ctx, s, "dataset.fix", ("dataset_version", version.id), None, {"changes": len(changes)})
-    return report
+        changes = len(version.report.get("changes", []))
+        audit.record(ctx, s, "dataset.fix", ("dataset_version", version.id), None, {"changes": changes})
 
 
 def _view(item: ReviewItem) -> ReviewView:
