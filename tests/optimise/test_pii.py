@@ -106,3 +106,10 @@ def test_the_fix_mapping_opens_only_with_the_admins_private_key() -> None:
     assert {m["original"] for m in open_mapping(blob, priv)} == {"张伟", "13912345678"}
     with pytest.raises(ValueError):
         open_mapping(blob, other)
+
+
+def test_a_first_name_alone_follows_its_persons_surrogate() -> None:
+    rep = Replacer(b"k")
+    texts, _ = rep.replace_all(["Liam Young (tel 415-555-0187) buys 3 tickets.", "Liam pays 252 dollars."])
+    new_first = rep.surrogates.get(r.PERSON, "Liam Young").split()[0]
+    assert "Liam" not in " ".join(texts) and texts[1] == f"{new_first} pays 252 dollars."

@@ -56,11 +56,9 @@ def replace_pii(rows: list[dict[str, Any]], rep: Replacer) -> tuple[list[dict[st
     """Every message of every row (all splits), personal data replaced."""
     out, changes = [], []
     for row in rows:
-        messages, kinds = [], Counter[str]()
-        for m in row["messages"]:
-            text, spans = rep.replace(m["content"])
-            kinds.update(s.entity for s in spans)
-            messages.append({"role": m["role"], "content": text})
+        texts, spans = rep.replace_all([m["content"] for m in row["messages"]])
+        kinds = Counter(s.entity for s in spans)
+        messages = [{"role": m["role"], "content": t} for m, t in zip(row["messages"], texts, strict=True)]
         if kinds:
             row = {**row, "messages": messages}
             why = "personal data replaced / 个人信息已替换: " + ", ".join(

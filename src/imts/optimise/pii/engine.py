@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -23,6 +24,7 @@ from imts.optimise.pii.recognizers import ENTITIES, recognizers
 from imts.optimise.pii.surrogates import Surrogates
 
 LANGUAGES = ("en", "zh")
+_TITLES = ("Mr", "Mrs", "Ms", "Miss", "Dr", "Prof")
 THRESHOLD = 0.5
 
 
@@ -77,6 +79,25 @@ class Replacer:
             self.counts[span.entity] = self.counts.get(span.entity, 0) + 1
         out.append(text[at:])
         return "".join(out), spans
+
+    def replace_all(self, texts: list[str]) -> tuple[list[str], list[Span]]:
+        """Texts that belong together (one row's messages): what ``replace`` does, and then a person's
+        first name standing alone ("Lily Lewis ... Lily pays") becomes the first name of that person's
+        surrogate, so the short mention neither survives nor turns into somebody else."""
+        done = [self.replace(t) for t in texts]
+        aliases: dict[str, str] = {}
+        for _, spans in done:
+            for span in spans:
+                words = span.text.split()
+                if span.entity == "PERSON" and len(words) >= 2 and words[0].isalpha():
+                    first = words[1] if words[0].rstrip(".") in _TITLES else words[0]
+                    new = self.surrogates.get("PERSON", span.text).split()
+                    aliases[first] = new[1] if words[0].rstrip(".") in _TITLES else new[0]
+        spans_all = [s for _, ss in done for s in ss]
+        if not aliases:
+            return [t for t, _ in done], spans_all
+        pattern = re.compile(r"(?<![A-Za-z])(" + "|".join(map(re.escape, aliases)) + r")(?![A-Za-z])")
+        return [pattern.sub(lambda m: aliases[m.group(1)], t) for t, _ in done], spans_all
 
     def mapping(self) -> list[dict[str, str]]:
         """Every replacement made: entity, original, surrogate (what the encrypted mapping holds)."""
