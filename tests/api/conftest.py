@@ -175,6 +175,16 @@ def _webhook_id(ctx: Context, side: Side) -> str:
     return webhooks.add(ctx, "http://127.0.0.1:9/hook", []).id
 
 
+def _review_item_id(ctx: Context, side: Side) -> str:
+    """A row held for review: a real chain-of-thought fix of the side's dataset, every rewrite held."""
+    from imts.jobs.service import run_inline
+    from imts.optimise import service as optimise
+
+    pctx = _in_project(ctx, side)
+    run_inline(pctx, "data_fix", {"data": DATASET, "cot": True, "review_share": 1.0})
+    return optimise.list_reviews(pctx)[0].id
+
+
 OTHER_OBJECTS: dict[str, ObjectFactory] = {
     "tenant": _tenant,
     "project": _project,
@@ -192,6 +202,7 @@ OTHER_OBJECTS: dict[str, ObjectFactory] = {
     "n": lambda ctx, side: "0",  # a chunk number
     "webhook_id": _webhook_id,
     "deployment": _deployment,
+    "item_id": _review_item_id,
 }
 
 

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine
 from tests.conftest import PG_ADMIN_URL
 
-from conftest import World, small_jsonl
+from conftest import DATASET, World, small_jsonl
 from imts.api.client import upload_file
 
 
@@ -135,3 +135,29 @@ def test_imports_from_a_url_and_a_database_server_but_never_the_servers_own_file
     failed = http.post(f"{base}/queries", json={"url": PG_ADMIN_URL, "sql": "select nope", "name": "x"})
     assert failed.status_code == 422 and "the query failed" in failed.json()["error"]["message"]
     assert http.get(f"{base}/x/versions").status_code == 404
+
+
+# The data-fix routes (api/routes/optimise.py): plan, submit as a job, the review queue; roles enforced.
+def test_data_fix_plan_submit_and_review(world: World) -> None:
+    a = world.a
+    http = _as(world, a.keys["researcher"])
+    viewer = _as(world, a.keys["viewer"])
+    base = f"/api/v1/tenants/{a.tenant}/projects/{a.project}"
+    plan = viewer.post(f"{base}/datasets/refs/{DATASET}/fix/plan", json={"fix": {"cot": True}})
+    assert plan.status_code == 200, plan.text
+    body = plan.json()
+    assert body["planned"] and sum(c["rewritten"] for c in body["cot"].values()) > 0
+    bad = http.post(f"{base}/datasets/refs/{DATASET}/fix/plan", json={"fix": {"augment": {"x": 3}}})
+    assert bad.status_code == 422 and "augment" in bad.text
+    assert viewer.post(f"{base}/datasets/refs/{DATASET}/fix", json={"fix": {"cot": True}}).status_code == 403
+    job = http.post(f"{base}/datasets/refs/{DATASET}/fix", json={"fix": {"cot": True}})
+    assert job.status_code == 201 and job.json()["kind"] == "data_fix"
+    pending = viewer.get(f"{base}/reviews").json()
+    assert pending and all(p["status"] == "pending" for p in pending)
+    first = pending[0]
+    assert viewer.post(f"{base}/reviews/{first['id']}", json={"accept": True}).status_code == 403
+    done = http.post(f"{base}/reviews/{first['id']}", json={"accept": True})
+    assert done.status_code == 200 and done.json()["status"] == "accepted"
+    assert http.post(f"{base}/reviews/{first['id']}", json={"accept": False}).status_code == 409
+    made = http.post(f"{base}/datasets/refs/{first['fix_version']}/reviewed")
+    assert made.status_code == 201 and made.json()["operation"] == "review"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -70,3 +71,15 @@ def test_not_a_model_is_a_clear_error(tmp_path: Path) -> None:
     assert out.returncode == 2 and "error:" in out.stderr
     out = imts(tmp_path, "train", "--data", "x", "--base", "b", "max_steps=-1")
     assert out.returncode == 2 and "field 'max_steps'" in out.stderr
+
+
+def test_data_fix_apply_and_a_bad_option(tmp_path: Path, math_file: Path) -> None:
+    assert imts(tmp_path, "data", "import", str(math_file), "--name", "math").returncode == 0
+    out = imts(tmp_path, "data", "fix", "math", "--apply", "--cot", "--augment", "division=0.08",
+               "--review-share", "0.2", "--json")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["version"] == "math@2" and report["augment"]["division"]["after"] > 0.05
+    assert report["review"]["pending"] > 0 and sum(c["rewritten"] for c in report["cot"].values()) > 40
+    bad = imts(tmp_path, "data", "fix", "math", "--augment", "division")
+    assert bad.returncode == 2 and "CATEGORY=SHARE" in bad.stderr and "Traceback" not in bad.stderr

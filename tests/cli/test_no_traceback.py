@@ -34,6 +34,7 @@ NO_REQUIRED = {
     "pool show": ["--no-such-option"],
     "models list": ["--no-such-option"],
     "data list": ["{bad}"],
+    "data review list": ["--status", "{bad}"],
     "train": ["--resume", "{bad}", "--inline"],
     "serve": ["--port", "{bad}"],
     "server": ["--port", "{bad}"],

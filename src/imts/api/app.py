@@ -24,6 +24,7 @@ from imts.api.routes import (
     me,
     members,
     models,
+    optimise,
     pool,
     runs,
     specs,
@@ -41,7 +42,7 @@ CONSOLE = Path(__file__).parent / "console"  # the web console: static files, se
 ROUTERS = [health.router, auth.router, me.router, users.router, tenants.router, members.router,
            keys.router, audit.router, datasets.router, uploads.router, jobs.router, runs.router,
            evals.router, models.router, deployments.router, pool.router, webhooks.router,
-           specs.router]  # fmt: skip
+           specs.router, optimise.router]  # fmt: skip
 
 
 def create_app(settings: Settings, secure_cookies: bool = True) -> FastAPI:

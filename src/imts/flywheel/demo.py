@@ -1,6 +1,7 @@
 """One turn of the loop on the example task: the spine that the closed-loop flywheel repeats.
 
-data -> import -> split (decontaminated) -> baseline eval -> LoRA SFT -> eval -> comparison report.
+data -> import -> split (decontaminated) -> personal data replaced -> baseline eval -> LoRA SFT -> eval
+-> comparison report.
 """
 
 from __future__ import annotations
@@ -85,8 +86,17 @@ def run_demo(
     imported = data.import_file(ctx, data_file, DATASET, progress=progress)
     progress.log(f"imported {imported.num_rows} rows as {imported.ref}")
 
-    progress.log("[bold]3/7 split + decontamination[/]")
+    progress.log("[bold]3/7 split + decontamination + personal data replaced[/]")
     split = data.split_version(ctx, imported.ref, seed=seed, progress=progress)
+    # The model is never trained (or evaluated) on the example data's names, phones and e-mails: they
+    # become consistent synthetic surrogates in every split (imts.optimise, a `data fix --pii`).
+    from imts.core.ids import new_id
+    from imts.optimise.service import apply_fix
+    from imts.optimise.spec import FixSpec
+
+    fixed = apply_fix(ctx, FixSpec(data=split.ref, pii=True), new_id("job"), progress=progress)
+    progress.log(f"personal data replaced in {fixed.pii_rows} rows: {fixed.version}")
+    split = data.resolve(ctx, fixed.version or split.ref).version
 
     progress.log("[bold]4/7 baseline evaluation[/]")
     eval_settings = eval_settings or EvalSettings()

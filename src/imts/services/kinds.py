@@ -12,4 +12,5 @@ def load() -> None:
     import imts.data.jobs
     import imts.evals.jobs
     import imts.jobs.sleep
+    import imts.optimise.jobs
     import imts.train.jobs  # noqa: F401

@@ -567,3 +567,36 @@ class WebhookCursor(Base):
 
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     value: Mapped[float] = mapped_column(Float)
+
+
+class ProjectSecret(Base):
+    """A project's own random key for keyed operations that must not link across projects (the PII
+    surrogates: HMAC(secret, value)). Made on first use; never listed, logged or audited."""
+
+    __tablename__ = "project_secrets"
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(40), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ReviewItem(Base):
+    """A generated or rewritten row held back by a data fix for a person to accept or reject: it enters
+    a dataset version only once accepted (``imts data review``)."""
+
+    __tablename__ = "review_items"
+    __table_args__ = (Index("ix_review_items_queue", "project_id", "status"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    fix_id: Mapped[str] = mapped_column(String(40), index=True)  # the version the fix made
+    row_id: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))  # generated | rewritten
+    row: Mapped[dict[str, Any]] = mapped_column(JSON)
+    original: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # before a rewrite
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | accepted | rejected
+    reason: Mapped[str] = mapped_column(Text, default="")
+    decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

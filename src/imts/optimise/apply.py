@@ -1,0 +1,310 @@
+"""Plan and apply a data fix: PII replacement, then chain-of-thought rewriting, then augmentation.
+
+The result is a pure function of the source version, the spec and the project's secret: every random
+choice is seeded from ``(seed, category, index)`` or keyed on a row, never on timing. The sandbox
+verification, the slow part, runs in chunks whose results are saved in the job's data as they come
+(``checkpoint``), so an attempt after a kill -9 reuses them and ends with the same version as an
+uninterrupted run; the version itself is committed atomically, and a later attempt that finds the
+version its job already made returns it (no second version, no item added twice).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from imts.agents.chat import ChatBackend
+from imts.core.progress import NullProgress, Progress
+from imts.optimise.augment import AugmentState, Guard, augment_category, needed
+from imts.optimise.cot import (
+    ChatTeacher,
+    EmbeddedTeacher,
+    Teacher,
+    assistant_text,
+    is_answer_only,
+    recorded_answer,
+    user_text,
+    with_response,
+)
+from imts.optimise.spec import CategoryAugment, CategoryCot, Change, FixReport, FixSpec
+from imts.optimise.verify import verify
+
+if TYPE_CHECKING:  # Presidio takes seconds to import: only a fix that replaces PII pays for it
+    from imts.optimise.pii.engine import Replacer
+
+COT_CHUNK = 200
+HELD_OUT = ("val", "validation", "test")
+
+
+def held_out(row: dict[str, Any]) -> bool:
+    return (row.get("split") or "") in HELD_OUT
+
+
+def in_review(seed: int, row_id: str, share: float) -> bool:
+    """Whether ``row_id`` is in the review sample: a keyed hash, so the sample is the same every run."""
+    if share <= 0:
+        return False
+    h = int(hashlib.sha256(f"review:{seed}:{row_id}".encode()).hexdigest()[:8], 16)
+    return h < share * 0xFFFFFFFF
+
+
+def replace_pii(rows: list[dict[str, Any]], rep: Replacer) -> tuple[list[dict[str, Any]], list[Change]]:
+    """Every message of every row (all splits), personal data replaced."""
+    out, changes = [], []
+    for row in rows:
+        texts, spans = rep.replace_all([m["content"] for m in row["messages"]])
+        kinds = Counter(s.entity for s in spans)
+        messages = [{"role": m["role"], "content": t} for m, t in zip(row["messages"], texts, strict=True)]
+        if kinds:
+            row = {**row, "messages": messages}
+            why = "personal data replaced / 个人信息已替换: " + ", ".join(
+                f"{k}×{n}" for k, n in sorted(kinds.items())
+            )
+            changes.append(Change(row_id=row["id"], change="replaced", why=why))
+        out.append(row)
+    return out, changes
+
+
+def cot_candidates(rows: list[dict[str, Any]], spec: FixSpec) -> list[dict[str, Any]]:
+    wanted_ids = set(spec.cot_row_ids)
+    return [
+        r
+        for r in rows
+        if not held_out(r)
+        and is_answer_only(r)
+        and (not spec.cot_categories or r.get("category") in spec.cot_categories)
+        and (not wanted_ids or r["id"] in wanted_ids)
+    ]
+
+
+def rewrite(
+    candidates: list[dict[str, Any]],
+    teacher: Teacher,
+    done: dict[str, list[Any]],
+    checkpoint: Callable[[], None],
+    should_stop: Callable[[], bool],
+    progress: Progress,
+) -> dict[str, list[Any]]:
+    """Row id -> [new response or None, reason], for every candidate; chunks already in ``done`` are
+    reused (a resumed job), each new chunk is verified in one sandbox batch and saved."""
+    todo = [r for r in candidates if r["id"] not in done]
+    with progress.task("rewriting answer-only rows", total=len(candidates)) as task:
+        task.advance(len(candidates) - len(todo))
+        for at in range(0, len(todo), COT_CHUNK):
+            if should_stop():
+                from imts.core.errors import Interrupted
+
+                raise Interrupted()
+            chunk = todo[at : at + COT_CHUNK]
+            drafts = [(r, *teacher.rationale(r)) for r in chunk]
+            written = [(r, text) for r, text, _ in drafts if text is not None]
+            verdicts = verify([(r["id"], user_text(r), text, recorded_answer(r)) for r, text in written])
+            by_id = {r["id"]: v for (r, _), v in zip(written, verdicts, strict=True)}
+            for r, text, why in drafts:
+                v = by_id.get(r["id"])
+                if text is None:
+                    done[r["id"]] = [None, why]
+                elif v is not None and not v.ok:
+                    done[r["id"]] = [None, f"rejected by the verifier / 未通过验证: {v.reason}"]
+                else:
+                    done[r["id"]] = [text, f"{why}; {v.reason if v else ''}"]
+            checkpoint()
+            task.advance(len(chunk))
+    return done
+
+
+def plan_or_apply(
+    rows: list[dict[str, Any]],
+    spec: FixSpec,
+    secret: bytes,
+    data: dict[str, Any] | None = None,
+    save: Callable[[dict[str, Any]], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    progress: Progress | None = None,
+    chat: ChatBackend | None = None,
+    plan: bool = False,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Change], FixReport, Replacer | None]:
+    """The fixed rows, the rows held for review, the change log and the report.
+
+    With ``plan`` nothing is verified or generated: the report gives the counts a run would start from
+    (rows with personal data by type, answer-only rows a teacher can rewrite, items each category needs).
+    """
+    progress = progress or NullProgress()
+    state = data if data is not None else {}
+    state.setdefault("cot", {})
+    state.setdefault("augment", {})
+
+    def checkpoint() -> None:
+        if save is not None:
+            save(state)
+
+    report = FixReport(source="", planned=plan)
+    changes: list[Change] = []
+    review: list[dict[str, Any]] = []
+    rep: Replacer | None = None
+    if spec.pii:
+        from imts.optimise.pii.engine import Replacer, find
+
+        if plan:
+            found = Counter[str]()
+            for r in rows:
+                spans = [s for m in r["messages"] for s in find(m["content"])]
+                found.update(s.entity for s in spans)
+                report.pii_rows += bool(spans)
+            report.pii = dict(found)
+        else:
+            rep = Replacer(secret)
+            rows, pii_changes = replace_pii(rows, rep)
+            changes += pii_changes
+            report.pii, report.pii_rows = dict(rep.counts), len(pii_changes)
+    if spec.cot:
+        teacher: Teacher = ChatTeacher(chat) if chat is not None else EmbeddedTeacher()
+        candidates = cot_candidates(rows, spec)
+        if plan:
+            results = {r["id"]: list(teacher.rationale(r)) for r in candidates}
+        else:
+            results = rewrite(candidates, teacher, state["cot"], checkpoint, should_stop, progress)
+        rows, review_cot, cot_changes = _apply_rewrites(rows, candidates, results, spec, report)
+        review += review_cot
+        changes += cot_changes
+    if spec.augment:
+        added, review_aug, aug_changes = _augment(rows, spec, state, checkpoint, plan, report, chat)
+        rows = rows + added
+        review += review_aug
+        changes += aug_changes
+    report.changes = len(changes)
+    report.review = {"pending": len(review)} if review else {}
+    return rows, review, changes, report, rep
+
+
+def _apply_rewrites(
+    rows: list[dict[str, Any]],
+    candidates: list[dict[str, Any]],
+    results: dict[str, list[Any]],
+    spec: FixSpec,
+    report: FixReport,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Change]]:
+    per_cat: dict[str, CategoryCot] = {}
+    for r in candidates:
+        cat = per_cat.setdefault(r.get("category") or "", CategoryCot())
+        cat.answer_only += 1
+    new_rows, review, changes = [], [], []
+    for row in rows:
+        res = results.get(row["id"])
+        if res is None:
+            new_rows.append(row)
+            continue
+        text, why = res
+        cat = per_cat[row.get("category") or ""]
+        if text is None:
+            report.not_rewritten.append({"row_id": row["id"], "reason": why})
+            new_rows.append(row)
+            continue
+        cat.rewritten += 1
+        fixed = with_response(row, text)
+        if len(report.examples) < 6:
+            report.examples.append({"row_id": row["id"], "before": assistant_text(row), "after": text})
+        if not report.planned and in_review(spec.seed, row["id"], spec.review_share):
+            review.append({"kind": "rewritten", "row": fixed, "original": row})
+            new_rows.append(row)  # stays as it was until a reviewer accepts the rewrite
+            continue
+        changes.append(
+            Change(row_id=row["id"], change="rewritten", why=f"chain of thought / 思维链改写: {why}")
+        )
+        new_rows.append(fixed)
+    for cat in per_cat.values():
+        cat.share = round(cat.rewritten / cat.answer_only, 4) if cat.answer_only else 0.0
+    report.cot = per_cat
+    return new_rows, review, changes
+
+
+def _augment(
+    rows: list[dict[str, Any]],
+    spec: FixSpec,
+    state: dict[str, Any],
+    checkpoint: Callable[[], None],
+    plan: bool,
+    report: FixReport,
+    chat: ChatBackend | None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Change]]:
+    train = [r for r in rows if not held_out(r)]
+    has_split = any(r.get("split") for r in rows)
+    guard = Guard(rows, [r for r in rows if held_out(r)])
+    added, review, changes = [], [], []
+    total = len(train)
+    for category in sorted(spec.augment):
+        target = spec.augment[category]
+        count = sum(r.get("category") == category for r in train)
+        want = needed(count, total, target)
+        info = CategoryAugment(target=target, before=round(count / max(1, total), 4), wanted=want)
+        report.augment[category] = info
+        if plan or want == 0:
+            info.after = info.before
+            continue
+        seeds = [r for r in train if r.get("category") == category and not is_answer_only(r)]
+        saved = state["augment"].get(category)
+        st = AugmentState(**saved) if saved else AugmentState()
+
+        def save_state(s: AugmentState, cat: str = category) -> None:
+            state["augment"][cat] = asdict(s)
+            checkpoint()
+
+        st = augment_category(category, seeds, want, guard, spec.seed, st, save_state, chat)
+        info.accepted, info.tried, info.rejected = len(st.accepted), st.tried, dict(st.rejected)
+        info.accept_rate = round(info.accepted / st.tried, 4) if st.tried else 0.0
+        kept = 0
+        for item in st.accepted:
+            item = {**item, "split": "train"} if has_split else item
+            if in_review(spec.seed, item["id"], spec.review_share):
+                review.append({"kind": "generated", "row": item, "original": None})
+                continue
+            kept += 1
+            added.append(item)
+            why = (
+                f"augment {category} to {target:.0%} (verified in the sandbox) / "
+                f"扩充{category}至{target:.0%}（沙箱验证）"
+            )
+            changes.append(Change(row_id=item["id"], change="added", why=why))
+        info.after = round((count + kept) / max(1, total + kept), 4)
+    return added, review, changes
+
+
+def mapping_blob(rep: Replacer, public_pem: str) -> bytes:
+    """The PII mapping encrypted to an admin's RSA public key (hybrid: a fresh Fernet key, wrapped with
+    RSA-OAEP); only the holder of the private key can read it back (:func:`open_mapping`)."""
+    from cryptography.fernet import Fernet
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    from imts.core.errors import InputError
+
+    try:
+        key = serialization.load_pem_public_key(public_pem.encode())
+    except ValueError:
+        raise InputError("the mapping key is not a PEM public key", field="mapping_public_key") from None
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise InputError("the mapping key must be an RSA public key (PEM)", field="mapping_public_key")
+    fernet_key = Fernet.generate_key()
+    oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+    wrapped = key.encrypt(fernet_key, oaep)
+    body = Fernet(fernet_key).encrypt(json.dumps(rep.mapping(), ensure_ascii=False).encode())
+    return json.dumps({"key": wrapped.hex(), "body": body.decode()}).encode()
+
+
+def open_mapping(blob: bytes, private_pem: bytes, password: bytes | None = None) -> list[dict[str, str]]:
+    """The mapping (entity, original, surrogate) back from :func:`mapping_blob`'s output."""
+    from cryptography.fernet import Fernet
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    key = serialization.load_pem_private_key(private_pem, password)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise TypeError("not an RSA private key")
+    doc = json.loads(blob)
+    oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+    fernet_key = key.decrypt(bytes.fromhex(doc["key"]), oaep)
+    return list(json.loads(Fernet(fernet_key).decrypt(doc["body"].encode())))

@@ -1,0 +1,208 @@
+"""`data fix` through the service and the job kind: plan, apply, lineage, review, findings, kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from tests.conftest import make_ws, write_jsonl
+
+from imts.analysis.findings import Action, Finding, FindingKind, Severity
+from imts.core.errors import InputError
+from imts.data.service import import_file
+from imts.data.split import split_version
+from imts.data.versions import list_versions, load_rows, resolve
+from imts.jobs.service import run_inline
+from imts.optimise import service
+from imts.optimise.audit import audit
+from imts.optimise.pii.engine import find
+from imts.optimise.spec import FixSpec, read_findings
+from imts.services.kinds import load
+from imts.store.context import Context
+
+load()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory, mathgen: ModuleType) -> tuple[Path, dict]:
+    rows, manifest = mathgen.generate(n=500, seed=3)
+    return write_jsonl(tmp_path_factory.mktemp("fix") / "math.jsonl", rows), manifest
+
+
+def _split(ws: Context, path: Path) -> str:
+    v = import_file(ws, path, "math")
+    return split_version(ws, resolve(ws, v.ref), (0.8, 0.1, 0.1), 0, "category", 13).ref
+
+
+def test_plan_then_apply_replaces_pii_rewrites_and_augments(ws: Context, data: tuple[Path, dict]) -> None:
+    path, manifest = data
+    ref = _split(ws, path)
+    spec = FixSpec(data=ref, pii=True, cot=True, augment={"division": 0.1}, review_share=0.15)
+    plan = service.plan_fix(ws, spec)
+    assert plan.planned and plan.pii_rows >= len(manifest["pii_ids"])
+    assert plan.augment["division"].wanted > 0 and plan.version is None
+    report = run_inline(ws, "data_fix", spec)
+    new = resolve(ws, report.version).version
+    assert new.parents == [resolve(ws, ref).version.id] and new.operation == "fix"
+    rows = load_rows(ws, new)
+    # PII: no original value remains anywhere (train, val, test); the rows are still there.
+    before = {r["id"]: r for r in load_rows(ws, resolve(ws, ref))}
+    originals = {
+        s.text for i in manifest["pii_ids"] for m in before[i]["messages"] for s in find(m["content"])
+    }
+    assert originals and not [o for o in originals for r in rows for m in r["messages"] if o in m["content"]]
+    # CoT: every rewrite kept is verified; every answer-only training row is rewritten or listed.
+    for cat in report.cot.values():
+        assert cat.rewritten + 0 <= cat.answer_only
+    assert sum(c.rewritten for c in report.cot.values()) >= 0.9 * sum(
+        c.answer_only for c in report.cot.values()
+    )
+    # Augmentation: the target share is reached (minus what waits in review), every item audits right.
+    aug = report.augment["division"]
+    added = [r for r in rows if r["id"].startswith("aug-")]
+    assert added and all(r["split"] == "train" for r in added)
+    assert all(audit(r)[0] for r in added)
+    assert aug.accepted == aug.wanted and aug.accept_rate > 0
+    pending = service.list_reviews(ws)
+    assert pending and len(pending) == report.review["pending"]
+    assert {p.kind for p in pending} <= {"generated", "rewritten"}
+    again = service.apply_fix(ws, spec, new.params["job"])  # a requeued attempt after the commit
+    assert again.version == new.ref and len(service.list_reviews(ws)) == len(pending)
+    held = {p.row_id for p in pending}
+    assert not held & {r["id"] for r in added}  # held items are not in the version
+    # change log: why each row changed
+    log = new.report["changes"]
+    assert {c["change"] for c in log} == {"added", "rewritten", "replaced"}
+    # review: accept one, reject one; only the accepted one enters the next version
+    gen = [p for p in pending if p.kind == "generated"] or pending
+    service.decide(ws, gen[0].id, accept=True)
+    if len(pending) > 1:
+        service.decide(ws, pending[-1].id, accept=False, reason="wording")
+    reviewed = service.commit_reviewed(ws, new.id)
+    ids = [r["id"] for r in load_rows(ws, reviewed)]
+    assert len(ids) == len(set(ids))
+    if gen[0].kind == "generated":
+        assert gen[0].row_id in ids and len(ids) == len(rows) + 1
+    if len(pending) > 1 and pending[-1].kind == "generated":
+        assert pending[-1].row_id not in ids
+
+
+def test_findings_drive_the_same_operations(ws: Context, data: tuple[Path, dict], tmp_path: Path) -> None:
+    path, _ = data
+    ref = import_file(ws, path, "m").ref
+    pii = {"kind": FindingKind.PERSONAL_DATA, "severity": Severity.SEVERE, "action": Action.PII_REPLACE}
+    few = {"kind": FindingKind.UNDER_REPRESENTED, "severity": Severity.WARNING, "action": Action.AUGMENT}
+    findings = [
+        Finding(**pii, message_en="personal data", message_zh="个人信息"),
+        Finding(
+            **few, message_en="few", message_zh="少", params={"category": "division", "target_share": 0.05}
+        ),
+    ]
+    file = tmp_path / "findings.json"
+    file.write_text(json.dumps({"findings": [f.model_dump(mode="json") for f in findings]}))
+    spec = FixSpec(data=ref, findings=read_findings(file)).resolved()
+    assert spec.pii and spec.augment == {"division": 0.05} and not spec.cot
+    plan = service.plan_fix(ws, FixSpec(data=ref, findings=findings))
+    assert plan.pii_rows > 0 and plan.augment["division"].wanted > 0
+    file.write_text('[{"kind": "personal_data"}]')
+    with pytest.raises(InputError) as err:
+        read_findings(file)
+    assert err.value.file == str(file) and "findings[0]" in (err.value.field or "")
+    with pytest.raises(InputError):
+        FixSpec(data=ref).resolved()
+
+
+_KILLED = """
+import json, sys
+from pathlib import Path
+from imts.jobs.registry import JobContext, get
+from imts.core.progress import NullProgress
+from imts.services.kinds import load
+from tests.conftest import make_ws
+load()
+ws = make_ws(Path(sys.argv[1]))
+state = Path(sys.argv[2])
+data = json.loads(state.read_text()) if state.exists() else {}
+def save(d):
+    tmp = state.with_suffix(".tmp"); tmp.write_text(json.dumps(d)); tmp.replace(state)
+kind = get("data_fix")
+spec = kind.parse(json.loads(sys.argv[3]))
+job = JobContext(ws, "job_killed", int(sys.argv[4]), data, save, lambda: False, NullProgress(), 0.0)
+print(kind.run(job, spec).version)
+"""
+
+
+def test_kill_minus_9_then_resume_equals_an_uninterrupted_run(
+    tmp_path: Path, data: tuple[Path, dict]
+) -> None:
+    path, _ = data
+    a, b = make_ws(tmp_path / "a"), make_ws(tmp_path / "b")
+    refs = [_split(x, path) for x in (a, b)]
+    spec = {"data": refs[0], "cot": True, "augment": {"division": 0.12}, "seed": 7}
+    whole = run_inline(a, "data_fix", spec)
+    state = tmp_path / "state.json"
+    env = dict(os.environ)
+    cmd = [sys.executable, "-c", _KILLED, str(tmp_path / "b"), str(state), json.dumps(spec)]
+    proc = subprocess.Popen([*cmd, "1"], env=env, cwd=Path(__file__).parents[2])
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and json.loads(state.read_text()).get("fix", {}).get("augment"):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    saved = json.loads(state.read_text())["fix"]
+    assert saved["cot"] and saved["augment"]["division"]["accepted"]  # some verified work was saved
+    out = subprocess.run([*cmd, "2"], env=env, cwd=Path(__file__).parents[2], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    resumed = resolve(b, out.stdout.strip().splitlines()[-1]).version
+    assert resumed.content_hash == resolve(a, whole.version).version.content_hash
+    ids = [r["id"] for r in load_rows(b, resumed)]
+    assert len(ids) == len(set(ids))
+    # a third attempt (as if killed after its commit) returns the same version and makes no other
+    from imts.core.progress import NullProgress
+    from imts.jobs.registry import JobContext, get
+
+    kind = get("data_fix")
+    job = JobContext(b, "job_killed", 3, {}, lambda d: None, lambda: False, NullProgress(), 0.0)
+    assert kind.run(job, kind.parse(spec)).version == resumed.ref
+    assert len([v for v in list_versions(b, "math") if v.operation == "fix"]) == 1
+
+
+def test_two_hundred_generated_items_pass_the_independent_audit(mathgen: ModuleType) -> None:
+    from imts.optimise.augment import AugmentState, Guard, augment_category
+    from imts.optimise.cot import is_answer_only
+
+    rows = []
+    for r in mathgen.generate(n=800, seed=11)[0]:
+        messages = [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["response"]}]
+        rows.append({"id": r["id"], "messages": messages, "answer": r["answer"], "category": r["category"]})
+    seeds = [r for r in rows if r["category"] == "division" and not is_answer_only(r)]
+    state = augment_category("division", seeds, 200, Guard(rows, []), 5, AugmentState())
+    assert len(state.accepted) == 200
+    verdicts = [audit(r) for r in state.accepted]
+    assert [w for ok, w in verdicts if not ok] == []
+    assert len({r["messages"][0]["content"] for r in state.accepted}) == 200
+
+
+def test_a_chat_teachers_unverified_rewrites_are_rejected_and_listed(mathgen: ModuleType) -> None:
+    from imts.agents.backends import RulesBackend
+    from imts.optimise.apply import plan_or_apply
+
+    rows = []
+    for r in mathgen.generate(n=120, seed=4)[0]:
+        messages = [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["response"]}]
+        rows.append({"id": r["id"], "messages": messages, "answer": r["answer"], "category": r["category"]})
+    # The rules backend has no model: its fixed reply holds no steps, so the verifier refuses every one.
+    fixed, _, changes, report, _ = plan_or_apply(rows, FixSpec(data="x", cot=True), b"k", chat=RulesBackend())
+    assert report.not_rewritten and not changes and fixed == rows
+    assert all("verifier" in x["reason"] for x in report.not_rewritten)
+    assert sum(c.answer_only for c in report.cot.values()) == len(report.not_rewritten)
