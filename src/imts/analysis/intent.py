@@ -215,6 +215,7 @@ class TaskSpec(BaseModel):
     domain: str | None = None
     abilities: list[str] = Field(default_factory=list)
     languages: list[str] = Field(default_factory=list)
+    languages_named: bool = False  # the intent names them (else: the intent's own language)
     answer_form: str | None = None
     sub_skills: list[str] = Field(default_factory=list)
     scores: dict[str, float] = Field(default_factory=dict)  # the evidence: combined score per task type
@@ -313,6 +314,7 @@ def _spec(intent: str, text: str, protos: np.ndarray, backend: Any) -> TaskSpec:
     spec.confidence = round(min(1.0, combined[best] / 3), 3)
     spec.domain = spec.domain or next((d for p, d in _DOMAINS.items() if re.search(p, text, re.I)), None)
     named = [code for p, code in _LANGS.items() if re.search(p, text, re.I)]
+    spec.languages_named = bool(named)
     spec.languages = list(dict.fromkeys(named if best == TaskType.TRANSLATION and named else [lang, *named]))
     spec.answer_form, spec.abilities, spec.sub_skills = answer_form, abilities, list(sub_skills)
     return spec

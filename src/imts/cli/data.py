@@ -455,3 +455,12 @@ def share(
         f"[green]shared[/] {shared.version.ref} read-only with project [bold]{shared.project}[/]: "
         f"there it is {shared.reference}"
     )
+
+
+def _register_analysis() -> None:
+    from imts.cli import analyze
+
+    analyze.register(app)
+
+
+_register_analysis()
