@@ -5,8 +5,9 @@ Each sampled row gets the task type its own text shows (the intent cues on its p
 of the pair: worked arithmetic, code, a language change, a much shorter response, several turns, a
 JSON answer, a question with a short answer ...). The score is the share of rows showing the intent's
 task (related tasks count half), times how many rows speak of the intent's subject domain when that
-domain is a field of knowledge (legal, medical, finance): a recipe collection is question answering,
-but not legal question answering.
+domain is a field of knowledge (legal, medical, finance, cooking, literature) and the task is about
+content (question answering, classification, extraction, summaries, dialogue): a recipe collection is
+question answering, but not legal question answering.
 """
 
 from __future__ import annotations
@@ -30,15 +31,28 @@ _RELATED: set[frozenset[TaskType]] = {
     frozenset({TaskType.KNOWLEDGE_QA, TaskType.DIALOGUE}),
     frozenset({TaskType.KNOWLEDGE_QA, TaskType.LOGICAL_REASONING}),
     frozenset({TaskType.EXTRACTION, TaskType.CLASSIFICATION}),
+    frozenset({TaskType.KNOWLEDGE_QA, TaskType.CREATIVE_WRITING}),  # questions about poems, stories
+}
+# Tasks whose data must be about the intent's subject (writing, translating or coding need not be).
+_CONTENT_TASKS = {
+    TaskType.KNOWLEDGE_QA,
+    TaskType.CLASSIFICATION,
+    TaskType.EXTRACTION,
+    TaskType.SUMMARIZATION,
+    TaskType.DIALOGUE,
 }
 # Subject domains whose rows must speak of them (audience domains such as education do not).
 DOMAIN_TERMS: dict[str, str] = {
-    "legal": r"法|律|合同|诉讼|起诉|判决|条款|违约|侵权|仲裁|赔偿|责任|court|law|legal|lawsuit|sue|statute|"
-    r"contract|tenant|landlord|liab|attorney|lawyer|rights?|judge|clause|breach|plaintiff|defendant",
-    "medical": r"医|病|药|症|诊|治疗|患者|手术|血|patient|symptom|disease|drug|dose|dosage|medic|clinic|"
-    r"diagnos|treat|therap|surgery|blood|infection",
-    "finance": r"税|银行|保险|贷款|利率|投资|股|基金|发票|财务|tax|bank|loan|interest|invest|stock|fund|"
-    r"insurance|invoice|account|credit|financ",
+    "legal": r"法律|法院|法规|法定|依法|\w法第|律师|合同|诉讼|起诉|判决|条款|违约|侵权|仲裁|赔偿|维权|权益|"
+    r"遗嘱|继承|财产|犯罪|刑事|民事|\bcourt|\blaw\b|\blegal|lawsuit|\bsue\b|statute|contract|tenant|"
+    r"landlord|liab|attorney|lawyer|\bjudge|clause|breach|plaintiff|defendant",
+    "medical": r"医|病|药|症|诊|治疗|患者|手术|patient|symptom|disease|drug|\bdos(e|age)|medic|clinic|"
+    r"diagnos|treat|therap|surgery|infection",
+    "finance": r"税|银行|保险|贷款|利率|投资|股票|基金|发票|财务|\btax|\bbank|\bloan|interest rate|invest|"
+    r"stock|insurance|invoice|credit|financ",
+    "cooking": r"菜|烹饪|食谱|厨|炒|煮|蒸|炖|炸|烤|调料|recipe|\bcook|\bbak|kitchen|\bfood|\bdish|\bmeal|"
+    r"\bsoup|\bsauce|oven|\bpan\b|fry|boil",
+    "literature": r"诗|词|文学|赏析|意境|意象|抒发|七律|绝句|《|poem|poet|literar|verse|novel|stanza",
 }
 _CODE = re.compile(
     r"\bdef \w+\(|\breturn\b|\bimport \w+|#include|\bfunction\s*\w*\(|=>|\bSELECT\b.+\bFROM\b|\bclass \w+|"
@@ -125,7 +139,7 @@ def check_fit(
     )
     score = credit / n
     domain_share = None
-    if spec.domain in DOMAIN_TERMS:
+    if spec.domain in DOMAIN_TERMS and spec.task in _CONTENT_TASKS:
         pattern = re.compile(DOMAIN_TERMS[spec.domain], re.I)
         domain_share = (
             sum(bool(pattern.search(p + " " + r)) for p, r in zip(prompts, responses, strict=True)) / n
@@ -178,4 +192,5 @@ def check_fit(
 
 
 def _zh_domain(domain: str | None) -> str:
-    return {"legal": "法律", "medical": "医疗", "finance": "金融"}.get(domain or "", domain or "")
+    names = {"legal": "法律", "medical": "医疗", "finance": "金融", "cooking": "烹饪", "literature": "文学"}
+    return names.get(domain or "", domain or "")

@@ -181,6 +181,8 @@ _DEFAULTS: dict[TaskType, tuple[str, list[str], list[str]]] = {
 }
 
 _DOMAINS: dict[str, str] = {
+    r"诗|词|文学|赏析|poem|poetry|literature|verse": "literature",
+    r"做菜|菜谱|食谱|烹饪|厨|cooking|recipes?|kitchen|baking|chef": "cooking",
     r"小学|年级|孩子|学生|初中|高考|homework|grade[- ]school|kid|school|students?|elementary": "education",
     r"医|病历|药|clinical|medical|pharmac\w*|patient|nursing|biology": "medical",
     r"法律|合同|legal|law\b|contracts?|lsat": "legal",
