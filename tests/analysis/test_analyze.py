@@ -23,7 +23,7 @@ INTENT = "我想训练一个能解决小学奥数题的数学模型"
 
 @pytest.fixture(scope="module")
 def generated(mathgen: ModuleType) -> tuple[list[dict], dict]:
-    return mathgen.generate(n=1500, seed=7)
+    return mathgen.generate(n=1000, seed=7)
 
 
 def _by_kind(a: service.Analysis, kind: FindingKind) -> list:  # type: ignore[name-defined]
@@ -35,7 +35,7 @@ def test_findings_match_the_manifest(ws: Context, tmp_path: Path, generated: tup
     # No category field: the categories must be inferred from the operations each problem needs.
     bare = [{k: v for k, v in r.items() if k != "category"} for r in rows]
     data.import_file(ws, write_jsonl(tmp_path / "math.jsonl", bare), "math")
-    a = service.analyze(ws, "math", INTENT, opts=AnalysisOptions(sample=40, clusters=3))
+    a = service.analyze(ws, "math", INTENT, opts=AnalysisOptions(sample=30, clusters=3))
     assert a.status == "complete" and a.fit.verdict == "fits" and a.lang == "zh"
     n = manifest["n"]
     assert a.health and a.health.balance and a.health.balance.source == "inferred_operations"
@@ -73,7 +73,7 @@ def test_findings_match_the_manifest(ws: Context, tmp_path: Path, generated: tup
     assert "数据集健康报告" in service.report_path(ws, "math", "md").read_text("utf-8")
     page = service.report_path(ws, "math", "html").read_text("utf-8")
     assert "semantic-map" in page and "Plotly" in page
-    assert a.semantic and a.semantic.sample == 40 and len(a.semantic.clusters) == 3
+    assert a.semantic and a.semantic.sample == 30 and len(a.semantic.clusters) == 3
     assert json.loads(service.report_path(ws, "math", "json").read_text("utf-8"))["id"] == a.id
 
 
