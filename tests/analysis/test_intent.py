@@ -41,3 +41,31 @@ def test_spec_fields_and_vague_question() -> None:
     assert vague.task is None and vague.question("zh") and vague.question("en")
     tr = parse_intent("Translate English medical leaflets into Spanish.")
     assert tr.task == TaskType.TRANSLATION and set(tr.languages) == {"en", "es"}
+
+
+class _ScriptedBackend:
+    """A chat backend that answers one fixed reply (the shape any ``ChatBackend`` has)."""
+
+    name = "scripted"
+
+    def __init__(self, reply: str) -> None:
+        self.reply = reply
+
+    def chat(self, messages: list[dict[str, str]], max_tokens: int = 256, temperature: float = 0.0) -> object:
+        from imts.agents.chat import ChatReply
+
+        return ChatReply(self.reply, 10, 10)
+
+
+def test_a_configured_backend_refines_and_a_bad_reply_is_ignored() -> None:
+    refined = parse_intent(
+        "answer questions about our products",
+        _ScriptedBackend('{"task": "knowledge_qa", "domain": "retail"}'),
+    )
+    assert (
+        refined.task == TaskType.KNOWLEDGE_QA
+        and refined.domain == "retail"
+        and refined.method.endswith("scripted")
+    )
+    kept = parse_intent("对商品评价做情感分类", _ScriptedBackend("I think it is sentiment"))
+    assert kept.task == TaskType.CLASSIFICATION and kept.method == "rules+minilm"

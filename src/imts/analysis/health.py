@@ -75,6 +75,16 @@ def split_leaks(rows: Rows) -> dict[int, str]:
     }
 
 
+def expected_skills(spec: TaskSpec, ev: Evidence) -> list[str]:
+    """The spec's sub-skills, where the categories can speak of them: inferred operations, or a
+    category field that names at least one of them (a field of other names is another taxonomy)."""
+    if ev.category_source == "inferred_operations":
+        return list(spec.sub_skills)
+    if ev.category_source == "field" and set(spec.sub_skills) & set(filter(None, ev.categories)):
+        return list(spec.sub_skills)
+    return []
+
+
 def _finding(
     rows: Rows,
     kind: FindingKind,
@@ -106,7 +116,7 @@ def build_findings(rows: Rows, prof: ProfileResult, spec: TaskSpec, ev: Evidence
     for i, c in enumerate(ev.categories):
         if c is not None:
             by_cat[c].append(i)
-    expected = [s for s in spec.sub_skills if ev.category_source != "clusters"]
+    expected = expected_skills(spec, ev)
     known = sum(len(v) for v in by_cat.values())
     if len(by_cat) >= 2 and known:
         even = 1 / len(set(by_cat) | set(expected))
@@ -287,7 +297,7 @@ def score(rows: Rows, prof: ProfileResult, spec: TaskSpec, ev: Evidence, finding
     n = max(1, len(rows))
     dup = (len(prof.exact) + len(prof.near)) / n
     cats = Counter(c for c in ev.categories if c is not None)
-    for s in spec.sub_skills if ev.category_source != "clusters" else []:
+    for s in expected_skills(spec, ev):
         cats.setdefault(s, 0)
     balance = _entropy(list(cats.values())) if cats else 1.0
     broken = {i for f in findings if f.kind in (FindingKind.FORMAT, FindingKind.LEAKAGE) for i in f.row_ids}
