@@ -97,10 +97,9 @@ def analyze(
     )
     _store(ctx, result)
     if result.status == "refused":
-        raise AnalysisRefused(
-            f"{result.fit.reason_en}. {result.fit.suggestion_en} (analysis {result.id}) / "
-            f"{result.fit.reason_zh}。{result.fit.suggestion_zh}"
-        )
+        en = f"{result.fit.reason_en}. {result.fit.suggestion_en} (analysis {result.id})"
+        zh = f"{result.fit.reason_zh}。{result.fit.suggestion_zh}（分析 {result.id}）"
+        raise AnalysisRefused(f"{zh} / {en}" if result.lang == "zh" else f"{en} / {zh}")
     return result
 
 
