@@ -237,18 +237,38 @@ def report_path(ctx: Context, ref: str, fmt: str = "html", analysis_id: str | No
 
 
 def fit_gate(ctx: Context, ref: str) -> AnalysisSummary | None:
-    """What a training or optimisation step asks first: the latest analysis of the version, if any.
+    """What a training or optimisation step asks first: the nearest analysis of the version or of the
+    versions it was made from (a split of an analysed version is gated by that analysis), if any.
 
     Raises:
         AnalysisRefused: that analysis refused the data and was not forced.
     """
-    try:
-        rec = _record(ctx, ref, None)
-    except NotFoundError:
-        return None
-    if rec.verdict == "refused" and not rec.forced:
+    from imts.store.models import VersionParent
+
+    start = resolve(ctx, ref).version
+    frontier, seen = [start.id], {start.id}
+    with ctx.session() as s:
+        for _ in range(20):  # lineage depth: a version is rarely more than a few steps from an import
+            rec = s.scalars(
+                select(DatasetAnalysis)
+                .where(DatasetAnalysis.project_id == ctx.project_id, DatasetAnalysis.version_id.in_(frontier))
+                .order_by(DatasetAnalysis.created_at.desc(), DatasetAnalysis.id.desc())
+            ).first()
+            if rec is not None:
+                break
+            parents = s.scalars(select(VersionParent.parent_id).where(VersionParent.version_id.in_(frontier)))
+            frontier = [p for p in parents if p not in seen]
+            seen.update(frontier)
+            if not frontier:
+                return None
+        else:
+            return None
+        summary = _summary(rec)
+    if summary.verdict == "refused" and not summary.forced:
         raise AnalysisRefused(
-            f"analysis {rec.id} refused {ref} for the intent {rec.intent!r}; bring other data, or analyse "
-            "again with --force to go on (recorded)"
+            f"analysis {summary.id} refused the data of {ref} for the intent {summary.intent!r}; bring "
+            "other data, or analyse again with --force to go on (recorded) / "
+            f"分析 {summary.id} 判定 {ref} 的数据与目标不符；"
+            "请提供其他数据，或使用 --force 重新分析后继续（会被记录）"
         )
-    return _summary(rec)
+    return summary
