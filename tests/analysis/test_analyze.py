@@ -101,6 +101,13 @@ def test_refusal_force_and_gate(ws: Context, tmp_path: Path) -> None:
     assert _by_kind(forced, FindingKind.OFF_INTENT)[0].params["forced"] is True
     assert service.fit_gate(ws, "poems").forced  # type: ignore[union-attr]
     assert "Dataset health report" in service.report_path(ws, "poems", "md").read_text("utf-8")
+    # The ``analyze`` job kind: a refusal is the job's answer (stored), not a failure to retry.
+    import imts.analysis.jobs  # noqa: F401  (registers the kind)
+    from imts.jobs.service import run_inline
+
+    result = run_inline(ws, "analyze", {"data": "poems@1", "intent": INTENT, "semantic": False})
+    assert result.refused and result.verdict == "refused"  # type: ignore[attr-defined]
+    assert service.list_analyses(ws, "poems@1")[0].id == result.analysis  # type: ignore[attr-defined]
     with pytest.raises(InputError, match="您希望模型具体做什么"):
         service.analyze(ws, "poems", "make it better")
     with pytest.raises(InputError, match="--lang"):
