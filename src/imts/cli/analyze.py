@@ -50,6 +50,7 @@ def register(app: typer.Typer) -> None:
         sample: int = typer.Option(2000, help="Rows embedded for the semantic map (stratified)."),
         clusters: int | None = typer.Option(None, help="Clusters of the semantic map (default: by size)."),
         model: str = typer.Option("smollm2-135m-instruct", help="Base model whose tokenizer counts tokens."),
+        context_len: int = typer.Option(2048, "--context", help="The model's context length (tokens)."),
         no_map: bool = typer.Option(False, "--no-map", help="Skip the semantic map (no embeddings)."),
         out: Path | None = typer.Option(None, help="Also copy report.md, report.html, analysis.json here."),
         backend: str = typer.Option("rules", help=BACKEND_HELP + " Refines the intent, names clusters."),
@@ -66,7 +67,12 @@ def register(app: typer.Typer) -> None:
 
         ctx = context()
         opts = AnalysisOptions(
-            sample=sample, clusters=clusters, model=model, force=force, semantic=not no_map
+            sample=sample,
+            clusters=clusters,
+            model=model,
+            context=context_len,
+            force=force,
+            semantic=not no_map,
         )
         chat = _backend(backend, backend_model, url) if backend != "rules" else None
         a = service.analyze(ctx, ref, intent, lang=lang, opts=opts, backend=chat, progress=progress())
