@@ -74,10 +74,10 @@ def analyze(
         raise InputError(f"--lang must be one of {', '.join(LANGS)}, not {lang!r}", field="lang")
     if not intent.strip():
         raise InputError("the intent is empty: say what the model should learn", field="intent")
+    data = resolve(ctx, ref)  # an unknown reference fails before any model loads
     spec = parse_intent(intent, backend)
     if spec.task is None:
         raise InputError(f"{spec.question_en} / {spec.question_zh}", field="intent")
-    data = resolve(ctx, ref)
     rows = read_rows(ctx, data)
     if not len(rows):
         raise InputError(f"{data} has no rows to analyse", field="dataset")
