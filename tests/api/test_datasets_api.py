@@ -1,5 +1,5 @@
 """Every dataset verb through the real app (TestClient) on SQLite and PostgreSQL: upload, list, show,
-rows, stats, diff, split, dedup, lineage, roll back, export, share, URL and SQL imports; each change
+rows, stats, diff, split, dedup, lineage, roll back, export, share, URL and SQL imports, analyses; each change
 audited with its actor."""
 
 from __future__ import annotations
@@ -161,3 +161,37 @@ def test_data_fix_plan_submit_and_review(world: World) -> None:
     assert http.post(f"{base}/reviews/{first['id']}", json={"accept": False}).status_code == 409
     made = http.post(f"{base}/datasets/refs/{first['fix_version']}/reviewed")
     assert made.status_code == 201 and made.json()["operation"] == "review"
+
+
+def test_analyses_over_the_api(world: World, tmp_path: Path) -> None:
+    """Dataset analyses: run one, read it back, its report, a 409 refusal (stored), a queued job, roles."""
+    a = world.a
+    http = _as(world, a.keys["researcher"])
+    upload_file(http, a.tenant, a.project, small_jsonl(tmp_path / "sums.jsonl", 30), name="sums")
+    base = f"/api/v1/tenants/{a.tenant}/projects/{a.project}/datasets/refs/sums"
+    body = {"intent": "Solve arithmetic word problems step by step", "semantic": False}
+    r = http.post(f"{base}/analyses", json=body)
+    assert r.status_code == 201, r.text
+    summary = r.json()
+    assert summary["verdict"] == "fits" and summary["findings"]["answer_only"] == 30
+
+    full = http.get(f"{base}/analysis").json()
+    assert full["id"] == summary["id"] and full["version"] == "sums@1" and full["lang"] == "en"
+    (ao,) = [f for f in full["findings"] if f["kind"] == "answer_only"]
+    assert len(ao["row_ids"]) == 30 and ao["action"] == "cot_rewrite"
+    page = http.get(f"{base}/analysis/report", params={"format": "html"})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "Dataset health report" in page.text
+
+    refused = http.post(f"{base}/analyses", json={"intent": "写古风诗词，七言绝句那种", "semantic": False})
+    assert refused.status_code == 409 and "匹配度" in refused.text
+    assert [x["verdict"] for x in http.get(f"{base}/analyses").json()] == ["refused", "fits"]
+    vague = http.post(f"{base}/analyses", json={"intent": "make a good AI"})
+    assert vague.status_code == 422 and "What should the model do" in vague.text
+
+    job = http.post(f"{base}/analyses/jobs", json={**body, "lang": "zh"})
+    assert job.status_code == 201 and job.json()["kind"] == "analyze"
+
+    viewer = _as(world, a.keys["viewer"])
+    assert viewer.get(f"{base}/analysis").status_code == 200
+    assert viewer.post(f"{base}/analyses", json=body).status_code == 403

@@ -13,6 +13,7 @@ from imts import __version__
 from imts.api import errors, metrics
 from imts.api.deps import permission_of
 from imts.api.routes import (
+    analyses,
     audit,
     auth,
     datasets,
@@ -40,8 +41,8 @@ PREFIX = "/api/v1"
 CONSOLE = Path(__file__).parent / "console"  # the web console: static files, served at / (docs/console.md)
 # Every resource's router; a route without a declared permission makes create_app refuse.
 ROUTERS = [health.router, auth.router, me.router, users.router, tenants.router, members.router,
-           keys.router, audit.router, datasets.router, uploads.router, jobs.router, runs.router,
-           evals.router, models.router, deployments.router, pool.router, webhooks.router,
+           keys.router, audit.router, datasets.router, analyses.router, uploads.router, jobs.router,
+           runs.router, evals.router, models.router, deployments.router, pool.router, webhooks.router,
            specs.router, optimise.router]  # fmt: skip
 
 

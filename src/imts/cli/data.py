@@ -25,7 +25,8 @@ app = typer.Typer(
 def import_(
     source: str = typer.Argument(
         ...,
-        help="File or URL (s3://...): .jsonl .json .csv .tsv .parquet .txt, optionally gzip/zstd/bz2/xz "
+        help="File or URL (s3://...): .jsonl .json .csv .tsv .parquet .txt, documents .pdf .md .html (page "
+        "/ section chunks), optionally gzip/zstd/bz2/xz "
         "compressed (.gz .zst .bz2 .xz, or detected from the content); see docs/datasets.md.",
     ),
     name: str | None = typer.Option(None, "--name", "-n", help="Dataset name (default: file name)."),
@@ -464,3 +465,12 @@ def _register_fix() -> None:
 
 
 _register_fix()
+
+
+def _register_analysis() -> None:
+    from imts.cli import analyze
+
+    analyze.register(app)
+
+
+_register_analysis()

@@ -40,6 +40,7 @@ from imts.data import columnar, merge, scratch
 from imts.data.formats import FieldMap
 from imts.data.readers import (
     COMPRESSED_SUFFIXES,
+    TEXT_KINDS,
     Record,
     compression_of,
     decompressed,
@@ -111,7 +112,7 @@ def import_file(
     except BaseException:
         f.close()
         raise
-    if kind == "text" and not (mapping and mapping.format):
+    if kind in TEXT_KINDS and not (mapping and mapping.format):
         mapping = FieldMap(**{**(mapping or FieldMap()).__dict__, "format": "text"})
     base = shown.rstrip("/").rsplit("/", 1)[-1]
     for suffix in COMPRESSED_SUFFIXES:
@@ -153,7 +154,7 @@ def import_file(
                 advance.done = 0  # type: ignore[attr-defined]
         return _ingest(
             ctx,
-            read_records(f, kind, text_unit, compression),
+            read_records(f, kind, text_unit, compression, source=shown.rstrip("/").rsplit("/", 1)[-1]),
             shown,
             name or stem,
             mapping,

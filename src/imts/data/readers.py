@@ -11,7 +11,9 @@ Formats and what one record is:
     .json            a JSON array of objects (parsed incrementally, one element in memory at a time)
     .csv/.tsv        one row per record, the header names the fields (all values are text)
     .parquet         one row per record, read in batches of 5,000 rows
-    .txt/.md         one record {"text": ...} per non-empty line, or per blank-line-separated paragraph
+    .txt             one record {"text": ...} per non-empty line, or per blank-line-separated paragraph
+    .md .html .pdf   one record per section (Markdown, HTML) or page (PDF), long ones in parts, with
+                     ``source``, ``section``/``page`` and ``part`` (``data.documents``)
 
 Any of them may be compressed with gzip, zstd, bz2 or xz: recognised by the content's magic bytes (and
 by a ``.gz``/``.zst``/``.bz2``/``.xz`` suffix, which is stripped before the type is read from the name)
@@ -37,10 +39,14 @@ import pyarrow as pa
 import zstandard
 
 from imts.core.errors import InputError
+from imts.data import documents
 
 Record = tuple[int, dict[str, Any] | InputError]
 READERS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "csv"}
-READERS |= {".parquet": "parquet", ".pq": "parquet", ".txt": "text", ".md": "text"}
+READERS |= {".parquet": "parquet", ".pq": "parquet", ".txt": "text"}
+READERS |= {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html", ".pdf": "pdf"}
+# Kinds whose rows are plain text (format ``text``); the documents are chunked by ``data.documents``.
+TEXT_KINDS = ("text", "markdown", "html", "pdf")
 _CHUNK = 1 << 20
 MAX_ELEMENT_CHARS = 64 << 20  # one element of a JSON array may be this large
 BOM = b"\xef\xbb\xbf"
@@ -152,6 +158,7 @@ def read_records(
     kind: str,
     text_unit: Literal["line", "paragraph"] = "line",
     compression: str | None = None,
+    source: str = "",
 ) -> Iterator[Record]:
     """Records of an open binary file of type ``kind`` (see the module docstring).
 
@@ -172,6 +179,8 @@ def read_records(
             records = _csv(stream)
         elif kind == "parquet":
             records = _parquet(stream)
+        elif kind in documents.READERS:
+            records = documents.read(stream, kind, source)
         else:
             records = _text(stream, text_unit)
         for record in records:

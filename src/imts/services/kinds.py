@@ -9,6 +9,7 @@ from __future__ import annotations
 
 def load() -> None:
     """Register every job kind (idempotent; each module registers once, on import)."""
+    import imts.analysis.jobs
     import imts.data.jobs
     import imts.evals.jobs
     import imts.jobs.sleep

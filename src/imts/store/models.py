@@ -600,3 +600,25 @@ class ReviewItem(Base):
     decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class DatasetAnalysis(Base):
+    """One analysis of a dataset version against an intent (``imts data analyze``): the summary here,
+    the full result and its reports under the artifact store (``report_key``)."""
+
+    __tablename__ = "dataset_analyses"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    version_id: Mapped[str] = mapped_column(ForeignKey("dataset_versions.id"), index=True)
+    intent: Mapped[str] = mapped_column(Text)
+    lang: Mapped[str] = mapped_column(String(10))
+    task: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    verdict: Mapped[str] = mapped_column(String(20))  # fits | partial | refused
+    fit_score: Mapped[float] = mapped_column(Float)
+    health_score: Mapped[float | None] = mapped_column(Float, nullable=True)  # None: refused, not forced
+    forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    findings: Mapped[dict[str, Any]] = mapped_column(default=dict)  # kind -> rows, for lists and the loop
+    report_key: Mapped[str] = mapped_column(String(200))
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -61,7 +61,8 @@ def run_train_rank(job: JobContext, spec: TrainJob) -> None:
 
 def check_train(ctx: Context, spec: TrainJob) -> None:
     """Refuse an unknown base model or dataset, a dataset of the wrong format or without the split to
-    train on, QLoRA without CUDA."""
+    train on, data the dataset analysis refused for its intent (unless forced), QLoRA without CUDA."""
+    from imts.analysis.service import fit_gate
     from imts.data.versions import resolve
     from imts.registry import base_models
     from imts.train.spec import check_format, check_runnable, check_splits
@@ -71,8 +72,9 @@ def check_train(ctx: Context, spec: TrainJob) -> None:
         from imts.train.service import check_resumable
 
         check_resumable(ctx, spec.resume)
-    base_models.get(ctx, spec.run.base_model)
     version = resolve(ctx, spec.run.data).version
+    fit_gate(ctx, spec.run.data)
+    base_models.get(ctx, spec.run.base_model)
     check_format(spec.run, version.ref, version.format)
     check_splits(spec.run, version.ref, version.stats.get("split", {}))
 

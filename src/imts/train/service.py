@@ -218,6 +218,9 @@ def _inputs(ctx: Context, spec: RunSpec) -> tuple[Any, Any, list[dict[str, Any]]
     check_format(spec, version.ref, version.format)
     splits = version.stats.get("split", {})
     check_splits(spec, version.ref, splits)
+    from imts.analysis.service import fit_gate
+
+    fit_gate(ctx, spec.data)  # data the analysis refused for its intent trains only when forced
     train_rows = (
         load_rows(ctx, DataRef(version, spec.train_split)) if spec.train_split else load_rows(ctx, data)
     )

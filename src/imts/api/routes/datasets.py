@@ -36,7 +36,9 @@ class ImportOptions(BaseModel):
     format: str | None = Field(
         None, description="prompt_response | chat | preference | classification | text"
     )
-    type: str | None = Field(None, description="jsonl | json | csv | parquet | text (default: suffix)")
+    type: str | None = Field(
+        None, description="jsonl | json | csv | parquet | text | markdown | html | pdf (default: suffix)"
+    )
     text_unit: Literal["line", "paragraph"] = "line"
     on_error: OnError = Field("fail", description="fail: stop at the first bad row; skip: leave bad rows out")
 

@@ -1,7 +1,7 @@
 """data optimisation: per-project secrets (PII surrogates) and the review queue of generated rows
 
 Revision ID: 1500_optimise
-Revises: 0980_jobs_list_index
+Revises: 1400_analysis
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "1500_optimise"
-down_revision: str | Sequence[str] | None = "0980_jobs_list_index"
+down_revision: str | Sequence[str] | None = "1400_analysis"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
