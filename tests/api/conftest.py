@@ -195,6 +195,7 @@ OTHER_OBJECTS: dict[str, ObjectFactory] = {
     "model": _model,
     "alias": lambda ctx, side: "staging",
     "fmt": lambda ctx, side: "json",
+    "format": lambda ctx, side: "adapter",  # an export format
     "dataset": _dataset,
     "ref": _version_id,
     "other": _version_id,

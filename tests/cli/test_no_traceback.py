@@ -32,6 +32,7 @@ NO_REQUIRED = {
     "runs list": ["--kind", "{bad}"],
     "jobs list": ["--state", "{bad}"],
     "pool show": ["--no-such-option"],
+    "pool costs": ["--no-such-option"],
     "models list": ["--no-such-option"],
     "data list": ["{bad}"],
     "data review list": ["--status", "{bad}"],
