@@ -366,7 +366,7 @@ def embed_(
     from imts.data import service, vectors, versions
 
     ctx = context()
-    info = service.embed(ctx, ref, progress())
+    info = service.embed(ctx, ref, None if as_json else progress())
     if out is not None:
         import numpy as np
 
