@@ -9,9 +9,14 @@ decontamination and MinHash near-duplicate removal of a generated math dataset);
 adds around the same worker. (b) ``--jobs`` split jobs and two train jobs of 1 CPU each submitted at once
 on a Ray cluster with one 1-CPU worker node and with two (the head holds no work): wall time and
 speed-up. On a 2-core machine the speed-up is bounded by the cores (the head, the raylets and the
-scheduler share them with the work).
+scheduler share them with the work). (c) the data operations themselves split over Ray tasks
+(``imts.data.parallel``): dedup hashing (exact keys + MinHash signatures) and MiniLM embedding of
+``--data-rows`` rows, in this process vs on 1 and on 2 Ray worker nodes, cold (a new Ray driver and
+new Ray workers: torch imported, the model loaded) and warm (the kept driver and workers); the
+results are checked equal to the in-process ones (exact hashes, allclose vectors).
 
     PYTHONPATH=src .venv/bin/python benchmarks/ray_scale.py [--jobs 4] [--rows 3000] [--steps 30]
+        [--data-rows 2000] [--piece-rows 250] [--only-data]
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from imts.train.spec import RunSpec
 TOKENIZER = Path.home() / ".cache" / "imts" / "models" / "smollm2-135m-instruct"
 
 
-def workspace(root: Path, cpus: int, address: str | None, data: Path, model: Path) -> Context:
+def workspace(root: Path, cpus: int, address: str | None, data: Path, model: Path | None) -> Context:
     root.mkdir(parents=True)
     spec: dict[str, object] = {"nodes": [{"name": "n", "cpus": cpus, "memory_gb": 8}]}
     if address:
@@ -62,7 +67,8 @@ def workspace(root: Path, cpus: int, address: str | None, data: Path, model: Pat
             scheduler_interval_s=0.05,
         )
     )
-    base_models.add(ws, model, name="tiny")
+    if model is not None:
+        base_models.add(ws, model, name="tiny")
     import_file(ws, data, name="math")
     return ws
 
@@ -107,11 +113,68 @@ def run(ws: Context, subs: list[Submission], together: bool) -> tuple[float, lis
     return time.perf_counter() - t0, each
 
 
+def data_ops(ws: Context, ref: str) -> tuple[float, float, list[dict], object]:
+    """Seconds of dedup hashing and of embedding ``ref`` where the pool says; the hashes and vectors."""
+    from imts.data import parallel, vectors
+
+    source = resolve(ws, ref)
+    t0 = time.perf_counter()
+    hashes = list(parallel.map_shards(ws, source, "dedup_hash", {"num_perm": 128}))
+    t_hash = time.perf_counter() - t0
+    ws.artifacts.delete(vectors.artifact_key(source))  # computed again, not read back
+    t0 = time.perf_counter()
+    vectors.embed_version(ws, source)
+    t_embed = time.perf_counter() - t0
+    return t_hash, t_embed, hashes, vectors.load_vectors(ws, source)[1]
+
+
+def data_bench(root: Path, data: Path, rows: int, piece_rows: int) -> list[str]:
+    """(c): in-process vs 1 vs 2 Ray worker nodes, cold and warm; results checked equal."""
+    import numpy as np
+    import pyarrow as pa
+
+    from imts.data import parallel
+
+    parallel.RAY_PIECE_ROWS = piece_rows
+    ws = workspace(root / "data-local", 1, None, data, None)
+    h_cold, e_cold, hashes, vecs = data_ops(ws, "math@1")  # cold: torch imported, the model loaded
+    h_local, e_local, _, _ = data_ops(ws, "math@1")
+    out = [f"(c) data operations on {rows} rows, Ray pieces of {piece_rows} rows (1 CPU per task);"]
+    out.append("    ratios are in-process warm time / this time (>1: faster than in-process)")
+    out.append(f"    in-process, cold: dedup hashing {h_cold:.2f} s, MiniLM embedding {e_cold:.2f} s")
+    out.append(f"    in-process, warm: dedup hashing {h_local:.2f} s, MiniLM embedding {e_local:.2f} s")
+    cluster = LocalRayCluster(head_cpus=0, node_cpus=(1,)).start()
+    try:
+        for nodes in (1, 2):
+            if nodes == 2:
+                cluster.nodes.append(cluster.add_node(1))
+            parallel._close_idle()  # cold: a new driver, new Ray workers on every node
+            ws = workspace(root / f"data-ray{nodes}", nodes, cluster.address, data, None)
+            for run_kind in ("cold", "warm"):
+                h, e, got_hashes, got = data_ops(ws, "math@1")
+                norms = [pa.concat_arrays([p["norm"] for p in hs]) for hs in (got_hashes, hashes)]
+                assert norms[0].equals(norms[1]), "exact keys differ"
+                sig = np.concatenate([p["sig"] for p in got_hashes])
+                assert np.array_equal(sig, np.concatenate([p["sig"] for p in hashes])), "hashes differ"
+                assert np.allclose(got, vecs, atol=1e-5), "vectors differ"
+                out.append(
+                    f"    Ray, {nodes} node(s), {run_kind}: dedup hashing {h:.2f} s ({h_local / h:.2f}x "
+                    f"in-process), embedding {e:.2f} s ({e_local / e:.2f}x in-process)"
+                )
+    finally:
+        parallel._close_idle()
+        cluster.stop()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--jobs", type=int, default=4, help="split jobs per measurement")
     ap.add_argument("--rows", type=int, default=3000, help="rows of the generated dataset")
     ap.add_argument("--steps", type=int, default=30, help="optimizer steps of each train job")
+    ap.add_argument("--data-rows", type=int, default=2000, help="rows of the data operations (c)")
+    ap.add_argument("--piece-rows", type=int, default=250, help="rows per Ray task in (c)")
+    ap.add_argument("--only-data", action="store_true", help="only (c)")
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
     from train_throughput import make_tiny_model
@@ -123,6 +186,12 @@ def main() -> None:
         rows, _ = example_generator().generate(args.rows, 3)
         data = root / "math.jsonl"
         data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        small = root / "small.jsonl"
+        small.write_text("".join(json.dumps(r) + "\n" for r in rows[: args.data_rows]), encoding="utf-8")
+        report = data_bench(root, small, min(args.data_rows, len(rows)), args.piece_rows)
+        print("\n".join(report), flush=True)
+        if args.only_data:
+            return
         model = make_tiny_model(TOKENIZER, root / "tiny", seed=0)
 
         ws = workspace(root / "local", 1, None, data, model)
@@ -148,6 +217,7 @@ def main() -> None:
     print(f"    scheduling overhead of the Ray executor: {mr - ml:+.2f} s per job ({mr / ml:.2f}x)")
     print(f"(b) {args.jobs} split + 2 train jobs at once: 1 Ray node {wall1:.1f} s, 2 nodes {wall2:.1f} s")
     print(f"    speed-up {wall1 / wall2:.2f}x (2-core machine: bounded by the cores)")
+    print("\n".join(report))
 
 
 if __name__ == "__main__":

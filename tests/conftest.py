@@ -12,8 +12,10 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import yaml
 
 from imts.core.settings import Settings
+from imts.jobs.ray_local import LocalRayCluster
 from imts.services.startup import local_context
 from imts.store.context import Context
 
@@ -84,6 +86,35 @@ def mathgen() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[LocalRayCluster]:
+    """One real Ray cluster per test session (loopback), shared by every test that needs one: a head of
+    1 CPU and a node of 2 CPUs, so a 2-CPU job can only be placed on the second node."""
+    cluster = LocalRayCluster(head_cpus=1, node_cpus=(2,)).start()
+    yield cluster
+    cluster.stop()
+
+
+def ray_ws(root: Path, cluster: LocalRayCluster, **settings: Any) -> Context:
+    """A workspace whose pool runs on ``cluster`` (``executor: ray``), with fast heartbeats."""
+    pool = root / "pool.yaml"
+    write_ray_pool(pool, cluster)
+    values = dict(heartbeat_s=0.3, heartbeat_timeout_s=5.0, start_timeout_s=60.0, scheduler_interval_s=0.1)
+    values.update(settings)
+    return local_context(Settings(workspace=root / "ws", pool_file=pool, **values))
+
+
+def write_ray_pool(pool: Path, cluster: LocalRayCluster, **more: Any) -> Path:
+    spec = {
+        "executor": "ray",
+        "ray_address": cluster.address,
+        "nodes": [{"name": "ray", "cpus": 3, "memory_gb": 8}],  # what the cluster holds, to share out
+        **more,
+    }
+    pool.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    return pool
 
 
 def write_jsonl(path: Path, rows: list[Any]) -> Path:

@@ -70,6 +70,15 @@ def test_every_dataset_verb(world: World, tmp_path: Path) -> None:
     assert http.get(f"{base}/refs/arith@3:train").json()["split"] == "train"
     dd = http.post(f"{base}/refs/arith@1/dedup", json={"exact_only": True})
     assert dd.status_code == 201 and dd.json()["report"]["rows_out"] == 20
+    emb = http.post(f"{base}/refs/arith@3:val/embeddings")
+    assert emb.status_code == 201, emb.text
+    assert (emb.json()["rows"], emb.json()["dim"], emb.json()["executor"]) == (
+        split.json()["stats"]["split"]["val"],
+        384,
+        "local",
+    )
+    assert http.post(f"{base}/refs/arith@3:val/embeddings").json()["executor"] == "cached"
+    assert _as(world, a.keys["viewer"]).post(f"{base}/refs/arith@1/embeddings").status_code == 403
     back = http.post(f"{base}/arith/rollback", json={"to": "1"})
     assert back.status_code == 201 and back.json()["num_rows"] == 20
     lineage = http.get(f"{base}/arith/lineage").json()

@@ -6,6 +6,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 from tests.cli.test_cli import imts
 
 
@@ -43,6 +44,11 @@ def test_data_commands_end_to_end(tmp_path: Path, math_file: Path) -> None:
         c.executemany("insert into t values (?, ?)", [("good", "pos"), ("bad", "neg")])
     out = ok("data", "query", f"sqlite:///{db}", "select * from t", "--name", "cls")
     assert "imported 2 rows as cls@1" in out and "classification" in out
+    info = json.loads(ok("data", "embed", "cls@1", "--out", str(tmp_path / "v.npy"), "--json"))
+    assert (info["rows"], info["dim"], info["executor"]) == (2, 384, "local")
+    vectors = np.load(tmp_path / "v.npy")
+    assert vectors.shape == (2, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert len((tmp_path / "v.ids.txt").read_text().split()) == 2
 
 
 def test_dedup_keeps_problems_that_differ_in_number_order_or_operation(tmp_path: Path) -> None:

@@ -7,7 +7,9 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from imts.core.errors import ImtsError
 from imts.jobs import service
 from imts.jobs.loop import Scheduler
 from imts.jobs.pool import Request
@@ -111,3 +113,27 @@ def test_failing_job_retries_then_fails(jws: Workspace) -> None:
     run_until(sched, lambda: service.get(jws, job).state == "failed")
     row = service.get(jws, job)
     assert row.attempt == 2 and "asked to fail" in (row.error or "")
+
+
+def test_a_stop_the_executor_failed_to_deliver_is_sent_again(jws: Workspace) -> None:
+    """A pause whose SIGTERM never reached the worker (the executor failed: e.g. a Ray bridge that did
+    not answer in time) is delivered on a later pass; the job still pauses, it does not run to its end."""
+    from imts.jobs.executors import LocalExecutor
+
+    class FlakyStop(LocalExecutor):
+        failed = 0
+
+        def stop(self, job: Any, attempt: int) -> None:
+            if not self.failed:
+                self.failed += 1
+                raise ImtsError("ray executor: no answer to 'signal' within 15s")
+            super().stop(job, attempt)
+
+    ex = FlakyStop(jws.settings)
+    sched = Scheduler(jws, executor=ex)
+    job = service.submit(jws, Submission("sleep", SleepJob(seconds=30.0)))
+    run_until(sched, lambda: (service.get(jws, job).progress or {}).get("done", 0) > 0.3)
+    service.request(jws, job, "pause")
+    run_until(sched, lambda: service.get(jws, job).state == "paused", timeout=20)
+    assert ex.failed == 1 and service.get(jws, job).data["done_s"] < 20
+    assert any("Stop failed" in e.message for e in service.events(jws, job))

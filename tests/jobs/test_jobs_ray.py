@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from sqlalchemy import select
+from tests.conftest import ray_ws
 
 from imts.core.settings import Settings
 from imts.data.ingest import import_file
@@ -25,32 +25,10 @@ from imts.jobs.service import Submission
 from imts.jobs.sleep import SleepJob
 from imts.registry import base_models
 from imts.services.doctor import diagnose
-from imts.services.startup import local_context
 from imts.store.context import Context
 from imts.store.models import RunEvent
 from imts.train.jobs import TrainJob
 from imts.train.spec import RunSpec
-
-
-@pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[LocalRayCluster]:
-    """A head of 1 CPU and a node of 2 CPUs: a 2-CPU job can only be placed on the second node."""
-    cluster = LocalRayCluster(head_cpus=1, node_cpus=(2,)).start()
-    yield cluster
-    cluster.stop()
-
-
-def ray_ws(root: Path, cluster: LocalRayCluster, **settings: float) -> Context:
-    pool = root / "pool.yaml"
-    spec = {
-        "executor": "ray",
-        "ray_address": cluster.address,
-        "nodes": [{"name": "ray", "cpus": 3, "memory_gb": 8}],  # what the cluster holds, to share out
-    }
-    pool.write_text(yaml.safe_dump(spec), encoding="utf-8")
-    values = dict(heartbeat_s=0.3, heartbeat_timeout_s=5.0, start_timeout_s=60.0, scheduler_interval_s=0.1)
-    values.update(settings)
-    return local_context(Settings(workspace=root / "ws", pool_file=pool, **values))  # type: ignore[arg-type]
 
 
 def run_until(sched: Scheduler, cond: Callable[[], bool], timeout: float = 120.0) -> None:

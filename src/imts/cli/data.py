@@ -354,6 +354,36 @@ def dedup_(
         console.print(f"  {e['kind']}: {e['id']} ~ {e['duplicate_of']}: {e['text'][:100]}", highlight=False)
 
 
+@app.command("embed")
+@friendly
+def embed_(
+    ref: str = typer.Argument(..., help="Dataset version (or NAME@N:SPLIT) whose rows to embed."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Also write the vectors here (.npy; ids in .ids.txt)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """MiniLM vectors of every row (on Ray workers when the pool runs on Ray), kept with the version."""
+    from imts.data import service, vectors, versions
+
+    ctx = context()
+    info = service.embed(ctx, ref, None if as_json else progress())
+    if out is not None:
+        import numpy as np
+
+        ids, matrix = vectors.load_vectors(ctx, versions.resolve(ctx, ref))
+        np.save(out, matrix)
+        out.with_suffix(".ids.txt").write_text("\n".join(ids) + "\n", encoding="utf-8")
+    if as_json:
+        print_json(info.model_dump(mode="json"))
+        return
+    where = f"{info.executor}" + (f", {info.pieces} pieces on {info.nodes} Ray node(s)" if info.nodes else "")
+    console.print(
+        f"[green]embedded[/] [bold]{info.version}[/]: {info.rows} rows x {info.dim} ({info.model}; {where}) "
+        f"-> {info.key}" + (f", {out}" if out else "")
+    )
+
+
 @app.command("diff")
 @friendly
 def diff_(

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from imts.core.progress import NullProgress, Progress
-from imts.data import dedup, scratch
+from imts.data import dedup, parallel, scratch
 from imts.data.schemas import TEXT_COLUMNS, row_text
 from imts.data.versions import DataRef, VersionInfo, commit_version, iter_tables
 from imts.store.context import Context
@@ -43,25 +43,24 @@ def dedup_version(
                 scratch.MinHashTables(con, "near", threshold, num_perm) if threshold is not None else None
             )
             n = 0
-            with progress.task("dedup: hashing rows", total=version.num_rows) as task:
-                for table in iter_tables(ctx, source, columns=["id", *TEXT_COLUMNS[version.format]]):
-                    rows = table.to_pylist()
-                    texts = [row_text(r) for r in rows]
-                    pos = np.arange(n, n + len(rows), dtype=np.int64)
+            hashed = parallel.map_shards(
+                ctx, source, "dedup_hash", {"num_perm": num_perm if near_tables is not None else None}
+            )
+            with progress.task(f"dedup: hashing rows ({hashed.executor})", total=version.num_rows) as task:
+                for piece in hashed:
+                    rows = len(piece["id"])
+                    if not rows:
+                        continue
+                    pos = np.arange(n, n + rows, dtype=np.int64)
                     scratch.insert(
                         con,
                         "docs",
-                        {
-                            "pos": pos,
-                            "id": table["id"].combine_chunks(),
-                            "norm": pa.array([dedup.exact_key(t) for t in texts], pa.string()),
-                            "head": pa.array([t[:200] for t in texts], pa.string()),
-                        },
+                        {"pos": pos, "id": piece["id"], "norm": piece["norm"], "head": piece["head"]},
                     )
                     if near_tables is not None:
-                        near_tables.add(pos, texts)
-                    n += len(rows)
-                    task.advance(len(rows))
+                        near_tables.add_signatures(pos, piece["sig"])
+                    n += rows
+                    task.advance(rows)
             con.execute(
                 "CREATE TABLE exact AS SELECT d.pos, g.rep FROM docs d JOIN "
                 "(SELECT norm, min(pos) AS rep FROM docs GROUP BY norm HAVING count(*) > 1) g USING (norm) "
@@ -113,6 +112,21 @@ def dedup_version(
             )
         finally:
             con.close()
+
+
+def hash_rows(table: pa.Table, num_perm: int | None) -> dict[str, Any]:
+    """The per-row keys dedup needs, for one piece of a version: ids, exact keys (``dedup.exact_key``),
+    the first 200 characters for examples, and MinHash signatures (None for exact-only)."""
+    texts = [row_text(r) for r in table.to_pylist()]
+    return {
+        "id": table["id"].combine_chunks(),
+        "norm": pa.array([dedup.exact_key(t) for t in texts], pa.string()),
+        "head": pa.array([t[:200] for t in texts], pa.string()),
+        "sig": dedup.MinHasher(num_perm).signatures(texts) if num_perm else None,
+    }
+
+
+parallel.register("dedup_hash", hash_rows, columns=lambda fmt: ["id", *TEXT_COLUMNS[fmt]])
 
 
 def _kept(

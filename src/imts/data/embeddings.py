@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+MODEL = "all-MiniLM-L6-v2"  # the name recorded with stored vectors
 DIM = 384
 MAX_TOKENS = 128
 _BATCH = 64

@@ -70,14 +70,20 @@ class MinHashTables:
         con.execute(f"CREATE TABLE {name}_bands (band SMALLINT, key UBIGINT, pos BIGINT)")
 
     def add(self, positions: np.ndarray, texts: Sequence[str]) -> None:
-        if not len(texts):
+        if len(texts):
+            self.add_signatures(positions, self.hasher.signatures(texts))
+
+    def add_signatures(self, positions: np.ndarray, sigs: np.ndarray) -> None:
+        """Add documents whose MinHash signatures were computed elsewhere (``dedup.MinHasher`` of the
+        same ``num_perm``: e.g. on Ray workers)."""
+        if not len(sigs):
             return
-        sigs = self.hasher.signatures(texts)
+        sigs = np.ascontiguousarray(sigs, dtype=np.uint32)
         width = 4 * self.num_perm
-        blob = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(texts), [None, pa.py_buffer(sigs)])
+        blob = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(sigs), [None, pa.py_buffer(sigs)])
         insert(self.con, f"{self.name}_sig", {"pos": positions, "sig": blob})
         keys = np.concatenate([dedup.band_keys(sigs, b, self.rows) for b in range(self.bands)])
-        band = np.repeat(np.arange(self.bands, dtype=np.int16), len(texts))
+        band = np.repeat(np.arange(self.bands, dtype=np.int16), len(sigs))
         insert(
             self.con, f"{self.name}_bands", {"band": band, "key": keys, "pos": np.tile(positions, self.bands)}
         )

@@ -15,10 +15,11 @@ from typing import Any, Literal
 
 from imts.core.errors import InputError
 from imts.core.progress import Progress
-from imts.data import cleaning, export, history, ingest, inspect, split, uploads, versions
+from imts.data import cleaning, export, history, ingest, inspect, split, uploads, vectors, versions
 from imts.data import merge as merge_
 from imts.data.formats import FieldMap
 from imts.data.uploads import ChunkWriter, UploadDeclaration, UploadView
+from imts.data.vectors import EmbeddingInfo
 from imts.data.versions import DataRef, VersionInfo
 from imts.data.views import (
     DatasetDiff,
@@ -208,6 +209,12 @@ def dedup(
 ) -> VersionInfo:
     """Remove exact and (unless ``threshold`` is None) near duplicates: a new version with a report."""
     return cleaning.dedup_version(ctx, versions.resolve(ctx, ref), threshold, num_perm, into, progress)
+
+
+def embed(ctx: Context, ref: str, progress: Progress | None = None) -> EmbeddingInfo:
+    """MiniLM vectors of a version's (or split's) rows, kept in the artifact store; on Ray workers when
+    the pool runs on Ray, read back when computed before."""
+    return vectors.embed_version(ctx, versions.resolve(ctx, ref), progress)
 
 
 def export_version(ctx: Context, ref: str, dest: Path, fmt: str | None = None) -> ExportResult:

@@ -76,6 +76,10 @@ class Scheduler:
         self.leading: bool | None = None  # None until the first pass
         self.swept = 0.0  # when runs abandoned by lost workers were last looked for
         self.stopping = threading.Event()  # set by stop(): leave after the current pass
+        # Stops the executor could not deliver (a Ray bridge that did not answer in time): sent again
+        # every pass while their attempt is still stopping. Never a second SIGTERM to a worker that got
+        # one (a kind that cannot checkpoint stops inside the handler); only one that never got it.
+        self.undelivered: dict[str, Stop] = {}
 
     def _lead(self, leading: bool) -> None:
         """Say when this scheduler becomes the leader or a standby (once per change)."""
@@ -139,6 +143,12 @@ class Scheduler:
                 continue  # a lost compare-and-set: the next pass re-reads and decides again
             self._execute(i, rows[i.job_id])
             killed = killed or isinstance(i, Kill)
+        for job_id, stop in list(self.undelivered.items()):
+            job = m.jobs.get(job_id)
+            if job is None or job.state != State.PREEMPTING or job.attempt != stop.attempt:
+                del self.undelivered[job_id]  # it ended (or was killed) meanwhile: nothing to deliver
+            elif not any(isinstance(i, Stop) and i.job_id == job_id for i in out):
+                self._execute(stop, rows[job_id])
         if killed or now - self.swept > ABANDONED_SWEEP_S:
             self._sweep_runs(now)
         return True
@@ -167,7 +177,9 @@ class Scheduler:
             if isinstance(i, Start):
                 self.executor.start(store.worker_job(row), i.attempt, i.slots)
             elif isinstance(i, Stop):
+                self.undelivered[i.job_id] = i
                 self.executor.stop(store.worker_job(row), i.attempt)
+                del self.undelivered[i.job_id]
             elif isinstance(i, Kill):
                 self.executor.kill(store.worker_job(row), i.attempt)
         except Exception as exc:  # the machine recovers: an attempt that never starts times out

@@ -122,16 +122,32 @@ def _pruned_class() -> type[Exception]:
 Pruned = _pruned_class()
 
 
-def make_sampler(name: SamplerName, space: dict[str, ParamSpace], seed: int) -> Any:
+def make_sampler(name: SamplerName, space: dict[str, ParamSpace], seed: int, ask_tell: bool = False) -> Any:
+    """The sampler ``name``; ``ask_tell`` for a driver that asks and tells trials itself (jobs)."""
     import optuna
 
     if name == "grid":
-        return optuna.samplers.GridSampler({k: v.grid() for k, v in space.items()}, seed=seed)
+        grid = {k: v.grid() for k, v in space.items()}
+        if ask_tell:
+            return _ask_tell_grid(grid, seed=seed)
+        return optuna.samplers.GridSampler(grid, seed=seed)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(5, 2 * len(space)))
     raise InputError(f"unknown sampler '{name}': grid, random or tpe", field="sampler")
+
+
+def _ask_tell_grid(grid: dict[str, list[Any]], seed: int) -> Any:
+    """Optuna's grid sampler without its ``Study.stop()`` once the grid is used up: that only works
+    inside ``study.optimize`` and raises under ask-and-tell; the job driver stops by its trial count."""
+    import optuna
+
+    class AskTellGrid(optuna.samplers.GridSampler):
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            return None
+
+    return AskTellGrid(grid, seed=seed)
 
 
 def suggest(trial: Any, key: str, p: ParamSpace) -> Any:

@@ -105,7 +105,7 @@ def drive(
     study = optuna.load_study(
         study_name=study_id,
         storage=storage(ctx),
-        sampler=make_sampler(cfg["sampler"], space, cfg["seed"]),
+        sampler=make_sampler(cfg["sampler"], space, cfg["seed"], ask_tell=True),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0),
     )
     active: dict[int, _Trial] = {}
@@ -137,6 +137,8 @@ def drive(
     finally:
         if sched is not None:
             store.release_lease(ctx, sched.holder)
+            with suppress(Exception):  # a Ray executor's bridge gives back the trials' ended actors
+                getattr(sched.executor, "close", lambda: None)()
     return write_report(ctx, study, study_id, cfg["sampler"])
 
 

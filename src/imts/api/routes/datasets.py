@@ -18,6 +18,7 @@ from imts.core.errors import NotFoundError
 from imts.core.permissions import Permission
 from imts.data import service
 from imts.data.service import VersionInfo
+from imts.data.vectors import EmbeddingInfo
 from imts.data.views import DatasetDiff, FieldStats, Lineage, RowsPage, SharedVersion, VersionDetail
 from imts.store.context import Context
 
@@ -163,6 +164,12 @@ def split(ref: str, body: SplitRequest, ctx: Upload) -> VersionInfo:
 def dedup(ref: str, body: DedupRequest, ctx: Upload) -> VersionInfo:
     """Remove exact and near duplicates (a new version with a report)."""
     return service.dedup(ctx, ref, None if body.exact_only else body.threshold, body.num_perm, body.into)
+
+
+@router.post("/refs/{ref}/embeddings", response_model=EmbeddingInfo, status_code=201)
+def embeddings(ref: str, ctx: Upload) -> EmbeddingInfo:
+    """MiniLM vectors of the version's rows (on the Ray cluster when the pool runs on Ray)."""
+    return service.embed(ctx, ref)
 
 
 @router.post("/refs/{ref}/shares", response_model=SharedVersion, status_code=201)
