@@ -17,6 +17,7 @@ from imts.data.cleaning import dedup_version
 from imts.data.ingest import import_file
 from imts.data.versions import iter_tables, load_rows, resolve
 from imts.jobs.ray_local import LocalRayCluster
+from imts.optimise.pii.scan import scan_version
 from imts.store.context import Context
 
 
@@ -99,3 +100,18 @@ def test_dedup_hashes_and_embeddings_on_ray_equal_one_process(
     # the exact duplicate has the same vector; the Chinese row is far from the English ones
     assert np.allclose(ray_vectors[10], ray_vectors[3], atol=1e-6)
     assert float(ray_vectors[30] @ ray_vectors[3]) < float(ray_vectors[20] @ ray_vectors[3])
+
+    # The personal-data scan (imts.optimise registers it the same way): the same rows on Ray as here.
+    rows = [{"text": f"Order {i}: 3 pens, total {12 + i}.50 yuan, ticket 2024{i:04d}."} for i in range(40)]
+    rows[5] = {"text": "请联系王小明，电话 13812345678，周五前回复。"}
+    rows[17] = {"text": "Send the invoice to lena.berg@example.org before Friday."}
+    rows[33] = {"text": "身份证号 11010519491231002X 已登记。"}
+    p = import_file(ws, write_jsonl(tmp_path / "p.jsonl", rows), name="p")
+    on_ray_scan = scan_version(ws, p.ref)
+    _local_pool(ws)
+    here = scan_version(ws, p.ref)
+    assert (on_ray_scan.executor, here.executor) == ("ray", "local")
+    assert on_ray_scan.row_ids == here.row_ids and on_ray_scan.by_kind == here.by_kind
+    ids = [r["id"] for r in load_rows(ws, p)]
+    assert here.row_ids == [ids[5], ids[17], ids[33]]  # prices, order and ticket numbers are not personal
+    assert {"PHONE_NUMBER", "EMAIL_ADDRESS", "CN_RESIDENT_ID"} <= set(here.by_kind)

@@ -1,4 +1,5 @@
-"""`imts data fix` (plan / apply), `imts data review` (the review queue), `imts data pii-mapping`."""
+"""`imts data fix` (plan / apply), `imts data review` (the review queue), `imts data pii-scan`,
+`imts data pii-mapping`."""
 
 from __future__ import annotations
 
@@ -127,6 +128,29 @@ def register(app: typer.Typer) -> None:
             print_json(report.model_dump(mode="json"))
         else:
             _render(report)
+
+    @app.command("pii-scan")
+    @friendly
+    def pii_scan(
+        ref: str = typer.Argument(..., help="A version or split (name, name@N, name@N:split, id)."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON (every row id) instead of a table."),
+    ) -> None:
+        """Which rows hold personal data, of which kinds (never the values): every text a row holds,
+        split over the pool's executor (Ray tasks when the pool runs on Ray)."""
+        from imts.optimise import service
+
+        scan = service.pii_scan(context(), ref, progress())
+        if as_json:
+            print_json(scan.model_dump(mode="json"))
+            return
+        where = f"on {scan.nodes} Ray node(s)" if scan.executor == "ray" else "in this process"
+        console.print(
+            f"{scan.version}: {scan.rows_with_pii} of {scan.rows} rows hold personal data ({where})"
+        )
+        t = Table("kind", "rows", "first rows")
+        for kind, n in sorted(scan.by_kind.items(), key=lambda kv: -kv[1]):
+            t.add_row(kind, str(n), ", ".join(scan.examples[kind][:5]))
+        console.print(t)
 
     @app.command("pii-mapping")
     @friendly

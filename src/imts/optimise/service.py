@@ -18,14 +18,25 @@ from imts.agents.chat import ChatBackend
 from imts.core.errors import ConflictError, InputError, NotFoundError
 from imts.core.ids import new_id
 from imts.core.permissions import Permission
+from imts.core.progress import Progress
 from imts.data.versions import VersionInfo, commit_version, load_rows, resolve
 from imts.optimise.apply import plan_or_apply
+from imts.optimise.pii.scan import PiiScan
 from imts.optimise.spec import FixReport, FixSpec
 from imts.store import audit
 from imts.store.context import Context
 from imts.store.models import ProjectSecret, ReviewItem
 
 PII_PURPOSE = "pii-surrogates"
+
+
+def pii_scan(ctx: Context, ref: str, progress: Progress | None = None) -> PiiScan:
+    """Which rows of a version hold personal data, and of which kinds (never the values); split over
+    the pool's executor (Ray tasks when the pool runs on Ray)."""
+    from imts.optimise.pii.scan import scan_version
+
+    ctx.require(Permission.DATASET_VIEW)
+    return scan_version(ctx, ref, progress)
 
 
 class ReviewView(BaseModel):

@@ -16,6 +16,7 @@ from imts.core.permissions import Permission
 from imts.data.versions import VersionInfo
 from imts.jobs.views import JobView
 from imts.optimise import service
+from imts.optimise.pii.scan import PiiScan
 from imts.optimise.service import ReviewView
 from imts.optimise.spec import FixReport, FixSpec
 from imts.store.context import Context
@@ -49,6 +50,13 @@ def _spec(ref: str, fields: dict[str, object]) -> FixSpec:
 def plan(ref: str, body: FixRequest, ctx: View) -> FixReport:
     """What a data fix would do: PII by type, rows a teacher can rewrite, items each category needs."""
     return service.plan_fix(ctx, _spec(ref, body.fix))
+
+
+@router.get("/datasets/refs/{ref}/pii", response_model=PiiScan)
+def pii_scan(ref: str, ctx: View) -> PiiScan:
+    """Which rows hold personal data, of which kinds (never the values), every text of every row
+    scanned; split over Ray tasks when the pool runs on Ray."""
+    return service.pii_scan(ctx, ref)
 
 
 @router.post("/datasets/refs/{ref}/fix", response_model=JobView, status_code=201)
