@@ -39,8 +39,9 @@ def _texts(row: dict[str, Any]) -> list[str]:
     return out
 
 
-def scan_rows(table: pa.Table) -> list[tuple[str, list[str]]]:
-    """For one piece: ``(row id, kinds of personal data found)`` of each row holding any, in row order."""
+def scan_rows(table: pa.Table) -> tuple[int, list[tuple[str, list[str]]]]:
+    """For one piece: its rows, and ``(row id, kinds of personal data found)`` of each row holding any,
+    in row order."""
     from imts.optimise.pii.engine import find  # Presidio loads here, once per process (a Ray worker too)
 
     found = []
@@ -48,7 +49,7 @@ def scan_rows(table: pa.Table) -> list[tuple[str, list[str]]]:
         kinds = sorted({s.entity for text in _texts(row) for s in find(text)})
         if kinds:
             found.append((row["id"], kinds))
-    return found
+    return table.num_rows, found
 
 
 parallel.register("pii_scan", scan_rows, columns=lambda fmt: ["id", *SCANNED[fmt]])
@@ -70,14 +71,16 @@ class PiiScan(BaseModel):
 def scan_version(ctx: Context, ref: str, progress: Progress | None = None) -> PiiScan:
     """Scan every row of version (or split) ``ref`` for personal data, split over the pool's executor."""
     progress = progress or NullProgress()
-    version = resolve(ctx, ref)
-    job = parallel.map_shards(ctx, version, "pii_scan")
+    source = resolve(ctx, ref)
+    job = parallel.map_shards(ctx, source, "pii_scan")
     by_kind: Counter[str] = Counter()
     examples: dict[str, list[str]] = {}
     row_ids: list[str] = []
+    rows = 0
     with progress.task("personal-data scan", total=len(job.pieces)) as task:
-        for piece in job:
-            for row_id, kinds in piece:
+        for n, found in job:
+            rows += n
+            for row_id, kinds in found:
                 row_ids.append(row_id)
                 for kind in kinds:
                     by_kind[kind] += 1
@@ -85,6 +88,6 @@ def scan_version(ctx: Context, ref: str, progress: Progress | None = None) -> Pi
                         ex.append(row_id)
             task.advance()
     return PiiScan(
-        version=version.ref, rows=version.num_rows, rows_with_pii=len(row_ids), by_kind=dict(by_kind),
+        version=str(source), rows=rows, rows_with_pii=len(row_ids), by_kind=dict(by_kind),
         examples=examples, row_ids=row_ids, executor=job.executor, nodes=len(set(job.nodes)),
     )  # fmt: skip
