@@ -77,8 +77,8 @@ _CUES: dict[TaskType, list[tuple[str, float]]] = {
     TaskType.SUMMARIZATION: [
         (r"\bsummar\w*|\bcondens\w*|\btl;?dr|\babstracts?\b|\bdigest", 2),
         (r"\bbullet points?|\bbrief\b|\bshort\w*|\bheadlines?", 1),
-        (r"摘要|总结|纪要|浓缩|概括|提要|缩写", 2),
-        (r"要点|简短|三句话", 1),
+        (r"摘要|总结|纪要|浓缩|概括|提要|缩写|压缩成|提炼|精简成|归纳", 2),
+        (r"要点|简短|几句话|三句话|一段话", 1),
     ],
     TaskType.TRANSLATION: [
         (r"\btranslat\w*|\binterpret\w*|\b\w+[- ]to[- ](english|chinese|french|german|spanish|japanese)", 2),
@@ -91,7 +91,7 @@ _CUES: dict[TaskType, list[tuple[str, float]]] = {
             2,
         ),
         (r"\brole[- ]play\w*|\bempath\w*|\bguests?\b|\bcustomer service", 1),
-        (r"聊天|对话|闲聊|多轮|陪聊|解闷|聊天机器人", 2),
+        (r"聊天(?!记录)|对话(?!记录)|闲聊|多轮|陪聊|解闷|聊天机器人", 2),  # chat logs are input, not the task
         (r"客服|沟通|陪|心理疏导|安慰|亲切", 1),
     ],
     TaskType.CODE: [
@@ -100,7 +100,8 @@ _CUES: dict[TaskType, list[tuple[str, float]]] = {
         (r"代码|编程|程序|函数|sql|脚本|bug|前端|算法题", 2),
     ],
     TaskType.EXTRACTION: [
-        (r"\bextract\w*|\bnamed entit\w*|\bner\b|\bparse\w*|\bpull\w*\b.{0,40}\bout\b|\bstructured", 2),
+        (r"\bextract\w*|\bnamed entit\w*|\bner\b|\bparse\w*|\bstructured", 2),
+        (r"\b(pull|get|take)\w*\b.{0,80}\bout of\b", 2),  # "pull the amount and due date out of ..."
         (r"\bfields?\b|\bjson\b|\bentit\w*", 1),
         (r"抽取|提取|实体|结构化|解析|字段|人名地名", 2),
         (r"识别.{0,12}(名|实体)", 1.5),
