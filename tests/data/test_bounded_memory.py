@@ -19,7 +19,7 @@ from tests.conftest import write_jsonl
 
 import imts.data.ingest as ingest
 import imts.data.versions as versions
-from imts.data import scratch
+from imts.data import parallel, scratch
 from imts.data.cleaning import dedup_version
 from imts.data.export import to_hf
 from imts.data.ingest import import_file
@@ -45,6 +45,7 @@ def test_operations_run_in_memory_independent_of_rows(
 ) -> None:
     monkeypatch.setattr(versions, "BATCH_ROWS", 60)
     monkeypatch.setattr(ingest, "CHUNK", 60)
+    monkeypatch.setattr(parallel, "LOCAL_PIECE_ROWS", 60)  # dedup hashes a version piece by piece
     rows, _ = mathgen.generate(n=4 * N, seed=1)
     peaks: dict[str, list[int]] = {"import": [], "dedup": [], "split": [], "hf": []}
     for n in (50, N, 4 * N):  # the first, small round (untraced) imports the modules the operations use
