@@ -36,7 +36,7 @@ system:
 		(apt-get update -qq && apt-get install -y -qq $(SYSTEM_PACKAGES))
 
 test: install system
-	$(BIN)/python -m pytest -q --durations=40
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=40
 
 lint: install
 	$(BIN)/ruff check src tests examples benchmarks

@@ -19,6 +19,18 @@ from imts.jobs.ray_local import LocalRayCluster
 from imts.services.startup import local_context
 from imts.store.context import Context
 
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`make test` runs on two workers (pytest-xdist, ``--dist loadgroup``). Each test module stays on
+    one worker (its module-scoped fixtures — a world of users, a server, a trained model — are built
+    once), and every test on the loopback Ray cluster joins one group, so one cluster serves them all."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            on_ray = "ray_cluster" in getattr(item, "fixturenames", ())
+            item.add_marker(pytest.mark.xdist_group("ray" if on_ray else item.nodeid.split("::")[0]))
+
+
 ROOT = Path(__file__).resolve().parents[1]
 # Subprocesses started by tests (the CLI, workers) import this checkout's code, not another install.
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH")) if p)
