@@ -25,10 +25,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """`make test` runs on two workers (pytest-xdist, ``--dist loadgroup``). Each test module stays on
     one worker (its module-scoped fixtures — a world of users, a server, a trained model — are built
     once), and every test on the loopback Ray cluster joins one group, so one cluster serves them all."""
+    on_ray = [i for i in items if "ray_cluster" in getattr(i, "fixturenames", ())]
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
-            on_ray = "ray_cluster" in getattr(item, "fixturenames", ())
-            item.add_marker(pytest.mark.xdist_group("ray" if on_ray else item.nodeid.split("::")[0]))
+            item.add_marker(pytest.mark.xdist_group("ray" if item in on_ray else item.nodeid.split("::")[0]))
+    # The cluster's tests first: its fault tests (a killed raylet, a lost head) then run on a fresh
+    # cluster, and the cluster's processes are idle for the rest of the session.
+    items[:] = on_ray + [i for i in items if i not in on_ray]
 
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -174,7 +174,8 @@ def test_killed_ray_worker_then_killed_raylet_resume_training_from_checkpoints(
     run_until(sched, lambda: len(_resumes(ws, job)) == 1 and _step(ws, job) >= _resumes(ws, job)[0] + 4)
     assert _resumes(ws, job)[0] >= 3  # resumed from a checkpoint, not from the start
     ray_cluster.kill_raylet(ray_cluster.nodes[0])  # the node's raylet dies, with its workers
-    run_until(sched, lambda: service.get(ws, job).attempt >= 3)
+    # Ray declares the node dead after missed health checks (tens of seconds on a loaded machine).
+    run_until(sched, lambda: service.get(ws, job).attempt >= 3, timeout=300)
     for _ in range(20):  # no node holds 2 CPUs now: the job waits, never "running"
         sched.tick()
         assert service.get(ws, job).state in ("queued", "starting")
