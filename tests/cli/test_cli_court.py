@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 from typer.testing import CliRunner
 
+from imts.cli.common import console
 from imts.cli.main import app
 from imts.core.settings import get_settings
 
@@ -30,9 +31,12 @@ def imts(tmp_path: Path, *args: str) -> Result:
     env = {"IMTS_WORKSPACE": str(tmp_path / "ws"), "COLUMNS": "200", "IMTS_DATABASE_URL": ""}
     get_settings.cache_clear()
     old = os.environ.pop("IMTS_DATABASE_URL", None)
+    # The CLI's console was sized when this process first imported it: wide, so no line wraps.
+    width, console.width = console.width, 200
     try:
         res = CliRunner().invoke(app, list(args), env={k: v for k, v in env.items() if v})
     finally:
+        console.width = width
         if old is not None:
             os.environ["IMTS_DATABASE_URL"] = old
         get_settings.cache_clear()

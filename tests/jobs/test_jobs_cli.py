@@ -7,6 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from imts.cli.common import console
 from imts.cli.main import app
 from imts.core.settings import Settings, get_settings
 from imts.data.ingest import import_file
@@ -32,13 +33,15 @@ def imts(tmp_path: Path, *args: str) -> Result:
         "IMTS_POOL_FILE": str(pool),
         "IMTS_HEARTBEAT_S": "0.3",
         "IMTS_DATABASE_URL": None,
-        "COLUMNS": "250",
     }
     get_settings.cache_clear()
+    # The CLI's console was sized when this process first imported it: wide enough for whole reasons.
+    width, console.width = console.width, 250
     try:
         res = CliRunner().invoke(app, list(args), env=env)
     finally:
         get_settings.cache_clear()
+        console.width = width
     if res.exception is not None and not isinstance(res.exception, SystemExit):
         raise res.exception
     return Result(res.exit_code, res.stdout, res.stderr)

@@ -59,8 +59,10 @@ def render(ctx: Any) -> Group:
             gpus + (f"; MIG {mig}" if mig else ""),
         )
     run_t = Table(title="running")
-    for col in ("job", "kind", "tenant", "state", "workers", "progress", "", "elapsed / ETA"):
-        run_t.add_column(col)
+    ids = max([len("job"), *(len(r.id) for r in rows)])  # an id is there to be copied: never folded
+    run_t.add_column("job", no_wrap=True, min_width=ids)
+    for col in ("kind", "tenant", "state", "workers", "progress", "", "elapsed / ETA"):
+        run_t.add_column(col, overflow="fold")
     for r in running:
         done, total, eta = _eta(r, now)
         bar = ProgressBar(total=total or None, completed=done, width=30)
@@ -93,8 +95,9 @@ def render(ctx: Any) -> Group:
             str(sum(r.tenant == t and r.state == "queued" for r in rows)),
         )
     queue = Table(title="queue")
-    for col in ("job", "kind", "tenant", "priority", "workers", "waiting", "reason"):
-        queue.add_column(col)
+    queue.add_column("job", no_wrap=True, min_width=ids)
+    for col in ("kind", "tenant", "priority", "workers", "waiting", "reason"):
+        queue.add_column(col, overflow="fold")
     for r in sorted((r for r in rows if r.state == "queued"), key=lambda r: (-r.priority, r.submitted_ts)):
         queue.add_row(
             r.id, r.kind, r.tenant, r.priority_class, str(r.workers), f"{now - r.submitted_ts:.0f}s", r.reason

@@ -316,20 +316,12 @@ def _task(module: str, name: str, piece: Piece, params: dict[str, Any]) -> tuple
 def _driver_main(address: str, conn: Any) -> None:
     """The child process: joins the cluster, then per run keeps a window of tasks in flight and sends
     their results in order; ends on ``close`` or when its parent goes."""
+    import ray
+
+    from imts.jobs.ray_executor import join_cluster
+
     try:
-        import logging
-
-        import ray
-
-        from imts.jobs.ray_executor import NAMESPACE
-
-        ray.init(
-            address=address,
-            namespace=NAMESPACE,
-            log_to_driver=False,
-            logging_level=logging.WARNING,
-            configure_logging=False,
-        )
+        join_cluster(address)
     except Exception as exc:
         conn.send(("unreachable", f"{type(exc).__name__}: {exc}"))
         return

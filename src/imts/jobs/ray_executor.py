@@ -274,20 +274,26 @@ def _self_launching(job: WorkerJob) -> bool:
 # --- the bridge process ---------------------------------------------------------------------------
 
 
+def join_cluster(address: str) -> None:
+    """Join the cluster at ``address`` as a Ray driver in IMTS's namespace, quietly (no worker logs
+    forwarded, warnings only): the bridge here and the data operations' driver (data/parallel.py)."""
+    import logging
+
+    import ray
+
+    ray.init(
+        address=address,
+        namespace=NAMESPACE,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+        configure_logging=False,
+    )
+
+
 def _bridge_main(address: str, conn: Connection) -> None:
     """Joins the cluster as a Ray driver and serves the executor's calls until told to close."""
     try:
-        import logging
-
-        import ray
-
-        ray.init(
-            address=address,
-            namespace=NAMESPACE,
-            log_to_driver=False,
-            logging_level=logging.WARNING,
-            configure_logging=False,
-        )
+        join_cluster(address)
     except Exception as exc:
         conn.send((False, f"{type(exc).__name__}: {exc}"))
         return

@@ -62,8 +62,9 @@ class JobView(BaseModel):
     def held_s(self, now: float) -> float:
         """Seconds the job has held its resources: its ended attempts, and the running one so far."""
         ended = float(self.data.get("ran_s", 0.0))
-        live = self.state in ("running", "preempting") and self.started_ts is not None
-        return ended + (max(0.0, now - self.started_ts) if live and self.started_ts else 0.0)
+        if self.state in ("running", "preempting") and self.started_ts is not None:
+            return ended + max(0.0, now - self.started_ts)
+        return ended
 
 
 class JobEventView(BaseModel):
