@@ -204,7 +204,7 @@ def costs(ctx: Context) -> CostSummary:
     prices, now = _prices(ctx), time.time()
     if prices is None:
         return CostSummary(priced=False, currency="", total=0.0, projects=[], at=now)
-    req, ran = JobRecord.request, func.coalesce(JobRecord.data["ran_s"].as_float(), 0.0) * JobRecord.workers
+    req, ran = JobRecord.request, store.worker_seconds()
     by: dict[str, float] = {}
     counts: dict[str, int] = {}
     with ctx.session() as s:
@@ -216,9 +216,8 @@ def costs(ctx: Context) -> CostSummary:
         ended = s.execute(
             select(
                 JobRecord.project_id, gpu_type, mig, func.count(),
-                func.sum(ran * func.coalesce(req["cpus"].as_float(), 0.0)),
-                func.sum(ran * func.coalesce(req["memory_gb"].as_float(), 0.0)),
-                func.sum(ran * func.coalesce(req["gpus"].as_float(), 0.0)), func.sum(ran),
+                func.sum(ran * store.requested("cpus")), func.sum(ran * store.requested("memory_gb")),
+                func.sum(ran * store.requested("gpus")), func.sum(ran),
             )
             .where(JobRecord.project_id.in_(list(names)))
             .group_by(JobRecord.project_id, gpu_type, mig)

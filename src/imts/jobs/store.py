@@ -73,6 +73,16 @@ def worker_job(r: JobRecord) -> WorkerJob:
     )
 
 
+def worker_seconds() -> Any:
+    """SQL: the seconds a job's ended attempts held its workers (``ran_s`` x workers)."""
+    return func.coalesce(JobRecord.data["ran_s"].as_float(), 0.0) * JobRecord.workers
+
+
+def requested(key: str) -> Any:
+    """SQL: what each worker of a job asked for of ``key`` (cpus, memory_gb, gpus), 0 when unset."""
+    return func.coalesce(JobRecord.request[key].as_float(), 0.0)
+
+
 @dataclass
 class Snapshot:
     rows: list[JobRecord]
@@ -92,13 +102,9 @@ def snapshot(ws: Workspace, now: float, period_s: float) -> Snapshot:
         )
         projects = dict(s.execute(select(Project.id, Project.name)).tuples().all())
         # Summed in the database: a busy period's thousands of finished jobs are not decoded one by one.
-        ran = func.coalesce(JobRecord.data["ran_s"].as_float(), 0.0) * JobRecord.workers
+        ran = worker_seconds()
         recent = s.execute(
-            select(
-                JobRecord.tenant,
-                func.sum(ran * func.coalesce(JobRecord.request["cpus"].as_float(), 0.0)),
-                func.sum(ran * func.coalesce(JobRecord.request["gpus"].as_float(), 0.0)),
-            )
+            select(JobRecord.tenant, func.sum(ran * requested("cpus")), func.sum(ran * requested("gpus")))
             .where(JobRecord.finished_ts > now - period_s)
             .group_by(JobRecord.tenant)
         ).all()
