@@ -185,6 +185,22 @@ def _review_item_id(ctx: Context, side: Side) -> str:
     return optimise.list_reviews(pctx)[0].id
 
 
+def _loop_id(ctx: Context, side: Side) -> str:
+    """A real loop of the side's project on its dataset, stopped at once (no scheduler pass drives it)."""
+    from imts.flywheel import service as loops
+    from imts.flywheel.spec import LoopSpec
+    from imts.store.models import BaseModelRecord
+
+    pctx = _in_project(ctx, side)
+    bm = f"bm_{uuid.uuid4().hex[:12]}"
+    with ctx.session() as s:
+        s.add(BaseModelRecord(id=bm, name=bm, path=str(ctx.settings.workspace), architecture="Llama",
+                              num_params=1, source="test", checksum="0" * 64))  # fmt: skip
+    spec = LoopSpec(intent="Teach the model to add numbers and answer with the sum", data=DATASET,
+                    base_model=bm, probe="")  # fmt: skip
+    return loops.stop(pctx, loops.start(pctx, spec).id).id
+
+
 OTHER_OBJECTS: dict[str, ObjectFactory] = {
     "tenant": _tenant,
     "project": _project,
@@ -204,6 +220,7 @@ OTHER_OBJECTS: dict[str, ObjectFactory] = {
     "webhook_id": _webhook_id,
     "deployment": _deployment,
     "item_id": _review_item_id,
+    "loop_id": _loop_id,
 }
 
 

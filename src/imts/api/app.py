@@ -22,6 +22,7 @@ from imts.api.routes import (
     health,
     jobs,
     keys,
+    loops,
     me,
     members,
     models,
@@ -43,7 +44,7 @@ CONSOLE = Path(__file__).parent / "console"  # the web console: static files, se
 ROUTERS = [health.router, auth.router, me.router, users.router, tenants.router, members.router,
            keys.router, audit.router, datasets.router, analyses.router, uploads.router, jobs.router,
            runs.router, evals.router, models.router, deployments.router, pool.router, webhooks.router,
-           specs.router, optimise.router]  # fmt: skip
+           specs.router, optimise.router, loops.router]  # fmt: skip
 
 
 def create_app(settings: Settings, secure_cookies: bool = True) -> FastAPI:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import typer
 
-from imts.cli import court, data, deploy, identity, jobs, models, pool, runs, webhooks
+from imts.cli import court, data, deploy, identity, jobs, loop, models, pool, runs, webhooks
 from imts.cli import doctor as doctor_cli
 from imts.cli import hpo as hpo_cli
 from imts.cli import plan as plan_cli
@@ -27,6 +27,7 @@ app.add_typer(jobs.app, name="jobs")
 app.add_typer(pool.app, name="pool")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(deploy.app, name="deploy")
+app.add_typer(loop.app, name="loop")
 app.command("scheduler")(friendly(pool.scheduler))
 app.command("plan")(plan_cli.plan)
 app.command("hpo")(hpo_cli.hpo)
@@ -358,18 +359,33 @@ def report(
 @app.command("demo")
 @friendly
 def demo(
-    data_file: Path | None = typer.Option(None, "--data", help="Your own JSONL instead of the example task."),
+    data_file: Path | None = typer.Option(
+        None, "--data", help="Your own JSONL (one straight turn, --plain)."
+    ),
     rows: int = typer.Option(3000, help="Example rows to generate."),
     seed: int = typer.Option(0),
+    iterations: int = typer.Option(2, "--iterations", help="Training iterations of the loop."),
+    eval_items: int = typer.Option(150, "--eval-items", help="Items per evaluation set."),
+    plain: bool = typer.Option(False, "--plain", help="One straight turn instead of the loop."),
+    lang: str = typer.Option("en", help="Report language: en | zh."),
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
 ) -> None:
-    """The whole loop on the example task: data, split, baseline, LoRA SFT, eval, report."""
-    from imts.flywheel.demo import run_demo
+    """The closed loop on the example task: analyse, repair, split, baseline, then train -> evaluate ->
+    feedback -> next data version, with the out-of-template set reported beside the test split."""
+    from imts.flywheel.demo import run_demo, run_loop_demo
 
-    result = run_demo(context(), data_file, rows, seed, overrides, progress=progress())
-    console.print(result.markdown, markup=False, highlight=False)
-    gain = (result.tuned_accuracy - result.baseline_accuracy) * 100
+    if plain or data_file is not None:
+        result = run_demo(context(), data_file, rows, seed, overrides, progress=progress())
+        console.print(result.markdown, markup=False, highlight=False)
+        gain = (result.tuned_accuracy - result.baseline_accuracy) * 100
+        console.print(
+            f"\n[bold]accuracy {result.baseline_accuracy:.1%} -> {result.tuned_accuracy:.1%} "
+            f"({gain:+.1f} points)[/]  report: {result.report['html']}"
+        )
+        return
+    looped = run_loop_demo(context(), rows, seed, overrides, iterations, eval_items, progress(), lang=lang)
+    console.print(looped.markdown, markup=False, highlight=False)
     console.print(
-        f"\n[bold]accuracy {result.baseline_accuracy:.1%} -> {result.tuned_accuracy:.1%} "
-        f"({gain:+.1f} points)[/]  report: {result.report['html']}"
+        f"\n[bold]loop {looped.loop_id} {looped.status}[/] ({looped.stop_reason})  "
+        f"report: {looped.report['html']}"
     )

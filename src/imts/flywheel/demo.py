@@ -126,3 +126,74 @@ def run_demo(
         report=paths,
         markdown=render_markdown(report),
     )
+
+
+DEMO_INTENT = (
+    "Teach the model to solve grade-school math word problems in English and Chinese, "
+    "showing each step and ending with the answer"
+)
+HELDOUT = "math-oot"
+
+
+def example_file(*parts: str) -> Path | None:
+    """A file under the repository's ``examples/`` (None when IMTS runs outside the repository)."""
+    for root in (Path(__file__).resolve().parents[3], Path.cwd()):
+        path = root.joinpath("examples", *parts)
+        if path.is_file():
+            return path
+    return None
+
+
+@dataclass(frozen=True)
+class LoopDemoResult:
+    loop_id: str
+    status: str
+    stop_reason: str | None
+    markdown: str
+    report: dict[str, Path]
+
+
+def run_loop_demo(
+    ctx: Context,
+    rows: int = 3000,
+    seed: int = 0,
+    overrides: list[str] | None = None,
+    max_iterations: int = 2,
+    eval_items: int | None = 150,
+    progress: Progress | None = None,
+    base_model: str = BASE_MODEL,
+    lang: str = "en",
+) -> LoopDemoResult:
+    """The closed loop on the example task: the generated data, the hand-written out-of-template set
+    (``examples/heldout/math_oot.jsonl``) reported beside the test split, ``max_iterations`` trainings."""
+    from imts.flywheel import report
+    from imts.flywheel import service as loops
+    from imts.flywheel.spec import LoopSpec
+
+    progress = progress or NullProgress()
+    progress.log(f"[bold]base model[/] {base_model}")
+    if base_model in base_models.CATALOGUE:
+        registry.pull_base_model(ctx, base_model, progress)
+    gen = example_generator()
+    data_file = ctx.settings.workspace / "examples" / f"math-{rows}-seed{seed}.jsonl"
+    data_file.parent.mkdir(parents=True, exist_ok=True)
+    gen.main(["--n", str(rows), "--seed", str(seed), "--out", str(data_file)])
+    imported = data.import_file(ctx, data_file, DATASET, progress=progress)
+    progress.log(f"imported {imported.num_rows} rows as {imported.ref}")
+    heldout = []
+    oot = example_file("heldout", "math_oot.jsonl")
+    if oot is not None:
+        heldout.append(data.import_file(ctx, oot, HELDOUT, progress=progress).ref)
+    spec = LoopSpec(
+        intent=DEMO_INTENT, data=imported.ref, name="demo", base_model=base_model, heldout=heldout,
+        max_iterations=max_iterations, eval_items=eval_items, seed=seed,
+        train=[*DEMO_OVERRIDES, *(overrides or [])],
+    )  # fmt: skip
+    view = loops.start(ctx, spec)
+    progress.log(f"[bold]loop[/] {view.id}")
+    view = loops.follow(ctx, view.id, progress)
+    its = loops.iterations(ctx, view.id)
+    paths = report.write(ctx, view, its, lang)
+    if view.status == "failed":
+        raise ImtsError(f"loop {view.id} failed: {view.error}")
+    return LoopDemoResult(view.id, view.status, view.stop_reason, report.markdown(view, its, lang), paths)

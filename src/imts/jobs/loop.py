@@ -44,6 +44,11 @@ log = logging.getLogger(__name__)
 # A killed worker's lock on its run can outlive the Kill by a moment: look again this often.
 ABANDONED_SWEEP_S = 15.0
 
+# Work other packages do at the end of every pass the leader makes, registered like job kinds (the
+# closed loop moves its loops on: ``flywheel/driver.py``). One scheduler leads at a time, so a hook never
+# runs twice at once; a failing hook is logged and never stops scheduling.
+PASS_HOOKS: dict[str, Callable[[Workspace], None]] = {}
+
 
 def for_pool(settings: Settings, pool: PoolSpec) -> Executor:
     """The executor the pool file names (``executor: local | ray``)."""
@@ -151,6 +156,11 @@ class Scheduler:
                 self._execute(stop, rows[job_id])
         if killed or now - self.swept > ABANDONED_SWEEP_S:
             self._sweep_runs(now)
+        for name, hook in PASS_HOOKS.items():
+            try:
+                hook(self.ws)
+            except Exception as exc:
+                log.warning("%s failed in this pass: %s", name, exc)
         return True
 
     def _sweep_runs(self, now: float) -> None:

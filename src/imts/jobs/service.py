@@ -49,6 +49,7 @@ class Submission:
     workers: int = 1
     request: Request = field(default_factory=Request)
     max_retries: int = 1
+    id: str | None = None  # chosen by the caller (a loop step's job), else a new one
 
 
 def submit(ctx: Context, sub: Submission) -> str:
@@ -82,7 +83,7 @@ def submit(ctx: Context, sub: Submission) -> str:
         refusal = storage_refusal(pool_spec, project, used.total if used else 0)
     if refusal is not None:
         raise QuotaError(refusal)
-    job_id = new_id("job")
+    job_id = sub.id or new_id("job")
     with ctx.session() as s:
         s.add(
             JobRecord(

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from imts.agents.chat import ChatBackend
 from imts.core.progress import NullProgress, Progress
+from imts.core.text import normalise
 from imts.optimise.augment import AugmentState, Guard, augment_category, needed
 from imts.optimise.cot import (
     ChatTeacher,
@@ -127,6 +128,7 @@ def plan_or_apply(
     progress: Progress | None = None,
     chat: ChatBackend | None = None,
     plan: bool = False,
+    replay_rows: list[dict[str, Any]] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Change], FixReport, Replacer | None]:
     """The fixed rows, the rows held for review, the change log and the report.
 
@@ -176,6 +178,14 @@ def plan_or_apply(
         rows = rows + added
         review += review_aug
         changes += aug_changes
+    if spec.reinforce:
+        added, aug_changes = _reinforce(rows, spec, state, checkpoint, plan, report)
+        rows = rows + added
+        changes += aug_changes
+    if replay_rows:
+        added, replay_changes = _replay(rows, replay_rows, report)
+        rows = rows + added
+        changes += replay_changes
     report.changes = len(changes)
     report.review = {"pending": len(review)} if review else {}
     return rows, review, changes, report, rep
@@ -271,6 +281,60 @@ def _augment(
             changes.append(Change(row_id=item["id"], change="added", why=why))
         info.after = round((count + kept) / max(1, total + kept), 4)
     return added, review, changes
+
+
+def _reinforce(
+    rows: list[dict[str, Any]],
+    spec: FixSpec,
+    state: dict[str, Any],
+    checkpoint: Callable[[], None],
+    plan: bool,
+    report: FixReport,
+) -> tuple[list[dict[str, Any]], list[Change]]:
+    """Verified variants of the rows named in ``spec.reinforce`` (the neighbours of items the model
+    failed or regressed on): new values through the same program, checked in the sandbox, deduplicated
+    and decontaminated like any augmentation."""
+    wanted = set(spec.reinforce)
+    seeds = [r for r in rows if r["id"] in wanted and not held_out(r) and not is_answer_only(r)]
+    if plan or not seeds:
+        return [], []
+    has_split = any(r.get("split") for r in rows)
+    guard = Guard(rows, [r for r in rows if held_out(r)])
+    saved = state["augment"].get("__reinforce__")
+    st = AugmentState(**saved) if saved else AugmentState()
+
+    def save_state(s: AugmentState) -> None:
+        state["augment"]["__reinforce__"] = asdict(s)
+        checkpoint()
+
+    st = augment_category(
+        "reinforce", seeds, len(seeds) * spec.reinforce_per_seed, guard, spec.seed, st, save_state
+    )
+    added = [{**item, "split": "train"} if has_split else item for item in st.accepted]
+    report.reinforced = len(added)
+    why = "reinforce the neighbourhood of failed items (verified) / 强化失败条目的邻域（已验证）"
+    return added, [Change(row_id=item["id"], change="added", why=why) for item in added]
+
+
+def _replay(
+    rows: list[dict[str, Any]], replay_rows: list[dict[str, Any]], report: FixReport
+) -> tuple[list[dict[str, Any]], list[Change]]:
+    """Rows of other versions mixed into the training split (against forgetting), under new ids so they
+    never collide with this version's; a row already here (same text) is not added twice."""
+    has_split = any(r.get("split") for r in rows)
+    seen = {normalise(user_text(r)) for r in rows}
+    added, changes = [], []
+    why = "replay: general data mixed in against forgetting / 回放：混入通用数据以防遗忘"
+    for r in replay_rows:
+        key = normalise(user_text(r))
+        if key in seen:
+            continue
+        seen.add(key)
+        item = {k: v for k, v in r.items() if k != "split"} | {"id": f"replay-{r['id']}"}
+        added.append({**item, "split": "train"} if has_split else item)
+        changes.append(Change(row_id=item["id"], change="replayed", why=why))
+    report.replayed = len(added)
+    return added, changes
 
 
 def mapping_blob(rep: Replacer, public_pem: str) -> bytes:

@@ -155,6 +155,7 @@ def apply_fix(
         should_stop,
         progress,
         teacher_backend(ctx, spec),
+        replay_rows=replay_rows(ctx, spec.replay, source.format),
     )
     report.source = source.ref
     params = spec.model_dump(mode="json", exclude={"findings"}) | {
@@ -187,6 +188,29 @@ def apply_fix(
         report.mapping = key
     _queue(ctx, version)
     return report
+
+
+def replay_rows(ctx: Context, replay: dict[str, list[str]], dataset_format: str) -> list[dict[str, Any]]:
+    """The rows a fix mixes in from other versions (only versions of the fixed one's format).
+
+    Raises:
+        InputError: a version of another format, or a row id it does not hold.
+    """
+    out: list[dict[str, Any]] = []
+    for ref, ids in replay.items():
+        version = resolve(ctx, ref).version
+        if version.format != dataset_format:
+            raise InputError(
+                f"replay rows must be {dataset_format} rows; {version.ref} holds {version.format} rows",
+                field="replay",
+            )
+        wanted = set(ids)
+        found = [r for r in load_rows(ctx, version) if r["id"] in wanted]
+        missing = wanted - {r["id"] for r in found}
+        if missing:
+            raise InputError(f"{version.ref} has no rows {', '.join(sorted(missing)[:5])}", field="replay")
+        out += found
+    return out
 
 
 def _queue(ctx: Context, version: VersionInfo) -> None:

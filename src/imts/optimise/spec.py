@@ -26,6 +26,16 @@ class FixSpec(BaseModel):
         default_factory=dict, description="Category -> target share of the training rows, e.g. division=0.15."
     )
     findings: list[Finding] = Field(default_factory=list, description="Analysis findings to act on.")
+    reinforce: list[str] = Field(
+        default_factory=list,
+        description="Training rows whose neighbourhood to reinforce: verified variants of each are added.",
+    )
+    reinforce_per_seed: int = Field(2, ge=1, le=20, description="Variants added per reinforced row.")
+    replay: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Rows to mix in from other dataset versions (version -> row ids), e.g. general data "
+        "against forgetting.",
+    )
     seed: int = 0
     review_share: float = Field(
         0.0, ge=0, le=1, description="Share of generated / rewritten rows held for review (0.1-0.2 typical)."
@@ -62,7 +72,7 @@ class FixSpec(BaseModel):
                 raise InputError(
                     f"target share of '{cat}' must be between 0 and 1, not {share}", field="augment"
                 )
-        if not (spec.pii or spec.cot or spec.augment):
+        if not (spec.pii or spec.cot or spec.augment or spec.reinforce or spec.replay):
             raise InputError(
                 "nothing to do: ask for --pii, --cot or --augment CATEGORY=SHARE, or give findings "
                 "/ 没有要做的操作：请指定 --pii、--cot 或 --augment 类别=占比，或提供分析结论"
@@ -110,7 +120,7 @@ class CategoryAugment(BaseModel):
 
 class Change(BaseModel):
     row_id: str
-    change: Literal["added", "rewritten", "replaced"]
+    change: Literal["added", "rewritten", "replaced", "replayed"]
     why: str
 
 
@@ -126,6 +136,8 @@ class FixReport(BaseModel):
     cot: dict[str, CategoryCot] = Field(default_factory=dict)
     not_rewritten: list[dict[str, str]] = Field(default_factory=list)  # row_id, reason
     augment: dict[str, CategoryAugment] = Field(default_factory=dict)
+    reinforced: int = 0  # verified variants added around reinforced rows
+    replayed: int = 0  # rows mixed in from other versions
     review: dict[str, int] = Field(default_factory=dict)  # pending / accepted / rejected
     changes: int = 0
     examples: list[dict[str, str]] = Field(default_factory=list)

@@ -12,6 +12,7 @@ def load() -> None:
     import imts.analysis.jobs
     import imts.data.jobs
     import imts.evals.jobs
+    import imts.flywheel.jobs
     import imts.jobs.sleep
     import imts.optimise.jobs
     import imts.train.jobs  # noqa: F401

@@ -622,3 +622,48 @@ class DatasetAnalysis(Base):
     report_key: Mapped[str] = mapped_column(String(200))
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Loop(Base):
+    """One closed loop (``imts loop``): its spec, where it stands and why it ended. Its steps' jobs are
+    in ``loop_steps``; everything it spent is read back from those jobs, never counted here."""
+
+    __tablename__ = "loops"
+    __table_args__ = (Index("ix_loops_status", "status"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    owner: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))  # the loop acts with its starter's role, never more
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    iteration: Mapped[int] = mapped_column(Integer, default=1)
+    phase: Mapped[str] = mapped_column(String(20), default="analyze")
+    version: Mapped[int] = mapped_column(Integer, default=0)  # compare-and-set of every move
+    request: Mapped[str | None] = mapped_column(String(20), nullable=True)  # stop, asked by a user
+    stop_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    best_run: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # versions, runs, outcomes so far
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class LoopStep(Base):
+    """One step of a loop's iteration and the job that runs it: written before the job is submitted,
+    with the job's id, so a driver killed in between submits that same id and no step runs twice."""
+
+    __tablename__ = "loop_steps"
+
+    loop_id: Mapped[str] = mapped_column(ForeignKey("loops.id", ondelete="CASCADE"), primary_key=True)
+    iteration: Mapped[int] = mapped_column(Integer, primary_key=True)
+    phase: Mapped[str] = mapped_column(String(20), primary_key=True)
+    try_no: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)  # a failed step tried again
+    job_id: Mapped[str | None] = mapped_column(String(40), nullable=True)  # None: nothing to run
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    why: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the decision behind the step
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -1,0 +1,236 @@
+"""`imts loop`: the closed loop (start, status, log, stop, resume, approve, list, report)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from imts.cli.common import console, context, friendly, print_json, progress
+
+app = typer.Typer(
+    help="The closed loop: analyse -> repair -> train -> evaluate -> feedback -> next data version, "
+    "until a stop rule ends it.",
+    no_args_is_help=True,
+)
+
+
+def show(view: Any, lang: str = "en") -> None:
+    zh = lang.startswith("zh")
+    colour = {"finished": "green", "failed": "red", "stopped": "yellow"}.get(view.status, "cyan")
+    console.print(
+        f"[bold]{view.name}[/] {view.id}  [{colour}]{view.status}[/]  "
+        f"{'迭代' if zh else 'iteration'} {view.iteration} · {view.phase}"
+    )
+    if view.stop_reason:
+        console.print(
+            f"{'停止原因' if zh else 'stopped because'}: {view.stop_reason_zh if zh else view.stop_reason_en}"
+        )
+    if view.error:
+        console.print(f"[red]{view.error}[/]")
+    if view.outcomes:
+        t = Table("iteration", "validation", "target set", "probe drop", "p vs best", "actions")
+        for o in view.outcomes:
+            drop = "-" if o.probe_drop is None else f"{o.probe_drop * 100:+.1f}"
+            t.add_row(
+                str(o.iteration), f"{o.decision:.1%}", f"{o.target_score:.1%}", drop, f"{o.p_vs_best:.3g}",
+                str(o.actions),
+            )  # fmt: skip
+        console.print(t)
+    if view.best:
+        console.print(f"{'最佳' if zh else 'best'}: iteration {view.best['iteration']} ({view.best_run})")
+    spent = view.spent
+    if spent:
+        console.print(
+            f"spent: {spent['cpu_hours']:.2f} CPU-h, {spent['gpu_hours']:.2f} GPU-h, "
+            f"{int(spent['tokens'])} tokens, {int(spent['generated_items'])} generated rows"
+        )
+
+
+@app.command("start")
+@friendly
+def start(
+    intent: str = typer.Option(..., "--intent", help="What the model should learn, in plain words."),
+    data: str = typer.Option(..., "--data", help="Dataset to start from (NAME[@N])."),
+    target: float = typer.Option(None, help="Stop once the test accuracy reaches it (0-1)."),
+    max_iterations: int = typer.Option(3, "--max-iterations", help="Training iterations at most."),
+    patience: int = typer.Option(2, help="Iterations without a significant gain before stopping."),
+    cpu_hours: float = typer.Option(None, "--budget-cpu-hours", help="CPU-hour budget of all its jobs."),
+    gpu_hours: float = typer.Option(None, "--budget-gpu-hours", help="GPU-hour budget of all its jobs."),
+    tokens: int = typer.Option(None, "--budget-tokens", help="Training-token budget."),
+    generated: int = typer.Option(None, "--budget-generated", help="Budget of generated/rewritten rows."),
+    policy: str = typer.Option(
+        "auto", help="auto, or approve: wait for `imts loop approve` before data actions."
+    ),
+    heldout: list[str] = typer.Option(
+        [], "--heldout", help="Extra evaluation set, reported every iteration."
+    ),
+    probe: str = typer.Option(None, help="General-ability probe dataset ('' for none; default: IMTS's own)."),
+    base_model: str = typer.Option(None, "--base-model"),
+    eval_items: int = typer.Option(None, "--eval-items", help="Evaluate at most this many items per set."),
+    name: str = typer.Option("", help="The loop's name (default: the dataset's)."),
+    train: list[str] = typer.Option([], "--train", help="Training override key=value (repeatable)."),
+    detach: bool = typer.Option(False, "--detach", help="Return at once; the scheduler moves the loop on."),
+    lang: str = typer.Option("en", help="en | zh"),
+) -> None:
+    """Start a closed loop and follow it (Ctrl-C leaves it to the scheduler; `imts loop status`)."""
+    from imts.flywheel import service
+    from imts.flywheel.spec import Budget, LoopSpec
+
+    fields: dict[str, Any] = {
+        "intent": intent, "data": data, "target": target, "max_iterations": max_iterations,
+        "patience": patience, "policy": policy, "heldout": heldout, "eval_items": eval_items, "name": name,
+        "budget": Budget(cpu_hours=cpu_hours, gpu_hours=gpu_hours, tokens=tokens, generated_items=generated),
+    }  # fmt: skip
+    if probe is not None:
+        fields["probe"] = probe
+    if base_model:
+        fields["base_model"] = base_model
+    if train:
+        fields["train"] = train
+    ctx = context()
+    view = service.start(ctx, _spec(LoopSpec, fields))
+    console.print(f"started loop [bold]{view.id}[/]")
+    if not detach:
+        view = service.follow(ctx, view.id, progress())
+        show(view, lang)
+
+
+def _spec(cls: Any, fields: dict[str, Any]) -> Any:
+    from pydantic import ValidationError
+
+    from imts.core.errors import InputError
+
+    try:
+        return cls.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InputError(first["msg"], field=".".join(str(p) for p in first["loc"])) from None
+
+
+@app.command("status")
+@friendly
+def status(
+    loop: str = typer.Argument(None, help="Loop id (default: the latest)."),
+    lang: str = typer.Option("en", help="en | zh"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Where a loop stands: iteration, step, scores so far, what it spent."""
+    from imts.flywheel import service
+
+    ctx = context()
+    view = service.get(ctx, _latest(ctx, loop))
+    if as_json:
+        print_json(view.model_dump(mode="json"))
+    else:
+        show(view, lang)
+
+
+def _latest(ctx: Any, loop: str | None) -> str:
+    from imts.core.errors import NotFoundError
+    from imts.flywheel import service
+
+    if loop:
+        return loop
+    loops = service.list_loops(ctx, limit=1)
+    if not loops:
+        raise NotFoundError("no loop in this project yet: `imts loop start --intent ... --data ...`")
+    return loops[0].id
+
+
+@app.command("list")
+@friendly
+def list_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
+    """The project's loops, newest first."""
+    from imts.flywheel import service
+
+    views = service.list_loops(context())
+    if as_json:
+        print_json([v.model_dump(mode="json") for v in views])
+        return
+    t = Table("id", "name", "status", "iteration", "phase", "stop reason", no_wrap=True)
+    for v in views:
+        t.add_row(v.id, v.name, v.status, str(v.iteration), v.phase, v.stop_reason or "")
+    console.print(t)
+
+
+@app.command("log")
+@friendly
+def log(
+    loop: str = typer.Argument(None, help="Loop id (default: the latest)."),
+    lang: str = typer.Option("en", help="en | zh"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The iteration log: problem found -> data fix -> gain, with the numbers."""
+    from imts.flywheel import report, service
+
+    ctx = context()
+    loop_id = _latest(ctx, loop)
+    its = service.iterations(ctx, loop_id)
+    if as_json:
+        print_json([i.model_dump(mode="json") for i in its])
+        return
+    console.print(report.markdown(service.get(ctx, loop_id), its, lang), markup=False, highlight=False)
+
+
+@app.command("report")
+@friendly
+def report_cmd(
+    loop: str = typer.Argument(None, help="Loop id (default: the latest)."),
+    lang: str = typer.Option("en", help="en | zh"),
+    out: Path = typer.Option(None, "--out", help="Also copy the HTML report here."),
+) -> None:
+    """Write the loop's report (the rising curve and the log) as Markdown and HTML."""
+    import shutil
+
+    from imts.flywheel import report, service
+
+    ctx = context()
+    loop_id = _latest(ctx, loop)
+    paths = report.write(ctx, service.get(ctx, loop_id), service.iterations(ctx, loop_id), lang)
+    if out is not None:
+        shutil.copyfile(paths["html"], out)
+    console.print(f"[green]report[/] {paths['html']}  {paths['md']}")
+
+
+@app.command("stop")
+@friendly
+def stop(loop: str = typer.Argument(..., help="Loop id.")) -> None:
+    """Stop a loop; its running step's job is paused and keeps its checkpoint."""
+    from imts.flywheel import service
+
+    show(service.stop(context(), loop))
+
+
+@app.command("resume")
+@friendly
+def resume(
+    loop: str = typer.Argument(..., help="Loop id."),
+    detach: bool = typer.Option(False, "--detach", help="Return at once; the scheduler moves the loop on."),
+) -> None:
+    """Go on from where a stopped or failed loop stands (a failed step is tried again)."""
+    from imts.flywheel import service
+
+    ctx = context()
+    view = service.resume(ctx, loop)
+    if not detach:
+        view = service.follow(ctx, loop, progress())
+    show(view)
+
+
+@app.command("approve")
+@friendly
+def approve(
+    loop: str = typer.Argument(..., help="Loop id."),
+    detach: bool = typer.Option(False, "--detach", help="Return at once; the scheduler moves the loop on."),
+) -> None:
+    """Apply the data actions a loop waits on (policy approve); `imts loop log` shows them first."""
+    from imts.flywheel import service
+
+    ctx = context()
+    view = service.approve(ctx, loop)
+    if not detach:
+        view = service.follow(ctx, loop, progress())
+    show(view)
