@@ -259,7 +259,9 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     (root / "pool.yaml").write_text(yaml.safe_dump(local_pool().model_dump(mode="json")), encoding="utf-8")
     # The isolation test answers hundreds of calls with 401 on purpose: out of the address's reach here
     # (test_limits_metrics.py tests the limits of failed authentications).
-    any_ws = make_ws(root, url, pool_file=root / "pool.yaml", api_auth_failure_limit="100000/minute")
+    # Every route is called without credentials from one address: more than the anonymous limit allows.
+    any_ws = make_ws(root, url, pool_file=root / "pool.yaml", api_auth_failure_limit="100000/minute",
+                     api_rate_limit_anonymous="100000/minute")  # fmt: skip
     app = create_app(any_ws.settings)
     ctx = platform_context(any_ws.ws, "root")
     admin = f"root-{uuid.uuid4().hex[:6]}"

@@ -52,6 +52,10 @@ NO_REQUIRED = {
     "keys list": ["--user", "{bad}"],
     "audit list": ["--since", "{bad}"],
     "audit export": ["--since", "{bad}"],
+    "loop list": ["--no-such-option"],
+    "loop status": ["{bad}"],
+    "loop log": ["{bad}"],
+    "loop report": ["{bad}"],
 }
 # Filters that accept any value and list nothing (no error, but no traceback either).
 LENIENT = {"runs list", "jobs list"}
