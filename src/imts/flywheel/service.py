@@ -54,9 +54,15 @@ class LoopView(BaseModel):
     spec: LoopSpec
     outcomes: list[Outcome]
     spent: dict[str, float]
+    # the data it started from and made: source, analysis, split, eval_data (scored), data (trained on
+    # now), heldout, probe, models (iteration -> model version)
+    versions: dict[str, Any]
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+
+
+VERSION_KEYS = ("source", "analysis", "analyzed", "split", "eval_data", "data", "heldout", "probe", "models")
 
 
 def _view(ctx: Context, row: Loop) -> LoopView:
@@ -67,8 +73,9 @@ def _view(ctx: Context, row: Loop) -> LoopView:
         stop_reason_zh=reason_text(row.stop_reason, "zh"), error=row.error, best_run=row.best_run,
         best=row.state.get("best"), spec=LoopSpec.model_validate(row.spec),
         outcomes=[Outcome.model_validate(o) for o in row.state.get("outcomes", [])],
-        spent=dict(spent.__dict__) if spent else {}, created_at=row.created_at, updated_at=row.updated_at,
-        finished_at=row.finished_at,
+        spent=dict(spent.__dict__) if spent else {},
+        versions={k: row.state[k] for k in VERSION_KEYS if k in row.state},
+        created_at=row.created_at, updated_at=row.updated_at, finished_at=row.finished_at,
     )  # fmt: skip
 
 
