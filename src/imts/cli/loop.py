@@ -119,8 +119,10 @@ def status(
 ) -> None:
     """Where a loop stands: iteration, step, scores so far, what it spent."""
     from imts.flywheel import service
+    from imts.jobs.service import settle
 
     ctx = context()
+    settle(ctx)  # without a scheduler daemon, looking moves the loop on
     view = service.get(ctx, _latest(ctx, loop))
     if as_json:
         print_json(view.model_dump(mode="json"))
@@ -210,11 +212,15 @@ def resume(
     loop: str = typer.Argument(..., help="Loop id."),
     detach: bool = typer.Option(False, "--detach", help="Return at once; the scheduler moves the loop on."),
 ) -> None:
-    """Go on from where a stopped or failed loop stands (a failed step is tried again)."""
+    """Go on from where a stopped or failed loop stands (a failed step is tried again), or follow a
+    running one again."""
     from imts.flywheel import service
 
     ctx = context()
-    view = service.resume(ctx, loop)
+    # A running loop left by Ctrl-C (no scheduler daemon moving it): follow it again.
+    view = service.get(ctx, loop)
+    if view.status not in ("running", "awaiting_approval"):
+        view = service.resume(ctx, loop)
     if not detach:
         view = service.follow(ctx, loop, progress())
     show(view)

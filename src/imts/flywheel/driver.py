@@ -41,9 +41,11 @@ def advance_all(ws: Workspace) -> None:
         ctx = context_of_project(ws, project_id, principal=f"loop:{loop_id}", role=role)  # type: ignore[arg-type]
         try:
             advance(ctx, loop_id)
-        except Exception as exc:  # one broken loop never holds the others up
+        except ImtsError as exc:  # the loop cannot go on as it is (a dataset deleted, a quota): say why
             log.warning("loop %s: %s", loop_id, exc)
             _fail(ctx, loop_id, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # e.g. the database busy: the next pass tries again
+            log.warning("loop %s: this pass could not move it: %s", loop_id, exc)
 
 
 def _row(ctx: Context, loop_id: str) -> Loop:
