@@ -139,13 +139,25 @@ print(kind.run(job, spec).version)
 """
 
 
+@pytest.mark.parametrize("during", ["cot", "augment"])
 def test_kill_minus_9_then_resume_equals_an_uninterrupted_run(
-    tmp_path: Path, data: tuple[Path, dict]
+    tmp_path: Path, data: tuple[Path, dict], during: str
 ) -> None:
+    """Killed while rewriting, or while augmenting (personal data replaced first, in both): the
+    resumed fix makes the very version an uninterrupted run makes."""
+    from imts.optimise.service import PII_PURPOSE
+    from imts.store.models import ProjectSecret
+
     path, _ = data
     a, b = make_ws(tmp_path / "a"), make_ws(tmp_path / "b")
     refs = [_split(x, path) for x in (a, b)]
-    spec = {"data": refs[0], "cot": True, "augment": {"division": 0.12}, "seed": 7}
+    with b.session() as s:  # the same project key: the same surrogates (they are keyed per project)
+        s.add(
+            ProjectSecret(
+                project_id=b.project_id, purpose=PII_PURPOSE, secret=service.project_secret(a).hex()
+            )
+        )
+    spec = {"data": refs[0], "pii": True, "cot": True, "augment": {"division": 0.12}, "seed": 7}
     whole = run_inline(a, "data_fix", spec)
     state = tmp_path / "state.json"
     env = dict(os.environ)
@@ -153,14 +165,17 @@ def test_kill_minus_9_then_resume_equals_an_uninterrupted_run(
     proc = subprocess.Popen([*cmd, "1"], env=env, cwd=Path(__file__).parents[2])
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        if state.exists() and json.loads(state.read_text()).get("fix", {}).get("augment"):
+        saved_now = json.loads(state.read_text()).get("fix", {}) if state.exists() else {}
+        if saved_now.get(during):
             break
         time.sleep(0.05)
     assert proc.poll() is None, "the run ended before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     saved = json.loads(state.read_text())["fix"]
-    assert saved["cot"] and saved["augment"]["division"]["accepted"]  # some verified work was saved
+    assert saved[during]  # some verified work was saved before the kill
+    if during == "cot":
+        assert not saved.get("augment")  # killed before the augmentation began
     out = subprocess.run([*cmd, "2"], env=env, cwd=Path(__file__).parents[2], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     resumed = resolve(b, out.stdout.strip().splitlines()[-1]).version
@@ -206,3 +221,30 @@ def test_a_chat_teachers_unverified_rewrites_are_rejected_and_listed(mathgen: Mo
     assert report.not_rewritten and not changes and fixed == rows
     assert all("verifier" in x["reason"] for x in report.not_rewritten)
     assert sum(c.answer_only for c in report.cot.values()) == len(report.not_rewritten)
+
+
+def test_personal_data_is_replaced_in_every_field_of_every_format(ws: Context, tmp_path: Path) -> None:
+    """Not only the messages: the answer, the source's other fields (kept in ``meta``) and preference
+    rows' prompt/chosen/rejected; nothing of the original values is left anywhere in a row."""
+    phone, email, name = "13812345678", "lily.carter@example.com", "Lily Carter"
+    sft = [
+        {"id": f"s{i}", "prompt": f"{name} has {i + 2} apples. How many are left after eating 1?",
+         "response": f"{i + 2} - 1 = {i + 1}. The answer is {i + 1}.", "answer": str(i + 1),
+         "contact": f"call {phone} or write to {email}"}
+        for i in range(6)
+    ]  # fmt: skip
+    pref = [
+        {"id": f"p{i}", "prompt": f"How do I reach {name}?", "chosen": f"Write to {email}.",
+         "rejected": f"Call {phone} at midnight."}
+        for i in range(4)
+    ]  # fmt: skip
+    for name_, rows in (("people", sft), ("pairs", pref)):
+        v = import_file(ws, write_jsonl(tmp_path / f"{name_}.jsonl", rows), name_)
+        report = run_inline(ws, "data_fix", {"data": v.ref, "pii": True})
+        assert report.pii_rows == len(rows)
+        for row in load_rows(ws, resolve(ws, report.version).version):
+            text = json.dumps(row, ensure_ascii=False)
+            assert phone not in text and email not in text and "Carter" not in text, text
+        if name_ == "people":
+            meta = json.loads(load_rows(ws, resolve(ws, report.version).version)[0]["meta"])
+            assert meta["contact"].startswith("call ") and "@" in meta["contact"]  # replaced, still usable

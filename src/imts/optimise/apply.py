@@ -10,6 +10,7 @@ version its job already made returns it (no second version, no item added twice)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections import Counter
@@ -53,15 +54,53 @@ def in_review(seed: int, row_id: str, share: float) -> bool:
     return h < share * 0xFFFFFFFF
 
 
+# Fields that hold no personal data by construction (ids, labels of the row, the split).
+NOT_TEXT = frozenset({"id", "category", "lang", "split", "format"})
+
+
+def _texts(value: Any, out: list[str]) -> None:
+    """Every string inside ``value`` (nested lists and mappings), in a fixed order."""
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _texts(v, out)
+    elif isinstance(value, list):
+        for v in value:
+            _texts(v, out)
+
+
+def _put(value: Any, new: list[str]) -> Any:
+    """``value`` with its strings replaced, in ``_texts``'s order, from ``new`` (consumed)."""
+    if isinstance(value, str):
+        return new.pop(0)
+    if isinstance(value, dict):
+        return {k: _put(v, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_put(v, new) for v in value]
+    return value
+
+
 def replace_pii(rows: list[dict[str, Any]], rep: Replacer) -> tuple[list[dict[str, Any]], list[Change]]:
-    """Every message of every row (all splits), personal data replaced."""
+    """Personal data replaced in every text of every row, all splits: the messages, the answer, a
+    preference row's prompt/chosen/rejected, a text row's text, and every string kept in ``meta`` (the
+    source's other fields), one row's texts together so a person keeps one surrogate across them."""
     out, changes = [], []
     for row in rows:
-        texts, spans = rep.replace_all([m["content"] for m in row["messages"]])
+        fields = {k: v for k, v in row.items() if k not in NOT_TEXT and v is not None}
+        meta = fields.get("meta")
+        if isinstance(meta, str):
+            with contextlib.suppress(json.JSONDecodeError):  # not JSON: replaced as the text it is
+                fields["meta"] = json.loads(meta)
+        texts: list[str] = []
+        _texts(fields, texts)
+        replaced, spans = rep.replace_all(texts)
         kinds = Counter(s.entity for s in spans)
-        messages = [{"role": m["role"], "content": t} for m, t in zip(row["messages"], texts, strict=True)]
-        if kinds:
-            row = {**row, "messages": messages}
+        if kinds or replaced != texts:
+            new = _put(fields, list(replaced))
+            if isinstance(meta, str) and not isinstance(new.get("meta"), str):
+                new["meta"] = json.dumps(new["meta"], ensure_ascii=False, sort_keys=True)
+            row = {**row, **new}
             why = "personal data replaced / 个人信息已替换: " + ", ".join(
                 f"{k}×{n}" for k, n in sorted(kinds.items())
             )
@@ -154,7 +193,9 @@ def plan_or_apply(
         if plan:
             found = Counter[str]()
             for r in rows:
-                spans = [s for m in r["messages"] for s in find(m["content"])]
+                texts: list[str] = []
+                _texts({k: v for k, v in r.items() if k not in NOT_TEXT}, texts)
+                spans = [s for t in texts for s in find(t)]
                 found.update(s.entity for s in spans)
                 report.pii_rows += bool(spans)
             report.pii = dict(found)
