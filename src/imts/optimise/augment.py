@@ -4,11 +4,12 @@ The embedded generator works few-shot from the category's own reasoning rows. Fr
 the program its response computes (each step's operands are numbers of the question or results of earlier
 steps), draws new values for the question's numbers (a divisor first, then a dividend that is a multiple
 of it, so divisions stay exact; subtractions stay positive), recomputes the steps, writes the question and
-response with the new values, and gives the people in it other names of the same kind. With a chat
-backend configured, the question is also re-worded by the model (every number kept). Every candidate
-then passes the sandbox verifier (:mod:`imts.optimise.verify`), is deduplicated against the data and the
-items accepted before it, and is decontaminated against the validation and test splits (exact question
-or a shared 13-gram); each rejection is counted with its reason.
+response with the new values, and gives the people in it other names of the same kind. The question is
+then re-worded: by the chat backend when one is configured, else by the embedded rules of
+:mod:`imts.optimise.reword` (question first, framing, safe word swaps, context; every number kept).
+Every candidate then passes the sandbox verifier (:mod:`imts.optimise.verify`), is deduplicated against
+the data and the items accepted before it, and is decontaminated against the validation and test splits
+(exact question or a shared 13-gram); each rejection is counted with its reason.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from imts.agents.judges.math import extract_steps
 from imts.core.text import ngrams, normalise, tokens
 from imts.optimise.cot import assistant_text, prompt_numbers, user_text
 from imts.optimise.pii.lexicon import EN_FIRST, EN_FIRST_FEMALE
+from imts.optimise.reword import reword
 from imts.optimise.verify import verify
 
 _NUM = re.compile(r"(?<![\d.])\d{1,6}(?:\.\d+)?(?!\.?\d)")
@@ -231,6 +233,9 @@ def augment_category(
             item = generate(prog, rng, f"aug-{category}-{digest[:10]}")
             if item is not None and paraphraser is not None:
                 item = _paraphrase(item, paraphraser)
+            elif item is not None:  # the embedded teacher's new wording (rules; optimise/reword.py)
+                new = reword(user_text(item), str(item.get("lang") or "en"), rng)
+                item = {**item, "messages": [{"role": "user", "content": new}, item["messages"][1]]}
             batch.append(item)
         state.next_index += len(batch)
         verdicts = verify(
