@@ -268,6 +268,11 @@ def test_researcher_follows_the_loop_live_approves_stops_and_resumes(lw: LoopWor
         expect(page.locator("#timeline > li")).to_have_count(2)
         expect(curve).to_have_attribute("data-points", "9")
         expect(page.locator("#loop-where")).to_contain_text("the iteration limit was reached")
+        best = _get(url, f"/loops/{lw.loop_id}")["best"]["iteration"]
+        model = next(
+            e["model_version"] for e in _get(url, f"/loops/{lw.loop_id}/log") if e["iteration"] == best
+        )
+        expect(page.locator("#loop-where")).to_contain_text(f"Best: Iteration {best} ({model})")
         expect(page.locator(f"#loops tr[data-loop={lw.loop_id}]")).to_contain_text("finished")
         second = page.locator("#timeline > li[data-iteration='2']")
         expect(second.locator(".gains tr[data-set]")).to_have_count(3)

@@ -66,12 +66,13 @@ function draw(el, loop, steps, log, refresh) {
   const report = `/api/v1${proj()}/loops/${loop.id}/report?format=html&lang=${lang()}`;
   const spent = loop.spent || {};
   const feedback = steps.filter((s) => s.phase === "feedback" && s.result).at(-1);
+  const bestModel = loop.best && (log.find((e) => e.iteration === loop.best.iteration) || {}).model_version;
   const proposed = loop.status === "awaiting_approval" && feedback ? feedback.result.actions || [] : null;
   el.replaceChildren(...[
     h("h2", {}, `${loop.name} `, status(loop.status)),
     h("p", { id: "loop-where" }, `${t("iteration")} ${loop.iteration}/${loop.spec.max_iterations} · ${t("phase_" + loop.phase)}`,
       loop.stop_reason ? ` · ${lang() === "zh" ? loop.stop_reason_zh : loop.stop_reason_en}` : "",
-      loop.best ? ` · ${t("best")}: ${t("iteration")} ${loop.best.iteration}${loop.best.model_version ? " (" + loop.best.model_version + ")" : ""}` : "",
+      loop.best ? ` · ${t("best")}: ${t("iteration")} ${loop.best.iteration}${bestModel ? ` (${bestModel})` : ""}` : "",
       ` · ${t("spent")}: ${fmtNum(spent.cpu_hours || 0, 2)} CPU-h, ${fmtNum(spent.tokens || 0)} tokens, ${fmtNum(spent.generated_items || 0)} ${t("generated")}`),
     h("p", { class: "muted" }, h("b", {}, loop.spec.intent), ` · ${loop.spec.data} → ${loop.spec.base_model} · ${t("policy")}: ${t("policy_" + loop.spec.policy)}`),
     loop.error ? h("p", { class: "err" }, loop.error) : null,
