@@ -6,43 +6,18 @@ or delete control and the API refuses anyway. Every step saves a screenshot unde
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import tarfile
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 import httpx
 import pytest
-import yaml
 from tests.conftest import write_jsonl
+from tests.console.helpers import ARGS, CHROMIUM, PASSWORD, Server, needs_chromium, serve, world
+from tests.console.helpers import login as _login
 
-from imts.core.net import free_port
-from imts.jobs.pool import local_pool
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
-PASSWORD = "correct horse battery staple"
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (make test installs it)"
-)
-
-
-@dataclass
-class Server:
-    url: str
-    env: dict[str, str]
-    data: Path
-
-
-def _imts(env: dict[str, str], *args: str, stdin: str | None = None) -> None:
-    r = subprocess.run([sys.executable, "-m", "imts", *args], env=env, input=stdin, capture_output=True,
-                       text=True, timeout=120)  # fmt: skip
-    assert r.returncode == 0, (args, r.stdout, r.stderr)
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -52,53 +27,11 @@ def server(
     """A real server: an administrator, tenant ``acme`` with a researcher and a viewer, the tiny
     model registered as a base model, and the example task's data written to a file to upload."""
     tmp = tmp_path_factory.mktemp("console")
-    env = {
-        **os.environ,
-        "IMTS_WORKSPACE": str(tmp / "ws"),
-        "PYTHONPATH": str(Path(__file__).parents[2] / "src"),
-    }
-    pool = {**local_pool().model_dump(mode="json"), "prices": {"currency": "USD", "cpu_hour": 3.6}}
-    (tmp / "pool.yaml").write_text(yaml.safe_dump(pool), encoding="utf-8")  # the overview shows costs
-    env["IMTS_POOL_FILE"] = str(tmp / "pool.yaml")
-    _imts(env, "admin", "init", "--username", "boss", "--password-stdin", stdin=PASSWORD + "\n")
-    _imts(env, "tenants", "create", "acme")
-    _imts(env, "projects", "create", "default", "--tenant", "acme")
-    for user, role in (("alice", "researcher"), ("vic", "viewer")):
-        _imts(env, "users", "add", user, "--password-stdin", stdin=PASSWORD + "\n")
-        _imts(env, "members", "add", user, "--role", role, "--tenant", "acme")
+    env = world(tmp)
     rows, _ = mathgen.generate(n=200, seed=3)
     data = write_jsonl(tmp / "math.jsonl", rows)
-    port = free_port()
-    log = (tmp / "server.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "imts", "server", "--port", str(port)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("the server did not answer within 60 s")
-        with httpx.Client(base_url=f"{url}/api/v1", timeout=120) as c:
-            csrf = c.post("/auth/login", json={"username": "boss", "password": PASSWORD}).json()["csrf_token"]
-            body = {"path": str(tiny_model), "name": "tiny-llama", "license": "apache-2.0"}
-            r = c.post("/base-models", headers={"X-CSRF-Token": csrf}, json=body)
-            assert r.status_code == 201, r.text
-        yield Server(url, env, data)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-def _login(page, url: str, user: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto(url + "/")
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("#nav-overview")
+    with serve(env, tmp, data, tiny_model) as srv:
+        yield srv
 
 
 def test_researcher_walks_every_page(server: Server, tmp_path: Path) -> None:

@@ -73,7 +73,8 @@ export async function render(view, rest, params) {
       location.hash = `#/datasets/${encodeURIComponent(current)}?ref=${current}@${v.number}`; } catch (e) { detail.prepend(errorBox(e)); }
   } }, t("split_train_val_test")) : null;
   // Preview: paged, filtered by the API's `where` expression.
-  const where = h("input", { id: "where", placeholder: "category = 'addition'", size: 40 });
+  // A filter may come with the link (the Data insights page opens a finding's rows here).
+  const where = h("input", { id: "where", placeholder: "category = 'addition'", size: 40, value: params.where || null });
   const previewBox = h("div", { id: "preview" });
   let page = 1;
   async function preview() {
