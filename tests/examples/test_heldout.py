@@ -1,5 +1,5 @@
 """Checks of the hand-written held-out sets: ``examples/heldout/math_oot.jsonl`` (out-of-template math)
-and ``examples/probes/general.jsonl`` (general-ability preference probe).
+and ``src/imts/flywheel/data/general_probe.jsonl`` (the general-ability preference probe IMTS ships).
 
 Every failure names the file, the line and the field. The OOT set must also stay independent of the
 example generator: no prompt may share a run of 8 tokens with 3,000 generated prompts.
@@ -27,7 +27,7 @@ from imts.store.context import Context
 
 ROOT = Path(__file__).resolve().parents[2]
 OOT = ROOT / "examples" / "heldout" / "math_oot.jsonl"
-PROBE = ROOT / "examples" / "probes" / "general.jsonl"
+PROBE = ROOT / "src" / "imts" / "flywheel" / "data" / "general_probe.jsonl"
 
 CATEGORIES = ("addition", "subtraction", "multiplication", "division", "multi_step")
 CATEGORY_OPS = {"addition": "+", "subtraction": "-", "multiplication": "*", "division": "/"}
