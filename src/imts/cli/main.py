@@ -251,7 +251,7 @@ def eval_(
         None, help="Generation budget (default: 1.25 x the longest reference answer)."
     ),
     batch_size: int = typer.Option(32),
-    limit: int | None = typer.Option(None, help="Evaluate only the first N items."),
+    limit: int | None = typer.Option(None, help="Evaluate at most N items, spread evenly over the set."),
     suite: Path | None = typer.Option(None, "--suite", help="Suite YAML (datasets, metrics, judges, ...)."),
     metrics: str = typer.Option(
         "exact_match", help="Comma list: exact_match, f1, bleu, rouge_l, distinct_2, perplexity."

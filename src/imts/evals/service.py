@@ -56,6 +56,15 @@ class EvalSettings:
         )
 
 
+def spread(rows: list[Any], n: int | None) -> list[Any]:
+    """At most ``n`` rows spread evenly over ``rows`` (all of them when ``n`` is None): a set stored by
+    language or category keeps its mix, which its first ``n`` rows would not."""
+    if n is None or len(rows) <= n:
+        return rows
+    step = len(rows) / n
+    return [rows[int(i * step)] for i in range(n)]
+
+
 def generation_budget(tokenizer: Any, references: list[str], cap: int = 512) -> int:
     """Room for the longest reference answer plus a quarter, so a correct answer always fits.
 
@@ -84,7 +93,7 @@ def evaluate(
     progress = progress or NullProgress()
     ref = eval_data(ctx, data_ref)
     kind = task_kind(ref.version.format, settings.task, ref.version.ref)
-    rows = load_rows(ctx, ref)[: settings.max_items]
+    rows = spread(load_rows(ctx, ref), settings.max_items)
     if not rows:
         raise NotFoundError(f"{ref} has no rows to evaluate")
     resolved = model or resolve_model(ctx, model_ref)

@@ -67,7 +67,9 @@ class SuiteSpec(BaseModel):
     )
     max_new_tokens: int | None = Field(None, ge=1, le=4096)
     batch_size: int = Field(32, ge=1)
-    max_items: int | None = Field(None, ge=1)
+    max_items: int | None = Field(
+        None, ge=1, description="Evaluate at most this many items of each set, spread evenly over it."
+    )
     sampling: SamplingSpec = Field(default_factory=SamplingSpec)
     cache: bool = True
 
