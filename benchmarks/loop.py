@@ -3,7 +3,7 @@ every evaluation set per iteration (the test split from the generator's template
 out-of-template set, the general probe), and, in the same run, what a user would do instead — one plain
 LoRA turn on the split data (today's ``imts demo --plain``), scored on the same items.
 
-    PYTHONPATH=src:. .venv/bin/python benchmarks/loop.py [--iterations 2] [--eval-items 150] [--no-plain]
+    PYTHONPATH=src:. .venv/bin/python benchmarks/loop.py [--iterations 2] [--eval-items 100] [--no-plain]
 
 Runs in a fresh workspace (``--workspace``, default a temporary folder) with the embedded stack: the
 loop's steps are jobs on the local pool, driven by the scheduler passes this process runs.
@@ -24,10 +24,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--iterations", type=int, default=2)
-    ap.add_argument("--eval-items", type=int, default=150)
+    ap.add_argument("--eval-items", type=int, default=100)
     ap.add_argument("--rows", type=int, default=3000)
     ap.add_argument("--workspace", type=Path, default=None)
     ap.add_argument("--no-plain", action="store_true", help="Skip the plain LoRA turn.")
+    ap.add_argument(
+        "--loop", default=None, help="A finished loop of --workspace: measure only the plain turn."
+    )
     args = ap.parse_args()
 
     from imts.core.settings import Settings
@@ -38,11 +41,14 @@ def main() -> None:
     root = args.workspace or Path(tempfile.mkdtemp(prefix="imts-loop-bench-"))
     ctx = local_context(Settings(workspace=root))
     t0 = time.perf_counter()
-    result = run_loop_demo(ctx, args.rows, 0, None, args.iterations, args.eval_items)
+    loop_id = args.loop or run_loop_demo(ctx, args.rows, 0, None, args.iterations, args.eval_items).loop_id
     loop_s = time.perf_counter() - t0
-    view = service.get(ctx, result.loop_id)
-    its = service.iterations(ctx, result.loop_id)
-    print(f"\nloop {view.id}: {view.status} ({view.stop_reason}), {loop_s / 60:.1f} min end to end")
+    view = service.get(ctx, loop_id)
+    its = service.iterations(ctx, loop_id)
+    took = (
+        f"{loop_s / 60:.1f} min end to end" if args.loop is None else f"{(view.updated_at - view.created_at)}"
+    )
+    print(f"\nloop {view.id}: {view.status} ({view.stop_reason}), {took}")
     phases = ["analyze", "split", "repair", "baseline", "train", "evaluate", "feedback"]
     print("| iteration | " + " | ".join(phases) + " | total (s) |")
     print("|---" * (len(phases) + 2) + "|")

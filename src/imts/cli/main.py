@@ -365,7 +365,7 @@ def demo(
     rows: int = typer.Option(3000, help="Example rows to generate."),
     seed: int = typer.Option(0),
     iterations: int = typer.Option(2, "--iterations", help="Training iterations of the loop."),
-    eval_items: int = typer.Option(150, "--eval-items", help="Items per evaluation set."),
+    eval_items: int = typer.Option(100, "--eval-items", help="Items per evaluation set."),
     plain: bool = typer.Option(False, "--plain", help="One straight turn instead of the loop."),
     lang: str = typer.Option("en", help="Report language: en | zh."),
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),

@@ -159,7 +159,7 @@ def run_loop_demo(
     seed: int = 0,
     overrides: list[str] | None = None,
     max_iterations: int = 2,
-    eval_items: int | None = 150,
+    eval_items: int | None = 100,
     progress: Progress | None = None,
     base_model: str = BASE_MODEL,
     lang: str = "en",
