@@ -30,6 +30,17 @@ def test_console_files_and_specs(world: World) -> None:
     schema = c.get("/api/v1/specs/run", headers=h).json()
     assert schema["properties"]["lr"]["default"] == 0.001 and "lora" in schema["properties"]
     assert "datasets" in c.get("/api/v1/specs/eval", headers=h).json()["properties"]
+    # the loop's spec, with its help in English and Chinese (the loop page's form is built from it)
+    assert c.get("/api/v1/specs/loop").status_code == 401
+    loop = c.get("/api/v1/specs/loop", headers=h).json()
+    assert loop["required"] == ["intent", "data"] and loop["additionalProperties"] is False
+    props = loop["properties"]
+    assert props["max_iterations"]["default"] == 3 and props["max_iterations"]["maximum"] == 50
+    assert props["train"]["default"] == ["max_steps=80", "save_every=40", "eval_every=40"]
+    assert props["probe"]["default"] == "imts-general-probe"
+    assert all(p.get("description") and p.get("description_zh") for n, p in props.items() if n != "budget")
+    budget = loop["$defs"]["Budget"]
+    assert budget["title_zh"] == "预算" and all(p["description_zh"] for p in budget["properties"].values())
     base = f"/api/v1/tenants/{world.a.tenant}/projects/{world.a.project}"
     plan = c.post(f"{base}/plan", headers=h, json={"base_model": "qwen2.5-7b", "gpus": "1xh100"}).json()
     assert plan["options"] and all(o["method"] == "lora" for o in plan["options"]) and plan["why"]

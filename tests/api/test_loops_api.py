@@ -1,5 +1,6 @@
 """The closed loop over HTTP: read a loop, its steps, log and report (both languages); refusals with the
-reason; roles; another tenant's loop is not found. Running loops are tested in tests/flywheel/."""
+reason and the spec's field they concern; roles; another tenant's loop is not found. Running loops are
+tested in tests/flywheel/."""
 
 from __future__ import annotations
 
@@ -27,13 +28,30 @@ def test_a_loop_is_read_reported_and_guarded(world: World) -> None:
     spec = {"intent": "Teach the model to add numbers", "data": "isolation", "base_model": "none-such"}
     assert c.post(base, headers=viewer, json=spec).status_code == 403
     assert c.post(f"{base}/{loop_id}/resume", headers=viewer).status_code == 403
-    # bad input says what is wrong and where
+    # bad input says what is wrong and where: the error's param names the spec's field (the console
+    # shows the message at that field)
     r = c.post(base, headers=researcher, json=spec)
     assert r.status_code == 404 and "none-such" in r.json()["error"]["message"], r.text
+    assert r.json()["error"]["param"] == "base_model"
     r = c.post(base, headers=researcher, json={**spec, "data": "no-such-data"})
     assert r.status_code == 404 and "no-such-data" in r.json()["error"]["message"], r.text
+    assert r.json()["error"]["param"] == "data"
     r = c.post(base, headers=researcher, json={**spec, "max_iterations": 0})
-    assert r.status_code == 422 and "max_iterations" in r.text, r.text
+    assert r.status_code == 422 and r.json()["error"]["param"] == "max_iterations", r.text
+    known = {**spec, "base_model": one["spec"]["base_model"], "probe": ""}
+    r = c.post(base, headers=researcher, json={**known, "intent": "make it better"})
+    assert r.status_code == 422 and r.json()["error"]["param"] == "intent", r.text
+    assert "What should the model do?" in r.json()["error"]["message"]  # the question to answer ...
+    assert "您希望模型具体做什么" in r.json()["error"]["message"]  # ... in both languages
+    r = c.post(base, headers=researcher, json={**known, "heldout": ["isolation", "gone@1"]})
+    assert r.status_code == 404 and r.json()["error"]["param"] == "heldout.1", r.text
+    assert "gone" in r.json()["error"]["message"]
+    r = c.post(base, headers=researcher, json={**known, "heldout": ["isolation:nope"]})
+    assert r.status_code == 404 and r.json()["error"]["param"] == "heldout.0", r.text
+    assert "has no split 'nope'" in r.json()["error"]["message"]
+    r = c.post(base, headers=researcher, json={**known, "probe": "no-such-probe"})
+    assert r.status_code == 404 and r.json()["error"]["param"] == "probe", r.text
+    assert [x["id"] for x in c.get(base, headers=viewer).json()] == [loop_id]  # none of them started
     # moves that do not apply to a stopped loop are refused with the reason
     r = c.post(f"{base}/{loop_id}/stop", headers=admin)
     assert r.status_code == 409 and "only a running loop stops" in r.json()["error"]["message"]

@@ -94,7 +94,7 @@ def install(app: FastAPI) -> None:
     async def imts_error(_: Request, exc: ImtsError) -> JSONResponse:
         for cls, status, kind in STATUS:
             if isinstance(exc, cls):
-                param = exc.field if isinstance(exc, InputError) else None
+                param = exc.field if isinstance(exc, InputError | NotFoundError) else None
                 return error(status, str(exc), kind, param=param)
         return error(400, str(exc), "bad_request")
 

@@ -8,7 +8,16 @@ class ImtsError(Exception):
 
 
 class NotFoundError(ImtsError):
-    """A named thing (dataset, version, model, run) does not exist."""
+    """A named thing (dataset, version, model, run) does not exist.
+
+    Args:
+        message: what was not found, in words.
+        field: the input field that named it, when there is one (the API's error ``param``).
+    """
+
+    def __init__(self, message: str = "", *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(message)
 
 
 class ConflictError(ImtsError):

@@ -7,6 +7,8 @@ running passes here when no scheduler daemon runs, like ``jobs.service.follow``.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from importlib import resources
 from typing import Any
@@ -95,11 +97,25 @@ def _probe(ctx: Context, name: str | None) -> str | None:
         return data.import_file(ctx, file, PROBE_DATASET).ref
 
 
+@contextmanager
+def _at(field: str) -> Iterator[None]:
+    """A lookup's error names the spec's field it came from (the API answers it as ``param``)."""
+    try:
+        yield
+    except NotFoundError as e:
+        raise NotFoundError(str(e), field=e.field or field) from None
+    except InputError as e:
+        raise InputError(e.reason, file=e.file, line=e.line, field=e.field or field) from None
+
+
 def start(ctx: Context, spec: LoopSpec) -> LoopView:
     """Write a new loop (it starts at the next scheduler pass).
 
     Raises:
-        InputError: an unknown dataset, base model or evaluation set, or an intent too vague to act on.
+        NotFoundError: an unknown dataset, base model, held-out set or probe; its ``field`` names the
+            spec's field (``heldout.1`` for the second held-out set).
+        InputError: a bad dataset reference, or an intent too vague to act on (with the question to
+            answer, in English and Chinese, at ``intent``).
     """
     from imts.analysis.intent import parse_intent
     from imts.data import service as data
@@ -107,17 +123,21 @@ def start(ctx: Context, spec: LoopSpec) -> LoopView:
 
     ctx.require(Permission.MODEL_TRAIN)
     ctx.require(Permission.DATASET_UPLOAD)
-    source = data.resolve(ctx, spec.data).version.ref  # fixed now: a later import does not change the loop
-    registry.get_base_model(ctx, spec.base_model)
+    with _at("data"):
+        source = data.resolve(ctx, spec.data).version.ref  # fixed now: a later import does not change it
+    with _at("base_model"):
+        registry.get_base_model(ctx, spec.base_model)
     parsed = parse_intent(spec.intent)
     if parsed.task is None:
         raise InputError(f"{parsed.question_en} / {parsed.question_zh}", field="intent")
     heldout = []
-    for ref in spec.heldout:
-        base, _, split = ref.partition(":")
-        version = data.resolve(ctx, base).version.ref
-        heldout.append(f"{version}:{split}" if split else version)
-    state = {"source": source, "heldout": heldout, "probe": _probe(ctx, spec.probe)}
+    for i, ref in enumerate(spec.heldout):
+        with _at(f"heldout.{i}"):
+            found = data.resolve(ctx, ref)  # the split too: a missing one is said now, not at evaluation
+        heldout.append(str(found))
+    with _at("probe"):
+        probe = _probe(ctx, spec.probe)
+    state = {"source": source, "heldout": heldout, "probe": probe}
     loop_id = new_id("loop")
     with ctx.session() as s:
         s.add(

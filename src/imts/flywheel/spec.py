@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -14,16 +14,33 @@ BASE_MODEL = "smollm2-135m-instruct"
 PROBE_DATASET = "imts-general-probe"
 
 
+def zh(text: str) -> dict[str, Any]:
+    """A field's help in Chinese, beside its ``description`` in the JSON schema (the console shows it)."""
+    return {"description_zh": text}
+
+
 class Budget(BaseModel):
     """What the loop may spend in all (None: no limit). Counted from its jobs' records, never added up
     as it goes, so a resumed loop never counts anything twice."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"title_zh": "预算"})
 
-    cpu_hours: float | None = Field(None, gt=0, description="Worker CPU-hours over all the loop's jobs.")
-    gpu_hours: float | None = Field(None, gt=0, description="Worker GPU-hours over all the loop's jobs.")
-    tokens: int | None = Field(None, gt=0, description="Training tokens over all iterations.")
-    generated_items: int | None = Field(None, gt=0, description="Rows generated or rewritten by repairs.")
+    cpu_hours: float | None = Field(
+        None, gt=0, description="Worker CPU-hours over all the loop's jobs.",
+        json_schema_extra=zh("闭环所有任务合计的 CPU 小时数。"),
+    )  # fmt: skip
+    gpu_hours: float | None = Field(
+        None, gt=0, description="Worker GPU-hours over all the loop's jobs.",
+        json_schema_extra=zh("闭环所有任务合计的 GPU 小时数。"),
+    )  # fmt: skip
+    tokens: int | None = Field(
+        None, gt=0, description="Training tokens over all iterations.",
+        json_schema_extra=zh("所有迭代合计的训练 token 数。"),
+    )  # fmt: skip
+    generated_items: int | None = Field(
+        None, gt=0, description="Rows generated or rewritten by repairs.",
+        json_schema_extra=zh("数据修复生成或改写的行数。"),
+    )  # fmt: skip
 
 
 class LoopSpec(BaseModel):
@@ -31,44 +48,81 @@ class LoopSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    intent: str = Field(min_length=1, max_length=2000, description="What the model should learn.")
-    data: str = Field(description="Dataset to start from (NAME[@N]).")
-    name: str = Field("", max_length=80, description="The loop's name (default: the dataset's).")
-    base_model: str = BASE_MODEL
-    target: float | None = Field(None, gt=0, le=1, description="Stop once the test accuracy reaches it.")
+    # Every field's help is in English (description) and Chinese (description_zh): the console's form to
+    # start a loop is built from this schema (GET /api/v1/specs/loop).
+    intent: str = Field(
+        min_length=1, max_length=2000, description="What the model should learn.",
+        json_schema_extra=zh("模型要学会什么。"),
+    )  # fmt: skip
+    data: str = Field(
+        description="Dataset to start from (NAME[@N]).", json_schema_extra=zh("起始数据集（NAME[@N]）。")
+    )
+    name: str = Field(
+        "", max_length=80, description="The loop's name (default: the dataset's).",
+        json_schema_extra=zh("闭环名称（默认取数据集名）。"),
+    )  # fmt: skip
+    base_model: str = Field(
+        BASE_MODEL, min_length=1, description="Base model every iteration is trained from.",
+        json_schema_extra=zh("每轮训练所用的基座模型。"),
+    )  # fmt: skip
+    target: float | None = Field(
+        None, gt=0, le=1, description="Stop once the test accuracy reaches it.",
+        json_schema_extra=zh("测试准确率达到该值即停止（0–1，可选）。"),
+    )  # fmt: skip
     target_on: Literal["test", "heldout"] = Field(
-        "test", description="Which score the target is on: the test split, or the first held-out set."
+        "test", description="Which score the target is on: the test split, or the first held-out set.",
+        json_schema_extra=zh("目标针对哪个分数：测试集，或第一个外部评测集。"),
+    )  # fmt: skip
+    max_iterations: int = Field(
+        3, ge=1, le=50, description="Training iterations at most.", json_schema_extra=zh("最多训练迭代次数。")
     )
-    max_iterations: int = Field(3, ge=1, le=50, description="Training iterations at most.")
-    patience: int = Field(2, ge=1, description="Stop after this many iterations without a significant gain.")
-    alpha: float = Field(0.05, gt=0, lt=1, description="Significance level of the paired test (McNemar).")
+    patience: int = Field(
+        2, ge=1, description="Stop after this many iterations without a significant gain.",
+        json_schema_extra=zh("连续这么多轮没有显著提升即停止。"),
+    )  # fmt: skip
+    alpha: float = Field(
+        0.05, gt=0, lt=1, description="Significance level of the paired test (McNemar).",
+        json_schema_extra=zh("配对检验（McNemar）的显著性水平。"),
+    )  # fmt: skip
     forgetting_tolerance: float = Field(
-        0.02, ge=0, le=1, description="Largest drop of the general probe's accuracy against the base model."
-    )
+        0.02, ge=0, le=1, description="Largest drop of the general probe's accuracy against the base model.",
+        json_schema_extra=zh("通用能力探针准确率相对基座模型允许的最大下降。"),
+    )  # fmt: skip
     budget: Budget = Field(default_factory=Budget)
     policy: Literal["auto", "approve"] = Field(
-        "auto", description="auto: apply data actions at once; approve: wait for `imts loop approve`."
-    )
+        "auto", description="auto: apply data actions at once; approve: wait for `imts loop approve`.",
+        json_schema_extra=zh("auto：立即执行数据操作；approve：等待批准（`imts loop approve` 或控制台）。"),
+    )  # fmt: skip
     heldout: list[str] = Field(
-        default_factory=list, description="Extra evaluation sets (NAME[@N]) reported every iteration."
-    )
+        default_factory=list, description="Extra evaluation sets (NAME[@N]) reported every iteration.",
+        json_schema_extra=zh("每轮都报告的外部评测集（NAME[@N]）。"),
+    )  # fmt: skip
     probe: str | None = Field(
-        PROBE_DATASET, description="General-ability probe (preference rows); '' for none."
-    )
+        PROBE_DATASET, description="General-ability probe (preference rows); '' for none.",
+        json_schema_extra=zh("通用能力探针（偏好数据行）；'' 表示不使用。"),
+    )  # fmt: skip
     replay: list[str] = Field(
         default_factory=list,
         description="Datasets to draw replay rows from when forgetting shows (default: every other "
         "dataset of the project that is not an evaluation set).",
+        json_schema_extra=zh("出现遗忘时从中抽取回放行的数据集（默认：项目中除评测集外的所有其他数据集）。"),
     )
+    # A plain default, not a factory, so the JSON schema shows it (pydantic copies it per instance).
     train: list[str] = Field(
-        default_factory=lambda: ["max_steps=80", "save_every=40", "eval_every=40"],
+        ["max_steps=80", "save_every=40", "eval_every=40"],
         description="Training overrides (`imts train --keys`), the same every iteration.",
+        json_schema_extra=zh("训练参数覆盖（`imts train --keys`），每轮相同。"),
     )
-    eval_items: int | None = Field(None, ge=1, description="Evaluate at most this many items per set.")
+    eval_items: int | None = Field(
+        None, ge=1, description="Evaluate at most this many items per set.",
+        json_schema_extra=zh("每个评测集最多评测这么多题（默认全部）。"),
+    )  # fmt: skip
     augment_share: float = Field(
-        0.15, gt=0, lt=1, description="Target share a weak category is augmented to."
-    )
-    seed: int = 0
+        0.15, gt=0, lt=1, description="Target share a weak category is augmented to.",
+        json_schema_extra=zh("薄弱类别扩充到的目标占比。"),
+    )  # fmt: skip
+    seed: int = Field(0, description="Random seed of splits, sampling and training.",
+                      json_schema_extra=zh("划分、抽样和训练的随机种子。"))  # fmt: skip
 
     @field_validator("intent")
     @classmethod

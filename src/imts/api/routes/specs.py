@@ -1,5 +1,5 @@
-"""The typed specs as JSON schemas (the console builds its launch forms from them) and the memory
-plan of a run before it is submitted."""
+"""The typed specs as JSON schemas (the console builds its launch forms and its form to start a loop
+from them) and the memory plan of a run before it is submitted."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from imts.api.deps import project_ctx, user_ctx
 from imts.core.permissions import Permission
 from imts.evals.suite import SuiteSpec
+from imts.flywheel.spec import LoopSpec
 from imts.store.context import Context
 from imts.train.plan.service import make_plan, plan_dict, resolve_arch
 from imts.train.spec import RunSpec
@@ -73,6 +74,12 @@ def run_schema(ctx: UserCtx) -> dict[str, Any]:
 def eval_schema(ctx: UserCtx) -> dict[str, Any]:
     """The JSON schema of an evaluation suite's spec."""
     return SuiteSpec.model_json_schema()
+
+
+@router.get("/specs/loop", response_model=dict[str, Any])
+def loop_schema(ctx: UserCtx) -> dict[str, Any]:
+    """The JSON schema of a closed loop's spec (help in English and Chinese: ``description_zh``)."""
+    return LoopSpec.model_json_schema()
 
 
 @router.post("/tenants/{tenant}/projects/{project}/plan", response_model=PlanView)

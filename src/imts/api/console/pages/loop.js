@@ -1,7 +1,9 @@
 // The loop: the project's closed loops; for one, the rising curve (accuracy per evaluation set, the base
 // model at iteration 0, then each iteration), the timeline (problem found -> data fix -> gain), the steps
-// with their jobs' states, live while it runs; stop / resume / approve for roles that may train.
+// with their jobs' states, live while it runs; for roles that may train, a form to start a loop
+// (loopstart.js) and stop / resume / approve.
 import { api, h, proj, canTrain, t, lang, fmtNum, fmtDate, fmtDur, errorBox, onLeave } from "./common.js";
+import { startForm } from "./loopstart.js";
 import uPlot from "../vendor/uPlot.esm.js";
 
 const POLL_MS = 2000;
@@ -14,9 +16,12 @@ const setName = (s) => (t("set_" + s) === "set_" + s ? s : t("set_" + s)); // he
 const shown = () => (location.hash.slice(2).split(/[/?]/)[0] || "") === "loop";
 
 export async function render(view, rest) {
-  const loops = await api(`${proj()}/loops`);
+  // A started loop opens by its address: the page renders again on it, and the polling below follows it.
+  const [loops, form] = await Promise.all([api(`${proj()}/loops`),
+    canTrain() ? startForm({ started: (l) => (location.hash = `#/loop/${l.id}`) }) : null]);
   const chosen = rest[0] || (loops[0] && loops[0].id) || "";
-  view.replaceChildren(h("h1", {}, t("page_loop")), h("table", { id: "loops" },
+  if (form) form.open = !loops.length;
+  view.replaceChildren(h("h1", {}, t("page_loop")), form, h("table", { id: "loops" },
     h("tr", {}, [t("loop"), t("state"), t("iteration"), t("phase"), t("stop_reason"), t("best"), t("created")].map((x) => h("th", {}, x))),
     loops.map((l) => loopRow(l, chosen))));
   if (!loops.length) { view.append(h("p", { class: "muted", id: "no-loops" }, t("no_loops"))); return; }

@@ -1,6 +1,8 @@
-// A form built from a pydantic JSON schema: one input per field with its default and help, nested
-// models as fieldsets; errors from the API (422 with `param`) are shown at their field.
-import { h, t } from "./common.js";
+// A form built from a pydantic JSON schema: one input per field with its default and help (in Chinese
+// where the schema has `description_zh`), nested models as fieldsets; long strings as text areas, lists
+// with a closed set of values as multiple selects; errors from the API (422 or 404 with `param`) are
+// shown at their field.
+import { h, t, lang } from "./common.js";
 
 const resolve = (schema, s) => (s && s.$ref ? schema.$defs[s.$ref.split("/").pop()] : s);
 function kindOf(schema, s) {
@@ -12,11 +14,15 @@ function kindOf(schema, s) {
   if (s.enum) return { type: "enum", values: s.enum };
   if (s.const !== undefined) return { type: "enum", values: [s.const] };
   if (s.type === "object" && s.properties) return { type: "object", schema: s };
-  return { type: s.type || "string", items: s.items };
+  return { type: s.type || "string", items: resolve(schema, s.items), maxLength: s.maxLength,
+    min: s.minimum ?? s.exclusiveMinimum, max: s.maximum ?? s.exclusiveMaximum };
 }
+/** The schema's text in the UI language: `description_zh` / `title_zh` beside the English. */
+const said = (s, key) => (lang() === "zh" && s[key + "_zh"]) || s[key];
 
-/** Build the form; returns {el, value(), showErrors(err), onchange(fn)}. */
-export function specForm(schema, { overrides = {}, id = "spec", only = null } = {}) {
+/** Build the form; returns {el, value(), showErrors(err), onchange(fn)}. `only`: the top-level fields to
+ *  show (the others are left to the API's defaults); `noneLabel`: the text of a nullable select's null. */
+export function specForm(schema, { overrides = {}, id = "spec", only = null, noneLabel = "—" } = {}) {
   const inputs = new Map(); // dotted path -> {read(), el, err}
   const listeners = [];
   function fields(obj, prefix) {
@@ -27,14 +33,18 @@ export function specForm(schema, { overrides = {}, id = "spec", only = null } = 
       const k = kindOf(schema, prop);
       const p = resolve(schema, prop);
       if (k.type === "object") {
-        out.push(h("fieldset", { "data-field": path }, h("legend", {}, k.schema.title || name), h("div", { class: "spec-inner", style: "display:grid;grid-template-columns:200px 1fr;gap:.4rem 1rem" }, fields(k.schema, path))));
+        out.push(h("fieldset", { "data-field": path }, h("legend", {}, said(k.schema, "title") || name), h("div", { class: "spec-inner", style: "display:grid;grid-template-columns:200px 1fr;gap:.4rem 1rem" }, fields(k.schema, path))));
         continue;
       }
       const def = path in overrides ? overrides[path] : p.default;
       let el, read;
       if (k.type === "enum") {
-        el = h("select", { name: path }, k.nullable ? h("option", { value: "" }, "—") : null, k.values.map((v) => h("option", { value: v, selected: v === def }, String(v))));
+        el = h("select", { name: path }, k.nullable ? h("option", { value: "", selected: def === null }, noneLabel) : null, k.values.map((v) => h("option", { value: v, selected: v === def }, String(v))));
         read = () => (el.value === "" && k.nullable ? null : el.value);
+      } else if (k.type === "array" && k.items && k.items.enum) {
+        el = h("select", { name: path, multiple: true, size: Math.min(6, Math.max(2, k.items.enum.length)) },
+          k.items.enum.map((v) => h("option", { value: v, selected: (def || []).includes(v) }, String(v))));
+        read = () => [...el.selectedOptions].map((o) => o.value);
       } else if (k.type === "boolean") {
         el = h("input", { type: "checkbox", name: path, checked: !!def });
         read = () => el.checked;
@@ -42,8 +52,11 @@ export function specForm(schema, { overrides = {}, id = "spec", only = null } = 
         el = h("input", { name: path, value: (def || []).join(", "), placeholder: "a, b" });
         read = () => { const xs = el.value.split(",").map((x) => x.trim()).filter(Boolean); return xs.length || !k.nullable ? xs : null; };
       } else if (k.type === "integer" || k.type === "number") {
-        el = h("input", { type: "number", name: path, step: k.type === "integer" ? "1" : "any", value: def ?? "" });
+        el = h("input", { type: "number", name: path, step: k.type === "integer" ? "1" : "any", min: k.min, max: k.max, value: def ?? "" });
         read = () => (el.value === "" ? (k.nullable ? null : undefined) : Number(el.value));
+      } else if (k.maxLength >= 500) {
+        el = h("textarea", { name: path, rows: 3, cols: 72 }, def ?? "");
+        read = () => (el.value.trim() === "" ? (k.nullable ? null : undefined) : el.value);
       } else {
         el = h("input", { name: path, value: def ?? "" });
         read = () => (el.value === "" ? (k.nullable ? null : undefined) : el.value);
@@ -58,7 +71,8 @@ export function specForm(schema, { overrides = {}, id = "spec", only = null } = 
         if (!("default" in p)) return v === null || v === undefined || (Array.isArray(v) && !v.length);
         return JSON.stringify(v) === JSON.stringify(p.default ?? null);
       } });
-      out.push(h("label", { for: el.id }, name), h("div", {}, el, p.description ? h("div", { class: "help" }, p.description) : null, err));
+      const help = [said(p, "description"), el.multiple ? t("pick_several") : null].filter(Boolean).join(" ");
+      out.push(h("label", { for: el.id }, name), h("div", {}, el, help ? h("div", { class: "help" }, help) : null, err));
     }
     return out;
   }
