@@ -168,8 +168,27 @@ def test_data_fix_plan_submit_and_review(world: World) -> None:
     done = http.post(f"{base}/reviews/{first['id']}", json={"accept": True})
     assert done.status_code == 200 and done.json()["status"] == "accepted"
     assert http.post(f"{base}/reviews/{first['id']}", json={"accept": False}).status_code == 409
+    rejected = http.post(f"{base}/reviews/{pending[1]['id']}", json={"accept": False, "reason": "odd"})
+    assert rejected.status_code == 200 and rejected.json()["reason"] == "odd"
+    # the queue by status (or all), by fix; the counts per fix
+    assert len(viewer.get(f"{base}/reviews", params={"status": "all"}).json()) == len(pending)
+    assert [i["id"] for i in viewer.get(f"{base}/reviews", params={"status": "rejected"}).json()] == [
+        pending[1]["id"]
+    ]
+    assert len(viewer.get(f"{base}/reviews", params={"fix": first["fix_version"], "limit": 1}).json()) == 1
+    assert viewer.get(f"{base}/reviews", params={"fix": "nothing@1"}).status_code == 404
+    assert viewer.get(f"{base}/reviews", params={"status": "maybe"}).status_code == 422
+    (fix,) = viewer.get(f"{base}/reviews/fixes").json()
+    held_by = http.get(f"{base}/datasets/refs/{first['fix_version']}").json()
+    assert fix["fix_version"] == first["fix_version"] and fix["version"] == f"{DATASET}@{held_by['number']}"
+    counts = [fix["pending"], fix["accepted"], fix["rejected"], fix["committed"]]
+    assert counts == [len(pending) - 2, 1, 1, []]
     made = http.post(f"{base}/datasets/refs/{first['fix_version']}/reviewed")
     assert made.status_code == 201 and made.json()["operation"] == "review"
+    (fix,) = viewer.get(f"{base}/reviews/fixes").json()
+    assert [(c["version"], c["accepted"]) for c in fix["committed"]] == [
+        (f"{DATASET}@{made.json()['number']}", 1)
+    ]
 
 
 def test_analyses_over_the_api(world: World, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from imts.agents.chat import ChatBackend
@@ -25,7 +25,7 @@ from imts.optimise.pii.scan import PiiScan
 from imts.optimise.spec import FixReport, FixSpec
 from imts.store import audit
 from imts.store.context import Context
-from imts.store.models import ProjectSecret, ReviewItem
+from imts.store.models import Dataset, DatasetVersion, ProjectSecret, ReviewItem
 
 PII_PURPOSE = "pii-surrogates"
 
@@ -50,6 +50,26 @@ class ReviewView(BaseModel):
     original_response: str | None = None
     reason: str = ""
     decided_by: str | None = None
+
+
+class ReviewCommit(BaseModel):
+    """A version made from a fix's accepted rows (``commit_reviewed``)."""
+
+    version: str  # NAME@N
+    version_id: str
+    accepted: int  # the accepted rows it took
+    created_at: datetime
+
+
+class ReviewFix(BaseModel):
+    """One fix's part of the review queue: its version, its items by status, the versions made from them."""
+
+    fix_version: str  # the version the fix made (id, as in ``ReviewView``)
+    version: str  # the same as NAME@N
+    pending: int
+    accepted: int
+    rejected: int
+    committed: list[ReviewCommit]  # oldest first
 
 
 def mapping_key(version_id: str) -> str:
@@ -254,16 +274,77 @@ def _view(item: ReviewItem) -> ReviewView:
     )
 
 
-def list_reviews(ctx: Context, status: str | None = "pending", limit: int = 200) -> list[ReviewView]:
-    """This project's review queue (oldest first)."""
+def list_reviews(
+    ctx: Context, status: str | None = "pending", limit: int = 200, fix: str | None = None
+) -> list[ReviewView]:
+    """This project's review queue (oldest first); ``status`` None: every status; ``fix``: only the
+    rows held by the fix that made this version (a reference or an id).
+
+    Raises:
+        InputError: an unknown status (field ``status``).
+        NotFoundError: ``fix`` names no version of this project.
+    """
     ctx.require(Permission.DATASET_VIEW)
     if status not in (None, "pending", "accepted", "rejected"):
         raise InputError(f"unknown review status '{status}': pending, accepted or rejected", field="status")
+    fix_id = resolve(ctx, fix).version.id if fix else None
     with ctx.session() as s:
         q = select(ReviewItem).where(ReviewItem.project_id == ctx.project_id)
         if status:
             q = q.where(ReviewItem.status == status)
+        if fix_id:
+            q = q.where(ReviewItem.fix_id == fix_id)
         return [_view(i) for i in s.scalars(q.order_by(ReviewItem.created_at, ReviewItem.id).limit(limit))]
+
+
+def review_fixes(ctx: Context) -> list[ReviewFix]:
+    """The fixes that held rows for review, newest first: each one's counts by status and the versions
+    already committed from its accepted rows."""
+    ctx.require(Permission.DATASET_VIEW)
+    with ctx.session() as s:
+        counts: dict[str, dict[str, int]] = {}
+        by_status = (
+            select(ReviewItem.fix_id, ReviewItem.status, func.count())
+            .where(ReviewItem.project_id == ctx.project_id)
+            .group_by(ReviewItem.fix_id, ReviewItem.status)
+        )
+        for fix_id, status, n in s.execute(by_status):
+            counts.setdefault(fix_id, {})[status] = n
+        if not counts:
+            return []
+        mine = select(DatasetVersion, Dataset.name).join(Dataset).where(Dataset.project_id == ctx.project_id)
+        fixes = {v.id: (v, name) for v, name in s.execute(mine.where(DatasetVersion.id.in_(list(counts))))}
+        made: dict[str, list[ReviewCommit]] = {}
+        reviewed = mine.where(DatasetVersion.operation == "review").order_by(DatasetVersion.created_at)
+        for v, name in s.execute(reviewed):
+            base = v.params.get("fix_version")
+            if base in counts:
+                made.setdefault(base, []).append(
+                    ReviewCommit(
+                        version=f"{name}@{v.number}",
+                        version_id=v.id,
+                        accepted=int(v.params.get("accepted", 0)),
+                        created_at=v.created_at,
+                    )
+                )
+
+        def ref(fix_id: str) -> str:
+            return f"{fixes[fix_id][1]}@{fixes[fix_id][0].number}" if fix_id in fixes else fix_id
+
+        def made_at(fix_id: str) -> datetime:
+            return fixes[fix_id][0].created_at if fix_id in fixes else datetime.min.replace(tzinfo=UTC)
+
+        return [
+            ReviewFix(
+                fix_version=fix_id,
+                version=ref(fix_id),
+                pending=n.get("pending", 0),
+                accepted=n.get("accepted", 0),
+                rejected=n.get("rejected", 0),
+                committed=made.get(fix_id, []),
+            )
+            for fix_id, n in sorted(counts.items(), key=lambda kv: (made_at(kv[0]), kv[0]), reverse=True)
+        ]
 
 
 def decide(ctx: Context, item_id: str, accept: bool, reason: str = "") -> ReviewView:

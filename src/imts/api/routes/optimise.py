@@ -17,7 +17,7 @@ from imts.data.versions import VersionInfo
 from imts.jobs.views import JobView
 from imts.optimise import service
 from imts.optimise.pii.scan import PiiScan
-from imts.optimise.service import ReviewView
+from imts.optimise.service import ReviewFix, ReviewView
 from imts.optimise.spec import FixReport, FixSpec
 from imts.store.context import Context
 
@@ -69,10 +69,21 @@ def fix(ref: str, body: FixRequest, ctx: Upload) -> JobView:
 
 @router.get("/reviews", response_model=list[ReviewView])
 def reviews(
-    ctx: View, status: Annotated[str | None, Query(description="pending | accepted | rejected")] = "pending"
+    ctx: View,
+    status: Annotated[str, Query(description="pending | accepted | rejected | all")] = "pending",
+    fix: Annotated[
+        str | None, Query(description="Only the rows held by the fix that made this version.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[ReviewView]:
-    """Generated or rewritten rows a fix held back for review."""
-    return service.list_reviews(ctx, status)
+    """Generated or rewritten rows a fix held back for review (oldest first)."""
+    return service.list_reviews(ctx, None if status == "all" else status, limit, fix)
+
+
+@router.get("/reviews/fixes", response_model=list[ReviewFix])
+def review_fixes(ctx: View) -> list[ReviewFix]:
+    """The fixes that held rows for review: counts by status, versions committed from them."""
+    return service.review_fixes(ctx)
 
 
 @router.post("/reviews/{item_id}", response_model=ReviewView)
