@@ -45,6 +45,8 @@ def test_every_literal_key_of_every_page_has_both_languages() -> None:
         ("phase_", [p.value for p in Phase]),
         ("loop_", [s.value for s in Status]),
         ("verdict_", ["fits", "partial", "refused"]),
+        ("review_status_", ["pending", "accepted", "rejected"]),
+        ("review_kind_", ["generated", "rewritten"]),
         ("sub_", ["diversity", "balance", "correctness", "reasoning", "privacy"]),
         (
             "page_",
@@ -54,6 +56,7 @@ def test_every_literal_key_of_every_page_has_both_languages() -> None:
                 "monitor",
                 "datasets",
                 "insights",
+                "review",
                 "evaluation",
                 "models",
                 "loop",

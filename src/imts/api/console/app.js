@@ -3,7 +3,7 @@
 import { t, lang, setLang, LANGS } from "./i18n.js";
 
 export const state = { me: null, tenant: "", project: "", csrf: sessionStorage.getItem("imts.csrf") || "" };
-const PAGES = ["overview", "launch", "monitor", "datasets", "insights", "evaluation", "models", "loop", "admin"];
+const PAGES = ["overview", "launch", "monitor", "datasets", "insights", "review", "evaluation", "models", "loop", "admin"];
 
 /** An element: h("a", {href: "#"}, "text", child…); attributes starting with "on" are listeners. */
 export function h(tag, attrs = {}, ...children) {

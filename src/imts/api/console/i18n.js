@@ -79,6 +79,23 @@ const S = {
   fix_skipped: ["nothing done", "未执行"], fix_none: ["no change", "无修改"], fix_pii: ["personal data replaced (rows)", "替换个人信息（行）"], fix_cot: ["rewritten with reasoning", "改写为带推理"],
   fix_augment: ["augmented", "扩充"], fix_reinforce: ["reinforced", "强化"], fix_replay: ["replayed", "回放"], do_augment: ["augment", "扩充"], do_cot: ["rewrite with reasoning", "改写为带推理"], do_reinforce: ["reinforce", "强化"], do_replay: ["replay", "回放"],
   steps: ["Steps", "步骤"], try: ["Try", "尝试"], state_skipped: ["skipped", "跳过"], state_submitting: ["submitting", "提交中"], state_starting: ["starting", "启动中"],
+  // Review (the queue of rows a data fix held back).
+  page_review: ["Review", "审核"], review_title: ["Review queue", "审核队列"],
+  review_intro: ["Rows a data fix held back for a person: accepted rows enter a new version when a fix's accepted rows are committed; rejected rows never enter a version.", "数据修复留待人工审核的行：提交某次修复已接受的行后，它们进入新版本；被拒绝的行永远不会进入任何版本。"],
+  review_none: ["No data fix has held rows for review. Fix a dataset with a review share (imts data fix … --review-share 0.15).", "还没有数据修复留待审核的行。修复数据集时请指定审核比例（imts data fix … --review-share 0.15）。"],
+  review_status_pending: ["pending", "待审核"], review_status_accepted: ["accepted", "已接受"], review_status_rejected: ["rejected", "已拒绝"],
+  review_all_statuses: ["all", "全部"], review_all_fixes: ["all fixes", "全部修复"], review_fix: ["Fix", "修复"], review_from: ["fix {v}", "修复 {v}"],
+  review_kind_generated: ["generated", "新生成"], review_kind_rewritten: ["rewritten", "改写"],
+  review_fix_version: ["Version the fix made", "修复生成的版本"], review_committed_versions: ["Committed versions", "已提交的版本"],
+  review_commit: ["Commit {n} accepted rows", "提交 {n} 条已接受的行"], review_up_to_date: ["all accepted rows committed", "已接受的行均已提交"],
+  review_committed: ["New version with the fix's {n} accepted rows:", "新版本，含该修复已接受的 {n} 行："],
+  review_question: ["Question", "问题"], review_response: ["Response", "回答"], review_response_new: ["Response (a new row)", "回答（新增的行）"],
+  review_before: ["Before", "改写前"], review_after: ["After", "改写后"], review_by: ["by {who}", "审核人 {who}"],
+  review_reason: ["Reason (optional)", "理由（可选）"], review_accept: ["Accept", "接受"], review_reject: ["Reject", "拒绝"],
+  review_select_all: ["Select all", "全选"], review_selected: ["{n} selected", "已选 {n} 条"],
+  review_accept_selected: ["Accept selected", "接受所选"], review_reject_selected: ["Reject selected", "拒绝所选"], review_decided: ["{done} of {n} decided", "已处理 {done}/{n}"],
+  review_read_only: ["Your role may read the queue; researchers and admins accept or reject rows.", "你的角色只能查看审核队列；研究员和管理员可以接受或拒绝。"],
+  review_empty: ["No rows with this status.", "没有此状态的行。"], review_shown_first: ["Showing the first {n} of {total}.", "显示前 {n} 条，共 {total} 条。"],
 };
 export const STRINGS = S;
 let current = localStorage.getItem("imts.lang") || (navigator.language.startsWith("zh") ? "zh" : "en");
