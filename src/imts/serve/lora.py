@@ -102,7 +102,7 @@ class StackedLoRA:
                 layer.now = None
                 continue
             if used not in plans:
-                plans[used] = _plan(used, adapter_names, layer.a.dtype)
+                plans[used] = _plan(used, adapter_names, layer.a)
             cols, mask = plans[used]
             if cols.numel() == layer.a.shape[0]:
                 layer.now = (layer.a, layer.b, mask)
@@ -118,21 +118,21 @@ class StackedLoRA:
 
 
 def _plan(
-    used: tuple[tuple[str, tuple[int, int, float]], ...], adapter_names: list[str], dtype: torch.dtype
+    used: tuple[tuple[str, tuple[int, int, float]], ...], adapter_names: list[str], like: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The stacked columns of the adapters in use, and the (rows, 1, columns) mask scaling each row's
-    own adapter's columns."""
+    own adapter's columns (dtype and device of ``like``)."""
     cols: list[int] = []
     where: dict[str, tuple[int, int, float]] = {}
     for name, (start, stop, scaling) in used:
         where[name] = (len(cols), len(cols) + stop - start, scaling)
         cols.extend(range(start, stop))
-    mask = torch.zeros((len(adapter_names), 1, len(cols)), dtype=dtype)
+    mask = torch.zeros((len(adapter_names), 1, len(cols)), dtype=like.dtype)
     for row, name in enumerate(adapter_names):
         if name in where:
             lo, hi, scaling = where[name]
             mask[row, 0, lo:hi] = scaling
-    return torch.tensor(cols, dtype=torch.long), mask
+    return torch.tensor(cols, dtype=torch.long, device=like.device), mask.to(like.device)
 
 
 def _adder(layer: _Layer) -> Any:
