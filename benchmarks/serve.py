@@ -5,14 +5,17 @@ adapters of it (r=8 on q/k/v/o, random weights) as model versions with ``product
 deployments, then sends 32 concurrent clients' chat requests (``--per-client`` each, adapters
 round-robin, greedy, ``--tokens`` new tokens) over loopback HTTP to:
 
-1. ``imts serve``: one shared base, requests batched across clients and adapters (PEFT
-   ``adapter_names``);
+1. ``imts serve``: one shared base, requests batched continuously across clients and adapters
+   (``StackedLoRA``: every row through its own adapter);
 2. the same server and clients, every request to the bare base (the cost of adapters);
 3. today's path: one model with the 8 adapters loaded, each request served alone with ``generate``
    under a lock (``set_adapter`` per request), behind the same OpenAI-shaped HTTP route.
 
-Prints requests/s, completion tokens/s, p50/p99 latency of each, the throughput ratio of 1 over 3,
-and 8 adapters over the bare base (target: >= 0.7).
+Both servers run side by side and the three paths take turns for ``--rounds`` rounds (a shared
+machine's load changes several-fold within a minute; taking turns spreads it over all three). Prints
+each round's requests/s, completion tokens/s, p50/p99 latency, how many times the scheduler admitted
+requests (a new batch, or requests joining a running one) and the load average, then the medians:
+the throughput ratio of 1 over 3, and 8 adapters over the bare base (target: >= 0.7).
 
     PYTHONPATH=src nice -n 5 .venv/bin/python benchmarks/serve.py
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import socket
 import statistics
 import tempfile
@@ -149,6 +153,14 @@ def load_test(url: str, models: list[str], per_client: int, tokens: int) -> dict
             "p50": q[49], "p99": q[98], "wall": wall}  # fmt: skip
 
 
+def batches(url: str) -> tuple[float, float]:
+    """(batches run, generations in them) so far, from the server's ``imts_serve_batch_size``."""
+    text = httpx.get(f"{url}/metrics").text
+    count = re.search(r"^imts_serve_batch_size_count (\S+)$", text, re.M)
+    total = re.search(r"^imts_serve_batch_size_sum (\S+)$", text, re.M)
+    return (float(count.group(1)) if count else 0.0, float(total.group(1)) if total else 0.0)
+
+
 def main() -> None:
     cache = Path(os.environ.get("IMTS_MODEL_CACHE", Path.home() / ".cache" / "imts" / "models"))
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -156,6 +168,7 @@ def main() -> None:
     parser.add_argument("--per-client", type=int, default=2)
     parser.add_argument("--tokens", type=int, default=24)
     parser.add_argument("--window-ms", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=3, help="turns of the three paths (medians reported)")
     args = parser.parse_args()
 
     from imts.core.settings import Settings
@@ -169,27 +182,48 @@ def main() -> None:
     register(ctx, args.base, folders, tmp)
     adapters = [f"tuned-{i}" for i in range(ADAPTERS)]
 
-    def show(label: str, r: dict[str, float]) -> None:
-        line = f"{label:40s} {r['req_s']:6.2f} req/s {r['tok_s']:7.1f} tok/s  p50 {r['p50']:6.2f} s  "
-        print(
-            line + f"p99 {r['p99']:6.2f} s  ({r['requests']:.0f} requests in {r['wall']:.1f} s)", flush=True
-        )
-
     print(f"{CLIENTS} clients x {args.per_client} requests, {args.tokens} new tokens, base {args.base.name}, "
-          f"torch threads {__import__('torch').get_num_threads()}", flush=True)  # fmt: skip
-    url, srv = start(create_app(LocalAccess(ctx), window_ms=args.window_ms, max_batch=CLIENTS))
-    load_test(url, [*adapters, "base"], 1, 4)  # warm-up: loads the base and the 8 adapters
-    imts = load_test(url, adapters, args.per_client, args.tokens)
-    show("imts serve, 8 adapters", imts)
-    bare = load_test(url, ["base"], args.per_client, args.tokens)
-    show("imts serve, bare base", bare)
-    srv.should_exit = True
-    url, srv = start(today_app(args.base, folders))
-    today = load_test(url, adapters, args.per_client, args.tokens)
-    show("today: each request alone (generate)", today)
-    srv.should_exit = True
+          f"torch threads {__import__('torch').get_num_threads()} (OMP_WAIT_POLICY "
+          f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}), load average "
+          f"{os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+    imts_url, imts_srv = start(create_app(LocalAccess(ctx), window_ms=args.window_ms, max_batch=CLIENTS))
+    today_url, today_srv = start(today_app(args.base, folders))
+    load_test(imts_url, [*adapters, "base"], 1, 4)  # warm-up: loads the base and the 8 adapters
+    load_test(today_url, adapters, 1, 4)
+    paths = {
+        "imts serve, 8 adapters": (imts_url, adapters),
+        "imts serve, bare base": (imts_url, ["base"]),
+        "today: each request alone (generate)": (today_url, adapters),
+    }
+    results: dict[str, list[dict[str, float]]] = {label: [] for label in paths}
+    # The paths take turns, round after round: a shared machine's load, which can change several-fold
+    # within a minute, then weighs on all three alike instead of on whichever ran last.
+    for r in range(args.rounds):
+        for label, (url, models) in paths.items():
+            before = batches(url) if url == imts_url else None
+            res = load_test(url, models, args.per_client, args.tokens)
+            if before is not None:
+                after = batches(url)
+                res["batches"], res["rows"] = after[0] - before[0], after[1] - before[1]
+            res["load"] = os.getloadavg()[0]
+            results[label].append(res)
+            show(f"round {r + 1}: {label}", res)
+    imts_srv.should_exit = today_srv.should_exit = True
+    med = {label: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for label, rs in results.items()}
+    print(f"medians of {args.rounds} rounds:")
+    for label, res in med.items():
+        show(label, res)
+    imts, bare, today = (med[label] for label in paths)
     print(f"throughput ratio imts / today: {imts['tok_s'] / today['tok_s']:.2f}x")
     print(f"8 adapters / bare base: {imts['tok_s'] / bare['tok_s']:.2f}x (target >= 0.7)")
+
+
+def show(label: str, r: dict[str, float]) -> None:
+    line = f"{label:52s} {r['req_s']:6.2f} req/s {r['tok_s']:7.1f} tok/s  p50 {r['p50']:6.2f} s  "
+    line += f"p99 {r['p99']:6.2f} s  ({r['requests']:.0f} requests in {r['wall']:.1f} s"
+    if "batches" in r:
+        line += f", {r['batches']:.0f} admissions"
+    print(line + f"; load {r['load']:.1f})", flush=True)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import pytest
 import uvicorn
 from tests.conftest import make_ws, write_jsonl
 from tests.registry.factory import versions
+from tests.serve.factory import answer_alone, lora_adapter
 
 from imts.core.errors import ConflictError, InputError, NotFoundError
 from imts.data import service as data
@@ -75,40 +76,9 @@ def test_meter_limits_requests_and_tokens_per_key() -> None:
     }
 
 
-def _adapter(base: Path, folder: Path, seed: int) -> Path:
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(base)
-    # Random A and B (not PEFT's B = 0), so that every adapter changes the answers.
-    cfg = LoraConfig(
-        r=8, lora_alpha=64, target_modules=["q_proj", "v_proj", "o_proj"], init_lora_weights=False
-    )
-    get_peft_model(model, cfg).save_pretrained(folder)
-    return folder
-
-
 def _reference(base: Path, adapter: Path | None) -> str:
     """What today's path (one request alone, ``generate``) answers, greedy, 8 tokens."""
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    from imts.inference.generate import load, render_prompt
-
-    tok, model = load(base)
-    if adapter is not None:
-        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter).eval()
-    ids = torch.tensor([render_prompt(tok, PROMPT)])
-    greedy = {"max_new_tokens": 8, "do_sample": False, "pad_token_id": tok.pad_token_id}
-    out = model.generate(
-        input_ids=ids, attention_mask=torch.ones_like(ids), eos_token_id=tok.eos_token_id, **greedy
-    )
-    gen = out[0, ids.shape[1] :].tolist()
-    gen = gen[: gen.index(tok.eos_token_id)] if tok.eos_token_id in gen else gen
-    return str(tok.decode(gen, skip_special_tokens=True)).strip()
+    return answer_alone(base, adapter, PROMPT, 8)
 
 
 @contextmanager
@@ -145,7 +115,7 @@ def test_many_adapters_over_one_base_with_keys_aliases_and_restart(tmp_path: Pat
                               num_params=1, source="test", checksum="0" * 64))  # fmt: skip
     rows = [{"prompt": "1 + 1 = ?", "response": "2"}]
     dv = data.import_file(ctx, str(write_jsonl(tmp_path / "d.jsonl", rows)), "d")
-    folders = [_adapter(tiny_model, tmp_path / f"adapter-{i}", seed=i + 1) for i in range(3)]
+    folders = [lora_adapter(tiny_model, tmp_path / f"adapter-{i}", seed=i + 1) for i in range(3)]
 
     def version(c: Context, name: str, folder: Path) -> str:
         run = runs.create(c, "train", {"base_model": bm})

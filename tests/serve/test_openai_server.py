@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -122,6 +123,22 @@ def test_n_gives_n_choices_and_stop_cuts_the_text(server: str) -> None:
     streams = _post(server, max_tokens=4, n=2, stream=True).text
     indices = {json.loads(line[6:])["choices"][0]["index"] for line in streams.splitlines() if "{" in line}
     assert indices == {0, 1} and streams.rstrip().endswith("data: [DONE]")
+
+
+def test_n_choices_share_a_batch(server: str) -> None:
+    def batches() -> tuple[float, float]:
+        text = httpx.get(f"{server[:-3]}/metrics").text
+        count, total = (
+            re.search(rf"^imts_serve_batch_size_{k} (\S+)$", text, re.M) for k in ("count", "sum")
+        )
+        assert count and total, text
+        return float(count.group(1)), float(total.group(1))
+
+    before = batches()
+    assert len(_post(server, max_tokens=4, n=3, temperature=1.0).json()["choices"]) == 3
+    after = batches()
+    # the three generations were queued together: one batch of three, not three batches of one
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 3)
 
 
 def _openai_error(resp: httpx.Response, status: int, param: str | None) -> dict[str, object]:

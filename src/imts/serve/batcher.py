@@ -1,7 +1,10 @@
 """Many models over shared bases: each base model is loaded once, its LoRA adapters are loaded into it
-by name, and a scheduler thread per base batches the requests that arrive within a few milliseconds —
-requests for different adapters and for the bare base in one batch (PEFT's ``adapter_names``: every
-row of a forward pass goes through its own adapter). Tokens stream out per request as they are decoded.
+by name, and a scheduler thread per base batches requests continuously — requests for different
+adapters and for the bare base in one batch (``StackedLoRA``, or PEFT's ``adapter_names`` for adapters
+it does not cover: every row of a forward pass goes through its own adapter). An idle scheduler waits a
+few milliseconds after the first request for more; while a batch runs, requests that arrive join it at
+its next step and every request leaves it when it ends. Tokens stream out per request as they are
+decoded.
 
 Nothing is shared between requests but the weights: each carries its own prompt, adapter name, sampling
 settings and random generator, so concurrent requests cannot change each other's adapter or output.
@@ -22,6 +25,7 @@ import torch
 
 from imts.inference.generate import Sampling, load, render_prompt
 from imts.serve.engine import StopFilter
+from imts.serve.lora import StackedLoRA, stackable
 
 log = logging.getLogger(__name__)
 BASE = "__base__"  # PEFT's adapter name for "no adapter" in a mixed batch
@@ -108,9 +112,12 @@ class BaseModel:
 
     Args:
         path: the model folder (a base model, or a version's merged weights).
-        window_s: how long the scheduler waits for more requests after the first of a batch.
-        max_batch: the most rows in one batch.
-        on_batch: called with each batch's size (metrics).
+        window_s: how long an idle scheduler waits for more requests after the first.
+        max_batch: the most generations decoding together.
+        on_batch: called with the number of generations decoding together each time requests are
+            admitted (a new batch, or requests joining a running one; metrics).
+        stack_lora: mix adapters in a batch through ``StackedLoRA`` (two products per layer); False
+            keeps PEFT's ``adapter_names`` (one adapter at a time), the reference it is measured against.
     """
 
     def __init__(
@@ -119,12 +126,15 @@ class BaseModel:
         window_s: float = 0.005,
         max_batch: int = 32,
         on_batch: Callable[[int], None] | None = None,
+        stack_lora: bool = True,
     ) -> None:
         self.path = Path(path)
         self.tokenizer, self.model = load(self.path)
         self.adapters: dict[str, Path] = {}  # loaded now
         self._folders: dict[str, Path] = {}  # every adapter ever asked for (a retired one reloads)
         self._retiring: set[str] = set()
+        self.stack_lora = stack_lora
+        self._stacked: StackedLoRA | None = None  # rebuilt whenever an adapter comes or goes
         self.window_s, self.max_batch, self.on_batch = window_s, max_batch, on_batch
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._lock = threading.Lock()  # adapter loads and forward passes never overlap
@@ -148,12 +158,14 @@ class BaseModel:
         if name in self.adapters:
             return
         folder = self._folders[name]
+        self._unstack()  # PEFT changes its layers with its own switched on
         if isinstance(self.model, PeftModel):
             self.model.load_adapter(str(folder), adapter_name=name)
         else:  # the first adapter wraps the base in place; the bare base stays reachable as BASE
             self.model = PeftModel.from_pretrained(self.model, str(folder), adapter_name=name)
         self.model.eval()
         self.adapters[name] = folder
+        self._restack()
         log.info("loaded adapter %s into %s", name, self.path)
 
     def retire(self, name: str) -> None:
@@ -164,16 +176,33 @@ class BaseModel:
 
     def _unload_retired(self) -> None:
         with self._lock:
+            self._unstack()
             for name in sorted(self._retiring & set(self.adapters)):
                 if len(self.adapters) > 1:  # PEFT keeps one adapter active
                     self.model.delete_adapter(name)
                     del self.adapters[name]
                     log.info("unloaded adapter %s from %s", name, self.path)
             self._retiring.clear()
+            self._restack()
+
+    def _restack(self) -> None:
+        if self.stack_lora and self.adapters and stackable(self.model):
+            self._stacked = StackedLoRA(self.model)
+
+    def _unstack(self) -> None:
+        if self._stacked is not None:
+            self._stacked.close()
+            self._stacked = None
 
     def submit(self, job: Job) -> Iterator[str | Finished]:
-        """Queue ``job``; its text pieces as they are decoded, then its ``Finished``."""
+        """Queue ``job`` now; its text pieces as they are decoded, then its ``Finished``."""
+        # Queued here, not on the first read of the events: the n choices of a request are all
+        # submitted before any is read, so they share a batch.
         self._queue.put(job)
+        return self._events(job)
+
+    @staticmethod
+    def _events(job: Job) -> Iterator[str | Finished]:
         while True:
             event = job.events.get()
             if isinstance(event, BaseException):
@@ -183,68 +212,154 @@ class BaseModel:
                 return
 
     def close(self) -> None:
+        """Stop the scheduler once the generations under way have ended."""
         self._queue.put(None)
 
     def _loop(self) -> None:
-        while True:
-            if self._retiring and self._queue.empty():
-                self._unload_retired()
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            deadline = time.perf_counter() + self.window_s
-            while len(batch) < self.max_batch:
-                try:
-                    job = self._queue.get(timeout=max(0.0, deadline - time.perf_counter()))
-                except queue.Empty:
-                    break
-                if job is None:
-                    self._queue.put(None)
-                    break
-                batch.append(job)
+        batch: _Batch | None = None
+        closing = False
+        while batch is not None or not closing:
+            jobs: list[Job] = []
+            if batch is None:  # idle: wait for a request, then the window for more
+                if self._retiring and self._queue.empty():
+                    self._unload_retired()
+                first = self._queue.get()
+                if first is None:
+                    return
+                jobs, closing = self._take([first], time.perf_counter() + self.window_s)
+            elif batch.open and not closing:  # running: whoever is waiting joins at this step
+                jobs, closing = self._take([], 0.0, self.max_batch - len(batch.rows))
             try:
-                self._run(batch)
+                with self._lock, torch.inference_mode():
+                    if jobs:
+                        joined = self._prefill(jobs)
+                        batch = joined if batch is None else batch.merge(joined)
+                        if self.on_batch is not None:
+                            self.on_batch(len(batch.rows))
+                    batch = batch.without_done() if batch is not None else None
+                    if batch is not None:
+                        self._step(batch)
             except Exception as exc:  # the requests get the error; the scheduler keeps serving
-                log.exception("a batch of %d failed", len(batch))
-                for job in batch:
+                log.exception("a batch failed")
+                failed = {id(j): j for j in jobs}
+                failed.update({id(r.job): r.job for r in (batch.rows if batch else []) if not r.done})
+                for job in failed.values():
                     job.events.put(exc)
+                batch = None
 
-    def _run(self, batch: list[Job]) -> None:
-        if self.on_batch is not None:
-            self.on_batch(len(batch))
+    def _take(self, jobs: list[Job], deadline: float, room: int | None = None) -> tuple[list[Job], bool]:
+        """``jobs`` and what else is queued, waiting until ``deadline``, up to ``room`` (or ``max_batch``)
+        in all; and whether the scheduler was closed."""
+        room = self.max_batch if room is None else room
+        while len(jobs) < room:
+            try:
+                job = self._queue.get(timeout=max(0.0, deadline - time.perf_counter()))
+            except queue.Empty:
+                break
+            if job is None:
+                return jobs, True
+            jobs.append(job)
+        return jobs, False
+
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, cache: Any,
+                 rows: list[_Row]) -> tuple[torch.Tensor, Any]:  # fmt: skip
+        """Next-token logits of every row, and the cache grown by ``ids``."""
+        extra: dict[str, Any] = {}
+        names = [r.job.adapter or BASE for r in rows]
+        if self._stacked is not None:
+            self._stacked.route(names)
+        elif self.adapters:  # adapters StackedLoRA does not cover: PEFT, one adapter at a time
+            extra["adapter_names"] = names
+        # logits of the last position only: the prompt's other positions need no vocabulary projection
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True,
+                         logits_to_keep=1, **extra)  # fmt: skip
+        return out.logits[:, -1, :], out.cache
+
+    def _prefill(self, jobs: list[Job]) -> _Batch:
+        """The prompts of ``jobs`` in one pass (left-padded): their cache and first tokens."""
+        for name in {j.adapter for j in jobs if j.adapter is not None}:
+            self._load(name)  # retired between its request's resolve and now
         tok = self.tokenizer
-        pad = tok.pad_token_id
-        width = max(len(j.ids) for j in batch)
-        ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, job in enumerate(batch):  # left-padded: every row continues at the right edge
+        width = max(len(j.ids) for j in jobs)
+        ids = torch.full((len(jobs), width), tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(jobs), width), dtype=torch.long)
+        for i, job in enumerate(jobs):  # left-padded: every row continues at the right edge
             ids[i, width - len(job.ids) :] = torch.tensor(job.ids)
             mask[i, width - len(job.ids) :] = 1
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        rows = [_Row(j, tok) for j in batch]
-        with self._lock, torch.inference_mode():
-            for name in {j.adapter for j in batch if j.adapter is not None}:
-                self._load(name)  # retired between its request's resolve and this batch
-            extra: dict[str, Any] = {}
-            if self.adapters:
-                extra["adapter_names"] = [j.adapter or BASE for j in batch]
-            cache = None
-            for _ in range(max(j.max_tokens for j in batch)):
-                # logits of the last position only: the prompt's other positions need no vocabulary projection
-                out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache,
-                                 use_cache=True, logits_to_keep=1, **extra)  # fmt: skip
-                cache = out.cache
-                logits = out.logits[:, -1, :]
-                nxt = []
-                for i, row in enumerate(rows):
-                    token = pad
-                    if not row.done:
-                        token = row.pick(logits[i])
-                        row.feed(token)
-                    nxt.append(token)
-                if all(r.done for r in rows):
-                    return
-                ids = torch.tensor(nxt).unsqueeze(1)
-                mask = torch.cat([mask, torch.ones((len(batch), 1), dtype=torch.long)], dim=1)
-                pos = pos[:, -1:] + 1
+        rows = [_Row(j, tok) for j in jobs]
+        logits, cache = self._forward(ids, mask, pos, None, rows)
+        batch = _Batch(rows, cache, mask, pos[:, -1:] + 1, torch.zeros((len(rows), 1), dtype=torch.long))
+        batch.pick(logits, tok.pad_token_id)
+        return batch
+
+    def _step(self, batch: _Batch) -> None:
+        """One token more for every row of ``batch``."""
+        mask = torch.cat([batch.mask, torch.ones((len(batch.rows), 1), dtype=torch.long)], dim=1)
+        logits, batch.cache = self._forward(batch.nxt, mask, batch.pos, batch.cache, batch.rows)
+        batch.mask, batch.pos = mask, batch.pos + 1
+        batch.pick(logits, self.tokenizer.pad_token_id)
+
+
+class _Batch:
+    """Rows decoding together: their KV cache and attention mask (left-padded, one column per cached
+    position), the position and the token each feeds next.
+
+    Requests join a running batch (``merge``: both caches left-padded to the longer) and leave it as
+    they end (``without_done``), so a batch runs as long as there are requests (continuous batching).
+    """
+
+    def __init__(
+        self, rows: list[_Row], cache: Any, mask: torch.Tensor, pos: torch.Tensor, nxt: torch.Tensor
+    ) -> None:
+        from transformers.cache_utils import DynamicLayer
+
+        self.rows, self.cache, self.mask, self.pos, self.nxt = rows, cache, mask, pos, nxt
+        # Joining needs the plain growing cache; a model whose cache slides (or is static) decodes the
+        # batch it started with to its end, and waiting requests form the next one.
+        self.open = all(type(layer) is DynamicLayer for layer in cache.layers)
+
+    def pick(self, logits: torch.Tensor, pad: int) -> None:
+        """Each live row's next token from its ``logits`` (an ended row feeds padding)."""
+        nxt = []
+        for i, row in enumerate(self.rows):
+            token = pad
+            if not row.done:
+                token = row.pick(logits[i])
+                row.feed(token)
+            nxt.append(token)
+        self.nxt = torch.tensor(nxt).unsqueeze(1)
+
+    def merge(self, other: _Batch) -> _Batch:
+        """This batch and ``other`` as one: the shorter cache is left-padded (masked) to the longer."""
+        width = max(self.mask.shape[1], other.mask.shape[1])
+        for mine, theirs in zip(self.cache.layers, other.cache.layers, strict=True):
+            mine.keys = torch.cat([_pad_left(mine.keys, width, 2), _pad_left(theirs.keys, width, 2)])
+            mine.values = torch.cat([_pad_left(mine.values, width, 2), _pad_left(theirs.values, width, 2)])
+        mask = torch.cat([_pad_left(self.mask, width, 1), _pad_left(other.mask, width, 1)])
+        return _Batch(self.rows + other.rows, self.cache, mask, torch.cat([self.pos, other.pos]),
+                      torch.cat([self.nxt, other.nxt]))  # fmt: skip
+
+    def without_done(self) -> _Batch | None:
+        """The rows still generating (None: none), and the cache columns no longer any row's."""
+        keep = [i for i, r in enumerate(self.rows) if not r.done]
+        if not keep:
+            return None
+        if len(keep) == len(self.rows):
+            return self
+        idx = torch.tensor(keep)
+        mask = self.mask[idx]
+        start = int(mask.any(0).long().argmax())  # the first column a remaining row attends to
+        for layer in self.cache.layers:
+            layer.keys, layer.values = layer.keys[idx, :, start:], layer.values[idx, :, start:]
+        return _Batch([self.rows[i] for i in keep], self.cache, mask[:, start:], self.pos[idx], self.nxt[idx])
+
+
+def _pad_left(t: torch.Tensor, width: int, dim: int) -> torch.Tensor:
+    """``t`` with zeros before its entries along ``dim`` up to ``width``."""
+    missing = width - t.shape[dim]
+    if missing == 0:
+        return t
+    shape = list(t.shape)
+    shape[dim] = missing
+    return torch.cat([t.new_zeros(shape), t], dim=dim)

@@ -36,7 +36,8 @@ class Meter:
                               registry=self.registry)  # fmt: skip
         self.latency = Histogram("imts_serve_request_seconds", "Request latency (whole response)", ["model"],
                                  registry=self.registry)  # fmt: skip
-        self.batch = Histogram("imts_serve_batch_size", "Generations per batch", registry=self.registry,
+        self.batch = Histogram("imts_serve_batch_size", "Generations decoding together, at each admission "
+                               "(a new batch, or requests joining a running one)", registry=self.registry,
                                buckets=(1, 2, 4, 8, 16, 32, 64))  # fmt: skip
 
     def admit(self, key: str) -> str | None:
