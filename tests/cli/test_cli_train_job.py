@@ -87,7 +87,7 @@ def test_following_a_training_job_through_loss_interrupt_and_cancel(
 
     # Ctrl-C stops following, not the job.
     follower.send_signal(signal.SIGINT)
-    follower.wait(timeout=60)
+    follower.wait(timeout=180)  # a loaded CI machine: Python tears down the interrupted follower slowly
     err = err_file.read_text()
     assert follower.returncode == 130, err
     assert f"job {job} keeps running" in err and f"imts jobs logs -f {job}" in err, err
