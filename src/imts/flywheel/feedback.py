@@ -203,12 +203,9 @@ def _actions(
     train = _train_rows(ctx, state["data"])
     total = max(1, len(train))
     shares = Counter(r.get("category") or "" for r in train)
-    acc_all = sum(i.correct for i in val) / max(1, len(val))
-    by_cat: dict[str, list[int]] = {}
-    for i in val:
-        c = by_cat.setdefault(i.category, [0, 0])
-        c[0] += i.correct
-        c[1] += 1
+    val_score = score(val)  # per category: (right, items)
+    acc_all = val_score.accuracy
+    by_cat = val_score.by_category
     actions: list[DataAction] = []
     fix: dict[str, Any] = {}
     weak = sorted(c for c, (ok, n) in by_cat.items() if n >= 5 and ok / n < acc_all - WEAK_MARGIN)

@@ -20,7 +20,7 @@ from imts.core.errors import ConflictError, InputError, NotFoundError
 from imts.core.ids import new_id
 from imts.core.permissions import Permission
 from imts.core.progress import NullProgress, Progress
-from imts.flywheel.driver import _row, advance, spent_by
+from imts.flywheel.driver import _row, _step, advance, spent_by
 from imts.flywheel.machine import Outcome, Phase, Status, following, reason_text
 from imts.flywheel.spec import PROBE_DATASET, LoopSpec
 from imts.jobs import service as jobs
@@ -174,14 +174,8 @@ def list_loops(ctx: Context, limit: int = 100) -> list[LoopView]:
 
 
 def _current_job(ctx: Context, row: Loop) -> str | None:
-    with ctx.session() as s:
-        return s.scalar(
-            select(LoopStep.job_id)
-            .where(
-                LoopStep.loop_id == row.id, LoopStep.iteration == row.iteration, LoopStep.phase == row.phase
-            )
-            .order_by(LoopStep.try_no.desc())
-        )
+    step = _step(ctx, row.id, row.iteration, row.phase)
+    return step.job_id if step else None
 
 
 def _set(ctx: Context, row: Loop, action: str, **values: Any) -> None:
