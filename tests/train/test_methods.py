@@ -222,3 +222,33 @@ def test_bf16_lora_keeps_the_base_in_bf16_and_merges_in_fp32(
     expected = base[key].float() + (b.float() @ a.float()) * (spec.lora.alpha / spec.lora.r)
     assert (b != 0).any()
     torch.testing.assert_close(merged[key], expected, rtol=1e-6, atol=1e-7)
+
+
+def test_a_run_goes_on_from_another_runs_adapters(ws: Workspace, tiny_model: Path, math_file: Path) -> None:
+    """``init_from``: the second run starts where the first ended (its first loss near the first run's last,
+    far under a run from zero), records the reference it was given, and refuses adapters of another shape."""
+    from imts.data.service import split_version
+    from imts.store import runs
+
+    base_models.add(ws, tiny_model, name="tiny")
+    ref = split_version(ws, import_file(ws, math_file, name="math").ref, seed=0).ref
+    over = [*BASE, "max_steps=30", "lr=5e-3", "eval_every=30", "save_every=30", "val_split=null"]
+
+    def losses(run_id: str) -> list[float]:
+        return [v for _, v in runs.history(ws, run_id, ["loss"])["loss"]]
+
+    first = train(ws, RunSpec.from_sources(overrides=over, base_model="tiny", data=ref))
+    fresh = train(ws, RunSpec.from_sources(overrides=[*over, "max_steps=2"], base_model="tiny", data=ref))
+    more = train(ws, RunSpec.from_sources(overrides=[*over, "max_steps=2"], base_model="tiny", data=ref,
+                                          init_from=first))  # fmt: skip
+    # the tiny random model learns slowly: 30 steps take its loss from ~6.65 to ~6.3
+    assert losses(more)[0] < losses(fresh)[0] - 0.2
+    assert abs(losses(more)[0] - sum(losses(first)[-5:]) / 5) < 0.1
+    assert runs.get(ws, more).spec["init_from"] == first
+
+    other = RunSpec.from_sources(overrides=[*over, "lora.r=4"], base_model="tiny", data=ref, init_from=first)
+    with pytest.raises(InputError, match="rank 16 on .*this run's lora has rank 4") as e:
+        train(ws, other)
+    assert e.value.field == "init_from"
+    with pytest.raises(InputError, match="init_from continues LoRA adapters"):
+        RunSpec.from_sources(overrides=["method=sft_full"], base_model="tiny", data=ref, init_from=first)

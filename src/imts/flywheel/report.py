@@ -25,6 +25,9 @@ TEXT = {
     "base": ("base", "基座"),
     "iteration": ("iteration", "迭代"),
     "nothing": ("nothing to fix", "无需修复"),
+    "trained": ("trained from", "训练起点"),
+    "from_base": ("the base model", "基座模型"),
+    "from_it": ("the model of iteration {n} (the best so far)", "第 {n} 轮的模型（目前最好）"),
     "categories": ("validation by category (before -> after)", "验证集分类别（前 -> 后）"),
     "clusters": (
         "bad-case clusters of the previous model (error rate before -> now)",
@@ -87,6 +90,8 @@ def markdown(loop: LoopView, its: list[IterationView], lang: str = "en") -> str:
         problems = [p["zh" if zh else "en"] for p in i.problems] or ["-"]
         lines.append(f"- **{_t('problem', lang)}**: " + "; ".join(problems))
         lines.append(f"- **{_t('fix', lang)}**: {_fix_line(i.fix, lang)}")
+        start = _t("from_it", lang).format(n=i.started_from) if i.started_from else _t("from_base", lang)
+        lines.append(f"- **{_t('trained', lang)}**: {start}")
         if i.gain:
             gains = ", ".join(f"{k} {v * 100:+.1f}" for k, v in i.gain.items())
             p = f" (p = {i.p_vs_best:.3g})" if i.p_vs_best is not None else ""

@@ -297,6 +297,7 @@ class IterationView(BaseModel):
     p_vs_best: float | None
     model_version: str | None
     run_id: str | None
+    started_from: int | None = None  # the iteration whose model this one's training went on from
     seconds: dict[str, float]  # step -> run time
 
 
@@ -342,9 +343,12 @@ def iterations(ctx: Context, loop_id: str) -> list[IterationView]:
             for cat, (ok, n) in val["score"]["by_category"].items():
                 before = val["previous"]["by_category"].get(cat, (0, 0))
                 categories[cat] = {"before": before[0] / before[1] if before[1] else 0.0, "after": ok / n}
+        train = mine.get(Phase.TRAIN.value)
+        parent = (train.why.get("init_from") if train else None) or None
+        started_from = next((v.iteration for v in out if parent and v.run_id == parent), None)
         out.append(
             IterationView(
-                iteration=it, problems=problems, fix=_fix_summary(repair.result if repair else None),
+                iteration=it, problems=problems, started_from=started_from, fix=_fix_summary(repair.result if repair else None),
                 scores=scores, base=base, gain=gain, categories=categories, clusters=fb.get("clusters", []),
                 p_vs_best=(fb.get("outcome") or {}).get("p_vs_best"), model_version=fb.get("model_version"),
                 run_id=fb.get("run_id"),

@@ -63,16 +63,28 @@ def build(ctx: Context, row: Loop, spec: LoopSpec, phase: Phase) -> Planned:
     if phase == Phase.TRAIN:
         from imts.train.spec import RunSpec
 
+        start = _start_from(spec, state, row.iteration)
         run = RunSpec.from_sources(
-            overrides=spec.train, base_model=spec.base_model, data=state["data"], seed=spec.seed
-        )
+            overrides=spec.train, base_model=spec.base_model, data=state["data"], seed=spec.seed,
+            init_from=start,
+        )  # fmt: skip
         model_name = f"loop-{row.name}"
-        return Planned(
-            {"run": run.model_dump(mode="json"), "model_name": model_name}, {"data": state["data"]}
-        )
+        why = {"data": state["data"], **({"init_from": start} if start else {})}
+        return Planned({"run": run.model_dump(mode="json"), "model_name": model_name}, why)
     if phase == Phase.FEEDBACK:
         return Planned({"loop": row.id, "iteration": row.iteration})
     raise AssertionError(f"no job for {phase}")
+
+
+def _start_from(spec: LoopSpec, state: dict[str, Any], iteration: int) -> str | None:
+    """The run whose adapters this iteration's training goes on from: the best model so far (None: the
+    first iteration, or ``continue_training`` off)."""
+    from imts.flywheel.machine import Outcome, best
+
+    if not spec.continue_training or iteration <= 1:
+        return None
+    top = best(spec, [Outcome.model_validate(o) for o in state.get("outcomes", [])])
+    return state["runs"][str(top.iteration)] if top else None
 
 
 def _repair(ctx: Context, row: Loop, spec: LoopSpec) -> Planned:

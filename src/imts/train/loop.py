@@ -104,6 +104,11 @@ def load_model(spec: RunSpec, base_path: Path, device: torch.device) -> tuple[An
         )
         with quiet_peft():
             model = get_peft_model(model, lora)
+        if spec.init_from:  # the service resolved it to the adapter folder and checked its settings
+            from peft import set_peft_model_state_dict
+            from safetensors.torch import load_file
+
+            set_peft_model_state_dict(model, load_file(Path(spec.init_from) / "adapter_model.safetensors"))
     return model, tokenizer, pad_id
 
 

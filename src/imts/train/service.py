@@ -46,7 +46,8 @@ def train(
     """
     progress = progress or NullProgress()
     base, version, train_rows, val_rows = _inputs(ctx, spec)
-    spec_json = spec.model_dump(mode="json")
+    spec_json = spec.model_dump(mode="json")  # init_from as the user named it; the recipe gets its folder
+    launch_spec = _with_init_adapter(ctx, spec, base.id)
     with runs.run_lifecycle(
         ctx,
         "train",
@@ -64,7 +65,7 @@ def train(
         recipe = RECIPES[spec.method]
         try:
             result = distributed.launch(
-                recipe, spec, Path(base.path), train_rows, val_rows, out_dir, sink, progress, should_stop
+                recipe, launch_spec, Path(base.path), train_rows, val_rows, out_dir, sink, progress, should_stop
             )
         except Interrupted as exc:
             exc.status = stopped_status() if stopped_status is not None else exc.status
@@ -206,7 +207,35 @@ def train_rank(ctx: Context, spec: RunSpec, run_id: str) -> None:
     base, _version, train_rows, val_rows = _inputs(ctx, spec)
     out_dir = ctx.artifacts.path(f"runs/{run_id}")
     recipe = RECIPES[spec.method]
-    distributed.launch(recipe, spec, Path(base.path), train_rows, val_rows, out_dir, distributed.NullSink())
+    launch_spec = _with_init_adapter(ctx, spec, base.id)
+    distributed.launch(
+        recipe, launch_spec, Path(base.path), train_rows, val_rows, out_dir, distributed.NullSink()
+    )
+
+
+def _with_init_adapter(ctx: Context, spec: RunSpec, base_model_id: str) -> RunSpec:
+    """``spec`` with ``init_from`` (a model reference) replaced by that model's adapter folder, checked:
+    a LoRA version of the same base model whose adapter has this run's rank and target layers."""
+    if not spec.init_from:
+        return spec
+    import json
+
+    mv = models.get_version(ctx, spec.init_from)
+    where = f"init_from '{spec.init_from}' ({mv.name}:{mv.version})"
+    if not mv.adapter_path or not (Path(mv.adapter_path) / "adapter_model.safetensors").is_file():
+        raise InputError(f"{where} has no LoRA adapter to start from", field="init_from")
+    if mv.base_model_id != base_model_id:
+        raise InputError(f"{where} was trained on another base model than {spec.base_model}", field="init_from")
+    saved = json.loads((Path(mv.adapter_path) / "adapter_config.json").read_text(encoding="utf-8"))
+    theirs = (saved.get("r"), sorted(saved.get("target_modules") or []))
+    ours = (spec.lora.r, sorted(spec.lora.target_modules))
+    if theirs != ours:
+        raise InputError(
+            f"{where} has adapters of rank {theirs[0]} on {', '.join(theirs[1])}; this run's lora has rank "
+            f"{ours[0]} on {', '.join(ours[1])}: they must match",
+            field="init_from",
+        )
+    return spec.model_copy(update={"init_from": mv.adapter_path})
 
 
 def _inputs(ctx: Context, spec: RunSpec) -> tuple[Any, Any, list[dict[str, Any]], list[dict[str, Any]]]:

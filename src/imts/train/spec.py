@@ -132,6 +132,12 @@ class RunSpec(BaseModel):
         description="Also save a full copy of the base with the adapter merged in (merged/, the base's "
         "size in fp32); without it, evaluation and serving merge the adapter on load.",
     )
+    init_from: str | None = Field(
+        None,
+        description="Start the adapters from this model's instead of from zero: a run id or a model "
+        "version (NAME:N, NAME@ALIAS) of the same base model with the same lora settings; training goes "
+        "on from it on this run's data (the closed loop's next iteration does this).",
+    )
     lora: LoraSpec = Field(default_factory=LoraSpec)
     dpo: DpoSpec = Field(default_factory=DpoSpec)
     watchdog: WatchdogSpec = Field(default_factory=WatchdogSpec)
@@ -159,6 +165,8 @@ class RunSpec(BaseModel):
                 f"{self.method} validation: choose from {', '.join(self.validation_metrics)}"
                 + ("" if self.method == "dpo" else " (or add a metric to val_generation_metrics)")
             )
+        if self.init_from and not self.uses_lora:
+            raise ValueError("init_from continues LoRA adapters: use sft_lora, or dpo with dpo.full=false")
         if max(1, self.batch_size // self.grad_accum) < self.nproc:
             raise ValueError(
                 f"each of the {self.nproc} processes needs a share of every micro-batch: "
