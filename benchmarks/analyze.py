@@ -31,15 +31,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 INTENT = "我想训练一个能解决小学奥数题的数学模型"
+CHUNK = 20_000
 
 
 def make_data(rows: int, folder: Path) -> tuple[Path, Path]:
     sys.path.insert(0, str(ROOT / "examples"))
     import mathgen
 
-    data, _ = mathgen.generate(n=rows, seed=0)
+    # The generator's template pool holds ~30,000 distinct problems: larger sets are chunks of 20,000 from
+    # other seeds (ids prefixed by the chunk), which repeat some problems across chunks, as real data does.
+    data = []
+    for chunk, start in enumerate(range(0, rows, CHUNK)):
+        part, _ = mathgen.generate(n=min(CHUNK, rows - start), seed=chunk)
+        data += [{**r, "id": f"c{chunk}-{r['id']}"} if chunk else r for r in part]
     first = folder / "math.jsonl"
-    extra, _ = mathgen.generate(n=max(1, rows // 50), seed=1)
+    extra, _ = mathgen.generate(n=max(1, rows // 50), seed=1000)
     more = folder / "more.jsonl"
     for path, items in ((first, data), (more, [{**r, "id": "x" + r["id"]} for r in extra])):
         path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in items), encoding="utf-8")

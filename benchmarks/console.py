@@ -37,7 +37,7 @@ def imts(env: dict[str, str], *args: str, stdin: str | None = None) -> None:
 
 def populate(ws_dir: Path, n_jobs: int, n_runs: int, n_points: int) -> list[str]:
     """Jobs submitted through the job service (queued, as a busy team's backlog), and runs whose
-    metrics are written in bulk (one ``loss`` point per step)."""
+    metrics are written in bulk (one ``loss`` point per step), then finished."""
     os.environ["IMTS_WORKSPACE"] = str(ws_dir)
     from imts.core.settings import Settings
     from imts.jobs import service as jobs
@@ -70,13 +70,14 @@ def populate(ws_dir: Path, n_jobs: int, n_runs: int, n_points: int) -> list[str]
     ids = []
     for _ in range(n_runs):
         run = runs.create(ctx, "train", {"base_model": "tiny", "data": "math@2"})
-        runs.finish(ctx, run.id, "succeeded", {"final_loss": 1.0})
         rows = [
             {"run_id": run.id, "key": "loss", "step": s, "value": 2 / (1 + s / 1000) + 5 * (s == 77_777)}
             for s in range(n_points)
         ]
         with ctx.session() as s:
             s.execute(insert(Metric), rows)
+        # as a training run ends: finishing writes the run's curve rollup (``runs.curves``)
+        runs.finish(ctx, run.id, "succeeded", {"final_loss": 1.0})
         ids.append(run.id)
     print(f"setup: {n_runs} runs x {n_points} points written in {time.perf_counter() - t0:.1f} s")
     return ids

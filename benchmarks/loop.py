@@ -70,28 +70,44 @@ def main() -> None:
     from imts.train.spec import RunSpec
 
     versions = view.versions
-    spec = RunSpec.from_sources(
-        overrides=DEMO_OVERRIDES, base_model=view.spec.base_model, data=versions["split"]
-    )
-    t1 = time.perf_counter()
-    run_id = train(ctx, spec)
-    scores = {}
-    for label, ref in eval_sets(versions, view.spec):
-        from imts.evals.service import load_result
-
-        run = evaluate(ctx, run_id, ref, EvalSettings(max_items=args.eval_items))
-        items = load_result(ctx, run).items
-        scores[label] = sum(i.correct for i in items) / max(1, len(items))
-    plain_s = time.perf_counter() - t1
     best = view.best["iteration"] if view.best else its[-1].iteration
     loop_scores = next(i.scores for i in its if i.iteration == best)
-    print(f"\nplain LoRA turn ({plain_s / 60:.1f} min) against the loop's best model (iteration {best}):")
-    print("| set | base | plain turn | loop | loop - plain |")
-    print("|---|---|---|---|---|")
-    for label, plain in scores.items():
+    # The best model's trainings: itself, and the ones it went on from (continue_training).
+    by_it = {i.iteration: i for i in its}
+    chain, at = [], best
+    while at is not None:
+        chain.append(at)
+        at = by_it[at].started_from
+    per_turn = RunSpec.from_sources(overrides=DEMO_OVERRIDES, base_model="b", data="d").max_steps
+    plain: dict[int, dict[str, float]] = {}
+    # One plain turn of today's demo, and (when the loop's best model had more than one training) a
+    # plain turn with as many steps as its trainings together: the data actions against more steps alone.
+    for steps in sorted({per_turn, per_turn * len(chain)}):
+        spec = RunSpec.from_sources(
+            overrides=[*DEMO_OVERRIDES, f"max_steps={steps}"], base_model=view.spec.base_model,
+            data=versions["split"],
+        )  # fmt: skip
+        t1 = time.perf_counter()
+        run_id = train(ctx, spec)
+        scores = plain[steps] = {}
+        for label, ref in eval_sets(versions, view.spec):
+            from imts.evals.service import load_result
+
+            run = evaluate(ctx, run_id, ref, EvalSettings(max_items=args.eval_items))
+            items = load_result(ctx, run).items
+            scores[label] = sum(i.correct for i in items) / max(1, len(items))
+        print(f"plain LoRA turn of {steps} steps: {(time.perf_counter() - t1) / 60:.1f} min")
+    steps_note = f"{len(chain)} trainings of {per_turn} steps: iterations {sorted(chain)}"
+    print(f"\nplain LoRA turns against the loop's best model (iteration {best}, {steps_note}):")
+    heads = [f"plain {n} steps" for n in plain]
+    diff_heads = [f"loop - {h}" for h in heads]
+    print("| set | base | " + " | ".join([*heads, "loop", *diff_heads]) + " |")
+    print("|---" * (3 + 2 * len(heads)) + "|")
+    for label, ours in loop_scores.items():
         base = its[0].base.get(label, 0)
-        ours = loop_scores.get(label, 0)
-        print(f"| {label} | {base:.1%} | {plain:.1%} | {ours:.1%} | {(ours - plain) * 100:+.1f} |")
+        cells = [f"{plain[n].get(label, 0):.1%}" for n in plain]
+        diffs = [f"{(ours - plain[n].get(label, 0)) * 100:+.1f}" for n in plain]
+        print(f"| {label} | {base:.1%} | " + " | ".join([*cells, f"{ours:.1%}", *diffs]) + " |")
 
 
 if __name__ == "__main__":

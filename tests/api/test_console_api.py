@@ -4,6 +4,8 @@ full-resolution range, and the language remembered per user."""
 
 from __future__ import annotations
 
+import json
+
 from conftest import World
 from imts.core.downsample import downsample
 from imts.store import runs
@@ -59,6 +61,34 @@ def test_metrics_buckets_keep_spikes_and_zoom_reads_full_resolution(world: World
     assert len(coarse) <= 300 and {"step": 1234, "value": 9.0} in coarse
     zoom = world.client.get(f"{url}?key=loss&buckets=1000&after_step=1199&until_step=1300", headers=h).json()
     assert [p["step"] for p in zoom["loss"]] == list(range(1200, 1301))  # the range, every point
+
+
+def test_a_finished_runs_curves_come_from_its_rollup_until_it_runs_again(world: World) -> None:
+    a = world.a
+    ctx = open_context(world.ctx.ws, a.tenant, a.project, "trainer", "admin", False)
+    run = runs.create(ctx, "train", {"data": "d"})
+    runs.log_batch(ctx, run.id, [(s, {"loss": 1.0 + (s == 4321), "lr": 0.1}) for s in range(5000)])
+    h = world.as_key(a.keys["viewer"])
+    base = f"/api/v1/tenants/{a.tenant}/projects/{a.project}/runs/{run.id}"
+    url = f"{base}/metrics?buckets={runs.ROLLUP_BUCKETS}"
+    rollup = ctx.artifacts.path(f"runs/{run.id}/curves.json")
+    live = world.client.get(url, headers=h).json()
+    assert not rollup.exists()  # a running run's curves are computed on every read
+    runs.finish(ctx, run.id, "succeeded")
+    assert rollup.exists()
+    assert world.client.get(url, headers=h).json() == live  # the same points, from the rollup
+    only = world.client.get(f"{url}&key=loss", headers=h).json()
+    assert list(only) == ["loss"] and {"step": 4321, "value": 2.0} in only["loss"]
+    # the rollup is what the page reads: changing it shows it is read (then a resumed run drops it)
+    data = json.loads(rollup.read_text())
+    data["curves"]["loss"] = [[0, 7.0]]
+    rollup.write_text(json.dumps(data))
+    assert world.client.get(f"{url}&key=loss", headers=h).json()["loss"] == [{"step": 0, "value": 7.0}]
+    runs.start(ctx, run.id)
+    assert not rollup.exists()
+    runs.log_batch(ctx, run.id, [(5000, {"loss": 3.0})])
+    runs.finish(ctx, run.id, "succeeded")
+    assert {"step": 5000, "value": 3.0} in world.client.get(f"{url}&key=loss", headers=h).json()["loss"]
 
 
 def test_language_is_remembered_per_user(world: World) -> None:

@@ -12,6 +12,7 @@ mirrors them to the exporters (TensorBoard, MLflow).
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import socket
@@ -151,6 +152,7 @@ def create(
 
 def start(ctx: Context, run_id: str) -> RunView:
     """Mark a run running (again: a resumed run forgets its previous error and end time)."""
+    _drop_rollup(ctx, run_id)
     with ctx.session() as s:
         row = _owned(s, ctx, run_id)
         row.status, row.error, row.finished_at = "running", None, None
@@ -183,7 +185,9 @@ def finish(
         if model_version_id is not None:
             row.model_version_id = model_version_id
         s.flush()
-        return RunView.model_validate(row)
+        view = RunView.model_validate(row)
+    curves(ctx, run_id, None, ROLLUP_BUCKETS)  # the finished run's rollup, for every later curve page
+    return view
 
 
 def update_summary(ctx: Context, run_id: str, values: Mapping[str, Any]) -> RunView:
@@ -212,13 +216,16 @@ def log_batch(ctx: Context, run_id: str, step_metrics: StepMetrics) -> int:
         for k, v in values.items():
             latest[(k, int(step))] = float(v)
     if latest:
+        _drop_rollup(ctx, run_id)
         with ctx.session() as s:
             _owned(s, ctx, run_id)
-            s.execute(
-                delete(Metric).where(
-                    Metric.run_id == run_id, tuple_(Metric.key, Metric.step).in_(list(latest))
+            pairs = list(latest)
+            for at in range(0, len(pairs), 1000):  # PostgreSQL refuses one IN of 10,000 pairs
+                s.execute(
+                    delete(Metric).where(
+                        Metric.run_id == run_id, tuple_(Metric.key, Metric.step).in_(pairs[at : at + 1000])
+                    )
                 )
-            )
             s.add_all(Metric(run_id=run_id, key=k, step=st, value=v) for (k, st), v in latest.items())
     return len(latest)
 
@@ -286,6 +293,53 @@ def history(
     for key, step, value in rows:
         out.setdefault(key, []).append((step, value))
     return out
+
+
+# The console's curve resolution: a finished run's whole curves at it are computed once and kept beside
+# the run (``runs/<id>/curves.json``), so a page of 20 long runs reads 20 small files, not 2M rows.
+ROLLUP_BUCKETS = 1000
+LIVE = ("created", "running")
+
+
+def curves(
+    ctx: Context, run_id: str, keys: Iterable[str] | None, buckets: int,
+    after_step: int | None = None, until_step: int | None = None,
+) -> dict[str, list[tuple[int, float]]]:  # fmt: skip
+    """``history`` downsampled to ``buckets`` per curve (``core.downsample``: every bucket's minimum,
+    maximum and last point). A run that is no longer running keeps its whole curves at
+    ``ROLLUP_BUCKETS`` in a rollup written when it finished (or at the first read); a resumed run, or
+    metrics logged again, drop it."""
+    from imts.core.downsample import downsample
+
+    if buckets != ROLLUP_BUCKETS or after_step is not None or until_step is not None:
+        hist = history(ctx, run_id, keys, after_step, until_step)
+        return {k: downsample(points, buckets) for k, points in hist.items()}
+    run = get(ctx, run_id)  # this project's run, or NotFoundError
+    path = ctx.artifacts.path(f"runs/{run_id}/curves.json")
+    rollup = _read_rollup(path) if run.status not in LIVE else None
+    if rollup is None:
+        rollup = {k: downsample(points, buckets) for k, points in history(ctx, run_id).items()}
+        if run.status not in LIVE and rollup:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".curves.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"buckets": buckets, "curves": rollup}), encoding="utf-8")
+            os.replace(tmp, path)  # atomic: a reader sees the whole rollup or none
+    wanted = None if keys is None else set(keys)
+    return {k: v for k, v in rollup.items() if wanted is None or k in wanted}
+
+
+def _read_rollup(path: Path) -> dict[str, list[tuple[int, float]]] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if data.get("buckets") != ROLLUP_BUCKETS:
+        return None
+    return {k: [(int(s), float(v)) for s, v in points] for k, points in data["curves"].items()}
+
+
+def _drop_rollup(ctx: Context, run_id: str) -> None:
+    ctx.artifacts.path(f"runs/{run_id}/curves.json").unlink(missing_ok=True)
 
 
 def events(ctx: Context, run_id: str) -> list[RunEventView]:

@@ -13,7 +13,6 @@ from pydantic import BaseModel
 
 from imts.api.deps import project_ctx
 from imts.api.routes.jobs import SSE, StreamEnd
-from imts.core.downsample import downsample
 from imts.core.errors import InputError
 from imts.core.permissions import Permission
 from imts.jobs import service as jobs
@@ -77,9 +76,10 @@ def metrics(
     """The run's metrics history by key (``?key=loss&key=lr`` for some), in step order; steps in
     ``(after_step, until_step]``. ``?buckets=1000`` cuts each curve's range into that many buckets and
     keeps each bucket's minimum, maximum and last point, so no spike is lost."""
-    hist = runs.history(ctx, run_id, key, after_step, until_step)
     if buckets is not None:
-        hist = {k: downsample(points, buckets) for k, points in hist.items()}
+        hist = runs.curves(ctx, run_id, key, buckets, after_step, until_step)
+    else:
+        hist = runs.history(ctx, run_id, key, after_step, until_step)
     return {k: [MetricPoint(step=s, value=v) for s, v in points] for k, points in hist.items()}
 
 
