@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -92,7 +92,9 @@ def rendezvous(settings: Settings, job_id: str, attempt: int) -> str:
     return str(path)
 
 
-def run_rank(job_id: str, rank: int, attempt: int = 0) -> int:
+def run_rank(
+    job_id: str, rank: int, attempt: int = 0, load_kind: Callable[[str], None] | None = None
+) -> int:
     """A non-zero rank of a gang: a rank of the kind's own group when the executor placed it apart
     (``run_rank`` of a self-launching kind), else a sleeping companion (gangs of the drills)."""
     settings = Settings()
@@ -102,6 +104,8 @@ def run_rank(job_id: str, rank: int, attempt: int = 0) -> int:
     with ws.session() as s:
         row = s.get(JobRecord, job_id)
         seconds = float(row.spec.get("seconds", 0)) if row else 0.0
+    if row is not None and load_kind is not None:
+        load_kind(row.kind)
     kind = registry.find(row.kind) if row is not None else None
     if row is not None and kind is not None and kind.run_rank is not None and attempt:
         # Stops come from rank 0 through the group (every rank stops at the same step): not SIGTERM.
@@ -132,7 +136,9 @@ def run_rank(job_id: str, rank: int, attempt: int = 0) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, load_kind: Callable[[str], None] | None = None) -> int:
+    """Run attempt ``--attempt`` of a job (or one of its ranks); ``load_kind`` registers a kind by name
+    (the jobs package cannot import the domain packages that define kinds)."""
     ap = argparse.ArgumentParser(prog=f"python -m {WORKER_MODULE}")
     ap.add_argument("job_id")
     ap.add_argument("--attempt", type=int, required=True)
@@ -142,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     if args.rank:
-        return run_rank(args.job_id, args.rank, args.attempt)
+        return run_rank(args.job_id, args.rank, args.attempt, load_kind)
     settings = Settings()
     ws = Workspace.open(settings)
     row = store.claim(ws, args.job_id, args.attempt, os.getpid(), socket.gethostname())
@@ -150,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"attempt {args.attempt} of {args.job_id} is not current: nothing to do", flush=True)
         return 0
     print(f"worker {os.getpid()} runs {row.kind} job {row.id} attempt {args.attempt}", flush=True)
+    if load_kind is not None:
+        load_kind(row.kind)
     kind = registry.find(row.kind)
     stop = threading.Event()
 
