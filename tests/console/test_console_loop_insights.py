@@ -240,6 +240,7 @@ def test_researcher_follows_the_loop_live_approves_stops_and_resumes(lw: LoopWor
             f"augmented division: +{log[0]['fix']['augmented']['division']}"
         )
         expect(first.locator(".gains tr[data-set]")).to_have_count(3)
+        expect(first.locator(".trained-from")).to_have_text("trained from: the base model")
         expect(page.locator("#proposed li")).to_have_count(len(actions))
         expect(page.locator("#loop-steps tr[data-phase]")).to_have_count(7)
         href = page.locator("#loop-report").get_attribute("href") or ""
@@ -276,6 +277,10 @@ def test_researcher_follows_the_loop_live_approves_stops_and_resumes(lw: LoopWor
         expect(page.locator(f"#loops tr[data-loop={lw.loop_id}]")).to_contain_text("finished")
         second = page.locator("#timeline > li[data-iteration='2']")
         expect(second.locator(".gains tr[data-set]")).to_have_count(3)
+        # iteration 2 went on from iteration 1's model, the only one before it
+        expect(second.locator(".trained-from")).to_have_text(
+            "trained from: the model of iteration 1 (the best so far)"
+        )
         assert page.locator("#loop-stop, #loop-resume, #loop-approve").count() == 0
         page.screenshot(path=tmp_path / "loop.png", full_page=True)
 

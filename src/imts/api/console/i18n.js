@@ -77,7 +77,7 @@ const S = {
   eval_set: ["Set", "评测集"], score: ["Score", "得分"], by_category: ["Accuracy by category, before and after", "各类别准确率（前后对比）"],
   bad_case_clusters: ["Bad-case clusters of the previous model", "上一模型的错例聚类"], cluster: ["Cluster", "聚类"], error_before: ["Error before", "之前错误率"], error_after: ["Error now", "现在错误率"],
   fix_skipped: ["nothing done", "未执行"], fix_none: ["no change", "无修改"], fix_pii: ["personal data replaced (rows)", "替换个人信息（行）"], fix_cot: ["rewritten with reasoning", "改写为带推理"],
-  fix_augment: ["augmented", "扩充"], fix_reinforce: ["reinforced", "强化"], fix_replay: ["replayed", "回放"], do_augment: ["augment", "扩充"], do_cot: ["rewrite with reasoning", "改写为带推理"], do_reinforce: ["reinforce", "强化"], do_replay: ["replay", "回放"],
+  fix_augment: ["augmented", "扩充"], fix_reinforce: ["reinforced", "强化"], fix_replay: ["replayed", "回放"], trained_from: ["trained from", "训练起点"], trained_from_base: ["the base model", "基座模型"], trained_from_iteration: ["the model of iteration {n} (the best so far)", "第 {n} 轮的模型（目前最好）"], do_augment: ["augment", "扩充"], do_cot: ["rewrite with reasoning", "改写为带推理"], do_reinforce: ["reinforce", "强化"], do_replay: ["replay", "回放"],
   steps: ["Steps", "步骤"], try: ["Try", "尝试"], state_skipped: ["skipped", "跳过"], state_submitting: ["submitting", "提交中"], state_starting: ["starting", "启动中"],
   // Review (the queue of rows a data fix held back).
   page_review: ["Review", "审核"], review_title: ["Review queue", "审核队列"],
