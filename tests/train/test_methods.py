@@ -247,7 +247,7 @@ def test_a_run_goes_on_from_another_runs_adapters(ws: Workspace, tiny_model: Pat
     assert runs.get(ws, more).spec["init_from"] == first
 
     other = RunSpec.from_sources(overrides=[*over, "lora.r=4"], base_model="tiny", data=ref, init_from=first)
-    with pytest.raises(InputError, match="rank 16 on .*this run's lora has rank 4") as e:
+    with pytest.raises(InputError, match=r"rank 16 on .*this run's lora has rank 4") as e:
         train(ws, other)
     assert e.value.field == "init_from"
     with pytest.raises(InputError, match="init_from continues LoRA adapters"):

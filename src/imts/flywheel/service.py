@@ -348,7 +348,8 @@ def iterations(ctx: Context, loop_id: str) -> list[IterationView]:
         started_from = next((v.iteration for v in out if parent and v.run_id == parent), None)
         out.append(
             IterationView(
-                iteration=it, problems=problems, started_from=started_from, fix=_fix_summary(repair.result if repair else None),
+                iteration=it, problems=problems, started_from=started_from,
+                fix=_fix_summary(repair.result if repair else None),
                 scores=scores, base=base, gain=gain, categories=categories, clusters=fb.get("clusters", []),
                 p_vs_best=(fb.get("outcome") or {}).get("p_vs_best"), model_version=fb.get("model_version"),
                 run_id=fb.get("run_id"),

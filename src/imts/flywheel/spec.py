@@ -116,7 +116,10 @@ class LoopSpec(BaseModel):
     continue_training: bool = Field(
         True, description="Each iteration after the first goes on from the best model so far (its LoRA "
         "adapters) on the new data version; false: every iteration trains from the base model.",
-        json_schema_extra=zh("第一轮之后，每轮在新数据版本上从目前最好的模型（其 LoRA 适配器）继续训练；false：每轮都从基座模型训练。"),
+        json_schema_extra=zh(
+            "第一轮之后，每轮在新数据版本上从目前最好的模型（其 LoRA 适配器）继续训练；"
+            "false：每轮都从基座模型训练。"
+        ),
     )  # fmt: skip
     eval_items: int | None = Field(
         None, ge=1, description="Evaluate at most this many items per set.",

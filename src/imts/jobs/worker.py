@@ -92,9 +92,7 @@ def rendezvous(settings: Settings, job_id: str, attempt: int) -> str:
     return str(path)
 
 
-def run_rank(
-    job_id: str, rank: int, attempt: int = 0, load_kind: Callable[[str], None] | None = None
-) -> int:
+def run_rank(job_id: str, rank: int, attempt: int = 0, load_kind: Callable[[str], None] | None = None) -> int:
     """A non-zero rank of a gang: a rank of the kind's own group when the executor placed it apart
     (``run_rank`` of a self-launching kind), else a sleeping companion (gangs of the drills)."""
     settings = Settings()

@@ -65,7 +65,15 @@ def train(
         recipe = RECIPES[spec.method]
         try:
             result = distributed.launch(
-                recipe, launch_spec, Path(base.path), train_rows, val_rows, out_dir, sink, progress, should_stop
+                recipe,
+                launch_spec,
+                Path(base.path),
+                train_rows,
+                val_rows,
+                out_dir,
+                sink,
+                progress,
+                should_stop,
             )
         except Interrupted as exc:
             exc.status = stopped_status() if stopped_status is not None else exc.status
@@ -225,7 +233,9 @@ def _with_init_adapter(ctx: Context, spec: RunSpec, base_model_id: str) -> RunSp
     if not mv.adapter_path or not (Path(mv.adapter_path) / "adapter_model.safetensors").is_file():
         raise InputError(f"{where} has no LoRA adapter to start from", field="init_from")
     if mv.base_model_id != base_model_id:
-        raise InputError(f"{where} was trained on another base model than {spec.base_model}", field="init_from")
+        raise InputError(
+            f"{where} was trained on another base model than {spec.base_model}", field="init_from"
+        )
     saved = json.loads((Path(mv.adapter_path) / "adapter_config.json").read_text(encoding="utf-8"))
     theirs = (saved.get("r"), sorted(saved.get("target_modules") or []))
     ours = (spec.lora.r, sorted(spec.lora.target_modules))
