@@ -300,6 +300,29 @@ def test_runs_models_jobs_and_loops_remote_as_local(remote: Remote, tmp_path: Pa
     assert "Traceback" not in stopped.output
 
 
+def test_train_and_eval_run_as_jobs_on_the_server(remote: Remote, tiny_model: Path, math_file: Path) -> None:
+    """`imts train` and `imts eval` with --server submit jobs to the server's pool, follow them to their
+    end and print the run's summary; the runs are the server's (the same locally on its workspace)."""
+    # A base model is registered on the server's machine (`models add` is local: a folder of its disk).
+    added = remote.cli("models", "add", str(tiny_model), "--name", "tiny", remote=False)
+    assert added.exit_code == 0, added.output
+    assert remote.cli("data", "import", str(math_file), "--name", "math").exit_code == 0
+    assert remote.cli("data", "split", "math@1").exit_code == 0
+    tiny = ["max_steps=2", "batch_size=4", "lora.r=4", "precision=fp32", "eval_every=1000"]
+    trained = remote.cli("train", "--data", "math@2", "--base", "tiny", "--cpus", "1", *tiny)
+    assert trained.exit_code == 0, trained.output
+    said = _flat(trained.stdout)
+    found = re.search(r"trained run (run_\w+): final loss \d", said)
+    assert found is not None and "queued (follow: imts jobs logs -f job_" in said, said
+    run = remote.same("runs", "list", "--json")[0]
+    assert run["id"] == found[1] and run["status"] == "succeeded"
+    test_set = ("--data", "math@2:test", "--limit", "4", "--cpus", "1")
+    evaluated = remote.cli("eval", "--model", found[1], *test_set)
+    assert evaluated.exit_code == 0, evaluated.output
+    said = _flat(evaluated.stdout)
+    assert re.search(r"evaluated run run_\w+ on math@2:test: accuracy \d", said), said
+
+
 def test_remote_verbs_help_and_docs_agree() -> None:
     """The --server help and docs/server.md name the same remote verbs."""
     from imts.cli.common import REMOTE_VERBS
