@@ -13,6 +13,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -306,3 +307,35 @@ def imts_process(
     """The real `imts` command in a process of its own (with ``env``, ``stdin`` typed at its prompt)."""
     return subprocess.run([sys.executable, "-m", "imts", *args], env=env, input=stdin, capture_output=True,
                           text=True, timeout=120)  # fmt: skip
+
+
+@contextmanager
+def imts_server(env: dict[str, str], log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A real `imts server` process on a free loopback port (with ``env``), its output in ``log``:
+    its URL and process, stopped afterwards."""
+    import time
+
+    import httpx
+
+    from imts.core.net import free_port
+
+    port = free_port()
+    out = log.open("ab")
+    proc = subprocess.Popen([sys.executable, "-m", "imts", "server", "--port", str(port)], env=env,
+                            stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the server did not answer within 60 s: " + log.read_text()[-2000:])
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=30)
+        out.close()

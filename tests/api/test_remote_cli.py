@@ -8,45 +8,19 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 from tests.api.conftest import imts_process
+from tests.api.conftest import imts_server as server
 
 from imts.api.client import upload_file
-from imts.core.net import free_port
 
 PASSWORD = "remote-Pass-9931-secret"
-
-
-@contextmanager
-def server(env: dict[str, str], log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = free_port()
-    out = log.open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "imts", "server", "--port", str(port)], env=env,
-                            stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("the server did not answer within 60 s: " + log.read_text()[-2000:])
-        yield url, proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(timeout=30)
-        out.close()
 
 
 @pytest.fixture

@@ -104,7 +104,7 @@ def test_following_a_training_job_through_loss_interrupt_and_cancel(
 
     log = imts(tmp_path, "jobs", "logs", job)
     assert log.returncode == 0, log.stderr
-    assert "attempt-1.log" in log.stdout and "attempt-2.log" in log.stdout
+    assert "== attempt 1 ==" in log.stdout and "== attempt 2 ==" in log.stdout
     assert re.search(r"training \(LoRA\): \d+/5000 loss=\S+ lr=", log.stdout), log.stdout
     assert "FutureWarning" not in log.stdout and "is_gradient_checkpointing" not in log.stdout
 

@@ -16,26 +16,41 @@ it holds and sends only the missing ones; an upload interrupted for good is resu
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
-from imts.core.errors import ImtsError
+from imts.core.errors import ImtsError, InputError, NotFoundError
+from imts.core.progress import NullProgress
+from imts.data.jobs import SplitResult
 from imts.data.versions import VersionInfo
-from imts.jobs.views import JobEventView, JobView
+from imts.data.views import DatasetDiff, FieldStats, Lineage, RowsPage, SharedVersion, VersionDetail
+from imts.jobs.pool import Request
+from imts.jobs.views import JobEventView, JobLogEvent, JobProgressBar, JobView
+from imts.registry.views import BaseModelView, ModelVersionView
 from imts.services.audit import AuditEntryView, AuditVerdict
 from imts.services.identity import CreatedKey, KeyView, MemberView, MeView, UserView
 from imts.services.tenancy import ProjectView, TenantView
 from imts.services.webhooks import CreatedWebhook, DeliveryView, WebhookView
+from imts.store.runs import RunComparison, RunEventView, RunRecord, RunView
+
+if TYPE_CHECKING:  # imported where used: a remote command loads only what it needs
+    from imts.analysis.pipeline import Analysis, AnalysisOptions
+    from imts.analysis.service import AnalysisSummary
+    from imts.flywheel.service import IterationView, LoopView
+    from imts.flywheel.spec import LoopSpec
 
 API = "/api/v1"
 CHUNK = 8 << 20
+FINISHED = ("succeeded", "failed", "cancelled")
+REMOTE_SOURCES = ("http://", "https://", "s3://")
 M = TypeVar("M")
 
 
@@ -276,6 +291,359 @@ class ApiClient:
 
     def test_webhook(self, tenant: str, webhook_id: str) -> DeliveryView:
         return self._call(DeliveryView, "POST", f"/tenants/{tenant}/webhooks/{webhook_id}/test")  # type: ignore[no-any-return]
+
+    # --- datasets ---
+
+    def _project(self, tenant: str, project: str) -> str:
+        return f"/tenants/{tenant}/projects/{project}"
+
+    def import_data(
+        self, tenant: str, project: str, source: str, name: str | None, *, map_: str | None,
+        fmt: str | None, file_type: str | None, text_unit: str, on_error: str, append: bool,
+        progress: Any = None,
+    ) -> VersionInfo:  # fmt: skip
+        """A URL the server fetches itself (http, https, s3), or a file of this machine uploaded in
+        chunks (a bar per chunk) and imported as ``imts data import`` does on the server."""
+        if append:
+            raise InputError(
+                "--append works only on this machine's workspace: over the API, import the file as a "
+                "version of its own (without --append)", field="append",
+            )  # fmt: skip
+        options = {"name": name, "map": map_, "format": fmt, "type": file_type, "text_unit": text_unit,
+                   "on_error": on_error}  # fmt: skip
+        if source.lower().startswith(REMOTE_SOURCES):
+            path = f"{self._project(tenant, project)}/datasets/imports"
+            body = {"source": source, **options}
+            return self._call(VersionInfo, "POST", path, json=body, timeout=None)  # type: ignore[no-any-return]
+        file = Path(source)
+        if not file.is_file():
+            raise InputError(f"no file {source} on this machine (a URL must start with http://, "
+                             "https:// or s3://)", field="source")  # fmt: skip
+        progress = progress or NullProgress()
+        size = file.stat().st_size
+        with progress.task(f"upload {file.name} ({size / 2**20:.1f} MiB)", -(-size // CHUNK) or None) as bar:
+            bar.advance(0)
+
+            def on_chunk(n: int, count: int) -> None:
+                bar.advance(1, chunk=f"{n + 1}/{count}")
+
+            try:
+                version = upload_file(
+                    self.http, tenant, project, file, on_chunk=on_chunk,
+                    **{k: v for k, v in options.items() if v is not None},
+                )  # fmt: skip
+            except httpx.TransportError as exc:
+                raise ImtsError(f"cannot reach the server {self.server} ({type(exc).__name__})") from None
+        return VersionInfo.model_validate(version)
+
+    def import_query(
+        self, tenant: str, project: str, url: str, sql: str, name: str, *, map_: str | None,
+        fmt: str | None, on_error: str, progress: Any = None,
+    ) -> VersionInfo:  # fmt: skip
+        """The rows of a query the server runs against a database *server* (no file databases)."""
+        body = {"url": url, "sql": sql, "name": name, "map": map_, "format": fmt, "on_error": on_error}
+        path = f"{self._project(tenant, project)}/datasets/queries"
+        return self._call(VersionInfo, "POST", path, json=body, timeout=None)  # type: ignore[no-any-return]
+
+    def show_dataset(self, tenant: str, project: str, ref: str, rows: int) -> VersionDetail:
+        path = f"{self._project(tenant, project)}/datasets/refs/{ref}"
+        return self._get(VersionDetail, path, rows=rows)  # type: ignore[no-any-return]
+
+    def preview_dataset(
+        self, tenant: str, project: str, ref: str, where: str | None, limit: int, page: int
+    ) -> RowsPage:
+        path = f"{self._project(tenant, project)}/datasets/refs/{ref}/rows"
+        return self._get(RowsPage, path, where=where, limit=limit, page=page)  # type: ignore[no-any-return]
+
+    def dataset_stats(self, tenant: str, project: str, ref: str, where: str | None) -> FieldStats:
+        path = f"{self._project(tenant, project)}/datasets/refs/{ref}/stats"
+        return self._get(FieldStats, path, where=where)  # type: ignore[no-any-return]
+
+    def split_dataset(
+        self, tenant: str, project: str, ref: str, ratios: tuple[float, float, float], seed: int,
+        stratify_by: str | None, ngram: int, near: float | None, into: str | None, progress: Any = None,
+    ) -> SplitResult:  # fmt: skip
+        body = {"ratios": list(ratios), "seed": seed, "stratify_by": stratify_by, "ngram": ngram,
+                "near": near, "into": into}  # fmt: skip
+        path = f"{self._project(tenant, project)}/datasets/refs/{ref}/split"
+        v: VersionInfo = self._call(VersionInfo, "POST", path, json=body, timeout=None)
+        return SplitResult(version=v.ref, version_id=v.id, counts=v.stats.get("split", {}))
+
+    def dedup_dataset(
+        self, tenant: str, project: str, ref: str, threshold: float | None, num_perm: int,
+        into: str | None, progress: Any = None,
+    ) -> VersionInfo:  # fmt: skip
+        body = {"threshold": threshold or 0.7, "exact_only": threshold is None, "num_perm": num_perm,
+                "into": into}  # fmt: skip
+        path = f"{self._project(tenant, project)}/datasets/refs/{ref}/dedup"
+        return self._call(VersionInfo, "POST", path, json=body, timeout=None)  # type: ignore[no-any-return]
+
+    def diff_datasets(self, tenant: str, project: str, a: str, b: str, by: str) -> DatasetDiff:
+        path = f"{self._project(tenant, project)}/datasets/refs/{a}/diff/{b}"
+        return self._get(DatasetDiff, path, by=by)  # type: ignore[no-any-return]
+
+    def rollback_dataset(self, tenant: str, project: str, dataset: str, to: str) -> VersionInfo:
+        path = f"{self._project(tenant, project)}/datasets/{dataset}/rollback"
+        return self._call(VersionInfo, "POST", path, json={"to": to})  # type: ignore[no-any-return]
+
+    def dataset_lineage(self, tenant: str, project: str, dataset: str) -> Lineage:
+        return self._get(Lineage, f"{self._project(tenant, project)}/datasets/{dataset}/lineage")  # type: ignore[no-any-return]
+
+    def share_dataset(self, tenant: str, project: str, ref: str, with_project: str) -> SharedVersion:
+        path = f"{self._project(tenant, project)}/datasets/refs/{ref}/shares"
+        return self._call(SharedVersion, "POST", path, json={"project": with_project})  # type: ignore[no-any-return]
+
+    # --- dataset analyses ---
+
+    def analyze(
+        self, tenant: str, project: str, ref: str, intent: str, lang: str | None,
+        opts: AnalysisOptions, chat: Any = None, progress: Any = None,
+    ) -> Analysis:  # fmt: skip
+        """Analyse on the server (in the request; a refused fit check is a 409 with its reason), then
+        read the analysis in full."""
+        from imts.analysis.service import AnalysisSummary
+
+        if chat is not None:
+            raise InputError("over the API the analysis uses the rules backend (leave out --backend)",
+                             field="backend")  # fmt: skip
+        path = f"{self._project(tenant, project)}/datasets/refs/{ref}/analyses"
+        body = {**opts.model_dump(mode="json"), "intent": intent, "lang": lang}
+        done: AnalysisSummary = self._call(AnalysisSummary, "POST", path, json=body, timeout=None)
+        return self.get_analysis(tenant, project, ref, done.id)
+
+    def list_analyses(self, tenant: str, project: str, ref: str) -> list[AnalysisSummary]:
+        from imts.analysis.service import AnalysisSummary
+
+        path = f"{self._project(tenant, project)}/datasets/refs/{ref}/analyses"
+        return self._get(list[AnalysisSummary], path)  # type: ignore[no-any-return]
+
+    def get_analysis(self, tenant: str, project: str, ref: str, analysis_id: str | None) -> Analysis:
+        from imts.analysis.pipeline import Analysis
+
+        path = f"{self._project(tenant, project)}/datasets/refs/{ref}/analysis"
+        return self._get(Analysis, path, id=analysis_id)  # type: ignore[no-any-return]
+
+    def analysis_report(self, tenant: str, project: str, ref: str, fmt: str, analysis_id: str | None) -> str:
+        path = f"{self._project(tenant, project)}/datasets/refs/{ref}/analysis/report"
+        return self._text(path, format=fmt, id=analysis_id)
+
+    def analysis_location(self, tenant: str, project: str, ref: str, analysis_id: str) -> str:
+        return f"on {self.server}: imts data analysis {ref} --id {analysis_id} --format html|md|json"
+
+    # --- runs and models ---
+
+    def list_runs(self, tenant: str, project: str, kind: str | None = None) -> list[RunView]:
+        return self._get(list[RunView], f"{self._project(tenant, project)}/runs", kind=kind, limit=1000)  # type: ignore[no-any-return]
+
+    def get_run(self, tenant: str, project: str, run_id: str) -> RunView:
+        detail = self._get(dict[str, Any], f"{self._project(tenant, project)}/runs/{run_id}")
+        return RunView.model_validate(detail["run"])
+
+    def show_run(self, tenant: str, project: str, run_id: str) -> tuple[RunRecord, list[RunEventView]]:
+        base = f"{self._project(tenant, project)}/runs/{run_id}"
+        record = self._get(RunRecord, f"{base}/record")
+        events = TypeAdapter(list[RunEventView]).validate_python(self._get(dict[str, Any], base)["events"])
+        return record, events
+
+    def compare_runs(self, tenant: str, project: str, run_ids: list[str]) -> RunComparison:
+        return self._get(RunComparison, f"{self._project(tenant, project)}/runs/compare", run=run_ids)  # type: ignore[no-any-return]
+
+    def list_base_models(self) -> list[BaseModelView]:
+        return self._get(list[BaseModelView], "/base-models")  # type: ignore[no-any-return]
+
+    def list_model_versions(self, tenant: str, project: str, archived: bool) -> list[ModelVersionView]:
+        path = f"{self._project(tenant, project)}/models"
+        return self._get(list[ModelVersionView], path, archived=archived)  # type: ignore[no-any-return]
+
+    def show_model(self, tenant: str, project: str, ref: str) -> ModelVersionView:
+        return self._get(ModelVersionView, f"{self._project(tenant, project)}/models/{ref}")  # type: ignore[no-any-return]
+
+    # --- jobs: submit, follow to the end, logs ---
+
+    def _node_cpus(self, tenant: str, workers: int) -> int:
+        """CPU slots per worker when ``workers`` share the server pool's largest node out."""
+        nodes = self._get(dict[str, Any], f"/tenants/{tenant}/pool")["nodes"]
+        return max(1, max((int(n["cpus"]) for n in nodes), default=1) // workers)
+
+    def submit_job(
+        self, tenant: str, project: str, kind: str, spec: dict[str, Any] | BaseModel, *, name: str = "",
+        priority: str = "normal", preemptible: bool | None = None, workers: int = 1,
+        request: Request | None = None, retries: int = 1,
+    ) -> str:  # fmt: skip
+        """Queue a job on the server (refused at once, with the reason, when it could never run)."""
+        request = request or Request(cpus=self._node_cpus(tenant, workers))
+        body = {
+            "kind": kind,
+            "spec": spec.model_dump(mode="json") if isinstance(spec, BaseModel) else spec,
+            "name": name, "priority": priority, "preemptible": preemptible, "workers": workers,
+            "request": request.model_dump(mode="json"), "retries": retries,
+        }  # fmt: skip
+        job: JobView = self._call(JobView, "POST", f"{self._project(tenant, project)}/jobs", json=body)
+        return job.id
+
+    def follow_job(
+        self, tenant: str, project: str, job_id: str, progress: Any = None, poll_s: float = 0.5,
+        on_requeued: Callable[[str, str], None] | None = None,
+    ) -> JobView:  # fmt: skip
+        """Wait until the job has finished, its live progress on ``progress`` (the server moves it on
+        as it is looked at when no scheduler daemon runs)."""
+        bar = JobProgressBar(progress or NullProgress())
+        try:
+            while True:
+                job, events = self.show_job(tenant, project, job_id)
+                if bar.show(job) and on_requeued is not None:
+                    why = [e.message for e in events if "-> queued" in e.message]
+                    on_requeued(job_id, why[-1] if why else "requeued")
+                if job.state in FINISHED:
+                    return job
+                time.sleep(poll_s)
+        finally:
+            bar.close()
+
+    def execute(
+        self, tenant: str, project: str, kind: str, spec: dict[str, Any] | BaseModel, *,
+        result: type[Any] | None = None, inline: bool = False, name: str = "", priority: str = "normal",
+        preemptible: bool | None = None, workers: int = 1, request: Request | None = None,
+        retries: int = 1, progress: Any = None, on_queued: Callable[[str], None] | None = None,
+        on_requeued: Callable[[str, str], None] | None = None,
+    ) -> Any:  # fmt: skip
+        """Submit the job to the server and follow it to its end: its result as ``result`` (the kind's
+        result model), or as JSON without one."""
+        if inline:
+            raise InputError("--inline runs in this process, on this machine's workspace: over the API "
+                             "the work runs as a job on the server's pool (leave out --inline)",
+                             field="inline")  # fmt: skip
+        job_id = self.submit_job(
+            tenant, project, kind, spec, name=name, priority=priority, preemptible=preemptible,
+            workers=workers, request=request, retries=retries,
+        )  # fmt: skip
+        if on_queued is not None:
+            on_queued(job_id)
+        job = self.follow_job(tenant, project, job_id, progress, on_requeued=on_requeued)
+        if job.state != "succeeded":
+            raise ImtsError(f"job {job_id} {job.state}: {job.error or job.reason}")
+        return result.model_validate(job.result) if result is not None else job.result
+
+    def job_logs(self, tenant: str, project: str, job_id: str) -> str:
+        return self._text(f"{self._project(tenant, project)}/jobs/{job_id}/logs")
+
+    def follow_job_logs(self, tenant: str, project: str, job_id: str) -> Iterator[JobLogEvent]:
+        """The job's logs live (server-sent events), then its end state; a broken connection resumes
+        where it stopped (``Last-Event-ID``)."""
+        path = f"{API}{self._project(tenant, project)}/jobs/{job_id}/logs/stream"
+        last: str | None = None
+        for attempt in range(6):
+            headers = {"Last-Event-ID": last} if last else {}
+            try:
+                with self.http.stream("GET", path, headers=headers, timeout=None) as r:
+                    if not r.is_success:
+                        r.read()
+                        _checked(r)
+                    for event, event_id, data in _sse(r.iter_lines()):
+                        if event == "end":
+                            yield JobLogEvent(state=data["state"])
+                            return
+                        if event == "log":
+                            last = event_id or last
+                            yield JobLogEvent(attempt=data["attempt"], text=data["text"])
+                return
+            except httpx.TransportError as exc:
+                if attempt == 5:
+                    raise ImtsError(f"cannot reach the server {self.server} ({type(exc).__name__})") from None
+                time.sleep(2**attempt)
+
+    def delete_job(self, tenant: str, project: str, job_id: str) -> tuple[str, bool]:
+        path = f"{self._project(tenant, project)}/jobs/{job_id}"
+        state = str(self._call(dict[str, Any], "DELETE", path)["state"])
+        return state, state == "deleted"
+
+    # --- the closed loop ---
+
+    def start_loop(self, tenant: str, project: str, spec: LoopSpec) -> LoopView:
+        from imts.flywheel.service import LoopView
+
+        body = spec.model_dump(mode="json", exclude_unset=True)
+        return self._call(LoopView, "POST", f"{self._project(tenant, project)}/loops", json=body)  # type: ignore[no-any-return]
+
+    def get_loop(self, tenant: str, project: str, loop_id: str | None) -> LoopView:
+        from imts.flywheel.service import LoopView
+
+        if loop_id:
+            return self._get(LoopView, f"{self._project(tenant, project)}/loops/{loop_id}")  # type: ignore[no-any-return]
+        loops = self.list_loops(tenant, project)
+        if not loops:
+            raise NotFoundError("no loop in this project yet: `imts loop start --intent ... --data ...`")
+        return loops[0]
+
+    def list_loops(self, tenant: str, project: str) -> list[LoopView]:
+        from imts.flywheel.service import LoopView
+
+        return self._get(list[LoopView], f"{self._project(tenant, project)}/loops")  # type: ignore[no-any-return]
+
+    def loop_log(self, tenant: str, project: str, loop_id: str) -> list[IterationView]:
+        from imts.flywheel.service import IterationView
+
+        return self._get(list[IterationView], f"{self._project(tenant, project)}/loops/{loop_id}/log")  # type: ignore[no-any-return]
+
+    def loop_action(self, tenant: str, project: str, loop_id: str, action: str) -> LoopView:
+        from imts.flywheel.service import LoopView
+
+        path = f"{self._project(tenant, project)}/loops/{loop_id}/{action}"
+        return self._call(LoopView, "POST", path)  # type: ignore[no-any-return]
+
+    def follow_loop(self, tenant: str, project: str, loop_id: str, progress: Any = None) -> LoopView:
+        """Wait until the loop stops, finishes or fails (or waits for approval), each step's job live."""
+        from imts.flywheel.service import StepView
+
+        progress = progress or NullProgress()
+        shown: set[str] = set()
+        while True:
+            view = self.get_loop(tenant, project, loop_id)
+            if view.status != "running":
+                return view
+            path = f"{self._project(tenant, project)}/loops/{loop_id}/steps"
+            steps: list[StepView] = self._get(list[StepView], path)
+            step = next((s for s in reversed(steps) if s.job_id and s.job_id not in shown), None)
+            if step is not None and step.job_id is not None and step.state not in (*FINISHED, "skipped"):
+                shown.add(step.job_id)
+                progress.log(f"[bold]iteration {step.iteration}: {step.phase}[/] (job {step.job_id})")
+                self.follow_job(tenant, project, step.job_id, progress)
+            else:
+                time.sleep(1.0)
+
+    # --- plain text ---
+
+    def _text(self, path: str, **params: Any) -> str:
+        try:
+            r = self.http.get(API + path, params=_params(**params))
+        except httpx.TransportError as exc:
+            raise ImtsError(f"cannot reach the server {self.server} ({type(exc).__name__})") from None
+        if not r.is_success:
+            _checked(r)
+        return r.text
+
+
+def _sse(lines: Iterator[str]) -> Iterator[tuple[str, str | None, Any]]:
+    """(event, id, data as JSON) of each server-sent event."""
+    event, event_id, data = "message", None, []
+    for line in lines:
+        if not line:
+            if data:
+                yield event, event_id, json.loads("\n".join(data))
+            event, event_id, data = "message", None, []
+        elif line.startswith(":"):
+            continue  # keep-alive comment
+        else:
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "event":
+                event = value
+            elif field == "id":
+                event_id = value
+            elif field == "data":
+                data.append(value)
+    if data:
+        yield event, event_id, json.loads("\n".join(data))
 
 
 __all__ = ["ApiClient", "ApiError", "connect"]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
-from imts.cli.common import console, context, friendly, print_json, progress
+from imts.cli import common
+from imts.cli.common import console, friendly, print_json, progress, scope
 from imts.cli.court import BACKEND_HELP, _backend
 
 if TYPE_CHECKING:
@@ -37,6 +38,14 @@ def _print(a: Analysis, lang: str) -> None:
         console.print(table)
 
 
+def _save_reports(b: Any, ref: str, analysis_id: str, out: Path) -> None:
+    """The analysis's reports (report.md, report.html, analysis.json) into ``out``, read locally or
+    from the server alike."""
+    out.mkdir(parents=True, exist_ok=True)
+    for fmt, name in (("md", "report.md"), ("html", "report.html"), ("json", "analysis.json")):
+        (out / name).write_text(b.analysis_report(*scope(), ref, fmt, analysis_id), encoding="utf-8")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("analyze")
     @friendly
@@ -60,12 +69,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Analyse a dataset version for an intent: task spec, fit check (refuses off-intent data),
         profile, semantic map, typed findings and a health report stored with the version."""
-        import shutil
-
-        from imts.analysis import service
         from imts.analysis.pipeline import AnalysisOptions
 
-        ctx = context()
         opts = AnalysisOptions(
             sample=sample,
             clusters=clusters,
@@ -74,13 +79,20 @@ def register(app: typer.Typer) -> None:
             force=force,
             semantic=not no_map,
         )
+        if backend != "rules" and common.server_url():
+            from imts.core.errors import InputError
+
+            raise InputError(
+                "--backend local/openai refines the intent on this machine: over the API the server "
+                "analyses with the rules backend (leave out --backend)",
+                field="backend",
+            )
         chat = _backend(backend, backend_model, url) if backend != "rules" else None
-        a = service.analyze(ctx, ref, intent, lang=lang, opts=opts, backend=chat, progress=progress())
-        folder = ctx.artifacts.path(f"analyses/{a.id}")
+        b = common.backend()
+        a = b.analyze(*scope(), ref, intent, lang, opts, chat, None if as_json else progress())
+        folder = b.analysis_location(*scope(), ref, a.id)
         if out:
-            out.mkdir(parents=True, exist_ok=True)
-            for f in folder.iterdir():
-                shutil.copy2(f, out / f.name)
+            _save_reports(b, ref, a.id, out)
         if as_json:
             print_json(
                 {
@@ -116,11 +128,9 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Machine-readable list."),
     ) -> None:
         """Show a stored analysis of a version (or list them, or print a report)."""
-        from imts.analysis import service
-
-        ctx = context()
+        b = common.backend()
         if list_all:
-            found = service.list_analyses(ctx, ref)
+            found = b.list_analyses(*scope(), ref)
             if as_json:
                 print_json([x.model_dump(mode="json") for x in found])
                 return
@@ -139,7 +149,7 @@ def register(app: typer.Typer) -> None:
             console.print(table)
             return
         if fmt:
-            console.file.write(service.report_path(ctx, ref, fmt, analysis_id).read_text("utf-8"))
+            console.file.write(b.analysis_report(*scope(), ref, fmt, analysis_id))
             return
-        a = service.get_analysis(ctx, ref, analysis_id)
+        a = b.get_analysis(*scope(), ref, analysis_id)
         _print(a, a.lang)

@@ -5,21 +5,36 @@ the same methods and return the same typed models; ``common.backend()`` picks on
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # the CLI imports what a command needs when it runs
+    from pydantic import BaseModel
+
+    from imts.analysis.pipeline import Analysis, AnalysisOptions
+    from imts.analysis.service import AnalysisSummary
+    from imts.data.jobs import SplitResult
     from imts.data.versions import VersionInfo
-    from imts.jobs.views import JobEventView, JobView
+    from imts.data.views import DatasetDiff, FieldStats, Lineage, RowsPage, SharedVersion, VersionDetail
+    from imts.flywheel.service import IterationView, LoopView
+    from imts.flywheel.spec import LoopSpec
+    from imts.jobs.pool import Request
+    from imts.jobs.views import JobEventView, JobLogEvent, JobView
+    from imts.registry.views import BaseModelView, ModelVersionView
     from imts.services.audit import AuditEntryView, AuditVerdict
     from imts.services.identity import CreatedKey, KeyView, MemberView, UserView
     from imts.services.tenancy import ProjectView, TenantView
     from imts.services.webhooks import CreatedWebhook, DeliveryView, WebhookView
+    from imts.store.runs import RunComparison, RunEventView, RunRecord, RunView
+
+OnQueued = Callable[[str], None]
+OnRequeued = Callable[[str, str], None]
 
 
 class Backend(Protocol):
-    """What the identity, audit, jobs, data and webhooks commands need."""
+    """What the commands that act locally or on a server need (``imts --server URL``): identity, audit,
+    webhooks, jobs (submit, follow, logs), datasets, analyses, runs, models and loops."""
 
     def list_users(self) -> list[UserView]: ...
     def create_user(self, username: str, password: str, platform_admin: bool = False) -> UserView: ...
@@ -48,6 +63,70 @@ class Backend(Protocol):
     def show_job(self, tenant: str, project: str, job_id: str) -> tuple[JobView, list[JobEventView]]: ...
     def job_action(self, tenant: str, project: str, job_id: str, action: str) -> JobView: ...
     def list_datasets(self, tenant: str, project: str, dataset: str | None = None) -> list[VersionInfo]: ...
+    def import_data(
+        self, tenant: str, project: str, source: str, name: str | None, *, map_: str | None,
+        fmt: str | None, file_type: str | None, text_unit: str, on_error: str, append: bool,
+        progress: Any = None,
+    ) -> VersionInfo: ...  # fmt: skip
+    def import_query(
+        self, tenant: str, project: str, url: str, sql: str, name: str, *, map_: str | None,
+        fmt: str | None, on_error: str, progress: Any = None,
+    ) -> VersionInfo: ...  # fmt: skip
+    def show_dataset(self, tenant: str, project: str, ref: str, rows: int) -> VersionDetail: ...
+    def preview_dataset(
+        self, tenant: str, project: str, ref: str, where: str | None, limit: int, page: int
+    ) -> RowsPage: ...
+    def dataset_stats(self, tenant: str, project: str, ref: str, where: str | None) -> FieldStats: ...
+    def split_dataset(
+        self, tenant: str, project: str, ref: str, ratios: tuple[float, float, float], seed: int,
+        stratify_by: str | None, ngram: int, near: float | None, into: str | None, progress: Any = None,
+    ) -> SplitResult: ...  # fmt: skip
+    def dedup_dataset(
+        self, tenant: str, project: str, ref: str, threshold: float | None, num_perm: int,
+        into: str | None, progress: Any = None,
+    ) -> VersionInfo: ...  # fmt: skip
+    def diff_datasets(self, tenant: str, project: str, a: str, b: str, by: str) -> DatasetDiff: ...
+    def rollback_dataset(self, tenant: str, project: str, dataset: str, to: str) -> VersionInfo: ...
+    def dataset_lineage(self, tenant: str, project: str, dataset: str) -> Lineage: ...
+    def share_dataset(self, tenant: str, project: str, ref: str, with_project: str) -> SharedVersion: ...
+    def analyze(
+        self, tenant: str, project: str, ref: str, intent: str, lang: str | None,
+        opts: AnalysisOptions, chat: Any = None, progress: Any = None,
+    ) -> Analysis: ...  # fmt: skip
+    def list_analyses(self, tenant: str, project: str, ref: str) -> list[AnalysisSummary]: ...
+    def get_analysis(self, tenant: str, project: str, ref: str, analysis_id: str | None) -> Analysis: ...
+    def analysis_report(
+        self, tenant: str, project: str, ref: str, fmt: str, analysis_id: str | None
+    ) -> str: ...
+    def analysis_location(self, tenant: str, project: str, ref: str, analysis_id: str) -> str: ...
+    def list_runs(self, tenant: str, project: str, kind: str | None = None) -> list[RunView]: ...
+    def get_run(self, tenant: str, project: str, run_id: str) -> RunView: ...
+    def show_run(self, tenant: str, project: str, run_id: str) -> tuple[RunRecord, list[RunEventView]]: ...
+    def compare_runs(self, tenant: str, project: str, run_ids: list[str]) -> RunComparison: ...
+    def list_base_models(self) -> list[BaseModelView]: ...
+    def list_model_versions(self, tenant: str, project: str, archived: bool) -> list[ModelVersionView]: ...
+    def show_model(self, tenant: str, project: str, ref: str) -> ModelVersionView: ...
+    def submit_job(
+        self, tenant: str, project: str, kind: str, spec: dict[str, Any] | BaseModel, *, name: str = "",
+        priority: str = "normal", preemptible: bool | None = None, workers: int = 1,
+        request: Request | None = None, retries: int = 1,
+    ) -> str: ...  # fmt: skip
+    def execute(
+        self, tenant: str, project: str, kind: str, spec: dict[str, Any] | BaseModel, *,
+        result: type[Any] | None = None, inline: bool = False, name: str = "", priority: str = "normal",
+        preemptible: bool | None = None, workers: int = 1, request: Request | None = None,
+        retries: int = 1, progress: Any = None, on_queued: OnQueued | None = None,
+        on_requeued: OnRequeued | None = None,
+    ) -> Any: ...  # fmt: skip
+    def job_logs(self, tenant: str, project: str, job_id: str) -> str: ...
+    def follow_job_logs(self, tenant: str, project: str, job_id: str) -> Iterator[JobLogEvent]: ...
+    def delete_job(self, tenant: str, project: str, job_id: str) -> tuple[str, bool]: ...
+    def start_loop(self, tenant: str, project: str, spec: LoopSpec) -> LoopView: ...
+    def get_loop(self, tenant: str, project: str, loop_id: str | None) -> LoopView: ...
+    def list_loops(self, tenant: str, project: str) -> list[LoopView]: ...
+    def loop_log(self, tenant: str, project: str, loop_id: str) -> list[IterationView]: ...
+    def loop_action(self, tenant: str, project: str, loop_id: str, action: str) -> LoopView: ...
+    def follow_loop(self, tenant: str, project: str, loop_id: str, progress: Any = None) -> LoopView: ...
     def list_webhooks(self, tenant: str) -> list[WebhookView]: ...
     def add_webhook(
         self, tenant: str, url: str, events: list[str], description: str = ""
@@ -218,3 +297,288 @@ class LocalBackend:
         from imts.services import webhooks
 
         return webhooks.test(self._tenant(tenant), webhook_id)
+
+    # --- datasets ---
+
+    def import_data(
+        self, tenant: str, project: str, source: str, name: str | None, *, map_: str | None,
+        fmt: str | None, file_type: str | None, text_unit: str, on_error: str, append: bool,
+        progress: Any = None,
+    ) -> VersionInfo:  # fmt: skip
+        from imts.data import service
+
+        return service.import_file(
+            self._project(tenant, project), source, name, map_=map_, fmt=fmt, file_type=file_type,
+            text_unit=text_unit, on_error=on_error, progress=progress, append=append,
+        )  # fmt: skip
+
+    def import_query(
+        self, tenant: str, project: str, url: str, sql: str, name: str, *, map_: str | None,
+        fmt: str | None, on_error: str, progress: Any = None,
+    ) -> VersionInfo:  # fmt: skip
+        from imts.data import service
+
+        return service.import_query(
+            self._project(tenant, project), url, sql, name, map_=map_, fmt=fmt, on_error=on_error,
+            progress=progress,
+        )  # fmt: skip
+
+    def show_dataset(self, tenant: str, project: str, ref: str, rows: int) -> VersionDetail:
+        from imts.data import service
+
+        return service.show(self._project(tenant, project), ref, rows)
+
+    def preview_dataset(
+        self, tenant: str, project: str, ref: str, where: str | None, limit: int, page: int
+    ) -> RowsPage:
+        from imts.data import service
+
+        return service.preview(self._project(tenant, project), ref, where, limit, page)
+
+    def dataset_stats(self, tenant: str, project: str, ref: str, where: str | None) -> FieldStats:
+        from imts.data import service
+
+        return service.stats(self._project(tenant, project), ref, where)
+
+    def split_dataset(
+        self, tenant: str, project: str, ref: str, ratios: tuple[float, float, float], seed: int,
+        stratify_by: str | None, ngram: int, near: float | None, into: str | None, progress: Any = None,
+    ) -> SplitResult:  # fmt: skip
+        spec = {"data": ref, "ratios": ratios, "seed": seed, "stratify_by": stratify_by, "ngram": ngram,
+                "near": near, "into": into}  # fmt: skip
+        return self.execute(tenant, project, "split", spec, inline=True, progress=progress)  # type: ignore[no-any-return]
+
+    def dedup_dataset(
+        self, tenant: str, project: str, ref: str, threshold: float | None, num_perm: int,
+        into: str | None, progress: Any = None,
+    ) -> VersionInfo:  # fmt: skip
+        from imts.data import service
+
+        return service.dedup(self._project(tenant, project), ref, threshold, num_perm, into, progress)
+
+    def diff_datasets(self, tenant: str, project: str, a: str, b: str, by: str) -> DatasetDiff:
+        from imts.data import service
+
+        return service.diff(self._project(tenant, project), a, b, by)  # type: ignore[arg-type]
+
+    def rollback_dataset(self, tenant: str, project: str, dataset: str, to: str) -> VersionInfo:
+        from imts.data import service
+
+        return service.rollback(self._project(tenant, project), dataset, to)
+
+    def dataset_lineage(self, tenant: str, project: str, dataset: str) -> Lineage:
+        from imts.data import service
+
+        return service.lineage(self._project(tenant, project), dataset)
+
+    def share_dataset(self, tenant: str, project: str, ref: str, with_project: str) -> SharedVersion:
+        from imts.data import service
+
+        return service.share(self._project(tenant, project), ref, with_project)
+
+    # --- dataset analyses ---
+
+    def analyze(
+        self, tenant: str, project: str, ref: str, intent: str, lang: str | None,
+        opts: AnalysisOptions, chat: Any = None, progress: Any = None,
+    ) -> Analysis:  # fmt: skip
+        from imts.analysis import service
+
+        ctx = self._project(tenant, project)
+        return service.analyze(ctx, ref, intent, lang=lang, opts=opts, backend=chat, progress=progress)
+
+    def list_analyses(self, tenant: str, project: str, ref: str) -> list[AnalysisSummary]:
+        from imts.analysis import service
+
+        return service.list_analyses(self._project(tenant, project), ref)
+
+    def get_analysis(self, tenant: str, project: str, ref: str, analysis_id: str | None) -> Analysis:
+        from imts.analysis import service
+
+        return service.get_analysis(self._project(tenant, project), ref, analysis_id)
+
+    def analysis_report(self, tenant: str, project: str, ref: str, fmt: str, analysis_id: str | None) -> str:
+        from imts.analysis import service
+
+        return service.report_path(self._project(tenant, project), ref, fmt, analysis_id).read_text("utf-8")
+
+    def analysis_location(self, tenant: str, project: str, ref: str, analysis_id: str) -> str:
+        return str(self._project(tenant, project).artifacts.path(f"analyses/{analysis_id}"))
+
+    # --- runs and models ---
+
+    def list_runs(self, tenant: str, project: str, kind: str | None = None) -> list[RunView]:
+        from imts.store import runs
+
+        return runs.search(self._project(tenant, project), kind=kind)
+
+    def get_run(self, tenant: str, project: str, run_id: str) -> RunView:
+        from imts.store import runs
+
+        return runs.get(self._project(tenant, project), run_id)
+
+    def show_run(self, tenant: str, project: str, run_id: str) -> tuple[RunRecord, list[RunEventView]]:
+        from imts.store import runs
+
+        ctx = self._project(tenant, project)
+        return runs.record(ctx, run_id), runs.events(ctx, run_id)
+
+    def compare_runs(self, tenant: str, project: str, run_ids: list[str]) -> RunComparison:
+        from imts.store import runs
+
+        return runs.compare(self._project(tenant, project), run_ids)
+
+    def list_base_models(self) -> list[BaseModelView]:
+        from imts.registry import service
+
+        return service.list_base_models(self.ctx)
+
+    def list_model_versions(self, tenant: str, project: str, archived: bool) -> list[ModelVersionView]:
+        from imts.registry import service
+
+        return service.list_model_versions(self._project(tenant, project), include_archived=archived)
+
+    def show_model(self, tenant: str, project: str, ref: str) -> ModelVersionView:
+        from imts.registry import service
+
+        return service.get_model_version(self._project(tenant, project), ref)
+
+    # --- jobs: submit, run to the end, logs ---
+
+    def _submission(
+        self, ctx: Any, kind: str, spec: dict[str, Any] | BaseModel, inline: bool, name: str, priority: str,
+        preemptible: bool | None, workers: int, request: Request | None, retries: int,
+    ) -> Any:  # fmt: skip
+        from imts.jobs import service
+
+        if request is None:  # a whole node's CPUs shared out between the workers, as inline would use
+            request = service.Request(cpus=1 if inline else service.node_cpus(ctx, workers))
+        return service.Submission(
+            kind, spec, name=name, priority_class=priority, preemptible=preemptible, workers=workers,
+            request=request, max_retries=retries,
+        )  # fmt: skip
+
+    def submit_job(
+        self, tenant: str, project: str, kind: str, spec: dict[str, Any] | BaseModel, *, name: str = "",
+        priority: str = "normal", preemptible: bool | None = None, workers: int = 1,
+        request: Request | None = None, retries: int = 1,
+    ) -> str:  # fmt: skip
+        from imts.jobs import service
+
+        ctx = self._project(tenant, project)
+        sub = self._submission(ctx, kind, spec, False, name, priority, preemptible, workers, request, retries)
+        job_id = service.submit(ctx, sub)
+        service.settle(ctx)
+        return job_id
+
+    def execute(
+        self, tenant: str, project: str, kind: str, spec: dict[str, Any] | BaseModel, *,
+        result: type[Any] | None = None, inline: bool = False, name: str = "", priority: str = "normal",
+        preemptible: bool | None = None, workers: int = 1, request: Request | None = None,
+        retries: int = 1, progress: Any = None, on_queued: OnQueued | None = None,
+        on_requeued: OnRequeued | None = None,
+    ) -> Any:  # fmt: skip
+        """The kind's typed result, run here (``inline``) or as a job followed to its end."""
+        from imts.jobs import service
+
+        ctx = self._project(tenant, project)
+        sub = self._submission(
+            ctx, kind, spec, inline, name, priority, preemptible, workers, request, retries
+        )
+        return service.execute(
+            ctx, sub, inline=inline, progress=progress, on_queued=on_queued, on_requeued=on_requeued
+        )
+
+    def job_logs(self, tenant: str, project: str, job_id: str) -> str:
+        from imts.jobs import service
+        from imts.jobs.executors import log_path
+
+        ctx = self._project(tenant, project)
+        job = service.get(ctx, job_id)
+        parts = []
+        for a in range(1, job.attempt + 1):
+            path = log_path(ctx.settings, job_id, a)
+            if path.exists():
+                parts.append(f"== attempt {a} ==\n" + path.read_text(encoding="utf-8", errors="replace"))
+        return "".join(parts)
+
+    def follow_job_logs(self, tenant: str, project: str, job_id: str) -> Iterator[JobLogEvent]:
+        """The latest attempt's log as it grows (a new attempt from its start), then the end state;
+        scheduling passes run here while no scheduler daemon runs."""
+        import time
+
+        from imts.jobs import service
+        from imts.jobs.executors import log_path
+        from imts.jobs.views import JobLogEvent
+
+        ctx = self._project(tenant, project)
+        attempt, pos = 0, 0
+        while True:
+            service.settle(ctx)
+            row = service.get(ctx, job_id)
+            if row.attempt != attempt:
+                attempt, pos = row.attempt, 0
+            path = log_path(ctx.settings, job_id, attempt)
+            if path.exists():
+                with path.open("r", encoding="utf-8", errors="replace") as f:
+                    f.seek(pos)
+                    chunk = f.read()
+                    pos = f.tell()
+                if chunk:
+                    yield JobLogEvent(attempt=attempt, text=chunk)
+            if row.state in ("succeeded", "failed", "cancelled", "paused"):
+                yield JobLogEvent(attempt=attempt, state=row.state)
+                return
+            time.sleep(0.5)
+
+    def delete_job(self, tenant: str, project: str, job_id: str) -> tuple[str, bool]:
+        """The state the delete led to (``deleted``) and whether the scheduler has handled it yet."""
+        from imts.jobs import service
+
+        done = service.request_and_wait(self._project(tenant, project), job_id, "delete")
+        return ("deleted" if done.job is None else done.job.state), done.handled
+
+    # --- the closed loop ---
+
+    def start_loop(self, tenant: str, project: str, spec: LoopSpec) -> LoopView:
+        from imts.flywheel import service
+
+        return service.start(self._project(tenant, project), spec)
+
+    def get_loop(self, tenant: str, project: str, loop_id: str | None) -> LoopView:
+        """The loop (the project's latest when ``loop_id`` is None); looking moves it on when no
+        scheduler daemon runs."""
+        from imts.core.errors import NotFoundError
+        from imts.flywheel import service
+        from imts.jobs.service import settle
+
+        ctx = self._project(tenant, project)
+        settle(ctx)
+        if loop_id:
+            return service.get(ctx, loop_id)
+        loops = service.list_loops(ctx, limit=1)
+        if not loops:
+            raise NotFoundError("no loop in this project yet: `imts loop start --intent ... --data ...`")
+        return loops[0]
+
+    def list_loops(self, tenant: str, project: str) -> list[LoopView]:
+        from imts.flywheel import service
+
+        return service.list_loops(self._project(tenant, project))
+
+    def loop_log(self, tenant: str, project: str, loop_id: str) -> list[IterationView]:
+        from imts.flywheel import service
+
+        return service.iterations(self._project(tenant, project), loop_id)
+
+    def loop_action(self, tenant: str, project: str, loop_id: str, action: str) -> LoopView:
+        """``stop``, ``resume`` or ``approve`` the loop; its view after the request."""
+        from imts.flywheel import service
+
+        act = {"stop": service.stop, "resume": service.resume, "approve": service.approve}[action]
+        return act(self._project(tenant, project), loop_id)
+
+    def follow_loop(self, tenant: str, project: str, loop_id: str, progress: Any = None) -> LoopView:
+        from imts.flywheel import service
+
+        return service.follow(self._project(tenant, project), loop_id, progress)

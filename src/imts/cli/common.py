@@ -23,9 +23,67 @@ F = TypeVar("F", bound=Callable[..., Any])
 SCOPE: dict[str, str | None] = {"tenant": None, "project": None}
 # --server of this invocation (None: the settings' IMTS_SERVER; neither: act on the local database)
 REMOTE: dict[str, str | None] = {"server": None}
+# the command functions ``friendly`` is running, and the `imts` app (cli/main.py) whose tree names them
+RUNNING: list[Callable[..., Any]] = []
+ROOT: list[typer.Typer] = []
+
+
+# The verbs that act on a server with --server / IMTS_SERVER (cli/backend.py); every other command acts
+# only on this machine's workspace and refuses while a server is set (``context``).
+REMOTE_VERBS = (
+    "tenants, projects, users, members, keys, audit, webhooks; "
+    "jobs submit/list/show/logs [-f]/pause/resume/cancel/retry/delete; "
+    "data import/query/list/show/preview/stats/split/dedup/diff/rollback/lineage/share/analyze/analysis; "
+    "runs list/show/compare; models list/show; train; eval; "
+    "loop start/status/list/log/stop/resume/approve"
+)
+
+
+def server_url() -> str | None:
+    """The server this invocation acts on (--server, else IMTS_SERVER), or None: the local database."""
+    from imts.core.settings import get_settings
+
+    return REMOTE["server"] or get_settings().server
+
+
+def _command_name() -> str:
+    """``imts data merge`` for the command ``friendly`` is running, found in the app's command tree."""
+    target = RUNNING[-1] if RUNNING else None
+
+    def walk(t: typer.Typer, path: list[str]) -> list[str] | None:
+        for c in t.registered_commands:
+            if c.callback is not None and getattr(c.callback, "__wrapped__", c.callback) is target:
+                return [*path, c.name or c.callback.__name__.replace("_", "-")]
+        for g in t.registered_groups:
+            if g.typer_instance is not None and (found := walk(g.typer_instance, [*path, g.name or ""])):
+                return found
+        return None
+
+    found = next((path for app in ROOT if (path := walk(app, []))), None)
+    return " ".join(["imts", *(found or ["(this command)"])])
 
 
 def context() -> Any:
+    """The context of a command that acts on this machine's workspace only.
+
+    Raises:
+        InputError: a server is set (--server or IMTS_SERVER): this command would act on the local
+            workspace instead of the server, so it refuses and says what works remotely.
+    """
+    server = server_url()
+    if server:
+        from imts.core.errors import InputError
+
+        raise InputError(
+            f"`{_command_name()}` acts only on this machine's workspace, not on the server {server}: "
+            f"run it without --server (unset IMTS_SERVER). Remote verbs: {REMOTE_VERBS}."
+        )
+    return machine_context()
+
+
+def machine_context() -> Any:
+    """This machine's workspace context, whether or not a server is set: for the commands that are about
+    this machine (``imts server``, ``imts admin init``) and the local backend."""
     from imts.core.logging import configure
     from imts.core.settings import get_settings
     from imts.services.startup import local_context
@@ -54,7 +112,7 @@ def backend() -> Any:
     from imts.core.settings import get_settings
 
     settings = get_settings()
-    server = REMOTE["server"] or settings.server
+    server = server_url()
     if server:
         from imts.api.client import ApiClient
 
@@ -65,7 +123,7 @@ def backend() -> Any:
         return ApiClient(server, settings.api_key.get_secret_value())
     from imts.cli.backend import LocalBackend
 
-    return LocalBackend(context())
+    return LocalBackend(machine_context())
 
 
 def scope() -> tuple[str, str]:
@@ -92,6 +150,7 @@ def friendly(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        RUNNING.append(fn)
         try:
             return fn(*args, **kwargs)
         except ImtsError as exc:
@@ -117,6 +176,8 @@ def friendly(fn: F) -> F:
                 highlight=False,
             )
             raise typer.Exit(1) from None
+        finally:
+            RUNNING.pop()
 
     return wrapper  # type: ignore[return-value]
 

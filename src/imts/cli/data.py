@@ -54,11 +54,11 @@ def import_(
         "content); its splits are dropped: split it again.",
     ),
 ) -> None:
-    """Import a file as a new dataset version, or --append its rows to the latest (streamed; atomic)."""
-    from imts.data import service
+    """Import a file as a new dataset version, or --append its rows to the latest (streamed; atomic).
 
-    v = service.import_file(
-        context(),
+    With --server: a file of this machine is uploaded in chunks (resumable), a URL fetched by the server."""
+    v = backend().import_data(
+        *scope(),
         source,
         name,
         map_=map_,
@@ -66,8 +66,8 @@ def import_(
         file_type=file_type,
         text_unit=text_unit,
         on_error=on_error,
-        progress=progress(),
         append=append,
+        progress=progress(),
     )
     _print_import(v)
 
@@ -84,11 +84,10 @@ def query(
     fmt: str | None = typer.Option(None, "--format", help="Row format (default: detected)."),
     on_error: str = typer.Option("fail", help="fail | skip."),
 ) -> None:
-    """Import the result of a SQL query as a new dataset version."""
-    from imts.data import service
-
-    v = service.import_query(
-        context(), url, sql, name, map_=map_, fmt=fmt, on_error=on_error, progress=progress()
+    """Import the result of a SQL query as a new dataset version (with --server: the server runs it,
+    against a database server only)."""
+    v = backend().import_query(
+        *scope(), url, sql, name, map_=map_, fmt=fmt, on_error=on_error, progress=progress()
     )
     _print_import(v)
 
@@ -189,9 +188,7 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """A version's statistics, lineage, operation report and first rows."""
-    from imts.data import service
-
-    v = service.show(context(), ref, rows)
+    v = backend().show_dataset(*scope(), ref, rows)
     if as_json:
         print_json(v.model_dump(mode="json", by_alias=True))
         return
@@ -251,27 +248,32 @@ def split(
         True, "--inline/--job", help="Split in this process (default) or as a job on the pool."
     ),
 ) -> None:
-    """Seeded train/val/test split; val/test decontaminated against train (exact, n-gram, near-dup)."""
+    """Seeded train/val/test split; val/test decontaminated against train (exact, n-gram, near-dup).
+
+    With --server the split runs in the request (the default) or as a job on the server's pool (--job)."""
     from imts.core.errors import InputError
-    from imts.jobs import service
+    from imts.data.jobs import SplitResult
 
     try:
         parts = tuple(float(x) for x in ratios.split(","))
     except ValueError:
         raise InputError(f"--ratios must be three numbers like 0.8,0.1,0.1, not {ratios!r}") from None
-    spec = {"data": ref, "ratios": parts, "seed": seed, "stratify_by": stratify_by or None}
-    spec |= {"ngram": ngram, "near": near, "into": into}
-    ctx = context()
-    sub = service.Submission(
-        "split", spec, request=service.Request(cpus=1 if inline else service.node_cpus(ctx))
-    )
-    v = service.execute(
-        ctx,
-        sub,
-        inline=inline,
-        progress=progress(),
-        on_queued=lambda job_id: console.print(f"[dim]job {job_id} queued[/]"),
-    )
+    if len(parts) != 3:
+        raise InputError(f"--ratios must be three numbers like 0.8,0.1,0.1, not {ratios!r}", field="ratios")
+    b = backend()
+    if inline:
+        v = b.split_dataset(*scope(), ref, parts, seed, stratify_by or None, ngram, near, into, progress())
+    else:
+        spec = {"data": ref, "ratios": parts, "seed": seed, "stratify_by": stratify_by or None}
+        spec |= {"ngram": ngram, "near": near, "into": into}
+        v = b.execute(
+            *scope(),
+            "split",
+            spec,
+            result=SplitResult,
+            progress=progress(),
+            on_queued=lambda job_id: console.print(f"[dim]job {job_id} queued[/]"),
+        )
     console.print(
         f"[green]split[/] into [bold]{v.version}[/]: " + ", ".join(f"{k} {n}" for k, n in v.counts.items())
     )
@@ -289,9 +291,7 @@ def preview_(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Paged rows of a version, filtered with DuckDB SQL (read-only)."""
-    from imts.data import service
-
-    p = service.preview(context(), ref, where, limit, page)
+    p = backend().preview_dataset(*scope(), ref, where, limit, page)
     if as_json:
         print_json(p.model_dump(mode="json"))
         return
@@ -308,9 +308,7 @@ def stats(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Per-field counts, nulls, distinct values, length histograms, top values and languages."""
-    from imts.data import service
-
-    st = service.stats(context(), ref, where)
+    st = backend().dataset_stats(*scope(), ref, where)
     if as_json:
         print_json(st.model_dump(mode="json", exclude_none=True))
         return
@@ -342,9 +340,7 @@ def dedup_(
     into: str | None = typer.Option(None, help="Write into this (new) dataset instead."),
 ) -> None:
     """Remove exact and near duplicates within a version (a new version with a report)."""
-    from imts.data import service
-
-    v = service.dedup(context(), ref, None if exact_only else threshold, num_perm, into, progress())
+    v = backend().dedup_dataset(*scope(), ref, None if exact_only else threshold, num_perm, into, progress())
     r = v.report
     console.print(
         f"[green]dedup[/] -> [bold]{v.ref}[/]: {r['rows_in']} -> {r['rows_out']} rows "
@@ -393,9 +389,7 @@ def diff_(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Rows added/removed/changed, schema changes and distribution shift between two versions."""
-    from imts.data import service
-
-    d = service.diff(context(), a, b, by)  # type: ignore[arg-type]
+    d = backend().diff_datasets(*scope(), a, b, by)
     if as_json:
         print_json(d.model_dump(mode="json", by_alias=True))
         return
@@ -428,9 +422,7 @@ def rollback_(
     to: str = typer.Argument(..., help="Version number (or NAME@N) to return to."),
 ) -> None:
     """Make an old version the latest again (a new version sharing its shards)."""
-    from imts.data import service
-
-    v = service.rollback(context(), dataset, to)
+    v = backend().rollback_dataset(*scope(), dataset, to)
     console.print(f"[green]rolled back[/]: [bold]{v.ref}[/] = {v.params['to']} ({v.num_rows} rows)")
 
 
@@ -441,9 +433,7 @@ def lineage_(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """The graph of versions, the operations that made them, and the runs and models that used them."""
-    from imts.data import service
-
-    g = service.lineage(context(), dataset)
+    g = backend().dataset_lineage(*scope(), dataset)
     if as_json:
         print_json(g.model_dump(mode="json"))
         return
@@ -479,9 +469,7 @@ def share(
     project: str = typer.Option(..., "--with", help="Project that may read it."),
 ) -> None:
     """Share a version read-only with another project (it reads it as PROJECT/NAME@N)."""
-    from imts.data import service
-
-    shared = service.share(context(), ref, project)
+    shared = backend().share_dataset(*scope(), ref, project)
     console.print(
         f"[green]shared[/] {shared.version.ref} read-only with project [bold]{shared.project}[/]: "
         f"there it is {shared.reference}"

@@ -13,7 +13,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from imts.cli.common import backend, console, context, friendly, print_json, scope
+from imts.cli.common import backend, console, friendly, machine_context, print_json, scope
 from imts.core.errors import InputError
 
 admin_app = typer.Typer(help="Set up the server's first platform administrator.", no_args_is_help=True)
@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
 def _platform() -> Any:
     from imts.store.context import platform_context
 
-    return platform_context(context().ws, "local")
+    return platform_context(machine_context().ws, "local")  # admin init: this machine's database
 
 
 def _tenant(name: str | None) -> str:

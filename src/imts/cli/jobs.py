@@ -56,24 +56,20 @@ def submit(
 ) -> None:
     """Queue a job; the scheduler places it when its whole gang fits. Refused at once, with the reason,
     when it could never fit the pool or its tenant (CPU/GPU-hours) or project (storage) is over quota."""
-    from imts.jobs import service
     from imts.jobs.pool import Request
 
-    ctx = context()
-    sub = service.Submission(
-        kind,
-        parse_spec(file, overrides or []),
-        name=name,
-        priority_class=priority,
-        preemptible=preemptible,
-        workers=workers,
-        request=Request(cpus=cpus, memory_gb=memory_gb, gpus=gpus, gpu_type=gpu_type, mig=mig),
-        max_retries=retries,
-    )
+    b = backend()
+    spec = parse_spec(file, overrides or [])
+    options: dict[str, Any] = {
+        "name": name,
+        "priority": priority,
+        "preemptible": preemptible,
+        "workers": workers,
+        "request": Request(cpus=cpus, memory_gb=memory_gb, gpus=gpus, gpu_type=gpu_type, mig=mig),
+        "retries": retries,
+    }
     if not (follow or inline):
-        job_id = service.submit(ctx, sub)
-        service.settle(ctx)
-        console.print(f"[green]queued[/] {job_id}")
+        console.print(f"[green]queued[/] {b.submit_job(*scope(), kind, spec, **options)}")
         return
     queued: list[str] = []
 
@@ -81,7 +77,9 @@ def submit(
         queued.append(job_id)
         console.print(f"[green]queued[/] {job_id}")
 
-    result = service.execute(ctx, sub, inline=inline, progress=progress(), on_queued=on_queued)
+    result = b.execute(
+        *scope(), kind, spec, inline=inline, progress=progress(), on_queued=on_queued, **options
+    )
     if inline:
         print_json(result.model_dump(mode="json"))
     else:  # a job that did not succeed raised: "error: job ... failed: ..."
@@ -165,47 +163,30 @@ def logs(
     job_id: str,
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the job ends."),
 ) -> None:
-    """The worker log of the job's latest attempt (all attempts without -f)."""
-    from imts.jobs import service
-    from imts.jobs.executors import log_path
-
-    ctx = context()
+    """The worker logs of every attempt, each under an ``== attempt N ==`` line; with -f the log as it
+    grows until the job ends (or pauses)."""
+    b = backend()
     if not follow:
-        for path in service.logs(ctx, job_id):
-            console.print(f"[dim]== {path.name} ==[/]")
-            console.out(path.read_text(encoding="utf-8", errors="replace"), end="", highlight=False)
+        console.out(b.job_logs(*scope(), job_id), end="", highlight=False)
         return
-    attempt, pos = 0, 0
-    while True:
-        row = service.get(ctx, job_id)
-        if row.attempt != attempt:
-            attempt, pos = row.attempt, 0
-            console.print(f"[dim]== attempt {attempt} ==[/]")
-        path = log_path(ctx.settings, job_id, attempt)
-        if path.exists():
-            with path.open("r", encoding="utf-8", errors="replace") as f:
-                f.seek(pos)
-                chunk = f.read()
-                pos = f.tell()
-            if chunk:
-                console.out(chunk, end="", highlight=False)
-        if row.state in ("succeeded", "failed", "cancelled", "paused"):
-            console.print(f"[dim]== job {row.state} ==[/]")
+    attempt = 0
+    for event in b.follow_job_logs(*scope(), job_id):
+        if event.state is not None:
+            console.print(f"[dim]== job {event.state} ==[/]")
             return
-        time.sleep(0.5)
+        if event.attempt != attempt:
+            attempt = event.attempt
+            console.print(f"[dim]== attempt {attempt} ==[/]")
+        console.out(event.text, end="", highlight=False)
 
 
 def _action(action: str, job_id: str) -> None:
-    from imts.jobs import service
-
     if action != "delete":
         job = backend().job_action(*scope(), job_id, action)
         console.print(f"{action} requested for {job_id}; now {job.state}")
         return
-    ctx = context()
-    done = service.request_and_wait(ctx, job_id, action)
-    state = "deleted" if done.job is None else done.job.state
-    if done.handled:
+    state, handled = backend().delete_job(*scope(), job_id)
+    if handled:
         console.print(f"{action} requested for {job_id}; now {state}")
     else:
         console.print(

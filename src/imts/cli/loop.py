@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from imts.cli.common import console, context, friendly, print_json, progress
+from imts.cli.common import backend, console, context, friendly, print_json, progress, scope
 
 app = typer.Typer(
     help="The closed loop: analyse -> repair -> train -> evaluate -> feedback -> next data version, "
@@ -76,7 +76,6 @@ def start(
     lang: str = typer.Option("en", help="en | zh"),
 ) -> None:
     """Start a closed loop and follow it (Ctrl-C leaves it to the scheduler; `imts loop status`)."""
-    from imts.flywheel import service
     from imts.flywheel.spec import Budget, LoopSpec
 
     fields: dict[str, Any] = {
@@ -90,11 +89,11 @@ def start(
         fields["base_model"] = base_model
     if train:
         fields["train"] = train
-    ctx = context()
-    view = service.start(ctx, _spec(LoopSpec, fields))
+    b = backend()
+    view = b.start_loop(*scope(), _spec(LoopSpec, fields))
     console.print(f"started loop [bold]{view.id}[/]")
     if not detach:
-        view = service.follow(ctx, view.id, progress())
+        view = b.follow_loop(*scope(), view.id, progress())
         show(view, lang)
 
 
@@ -118,12 +117,7 @@ def status(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Where a loop stands: iteration, step, scores so far, what it spent."""
-    from imts.flywheel import service
-    from imts.jobs.service import settle
-
-    ctx = context()
-    settle(ctx)  # without a scheduler daemon, looking moves the loop on
-    view = service.get(ctx, _latest(ctx, loop))
+    view = backend().get_loop(*scope(), loop)  # without a scheduler daemon, looking moves it on
     if as_json:
         print_json(view.model_dump(mode="json"))
     else:
@@ -146,9 +140,7 @@ def _latest(ctx: Any, loop: str | None) -> str:
 @friendly
 def list_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
     """The project's loops, newest first."""
-    from imts.flywheel import service
-
-    views = service.list_loops(context())
+    views = backend().list_loops(*scope())
     if as_json:
         print_json([v.model_dump(mode="json") for v in views])
         return
@@ -166,15 +158,15 @@ def log(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The iteration log: problem found -> data fix -> gain, with the numbers."""
-    from imts.flywheel import report, service
+    from imts.flywheel import report
 
-    ctx = context()
-    loop_id = _latest(ctx, loop)
-    its = service.iterations(ctx, loop_id)
+    b = backend()
+    view = b.get_loop(*scope(), loop)
+    its = b.loop_log(*scope(), view.id)
     if as_json:
         print_json([i.model_dump(mode="json") for i in its])
         return
-    console.print(report.markdown(service.get(ctx, loop_id), its, lang), markup=False, highlight=False)
+    console.print(report.markdown(view, its, lang), markup=False, highlight=False)
 
 
 @app.command("report")
@@ -201,9 +193,7 @@ def report_cmd(
 @friendly
 def stop(loop: str = typer.Argument(..., help="Loop id.")) -> None:
     """Stop a loop; its running step's job is paused and keeps its checkpoint."""
-    from imts.flywheel import service
-
-    show(service.stop(context(), loop))
+    show(backend().loop_action(*scope(), loop, "stop"))
 
 
 @app.command("resume")
@@ -214,15 +204,13 @@ def resume(
 ) -> None:
     """Go on from where a stopped or failed loop stands (a failed step is tried again), or follow a
     running one again."""
-    from imts.flywheel import service
-
-    ctx = context()
+    b = backend()
     # A running loop left by Ctrl-C (no scheduler daemon moving it): follow it again.
-    view = service.get(ctx, loop)
+    view = b.get_loop(*scope(), loop)
     if view.status not in ("running", "awaiting_approval"):
-        view = service.resume(ctx, loop)
+        view = b.loop_action(*scope(), loop, "resume")
     if not detach:
-        view = service.follow(ctx, loop, progress())
+        view = b.follow_loop(*scope(), loop, progress())
     show(view)
 
 
@@ -233,10 +221,8 @@ def approve(
     detach: bool = typer.Option(False, "--detach", help="Return at once; the scheduler moves the loop on."),
 ) -> None:
     """Apply the data actions a loop waits on (policy approve); `imts loop log` shows them first."""
-    from imts.flywheel import service
-
-    ctx = context()
-    view = service.approve(ctx, loop)
+    b = backend()
+    view = b.loop_action(*scope(), loop, "approve")
     if not detach:
-        view = service.follow(ctx, loop, progress())
+        view = b.follow_loop(*scope(), loop, progress())
     show(view)

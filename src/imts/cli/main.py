@@ -7,12 +7,12 @@ from typing import Any, Literal
 
 import typer
 
-from imts.cli import court, data, deploy, identity, jobs, loop, models, pool, runs, webhooks
+from imts.cli import common, court, data, deploy, identity, jobs, loop, models, pool, runs, webhooks
 from imts.cli import doctor as doctor_cli
 from imts.cli import hpo as hpo_cli
 from imts.cli import plan as plan_cli
 from imts.cli import server as server_cli
-from imts.cli.common import console, context, err_console, friendly, progress
+from imts.cli.common import REMOTE_VERBS, backend, console, context, err_console, friendly, progress, scope
 
 app = typer.Typer(
     help="IMTS: turn data and a goal into a better fine-tuned model (embedded: SQLite + local files). "
@@ -35,6 +35,7 @@ app.command("doctor")(doctor_cli.doctor)
 court.register(app)
 identity.register(app)
 app.command("server")(server_cli.server)
+common.ROOT.append(app)  # a refusal names its command from this tree
 
 
 @app.callback()
@@ -52,8 +53,8 @@ def _scope(
         None,
         "--server",
         help="Act on this IMTS server (http://host:8000) with IMTS_API_KEY instead of the local database "
-        "(default: IMTS_SERVER). Remote now: tenants, projects, users, members, keys, audit, webhooks, "
-        "jobs list/show/cancel/pause/resume/retry, data list.",
+        f"(default: IMTS_SERVER). Remote verbs: {REMOTE_VERBS}. Every other command acts only on this "
+        "machine's workspace and refuses while a server is set.",
         show_default=False,
     ),
 ) -> None:
@@ -71,22 +72,21 @@ JOB_OPTIONS_HELP = "Run inline in this process instead of as a job on the pool."
 
 
 def _execute(
-    ctx: Any, kind: str, spec: Any, inline: bool, priority: str, cpus: int | None, workers: int = 1
+    b: Any,
+    kind: str,
+    spec: Any,
+    result: type[Any],
+    inline: bool,
+    priority: str,
+    cpus: int | None,
+    workers: int = 1,
 ) -> Any:
-    """Run ``kind`` here (``inline``) or as a job followed to its end; its typed result.
+    """Run ``kind`` here (``inline``) or as a job followed to its end (on the server with --server);
+    its typed result.
 
     ``cpus`` is per worker; by default the workers share a whole node's cores, as an inline run would.
     """
-    from imts.jobs import service
     from imts.jobs.pool import Request
-
-    sub = service.Submission(
-        kind,
-        spec,
-        priority_class=priority,
-        request=Request(cpus=cpus or (1 if inline else service.node_cpus(ctx, workers))),
-        workers=workers,
-    )
 
     job_ids: list[str] = []
 
@@ -98,8 +98,18 @@ def _execute(
         err_console.print(f"[yellow]job {job_id}: {why}; it is queued again and will resume[/]")
 
     try:
-        return service.execute(
-            ctx, sub, inline=inline, progress=progress(), on_queued=queued, on_requeued=requeued
+        return b.execute(
+            *scope(),
+            kind,
+            spec,
+            result=result,
+            inline=inline,
+            priority=priority,
+            workers=workers,
+            request=Request(cpus=cpus) if cpus else None,
+            progress=progress(),
+            on_queued=queued,
+            on_requeued=requeued,
         )
     except KeyboardInterrupt:
         if not job_ids:
@@ -185,7 +195,7 @@ def train(
 
     Runs as a job on the resource pool and follows it; --inline trains in this process."""
     from imts.core.errors import InputError
-    from imts.train.jobs import TrainJob
+    from imts.train.jobs import TrainJob, TrainResult
     from imts.train.spec import RunSpec, check_runnable
 
     if resume is not None:
@@ -208,8 +218,12 @@ def train(
             )
         from imts.train.service import check_resumable
 
-        ctx = context()
-        spec = check_resumable(ctx, resume)
+        if common.server_url():
+            raise InputError(
+                "--resume continues a run of this machine's workspace: not with --server (IMTS_SERVER)",
+                field="resume",
+            )
+        spec = check_resumable(context(), resume)
     else:
         if data_ref is None or base is None:
             raise InputError(
@@ -218,13 +232,12 @@ def train(
         spec = RunSpec.from_sources(
             config, overrides, base_model=base, data=data_ref, method=method, nproc=nproc
         )
-        check_runnable(spec)
-        ctx = context()
+    b = backend()
+    if resume is None and not common.server_url():
+        check_runnable(spec)  # this machine's hardware: a server checks its own when the job starts
     job = TrainJob(run=spec, model_name=name, resume=resume)
-    run_id = _execute(ctx, "train", job, inline, priority, cpus, workers=spec.nproc).run_id
-    from imts.store import runs
-
-    summary = runs.get(ctx, run_id).summary
+    run_id = _execute(b, "train", job, TrainResult, inline, priority, cpus, workers=spec.nproc).run_id
+    summary = b.get_run(*scope(), run_id).summary
     overall = summary.get("tokens_per_s_overall")
     console.print(
         f"[green]trained[/] run {run_id}: final loss {summary['final_loss']:.3f}, "
@@ -276,10 +289,9 @@ def eval_(
     """Evaluate a model on a dataset split (or a suite): batched generation, metrics, judges, cache.
 
     Runs as a job on the resource pool and follows it; --inline evaluates in this process."""
-    from imts.evals.jobs import EvalJob
+    from imts.evals.jobs import EvalJob, EvalResult
     from imts.evals.refs import with_split
     from imts.evals.suite import SuiteSpec
-    from imts.store import runs
 
     if suite is not None:
         spec = SuiteSpec.from_yaml(suite)
@@ -301,10 +313,11 @@ def eval_(
         )
     spec.cache = spec.cache and not no_cache
     spec.datasets = with_split(spec.datasets, split)
-    ctx = context()
-    run_ids = _execute(ctx, "eval", EvalJob(model=model, suite=spec), inline, priority, cpus).run_ids
+    b = backend()
+    job = EvalJob(model=model, suite=spec)
+    run_ids = _execute(b, "eval", job, EvalResult, inline, priority, cpus).run_ids
     for run_id in run_ids:
-        run = runs.get(ctx, run_id)
+        run = b.get_run(*scope(), run_id)
         summary, data_name = run.summary, run.spec.get("data", "")
         cats = ", ".join(
             f"{k} {v['correct']}/{v['total']}" for k, v in summary["per_category"].items() if k != "all"

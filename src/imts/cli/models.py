@@ -10,12 +10,14 @@ from rich.table import Table
 
 from imts.cli.common import (
     JSON_HELP,
+    backend,
     console,
     context,
     friendly,
     print_json,
     print_views,
     progress,
+    scope,
     table,
 )
 
@@ -57,11 +59,9 @@ def list_models(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Base models and trained model versions (with their aliases and tags)."""
-    from imts.registry import service
-
-    ctx = context()
-    bases = service.list_base_models(ctx)
-    versions = service.list_model_versions(ctx, include_archived=archived)
+    b = backend()
+    bases = b.list_base_models()
+    versions = b.list_model_versions(*scope(), archived)
     if as_json:
         print_views({"base_models": bases, "model_versions": versions})
         return
@@ -98,9 +98,7 @@ def list_models(
 @friendly
 def show(version: str = typer.Argument(..., help="NAME, NAME:N, NAME@ALIAS, mv_... or run_...")) -> None:
     """One model version as JSON: lineage, spec, metrics, aliases, tags."""
-    from imts.registry import service
-
-    print_json(service.get_model_version(context(), version).model_dump(mode="json"))
+    print_json(backend().show_model(*scope(), version).model_dump(mode="json"))
 
 
 @app.command("alias")

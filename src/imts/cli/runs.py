@@ -7,7 +7,18 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from imts.cli.common import JSON_HELP, console, context, friendly, print_json, print_views, progress, table
+from imts.cli.common import (
+    JSON_HELP,
+    backend,
+    console,
+    context,
+    friendly,
+    print_json,
+    print_views,
+    progress,
+    scope,
+    table,
+)
 
 app = typer.Typer(help="Training and evaluation runs.", no_args_is_help=True)
 
@@ -19,9 +30,7 @@ def list_runs(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Runs, newest first."""
-    from imts.store import runs
-
-    found = runs.search(context(), kind=kind)
+    found = backend().list_runs(*scope(), kind)
     if as_json:
         print_views(found)
         return
@@ -55,10 +64,7 @@ def list_runs(
 @friendly
 def show(run_id: str) -> None:
     """One run: spec, summary, events."""
-    from imts.store import runs
-
-    ctx = context()
-    rec = runs.record(ctx, run_id)
+    rec, events = backend().show_run(*scope(), run_id)
     run = rec.run
     env = rec.environment
     print_json(
@@ -76,7 +82,7 @@ def show(run_id: str) -> None:
                     "finished_at",
                 }
             ),
-            "events": [e.model_dump(include={"step", "kind", "message"}) for e in runs.events(ctx, run_id)],
+            "events": [e.model_dump(include={"step", "kind", "message"}) for e in events],
             # the package list is long: `runs compare` shows the packages that differ
             "environment": {k: v for k, v in env.items() if k != "packages"},
         }
@@ -91,9 +97,7 @@ def compare(
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
 ) -> None:
     """Runs side by side: the spec keys that differ, and their summary metrics."""
-    from imts.store import runs
-
-    cmp = runs.compare(context(), run_ids)
+    cmp = backend().compare_runs(*scope(), run_ids)
     if as_json:
         print_json(cmp.model_dump(mode="json"))
         return

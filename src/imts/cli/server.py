@@ -6,7 +6,7 @@ import ipaddress
 
 import typer
 
-from imts.cli.common import console, context, err_console, friendly
+from imts.cli.common import console, err_console, friendly, machine_context
 
 
 def _loopback(host: str) -> bool:
@@ -43,7 +43,7 @@ def server(
     from imts.services import identity
     from imts.services.doctor import log_sandbox_state
 
-    ctx = context()
+    ctx = machine_context()  # the server serves this machine's workspace, whatever IMTS_SERVER says
     if init_admin and not identity.has_admin(ctx):
         import secrets
 

@@ -28,7 +28,7 @@ from imts.jobs.machine import FINISHED, HOLDING, USER_ACTIONS, State, allowed
 from imts.jobs.policy import PRIORITY_CLASSES, quota_refusal, storage_refusal
 from imts.jobs.pool import Pool, Prices, Request, load_pool
 from imts.jobs.registry import JobContext
-from imts.jobs.views import JobEventView, JobView
+from imts.jobs.views import JobEventView, JobProgressBar, JobView
 from imts.store import audit
 from imts.store.context import Context
 from imts.store.models import JobEvent, JobRecord, Project
@@ -365,45 +365,23 @@ def follow(
     """
     from imts.jobs.loop import Scheduler
 
-    progress = progress or NullProgress()
+    bar = JobProgressBar(progress or NullProgress())
     sched: Scheduler | None = None
-    task_cm: Any = None
-    bar: Any = None
-    shown: tuple[str, float] = ("", 0.0)
-    last_attempt = 0
     try:
         while True:
             if store.lease_holder(ctx) in (None, getattr(sched, "holder", None)):
                 sched = sched or Scheduler(ctx)
                 sched.tick()
             row = get(ctx, job_id)
-            # A new attempt (one pass may requeue and place it again): say why, and start a new bar.
-            if last_attempt and row.attempt > last_attempt:
-                if task_cm is not None:
-                    task_cm.__exit__(None, None, None)
-                    task_cm, bar, shown = None, None, ("", 0.0)
-                if on_requeued is not None:
-                    why = [e.message for e in events(ctx, job_id) if "-> queued" in e.message]
-                    on_requeued(job_id, why[-1] if why else "requeued")
-            last_attempt = row.attempt
-            p = row.progress or {}
-            if row.state == State.RUNNING.value and p.get("task"):
-                if p["task"] != shown[0] or bar is None:
-                    if task_cm is not None:
-                        task_cm.__exit__(None, None, None)
-                    task_cm = progress.task(f"{row.kind} {row.id}: {p['task']}", p.get("total"))
-                    bar, shown = task_cm.__enter__(), (p["task"], 0.0)
-                    bar.advance(0)
-                done = float(p.get("done", 0.0))
-                if done != shown[1]:
-                    bar.advance(done - shown[1], **p.get("fields", {}))
-                    shown = (shown[0], done)
+            # A new attempt (one pass may requeue and place it again): say why; a new bar opens.
+            if bar.show(row) and on_requeued is not None:
+                why = [e.message for e in events(ctx, job_id) if "-> queued" in e.message]
+                on_requeued(job_id, why[-1] if why else "requeued")
             if row.state in [s.value for s in FINISHED]:
                 return row
             time.sleep(poll_s)
     finally:
-        if task_cm is not None:
-            task_cm.__exit__(None, None, None)
+        bar.close()
         if sched is not None:
             store.release_lease(ctx, sched.holder)
 

@@ -77,3 +77,49 @@ class JobEventView(BaseModel):
     @classmethod
     def of(cls, e: JobEvent) -> JobEventView:
         return cls.model_validate(e, from_attributes=True)
+
+
+class JobLogEvent(BaseModel):
+    """A piece of a followed job's log (``text`` of ``attempt``), or the last event: ``state`` set to
+    the state the job ended (or paused) in."""
+
+    attempt: int = 0
+    text: str = ""
+    state: str | None = None
+
+
+class JobProgressBar:
+    """Mirrors a followed job's live progress (``JobView.progress``: task, done, total, fields) onto a
+    ``Progress``: one bar per task, a new one for each new attempt. Fed a view per poll, here or by the
+    remote CLI from the API; ``close`` when done."""
+
+    def __init__(self, progress: Any) -> None:
+        self.progress = progress
+        self.task_cm: Any = None
+        self.bar: Any = None
+        self.shown: tuple[str, float] = ("", 0.0)
+        self.attempt = 0
+
+    def show(self, row: JobView) -> bool:
+        """Update from ``row``; True when it is a new attempt of the job (requeued after a start)."""
+        requeued = bool(self.attempt and row.attempt > self.attempt)
+        if requeued:
+            self.close()
+        self.attempt = row.attempt
+        p = row.progress or {}
+        if row.state == "running" and p.get("task"):
+            if p["task"] != self.shown[0] or self.bar is None:
+                self.close()
+                self.task_cm = self.progress.task(f"{row.kind} {row.id}: {p['task']}", p.get("total"))
+                self.bar, self.shown = self.task_cm.__enter__(), (p["task"], 0.0)
+                self.bar.advance(0)
+            done = float(p.get("done", 0.0))
+            if done != self.shown[1]:
+                self.bar.advance(done - self.shown[1], **p.get("fields", {}))
+                self.shown = (self.shown[0], done)
+        return requeued
+
+    def close(self) -> None:
+        if self.task_cm is not None:
+            self.task_cm.__exit__(None, None, None)
+        self.task_cm, self.bar, self.shown = None, None, ("", 0.0)

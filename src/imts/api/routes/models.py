@@ -64,9 +64,11 @@ def pull_base_model(body: BaseModelPull, ctx: PlatformCtx) -> BaseModelView:
 
 
 @router.get(PROJECT, response_model=list[ModelVersionView])
-def list_versions(ctx: Viewer) -> list[ModelVersionView]:
+def list_versions(
+    ctx: Viewer, archived: Annotated[bool, Query(description="Also list archived versions.")] = True
+) -> list[ModelVersionView]:
     """The project's trained model versions, oldest first."""
-    return service.list_model_versions(ctx)
+    return service.list_model_versions(ctx, include_archived=archived)
 
 
 @router.get(PROJECT + "/{model}", response_model=ModelVersionView)
