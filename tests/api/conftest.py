@@ -310,9 +310,9 @@ def imts_process(
 
 
 @contextmanager
-def imts_server(env: dict[str, str], log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A real `imts server` process on a free loopback port (with ``env``), its output in ``log``:
-    its URL and process, stopped afterwards."""
+def imts_server(env: dict[str, str], log: Path, *args: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A real `imts server` process (more ``args`` after its own) on a free loopback port (with
+    ``env``), its output in ``log``: its URL and process, stopped afterwards."""
     import time
 
     import httpx
@@ -321,7 +321,7 @@ def imts_server(env: dict[str, str], log: Path) -> Iterator[tuple[str, subproces
 
     port = free_port()
     out = log.open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "imts", "server", "--port", str(port)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "imts", "server", "--port", str(port), *args], env=env,
                             stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:

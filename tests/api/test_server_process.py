@@ -5,14 +5,10 @@ output (the in-process app's log records: tests/api/test_identity_api.py)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
-import pytest
-from tests.api.conftest import imts_process
+from tests.api.conftest import imts_process, imts_server
 
 from imts.core.net import free_port
 
@@ -28,19 +24,9 @@ def test_real_server_login_keys_and_no_secret_in_its_logs(tmp_path: Path) -> Non
         env, "admin", "init", "--username", "boss", "--password-stdin", stdin=SECRET_PASSWORD + "\n"
     )
     assert init.returncode == 0, init.stderr
-    log = (tmp_path / "server.log").open("w+")
-    proc = subprocess.Popen([sys.executable, "-m", "imts", "server", "--port", str(port)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    base = f"http://127.0.0.1:{port}/api/v1"
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("the server did not answer within 60 s")
+    log = tmp_path / "server.log"
+    with imts_server(env, log) as (url, _):
+        base = f"{url}/api/v1"
         with httpx.Client(base_url=base) as c:
             assert (
                 c.post(
@@ -61,11 +47,7 @@ def test_real_server_login_keys_and_no_secret_in_its_logs(tmp_path: Path) -> Non
             assert k.get("/me", headers={"Authorization": f"Basic {key}"}).status_code == 401
             assert k.post("/users", json={"username": "Bad Name", "password": SECRET_PASSWORD},
                           headers={"Authorization": f"Bearer {key}"}).status_code == 422  # fmt: skip
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-    log.seek(0)
-    output = log.read() + refused.stdout + refused.stderr + init.stdout + init.stderr
+    output = log.read_text() + refused.stdout + refused.stderr + init.stdout + init.stderr
     assert "GET /api/v1/me" in output  # the access log was captured: the check below can fail
     assert "sandbox: untrusted code" in output  # start-up says how untrusted code runs
     assert SECRET_PASSWORD not in output and key not in output and key[5:] not in output
@@ -75,31 +57,18 @@ def test_the_demo_tail_starts_the_server_with_a_generated_admin_password(tmp_pat
     """`make demo` ends with `imts server --init-admin`: the first administrator gets a generated
     password, printed once with the URL; it signs in; a second start creates nobody."""
     env = {**os.environ, "IMTS_WORKSPACE": str(tmp_path / "ws")}
-    port = free_port()
     out = tmp_path / "out.log"
     for attempt in range(2):
-        with out.open("w") as log:
-            cmd = [sys.executable, "-m", "imts", "server", "--init-admin", "--port", str(port)]
-            proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            for _ in range(600):
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
+        out.unlink(missing_ok=True)
+        with imts_server(env, out, "--init-admin") as (url, _):
             text = out.read_text()
-            assert f"http://127.0.0.1:{port}/api/v1" in text and "auth/login" in text
+            assert f"{url}/api/v1" in text and "auth/login" in text
             if attempt == 0:
                 lines = text.splitlines()
                 password = lines[
                     lines.index(next(line for line in lines if "shown only now" in line)) + 1
                 ].strip()
-                r = httpx.post(f"http://127.0.0.1:{port}/api/v1/auth/login",
-                               json={"username": "admin", "password": password})  # fmt: skip
+                r = httpx.post(f"{url}/api/v1/auth/login", json={"username": "admin", "password": password})
                 assert r.status_code == 200, r.text
             else:
                 assert "shown only now" not in text
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from tests.api.conftest import imts_server
 
-from imts.core.net import free_port
 from imts.jobs.pool import local_pool
 
 CHROMIUM = "/usr/bin/chromium"
@@ -68,30 +67,13 @@ def world(tmp: Path, **settings: str) -> dict[str, str]:
 def serve(env: dict[str, str], tmp: Path, data: Path, tiny_model: Path) -> Iterator[Server]:
     """``imts server`` on a free port of this workspace, with the tiny model registered as the base
     model ``tiny-llama``; stopped on exit."""
-    port = free_port()
-    log = (tmp / "server.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "imts", "server", "--port", str(port)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("the server did not answer within 60 s")
+    with imts_server(env, tmp / "server.log") as (url, _):
         with httpx.Client(base_url=f"{url}/api/v1", timeout=120) as c:
             csrf = c.post("/auth/login", json={"username": "boss", "password": PASSWORD}).json()["csrf_token"]
             body = {"path": str(tiny_model), "name": "tiny-llama", "license": "apache-2.0"}
             r = c.post("/base-models", headers={"X-CSRF-Token": csrf}, json=body)
             assert r.status_code == 201, r.text
         yield Server(url, env, data)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
 
 
 def login(page, url: str, user: str) -> None:  # type: ignore[no-untyped-def]
