@@ -321,6 +321,14 @@ def test_train_and_eval_run_as_jobs_on_the_server(remote: Remote, tiny_model: Pa
     assert evaluated.exit_code == 0, evaluated.output
     said = _flat(evaluated.stdout)
     assert re.search(r"evaluated run run_\w+ on math@2:test: accuracy \d", said), said
+    # The trained version exported and checked on the server; --out downloads its files here.
+    local, there = remote.both("models", "export", found[1], "--format", "adapter")
+    assert there.stdout.splitlines()[0] == local.stdout.splitlines()[0], there.output
+    assert there.stdout.startswith("exported ") and "logits within" in there.stdout
+    here = remote.root / "adapter-here"
+    fetched = remote.cli("models", "export", found[1], "--format", "adapter", "--out", str(here))
+    assert fetched.exit_code == 0 and f"as adapter: {here} (" in _flat(fetched.stdout), fetched.output
+    assert (here / "adapter_config.json").is_file() and any(here.glob("*.safetensors"))
 
 
 def test_remote_verbs_help_and_docs_agree() -> None:

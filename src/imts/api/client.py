@@ -808,7 +808,10 @@ class ApiClient:
                     tmp.write(block)
             tmp.seek(0)
             with tarfile.open(fileobj=tmp) as tar:
-                tar.extractall(out, filter="data")
+                members = tar.getmembers()
+                for m in members:  # NAME-N-FORMAT/file -> out/file: the folder holds the files, as locally
+                    m.name = m.name.split("/", 1)[1] if "/" in m.name else m.name
+                tar.extractall(out, members=members, filter="data")
         return done.model_copy(update={"path": out})
 
     def compare_models(self, tenant: str, project: str, a: str, b: str, lang: str) -> VersionComparison:
