@@ -135,7 +135,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Which rows hold personal data, of which kinds (never the values): every text a row holds,
         split over the pool's executor (Ray tasks when the pool runs on Ray)."""
-        scan = backend().pii_scan(*scope(), ref, progress())
+        scan = backend().pii_scan(*scope(), ref, None if as_json else progress())
         if as_json:
             print_json(scan.model_dump(mode="json"))
             return
