@@ -321,6 +321,21 @@ def test_train_and_eval_run_as_jobs_on_the_server(remote: Remote, tiny_model: Pa
     assert evaluated.exit_code == 0, evaluated.output
     said = _flat(evaluated.stdout)
     assert re.search(r"evaluated run run_\w+ on math@2:test: accuracy \d", said), said
+    # The trained version exported and checked on the server (its exports/), then downloaded into --out.
+    here = remote.root / "adapter-here"
+    fetched = remote.cli("models", "export", found[1], "--format", "adapter", "--out", str(here))
+    assert fetched.exit_code == 0 and f"as adapter: {here} (" in _flat(fetched.stdout), fetched.output
+    assert (here / "adapter_config.json").is_file() and any(here.glob("*.safetensors"))
+    assert "logits within" in fetched.stdout
+    mine = remote.root / "adapter-mine"
+    local = remote.cli("models", "export", found[1], "--format", "adapter", "--out", str(mine), remote=False)
+    assert local.exit_code == 0, local.output
+    said = _flat(local.stdout.replace(str(mine), str(here)))
+    assert said.split(" MB)")[0] == _flat(fetched.stdout).split(" MB)")[0]
+    assert sorted(p.name for p in mine.iterdir()) == sorted(p.name for p in here.iterdir())
+    local, there = remote.both("models", "export", found[1], "--format", "adapter", ok=False)  # made: refused
+    assert local.exit_code == there.exit_code == 2 and "exists and is not empty" in local.output
+    assert local.output.removeprefix("error: ").strip() in " ".join(there.output.split())
 
 
 def test_remote_verbs_help_and_docs_agree() -> None:

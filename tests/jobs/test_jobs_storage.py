@@ -76,9 +76,10 @@ def test_storage_is_measured_refused_held_back_and_shown(tmp_path: Path, math_fi
     row = service.get(ws, queued)
     assert row.state == "queued" and "uses 3." in row.reason and "storage quota" in row.reason
     from imts.cli.pool import render
+    from imts.services.pool import pool_state, quota
 
     console = Console(width=200, file=io.StringIO())
-    console.print(render(ws))
+    console.print(render(pool_state(ws), quota(ws)))
     shown = console.file.getvalue()  # type: ignore[attr-defined]
     assert "projects (storage)" in shown and "0.002 GiB (full: training refused)" in shown
     set_quota(ws, 1.0)

@@ -31,10 +31,24 @@ from imts.core.errors import ImtsError, InputError, NotFoundError
 from imts.core.progress import NullProgress
 from imts.data.jobs import SplitResult
 from imts.data.versions import VersionInfo
-from imts.data.views import DatasetDiff, FieldStats, Lineage, RowsPage, SharedVersion, VersionDetail
+from imts.data.views import (
+    DatasetDiff,
+    ExportResult,
+    FieldStats,
+    Lineage,
+    RowsPage,
+    SharedVersion,
+    VersionDetail,
+)
 from imts.jobs.pool import Request
 from imts.jobs.views import JobEventView, JobLogEvent, JobProgressBar, JobView
-from imts.registry.views import BaseModelView, ModelVersionView
+from imts.registry.views import (
+    AliasProtectionView,
+    AliasState,
+    AliasView,
+    BaseModelView,
+    ModelVersionView,
+)
 from imts.services.audit import AuditEntryView, AuditVerdict
 from imts.services.identity import CreatedKey, KeyView, MemberView, MeView, UserView
 from imts.services.tenancy import ProjectView, TenantView
@@ -44,8 +58,18 @@ from imts.store.runs import RunComparison, RunEventView, RunRecord, RunView
 if TYPE_CHECKING:  # imported where used: a remote command loads only what it needs
     from imts.analysis.pipeline import Analysis, AnalysisOptions
     from imts.analysis.service import AnalysisSummary
+    from imts.data.vectors import EmbeddingInfo
+    from imts.evals.card import ModelCardView
+    from imts.evals.versions import VersionComparison
     from imts.flywheel.service import IterationView, LoopView
     from imts.flywheel.spec import LoopSpec
+    from imts.jobs.service import CostSummary
+    from imts.optimise.pii.scan import PiiScan
+    from imts.optimise.service import ReviewView
+    from imts.optimise.spec import FixReport, FixSpec
+    from imts.registry.deployments import DeploymentView
+    from imts.registry.export import ExportResult as ModelExport
+    from imts.services.pool import PoolState, QuotaView
 
 API = "/api/v1"
 CHUNK = 8 << 20
@@ -610,6 +634,236 @@ class ApiClient:
                 self.follow_job(tenant, project, step.job_id, progress)
             else:
                 time.sleep(1.0)
+
+    # --- loop reports, dataset export, embeddings, fixes and the review queue ---
+
+    def loop_report(self, tenant: str, project: str, loop_id: str, fmt: str, lang: str) -> str:
+        path = f"{self._project(tenant, project)}/loops/{loop_id}/report"
+        return self._text(path, format=fmt, lang=lang)
+
+    def export_dataset(
+        self, tenant: str, project: str, ref: str, dest: Path, fmt: str | None
+    ) -> ExportResult:
+        """The rows streamed into ``dest`` (a temporary file beside it, renamed once whole): JSON Lines or
+        Parquet; a Hugging Face folder is written only on the server's own workspace."""
+        import os
+
+        from imts.data.export import count_rows, format_of
+
+        fmt = fmt or format_of(dest)
+        if fmt == "hf":
+            raise InputError("over the API a version is exported as .jsonl or .parquet (a Hugging Face "
+                             "folder is written only on the server's workspace)", field="format")  # fmt: skip
+        path = f"{API}{self._project(tenant, project)}/datasets/refs/{ref}/export"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        try:
+            with self.http.stream("GET", path, params={"format": fmt}, timeout=None) as r:
+                if not r.is_success:
+                    r.read()
+                    _checked(r)
+                with tmp.open("wb") as f:
+                    for block in r.iter_bytes():
+                        f.write(block)
+            rows = count_rows(tmp, fmt)  # type: ignore[arg-type]
+            os.replace(tmp, dest)
+        except httpx.TransportError as exc:
+            raise ImtsError(f"cannot reach the server {self.server} ({type(exc).__name__})") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+        return ExportResult(path=str(dest), format=fmt, rows=rows)
+
+    def embed_dataset(self, tenant: str, project: str, ref: str, progress: Any = None) -> EmbeddingInfo:
+        from imts.data.vectors import EmbeddingInfo
+
+        path = f"{self._project(tenant, project)}/datasets/refs/{ref}/embeddings"
+        return self._call(EmbeddingInfo, "POST", path, timeout=None)  # type: ignore[no-any-return]
+
+    def _fix_body(self, spec: FixSpec, job: dict[str, Any] | None = None) -> dict[str, Any]:
+        fields = spec.model_dump(mode="json", exclude={"data"}, exclude_defaults=True)
+        return {"fix": fields, **({"job": job} if job else {})}
+
+    def plan_fix(self, tenant: str, project: str, spec: FixSpec) -> FixReport:
+        from imts.optimise.spec import FixReport
+
+        path = f"{self._project(tenant, project)}/datasets/refs/{spec.data}/fix/plan"
+        return self._call(FixReport, "POST", path, json=self._fix_body(spec), timeout=None)  # type: ignore[no-any-return]
+
+    def fix_dataset(
+        self, tenant: str, project: str, spec: FixSpec, inline: bool | None, progress: Any = None,
+        on_queued: Callable[[str], None] | None = None,
+    ) -> FixReport:  # fmt: skip
+        """The fix as a ``data_fix`` job on the server's pool, followed to its end: its report."""
+        from imts.optimise.spec import FixReport
+
+        if inline:
+            raise InputError(
+                "--inline runs in this process, on this machine's workspace: over the API the fix runs as "
+                "a job on the server's pool (--job)",
+                field="inline",
+            )
+        path = f"{self._project(tenant, project)}/datasets/refs/{spec.data}/fix"
+        job = {"request": Request(cpus=1).model_dump(mode="json")}
+        queued: JobView = self._call(JobView, "POST", path, json=self._fix_body(spec, job))
+        if on_queued is not None:
+            on_queued(queued.id)
+        done = self.follow_job(tenant, project, queued.id, progress)
+        if done.state != "succeeded":
+            raise ImtsError(f"job {done.id} {done.state}: {done.error or done.reason}")
+        return FixReport.model_validate(done.result)
+
+    def pii_scan(self, tenant: str, project: str, ref: str, progress: Any = None) -> PiiScan:
+        from imts.optimise.pii.scan import PiiScan
+
+        path = f"{self._project(tenant, project)}/datasets/refs/{ref}/pii"
+        return self._call(PiiScan, "GET", path, timeout=None)  # type: ignore[no-any-return]
+
+    def list_reviews(self, tenant: str, project: str, status: str | None) -> list[ReviewView]:
+        from imts.optimise.service import ReviewView
+
+        path = f"{self._project(tenant, project)}/reviews"
+        return self._get(list[ReviewView], path, status=status or "all")  # type: ignore[no-any-return]
+
+    def decide_review(
+        self, tenant: str, project: str, item_id: str, accept: bool, reason: str = ""
+    ) -> ReviewView:
+        from imts.optimise.service import ReviewView
+
+        path = f"{self._project(tenant, project)}/reviews/{item_id}"
+        return self._call(ReviewView, "POST", path, json={"accept": accept, "reason": reason})  # type: ignore[no-any-return]
+
+    def commit_reviewed(self, tenant: str, project: str, fix_version: str) -> VersionInfo:
+        path = f"{self._project(tenant, project)}/datasets/refs/{fix_version}/reviewed"
+        return self._call(VersionInfo, "POST", path, timeout=None)  # type: ignore[no-any-return]
+
+    # --- the registry: base models, aliases, tags, archive, delete, export, compare, card ---
+
+    def pull_base_model(self, name: str, progress: Any = None) -> BaseModelView:
+        """The server obtains the catalogued model into its own cache (platform administrators)."""
+        return self._call(BaseModelView, "POST", "/base-models/pull", json={"name": name}, timeout=None)  # type: ignore[no-any-return]
+
+    def _model(self, tenant: str, project: str, ref: str) -> str:
+        return f"{self._project(tenant, project)}/models/{ref}"
+
+    def set_alias(self, tenant: str, project: str, version: str, alias: str) -> AliasView:
+        return self._call(AliasView, "PUT", f"{self._model(tenant, project, version)}/aliases/{alias}")  # type: ignore[no-any-return]
+
+    def remove_alias(self, tenant: str, project: str, model: str, alias: str) -> AliasView:
+        return self._call(AliasView, "DELETE", f"{self._model(tenant, project, model)}/aliases/{alias}")  # type: ignore[no-any-return]
+
+    def alias_history(
+        self, tenant: str, project: str, model: str, alias: str | None, at: datetime | None
+    ) -> list[AliasView]:
+        path = f"{self._model(tenant, project, model)}/aliases"
+        return self._get(list[AliasView], path, alias=alias, at=at)  # type: ignore[no-any-return]
+
+    def alias_state(self, tenant: str, project: str) -> AliasState:
+        return self._get(AliasState, f"{self._project(tenant, project)}/aliases")  # type: ignore[no-any-return]
+
+    def protect_alias(
+        self, tenant: str, project: str, model: str, alias: str, min_role: str
+    ) -> AliasProtectionView:
+        path = f"{self._model(tenant, project, model)}/aliases/{alias}/protection"
+        return self._call(AliasProtectionView, "PUT", path, json={"min_role": min_role})  # type: ignore[no-any-return]
+
+    def unprotect_alias(self, tenant: str, project: str, model: str, alias: str) -> AliasProtectionView:
+        path = f"{self._model(tenant, project, model)}/aliases/{alias}/protection"
+        return self._call(AliasProtectionView, "DELETE", path)  # type: ignore[no-any-return]
+
+    def tag_model(
+        self, tenant: str, project: str, version: str, add: list[str], remove: list[str]
+    ) -> ModelVersionView:
+        path = f"{self._model(tenant, project, version)}/tags"
+        return self._call(ModelVersionView, "PATCH", path, json={"add": add, "remove": remove})  # type: ignore[no-any-return]
+
+    def archive_model(self, tenant: str, project: str, version: str, archived: bool) -> ModelVersionView:
+        path = f"{self._model(tenant, project, version)}/{'archive' if archived else 'unarchive'}"
+        return self._call(ModelVersionView, "POST", path)  # type: ignore[no-any-return]
+
+    def delete_model(self, tenant: str, project: str, version: str) -> ModelVersionView:
+        return self._call(ModelVersionView, "DELETE", self._model(tenant, project, version))  # type: ignore[no-any-return]
+
+    def export_model(
+        self, tenant: str, project: str, version: str, fmt: str, out: Path | None, gguf_type: str
+    ) -> ModelExport:
+        """Exported and checked on the server (into its ``exports/NAME-N/FORMAT``); with ``out``, its
+        files are then downloaded into that folder of this machine (a tar, unpacked)."""
+        from imts.registry.export import ExportResult as ModelExport
+
+        base = self._model(tenant, project, version)
+        body = {"format": fmt, "gguf_type": gguf_type}
+        done: ModelExport = self._call(ModelExport, "POST", f"{base}/exports", json=body, timeout=None)
+        if out is None:
+            return done
+        import tarfile
+        import tempfile
+
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile() as tmp:
+            with self.http.stream("GET", f"{API}{base}/exports/{fmt}", timeout=None) as r:
+                if not r.is_success:
+                    r.read()
+                    _checked(r)
+                for block in r.iter_bytes():
+                    tmp.write(block)
+            tmp.seek(0)
+            with tarfile.open(fileobj=tmp) as tar:
+                members = tar.getmembers()
+                for m in members:  # NAME-N-FORMAT/file -> out/file: the folder holds the files, as locally
+                    m.name = m.name.split("/", 1)[1] if "/" in m.name else m.name
+                tar.extractall(out, members=members, filter="data")
+        return done.model_copy(update={"path": out})
+
+    def compare_models(self, tenant: str, project: str, a: str, b: str, lang: str) -> VersionComparison:
+        from imts.evals.versions import VersionComparison
+
+        path = f"{self._model(tenant, project, a)}/compare"
+        return self._get(VersionComparison, path, other=b, lang=lang)  # type: ignore[no-any-return]
+
+    def model_card(self, tenant: str, project: str, version: str) -> ModelCardView:
+        from imts.evals.card import ModelCardView
+
+        return self._get(ModelCardView, f"{self._model(tenant, project, version)}/card")  # type: ignore[no-any-return]
+
+    # --- deployments ---
+
+    def list_deployments(self, tenant: str, project: str) -> list[DeploymentView]:
+        from imts.registry.deployments import DeploymentView
+
+        return self._get(list[DeploymentView], f"{self._project(tenant, project)}/deployments")  # type: ignore[no-any-return]
+
+    def add_deployment(
+        self, tenant: str, project: str, model: str, alias: str | None, name: str | None
+    ) -> DeploymentView:
+        from imts.registry.deployments import DeploymentView
+
+        body = {"model": model, "alias": alias, "name": name}
+        return self._call(DeploymentView, "POST", f"{self._project(tenant, project)}/deployments", json=body)  # type: ignore[no-any-return]
+
+    def remove_deployment(self, tenant: str, project: str, name: str) -> DeploymentView:
+        from imts.registry.deployments import DeploymentView
+
+        return self._call(DeploymentView, "DELETE", f"{self._project(tenant, project)}/deployments/{name}")  # type: ignore[no-any-return]
+
+    # --- the pool: allocation, costs, quotas ---
+
+    def pool_state(self, tenant: str) -> PoolState:
+        """The whole pool when the caller is a platform administrator, else as ``tenant`` sees it (its
+        own jobs; the other tenants as totals)."""
+        from imts.services.pool import PoolState
+
+        path = "/pool" if self.me().user.is_platform_admin else f"/tenants/{tenant}/pool"
+        return self._get(PoolState, path)  # type: ignore[no-any-return]
+
+    def tenant_costs(self, tenant: str) -> CostSummary:
+        from imts.jobs.service import CostSummary
+
+        return self._get(CostSummary, f"/tenants/{tenant}/costs")  # type: ignore[no-any-return]
+
+    def quota(self, tenant: str) -> QuotaView:
+        from imts.services.pool import QuotaView
+
+        return self._get(QuotaView, f"/tenants/{tenant}/quota")  # type: ignore[no-any-return]
 
     # --- plain text ---
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # the CLI imports what a command needs when it runs
@@ -15,15 +16,39 @@ if TYPE_CHECKING:  # the CLI imports what a command needs when it runs
     from imts.analysis.pipeline import Analysis, AnalysisOptions
     from imts.analysis.service import AnalysisSummary
     from imts.data.jobs import SplitResult
+    from imts.data.vectors import EmbeddingInfo
     from imts.data.versions import VersionInfo
-    from imts.data.views import DatasetDiff, FieldStats, Lineage, RowsPage, SharedVersion, VersionDetail
+    from imts.data.views import (
+        DatasetDiff,
+        ExportResult,
+        FieldStats,
+        Lineage,
+        RowsPage,
+        SharedVersion,
+        VersionDetail,
+    )
+    from imts.evals.card import ModelCardView
+    from imts.evals.versions import VersionComparison
     from imts.flywheel.service import IterationView, LoopView
     from imts.flywheel.spec import LoopSpec
     from imts.jobs.pool import Request
+    from imts.jobs.service import CostSummary
     from imts.jobs.views import JobEventView, JobLogEvent, JobView
-    from imts.registry.views import BaseModelView, ModelVersionView
+    from imts.optimise.pii.scan import PiiScan
+    from imts.optimise.service import ReviewView
+    from imts.optimise.spec import FixReport, FixSpec
+    from imts.registry import export as model_export
+    from imts.registry.deployments import DeploymentView
+    from imts.registry.views import (
+        AliasProtectionView,
+        AliasState,
+        AliasView,
+        BaseModelView,
+        ModelVersionView,
+    )
     from imts.services.audit import AuditEntryView, AuditVerdict
     from imts.services.identity import CreatedKey, KeyView, MemberView, UserView
+    from imts.services.pool import PoolState, QuotaView
     from imts.services.tenancy import ProjectView, TenantView
     from imts.services.webhooks import CreatedWebhook, DeliveryView, WebhookView
     from imts.store.runs import RunComparison, RunEventView, RunRecord, RunView
@@ -133,6 +158,53 @@ class Backend(Protocol):
     ) -> CreatedWebhook: ...
     def remove_webhook(self, tenant: str, webhook_id: str) -> WebhookView: ...
     def test_webhook(self, tenant: str, webhook_id: str) -> DeliveryView: ...
+    # issue 12, item 3: loop reports, dataset export / embeddings / fixes / reviews, the registry's
+    # aliases, tags and exports, deployments, the pool and its costs, the memory plan
+    def loop_report(self, tenant: str, project: str, loop_id: str, fmt: str, lang: str) -> str: ...
+    def export_dataset(
+        self, tenant: str, project: str, ref: str, dest: Path, fmt: str | None
+    ) -> ExportResult: ...
+    def embed_dataset(self, tenant: str, project: str, ref: str, progress: Any = None) -> EmbeddingInfo: ...
+    def plan_fix(self, tenant: str, project: str, spec: FixSpec) -> FixReport: ...
+    def fix_dataset(
+        self, tenant: str, project: str, spec: FixSpec, inline: bool | None, progress: Any = None,
+        on_queued: OnQueued | None = None,
+    ) -> FixReport: ...  # fmt: skip
+    def pii_scan(self, tenant: str, project: str, ref: str, progress: Any = None) -> PiiScan: ...
+    def list_reviews(self, tenant: str, project: str, status: str | None) -> list[ReviewView]: ...
+    def decide_review(
+        self, tenant: str, project: str, item_id: str, accept: bool, reason: str = ""
+    ) -> ReviewView: ...
+    def commit_reviewed(self, tenant: str, project: str, fix_version: str) -> VersionInfo: ...
+    def pull_base_model(self, name: str, progress: Any = None) -> BaseModelView: ...
+    def set_alias(self, tenant: str, project: str, version: str, alias: str) -> AliasView: ...
+    def remove_alias(self, tenant: str, project: str, model: str, alias: str) -> AliasView: ...
+    def alias_history(
+        self, tenant: str, project: str, model: str, alias: str | None, at: datetime | None
+    ) -> list[AliasView]: ...
+    def alias_state(self, tenant: str, project: str) -> AliasState: ...
+    def protect_alias(
+        self, tenant: str, project: str, model: str, alias: str, min_role: str
+    ) -> AliasProtectionView: ...
+    def unprotect_alias(self, tenant: str, project: str, model: str, alias: str) -> AliasProtectionView: ...
+    def tag_model(
+        self, tenant: str, project: str, version: str, add: list[str], remove: list[str]
+    ) -> ModelVersionView: ...
+    def archive_model(self, tenant: str, project: str, version: str, archived: bool) -> ModelVersionView: ...
+    def delete_model(self, tenant: str, project: str, version: str) -> ModelVersionView: ...
+    def export_model(
+        self, tenant: str, project: str, version: str, fmt: str, out: Path | None, gguf_type: str
+    ) -> model_export.ExportResult: ...
+    def compare_models(self, tenant: str, project: str, a: str, b: str, lang: str) -> VersionComparison: ...
+    def model_card(self, tenant: str, project: str, version: str) -> ModelCardView: ...
+    def list_deployments(self, tenant: str, project: str) -> list[DeploymentView]: ...
+    def add_deployment(
+        self, tenant: str, project: str, model: str, alias: str | None, name: str | None
+    ) -> DeploymentView: ...
+    def remove_deployment(self, tenant: str, project: str, name: str) -> DeploymentView: ...
+    def pool_state(self, tenant: str) -> PoolState: ...
+    def tenant_costs(self, tenant: str) -> CostSummary: ...
+    def quota(self, tenant: str) -> QuotaView: ...
     def close(self) -> None: ...
 
 
@@ -582,3 +654,184 @@ class LocalBackend:
         from imts.flywheel import service
 
         return service.follow(self._project(tenant, project), loop_id, progress)
+
+    # --- loop reports, dataset export, embeddings, fixes and the review queue ---
+
+    def loop_report(self, tenant: str, project: str, loop_id: str, fmt: str, lang: str) -> str:
+        """The loop's report (``html`` or ``md``), written now into the workspace, as text."""
+        from imts.flywheel import report, service
+
+        ctx = self._project(tenant, project)
+        paths = report.write(ctx, service.get(ctx, loop_id), service.iterations(ctx, loop_id), lang)
+        return Path(paths[fmt]).read_text(encoding="utf-8")
+
+    def export_dataset(
+        self, tenant: str, project: str, ref: str, dest: Path, fmt: str | None
+    ) -> ExportResult:
+        from imts.data import service
+
+        return service.export_version(self._project(tenant, project), ref, dest, fmt)
+
+    def embed_dataset(self, tenant: str, project: str, ref: str, progress: Any = None) -> EmbeddingInfo:
+        from imts.data import service
+
+        return service.embed(self._project(tenant, project), ref, progress)
+
+    def plan_fix(self, tenant: str, project: str, spec: FixSpec) -> FixReport:
+        from imts.optimise import service
+
+        return service.plan_fix(self._project(tenant, project), spec)
+
+    def fix_dataset(
+        self, tenant: str, project: str, spec: FixSpec, inline: bool | None, progress: Any = None,
+        on_queued: OnQueued | None = None,
+    ) -> FixReport:  # fmt: skip
+        """Run the fix here (``inline``, the default on this machine) or as a job followed to its end."""
+        from imts.jobs import service as jobs
+
+        sub = jobs.Submission("data_fix", spec.model_dump(mode="json"), request=jobs.Request(cpus=1))
+        ctx = self._project(tenant, project)
+        inline = True if inline is None else inline
+        return jobs.execute(ctx, sub, inline=inline, progress=progress, on_queued=on_queued)  # type: ignore[no-any-return]
+
+    def pii_scan(self, tenant: str, project: str, ref: str, progress: Any = None) -> PiiScan:
+        from imts.optimise import service
+
+        return service.pii_scan(self._project(tenant, project), ref, progress)
+
+    def list_reviews(self, tenant: str, project: str, status: str | None) -> list[ReviewView]:
+        from imts.optimise import service
+
+        return service.list_reviews(self._project(tenant, project), status)
+
+    def decide_review(
+        self, tenant: str, project: str, item_id: str, accept: bool, reason: str = ""
+    ) -> ReviewView:
+        from imts.optimise import service
+
+        return service.decide(self._project(tenant, project), item_id, accept, reason)
+
+    def commit_reviewed(self, tenant: str, project: str, fix_version: str) -> VersionInfo:
+        from imts.optimise import service
+
+        return service.commit_reviewed(self._project(tenant, project), fix_version)
+
+    # --- the registry: base models, aliases, tags, archive, delete, export, compare, card ---
+
+    def pull_base_model(self, name: str, progress: Any = None) -> BaseModelView:
+        from imts.registry import service
+
+        return service.pull_base_model(self.ctx, name, progress)
+
+    def set_alias(self, tenant: str, project: str, version: str, alias: str) -> AliasView:
+        from imts.registry import service
+
+        return service.set_alias(self._project(tenant, project), version, alias)
+
+    def remove_alias(self, tenant: str, project: str, model: str, alias: str) -> AliasView:
+        from imts.registry import service
+
+        ctx = self._project(tenant, project)
+        return service.remove_alias(ctx, service.get_model_version(ctx, model).name, alias)
+
+    def alias_history(
+        self, tenant: str, project: str, model: str, alias: str | None, at: datetime | None
+    ) -> list[AliasView]:
+        from imts.registry import service
+
+        ctx = self._project(tenant, project)
+        return service.alias_history(ctx, service.get_model_version(ctx, model).name, alias, at)
+
+    def alias_state(self, tenant: str, project: str) -> AliasState:
+        from imts.registry import service
+
+        return service.alias_state(self._project(tenant, project))
+
+    def protect_alias(
+        self, tenant: str, project: str, model: str, alias: str, min_role: str
+    ) -> AliasProtectionView:
+        from imts.registry import service
+
+        ctx = self._project(tenant, project)
+        return service.protect_alias(ctx, service.get_model_version(ctx, model).name, alias, min_role)
+
+    def unprotect_alias(self, tenant: str, project: str, model: str, alias: str) -> AliasProtectionView:
+        from imts.registry import service
+
+        ctx = self._project(tenant, project)
+        return service.unprotect_alias(ctx, service.get_model_version(ctx, model).name, alias)
+
+    def tag_model(
+        self, tenant: str, project: str, version: str, add: list[str], remove: list[str]
+    ) -> ModelVersionView:
+        from imts.registry import service
+
+        return service.tag_model_version(self._project(tenant, project), version, add, remove)
+
+    def archive_model(self, tenant: str, project: str, version: str, archived: bool) -> ModelVersionView:
+        from imts.registry import service
+
+        return service.archive_model_version(self._project(tenant, project), version, archived=archived)
+
+    def delete_model(self, tenant: str, project: str, version: str) -> ModelVersionView:
+        from imts.registry import service
+
+        return service.delete_model_version(self._project(tenant, project), version)
+
+    def export_model(
+        self, tenant: str, project: str, version: str, fmt: str, out: Path | None, gguf_type: str
+    ) -> model_export.ExportResult:
+        from imts.registry import service
+
+        return service.export_model_version(self._project(tenant, project), version, fmt, out, gguf_type)
+
+    def compare_models(self, tenant: str, project: str, a: str, b: str, lang: str) -> VersionComparison:
+        from imts.evals.report.i18n import check_lang
+        from imts.evals.versions import compare_versions
+
+        return compare_versions(self._project(tenant, project), a, b, check_lang(lang))
+
+    def model_card(self, tenant: str, project: str, version: str) -> ModelCardView:
+        from imts.evals.card import model_card
+
+        return model_card(self._project(tenant, project), version)
+
+    # --- deployments ---
+
+    def list_deployments(self, tenant: str, project: str) -> list[DeploymentView]:
+        from imts.registry import service
+
+        return service.list_deployments(self._project(tenant, project))
+
+    def add_deployment(
+        self, tenant: str, project: str, model: str, alias: str | None, name: str | None
+    ) -> DeploymentView:
+        from imts.registry import service
+
+        return service.add_deployment(self._project(tenant, project), model, alias, name)
+
+    def remove_deployment(self, tenant: str, project: str, name: str) -> DeploymentView:
+        from imts.registry import service
+
+        return service.remove_deployment(self._project(tenant, project), name)
+
+    # --- the pool: allocation, costs, quotas ---
+
+    def pool_state(self, tenant: str) -> PoolState:
+        """The whole pool: the local user is a platform administrator. One scheduling pass first (one
+        command, one pass), so that what it shows is current."""
+        from imts.jobs.service import settle
+        from imts.services import pool
+
+        settle(self.ctx, wait=True)
+        return pool.pool_state(self._platform())
+
+    def tenant_costs(self, tenant: str) -> CostSummary:
+        from imts.jobs.service import costs
+
+        return costs(self._tenant(tenant))
+
+    def quota(self, tenant: str) -> QuotaView:
+        from imts.services import pool
+
+        return pool.quota(self._tenant(tenant))

@@ -33,9 +33,12 @@ ROOT: list[typer.Typer] = []
 REMOTE_VERBS = (
     "tenants, projects, users, members, keys, audit, webhooks; "
     "jobs submit/list/show/logs [-f]/pause/resume/cancel/retry/delete; "
-    "data import/query/list/show/preview/stats/split/dedup/diff/rollback/lineage/share/analyze/analysis; "
-    "runs list/show/compare; models list/show; train; eval; "
-    "loop start/status/list/log/stop/resume/approve"
+    "data import/query/list/show/preview/stats/split/dedup/diff/rollback/lineage/share/export/embed/"
+    "analyze/analysis/fix/pii-scan/review list/accept/reject/commit; "
+    "runs list/show/compare; "
+    "models list/show/pull/alias/unalias/alias-history/protect/tag/archive/delete/export/compare/card; "
+    "train; eval; deploy add/list/remove; pool show/costs; "
+    "loop start/status/list/log/report/stop/resume/approve"
 )
 
 

@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
-from imts.cli.common import backend, console, context, friendly, print_json, progress, scope
+from imts.cli.common import (
+    backend,
+    console,
+    context,
+    friendly,
+    print_json,
+    progress,
+    scope,
+    server_url,
+)
 
 if TYPE_CHECKING:
     from imts.data.service import VersionInfo
@@ -360,13 +369,18 @@ def embed_(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """MiniLM vectors of every row (on Ray workers when the pool runs on Ray), kept with the version."""
-    from imts.data import service, vectors, versions
+    from imts.core.errors import InputError
 
-    ctx = context()
-    info = service.embed(ctx, ref, None if as_json else progress())
+    if out is not None and server_url():
+        raise InputError("--out writes the vectors from this machine's workspace: with --server they stay "
+                         "on the server, with the version (leave out --out)", field="out")  # fmt: skip
+    info = backend().embed_dataset(*scope(), ref, None if as_json else progress())
     if out is not None:
         import numpy as np
 
+        from imts.data import vectors, versions
+
+        ctx = context()
         ids, matrix = vectors.load_vectors(ctx, versions.resolve(ctx, ref))
         np.save(out, matrix)
         out.with_suffix(".ids.txt").write_text("\n".join(ids) + "\n", encoding="utf-8")
@@ -455,10 +469,14 @@ def export_(
     dest: Path = typer.Argument(..., help="Output: .jsonl, .parquet, or a folder (Hugging Face datasets)."),
     fmt: str | None = typer.Option(None, "--format", help="jsonl | parquet | hf (default: from DEST)."),
 ) -> None:
-    """Export a version to JSON Lines, Parquet or a Hugging Face `datasets` folder (load_from_disk)."""
-    from imts.data import service
+    """Export a version to JSON Lines, Parquet or a Hugging Face `datasets` folder (load_from_disk).
 
-    out = service.export_version(context(), ref, dest, fmt)
+    With --server: the rows are streamed from the server into DEST (.jsonl or .parquet)."""
+    if fmt:
+        from imts.data.service import check_choice
+
+        check_choice("--format", fmt, ("jsonl", "parquet", "hf"))
+    out = backend().export_dataset(*scope(), ref, dest, fmt)
     console.print(f"[green]exported[/] {out.rows} rows to {out.path} ({out.format})")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from imts.cli.common import console, context, friendly
+from imts.cli.common import backend, console, friendly, scope
 
 app = typer.Typer(
     help="Deployments: the model aliases (and base models) `imts serve` serves.", no_args_is_help=True
@@ -22,9 +22,7 @@ def add(
     base: bool = typer.Option(False, "--base", help="Serve the base model MODEL itself (no alias)."),
 ) -> None:
     """Serve MODEL@ALIAS: a running server picks it up on its next request, and after a restart."""
-    from imts.registry import service
-
-    d = service.add_deployment(context(), model, None if base else alias, name)
+    d = backend().add_deployment(*scope(), model, None if base else alias, name)
     what = d.model if d.alias is None else f"{d.model}@{d.alias}"
     console.print(f"[green]deployed[/] {what} as [bold]{d.name}[/]")
 
@@ -35,18 +33,14 @@ def list_() -> None:
     """This project's deployments and the version each serves now."""
     from rich.table import Table
 
-    from imts.core.errors import NotFoundError
-    from imts.registry import service
-
-    ctx = context()
+    b = backend()
+    # What each alias points to now: one read of the project's aliases (the same over the API).
+    serving = {(a.model, a.alias): a.label for a in b.alias_state(*scope()).aliases}
     table = Table("name", "model", "alias", "serves now", "by", "since")
-    for d in service.list_deployments(ctx):
+    for d in b.list_deployments(*scope()):
         now = "base model"
         if d.alias is not None:
-            try:
-                now = service.resolve_alias(ctx, d.model, d.alias).label
-            except NotFoundError:
-                now = "nothing (the alias points nowhere)"
+            now = serving.get((d.model, d.alias), "nothing (the alias points nowhere)")
         table.add_row(d.name, d.model, d.alias or "-", now, d.created_by, f"{d.created_at:%Y-%m-%d %H:%M}")
     console.print(table)
 
@@ -55,7 +49,5 @@ def list_() -> None:
 @friendly
 def remove(name: str = typer.Argument(..., help="The deployment's name.")) -> None:
     """Stop serving NAME (running servers stop on their next request)."""
-    from imts.registry import service
-
-    d = service.remove_deployment(context(), name)
+    d = backend().remove_deployment(*scope(), name)
     console.print(f"[green]removed[/] deployment {d.name}")

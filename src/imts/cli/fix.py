@@ -10,7 +10,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from imts.cli.common import console, context, friendly, print_json, progress
+from imts.cli.common import backend, console, context, friendly, print_json, progress, scope
 
 review_app = typer.Typer(
     help="Review generated / rewritten rows held back by a data fix.", no_args_is_help=True
@@ -107,23 +107,21 @@ def register(app: typer.Typer) -> None:
         teacher_model: str | None = typer.Option(None, help="Model at the endpoint, or a registry ref."),
         mapping_key: Path | None = typer.Option(None, help="RSA public key (PEM): keep the PII mapping."),
         into: str | None = typer.Option(None, help="Write into this (new) dataset."),
-        inline: bool = typer.Option(True, "--inline/--job", help="Run here (default) or as a pool job."),
+        inline: bool | None = typer.Option(
+            None, "--inline/--job", help="Run here (default) or as a pool job (with --server: a job)."
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
         """Repair a dataset: PII surrogates, chain-of-thought rewriting, verified augmentation."""
-        from imts.jobs import service as jobs
-        from imts.optimise import service
-
         spec = _spec(ref, pii=pii, cot=cot, augment=augment, findings=findings, seed=seed,
                      review_share=review_share, teacher=teacher, teacher_url=teacher_url,
                      teacher_model=teacher_model, mapping_key=mapping_key, into=into)  # fmt: skip
-        ctx = context()
+        b = backend()
         if not apply:
-            report = service.plan_fix(ctx, spec)
+            report = b.plan_fix(*scope(), spec)
         else:
-            sub = jobs.Submission("data_fix", spec.model_dump(mode="json"), request=jobs.Request(cpus=1))
-            report = jobs.execute(ctx, sub, inline=inline, progress=None if as_json else progress(),
-                                  on_queued=lambda j: console.print(f"[dim]job {j} queued[/]"))  # fmt: skip
+            report = b.fix_dataset(*scope(), spec, inline, progress=None if as_json else progress(),
+                                   on_queued=lambda j: console.print(f"[dim]job {j} queued[/]"))  # fmt: skip
         if as_json:
             print_json(report.model_dump(mode="json"))
         else:
@@ -137,9 +135,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Which rows hold personal data, of which kinds (never the values): every text a row holds,
         split over the pool's executor (Ray tasks when the pool runs on Ray)."""
-        from imts.optimise import service
-
-        scan = service.pii_scan(context(), ref, progress())
+        scan = backend().pii_scan(*scope(), ref, None if as_json else progress())
         if as_json:
             print_json(scan.model_dump(mode="json"))
             return
@@ -179,9 +175,7 @@ def review_list(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Rows held for review."""
-    from imts.optimise import service
-
-    items = service.list_reviews(context(), None if status == "all" else status)
+    items = backend().list_reviews(*scope(), None if status == "all" else status)
     if as_json:
         print_json([i.model_dump(mode="json") for i in items])
         return
@@ -195,11 +189,9 @@ def review_list(
 @friendly
 def review_accept(item_ids: list[str] = typer.Argument(..., help="Review item ids.")) -> None:
     """Accept held rows: they enter the next `review commit`."""
-    from imts.optimise import service
-
-    ctx = context()
+    b = backend()
     for item_id in item_ids:
-        console.print(f"[green]accepted[/] {service.decide(ctx, item_id, True).row_id}")
+        console.print(f"[green]accepted[/] {b.decide_review(*scope(), item_id, True).row_id}")
 
 
 @review_app.command("reject")
@@ -209,18 +201,14 @@ def review_reject(
     reason: str = typer.Option("", help="Why (kept with the decision)."),
 ) -> None:
     """Reject held rows: they never enter a version."""
-    from imts.optimise import service
-
-    ctx = context()
+    b = backend()
     for item_id in item_ids:
-        console.print(f"[red]rejected[/] {service.decide(ctx, item_id, False, reason).row_id}")
+        console.print(f"[red]rejected[/] {b.decide_review(*scope(), item_id, False, reason).row_id}")
 
 
 @review_app.command("commit")
 @friendly
 def review_commit(fix_version: str = typer.Argument(..., help="The version the fix made.")) -> None:
     """A new version with the fix's accepted rows."""
-    from imts.optimise import service
-
-    v = service.commit_reviewed(context(), fix_version)
+    v = backend().commit_reviewed(*scope(), fix_version)
     console.print(f"[green]committed[/] {v.ref}: {json.dumps(v.report.get('review', {}))}")

@@ -8,7 +8,16 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from imts.cli.common import backend, console, context, friendly, print_json, progress, scope
+from imts.cli.common import (
+    backend,
+    console,
+    context,
+    friendly,
+    print_json,
+    progress,
+    scope,
+    server_url,
+)
 
 app = typer.Typer(
     help="The closed loop: analyse -> repair -> train -> evaluate -> feedback -> next data version, "
@@ -124,18 +133,6 @@ def status(
         show(view, lang)
 
 
-def _latest(ctx: Any, loop: str | None) -> str:
-    from imts.core.errors import NotFoundError
-    from imts.flywheel import service
-
-    if loop:
-        return loop
-    loops = service.list_loops(ctx, limit=1)
-    if not loops:
-        raise NotFoundError("no loop in this project yet: `imts loop start --intent ... --data ...`")
-    return loops[0].id
-
-
 @app.command("list")
 @friendly
 def list_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
@@ -174,19 +171,33 @@ def log(
 def report_cmd(
     loop: str = typer.Argument(None, help="Loop id (default: the latest)."),
     lang: str = typer.Option("en", help="en | zh"),
-    out: Path = typer.Option(None, "--out", help="Also copy the HTML report here."),
+    out: Path = typer.Option(
+        None, "--out", help="Write the report here (with --server: default LOOP-LANG.FORMAT in this folder)."
+    ),
+    fmt: str = typer.Option("html", "--format", help="html | md: what --out gets."),
 ) -> None:
     """Write the loop's report (the rising curve and the log) as Markdown and HTML."""
-    import shutil
+    from imts.core.errors import InputError
 
-    from imts.flywheel import report, service
+    if fmt not in ("html", "md"):
+        raise InputError(f"unknown format '{fmt}': html or md", field="format")
+    if lang not in ("en", "zh"):
+        raise InputError(f"unknown language '{lang}': en or zh", field="lang")
+    b = backend()
+    loop_id = b.get_loop(*scope(), loop).id
+    if out is None and server_url() is None:  # on this machine: the report's files in the workspace
+        from imts.flywheel import report, service
 
-    ctx = context()
-    loop_id = _latest(ctx, loop)
-    paths = report.write(ctx, service.get(ctx, loop_id), service.iterations(ctx, loop_id), lang)
-    if out is not None:
-        shutil.copyfile(paths["html"], out)
-    console.print(f"[green]report[/] {paths['html']}  {paths['md']}")
+        ctx = context()
+        paths = report.write(ctx, service.get(ctx, loop_id), service.iterations(ctx, loop_id), lang)
+        console.print(f"[green]report[/] {paths['html']}  {paths['md']}")
+        return
+    out = out or Path(f"{loop_id}-{lang}.{fmt}")
+    text = b.loop_report(*scope(), loop_id, fmt, lang)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
+    console.print(f"[green]report[/] {out}", highlight=False)
 
 
 @app.command("stop")

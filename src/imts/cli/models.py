@@ -27,10 +27,9 @@ app = typer.Typer(help="Base models (pull, add) and trained model versions.", no
 @app.command("pull")
 @friendly
 def pull(name: str = typer.Argument(..., help="Catalogued model, e.g. smollm2-135m-instruct.")) -> None:
-    """Obtain a catalogued base model, convert it once to safetensors, verify and record it."""
-    from imts.registry import service
-
-    rec = service.pull_base_model(context(), name, progress())
+    """Obtain a catalogued base model, convert it once to safetensors, verify and record it (with
+    --server: into the server's cache, by a platform administrator)."""
+    rec = backend().pull_base_model(name, progress())
     console.print(
         f"[green]ready[/] {rec.name}: {rec.architecture}, {rec.num_params:,} parameters, "
         f"context {rec.context_length}, licence {rec.license}\n  {rec.path}\n  source {rec.source}\n"
@@ -108,9 +107,7 @@ def alias(
     name: str = typer.Argument(..., help="Alias: production, staging, champion or any name."),
 ) -> None:
     """Point an alias of the model at VERSION, moving it from where it was (history is kept)."""
-    from imts.registry import service
-
-    a = service.set_alias(context(), version, name)
+    a = backend().set_alias(*scope(), version, name)
     console.print(f"[green]{a.model}@{a.alias}[/] -> {a.label} (alias change #{a.set_seq})")
 
 
@@ -121,10 +118,7 @@ def unalias(
     name: str = typer.Argument(..., help="The alias to remove."),
 ) -> None:
     """Remove an alias (its history stays)."""
-    from imts.registry import service
-
-    ctx = context()
-    a = service.remove_alias(ctx, service.get_model_version(ctx, model).name, name)
+    a = backend().remove_alias(*scope(), model, name)
     console.print(f"removed {a.model}@{a.alias} (was {a.label})")
 
 
@@ -142,10 +136,7 @@ def alias_history(
     as_json: bool = typer.Option(False, "--json", help="Print the spans as JSON."),
 ) -> None:
     """Which version each alias pointed to, when, and who moved it."""
-    from imts.registry import service
-
-    ctx = context()
-    spans = service.alias_history(ctx, service.get_model_version(ctx, model).name, name, at)
+    spans = backend().alias_history(*scope(), model, name, at)
     if as_json:
         print_json([h.model_dump(mode="json") for h in spans])
         return
@@ -172,15 +163,12 @@ def protect(
     lift: bool = typer.Option(False, "--lift", help="Lift the protection instead."),
 ) -> None:
     """Protect an alias: only ROLE or higher (holding the deploy permission) moves it."""
-    from imts.registry import service
-
-    ctx = context()
-    model = service.get_model_version(ctx, model).name
+    b = backend()
     if lift:
-        service.unprotect_alias(ctx, model, name)
-        console.print(f"{model}@{name} is no longer protected")
+        lifted = b.unprotect_alias(*scope(), model, name)
+        console.print(f"{lifted.model}@{name} is no longer protected")
         return
-    p = service.protect_alias(ctx, model, name, role)
+    p = b.protect_alias(*scope(), model, name, role)
     console.print(f"[green]protected[/] {p.model}@{p.alias}: role {p.min_role} or higher moves it")
 
 
@@ -192,9 +180,7 @@ def tag(
     remove: list[str] = typer.Option([], "--remove", help="A tag to remove (repeatable)."),
 ) -> None:
     """Add (and --remove) tags of a version."""
-    from imts.registry import service
-
-    m = service.tag_model_version(context(), version, list(tags or []), list(remove))
+    m = backend().tag_model(*scope(), version, list(tags or []), list(remove))
     console.print(f"{m.label}: tags {', '.join(m.tags) or '(none)'}")
 
 
@@ -205,9 +191,7 @@ def archive(
     undo: bool = typer.Option(False, "--undo", help="Bring an archived version back."),
 ) -> None:
     """Archive a version: hidden from `models list`, never aliased (refused while aliased)."""
-    from imts.registry import service
-
-    m = service.archive_model_version(context(), version, archived=not undo)
+    m = backend().archive_model(*scope(), version, not undo)
     console.print(f"{m.label} {'archived' if m.archived_at else 'restored'}")
 
 
@@ -218,13 +202,11 @@ def delete(
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
 ) -> None:
     """Delete a version and its weights; refused while an alias, deployment or lineage child needs it."""
-    from imts.registry import service
-
-    ctx = context()
-    m = service.get_model_version(ctx, version)
+    b = backend()
+    m = b.show_model(*scope(), version)
     if not yes and not typer.confirm(f"delete {m.label} and its weights?"):
         raise typer.Exit(1)
-    service.delete_model_version(ctx, m.id)
+    b.delete_model(*scope(), m.id)
     console.print(f"deleted {m.label}")
 
 
@@ -234,15 +216,16 @@ def export(
     version: str = typer.Argument(..., help="NAME:N, NAME@ALIAS, mv_..."),
     fmt: str = typer.Option(..., "--format", help="adapter | merged | gguf"),
     out: Path | None = typer.Option(
-        None, "--out", help="Destination folder (default: exports/NAME-N/FORMAT in the workspace)."
+        None,
+        "--out",
+        help="Destination folder (default: exports/NAME-N/FORMAT in the workspace; with --server, the "
+        "server's, and --out downloads the files here).",
     ),
     gguf_type: str = typer.Option("f32", "--gguf-type", help="GGUF tensor type: f32 or f16."),
 ) -> None:
     """Export a version and check it by loading it back: logits (adapter, merged) or tensors and a
     greedy decode (GGUF) against the source."""
-    from imts.registry import service
-
-    r = service.export_model_version(context(), version, fmt, out, gguf_type)
+    r = backend().export_model(*scope(), version, fmt, out, gguf_type)
     c = r.check
     checked = (
         f"logits within {c.max_logit_diff:.2g} of the source"
@@ -263,10 +246,11 @@ def compare(
 ) -> None:
     """Two versions side by side: spec diff, data version diff, evaluations, and a verdict with its
     significance (the comparison report is written too)."""
-    from imts.evals.report.i18n import check_lang
-    from imts.evals.versions import compare_versions
+    from imts.core.errors import InputError
 
-    cmp = compare_versions(context(), a, b, check_lang(lang))
+    if lang not in ("en", "zh"):
+        raise InputError(f"unknown report language {lang!r}: en or zh", field="lang")
+    cmp = backend().compare_models(*scope(), a, b, lang)
     if as_json:
         print_json(cmp.model_dump(mode="json", by_alias=True))
         return
@@ -299,9 +283,7 @@ def card(
 ) -> None:
     """Generate the version's model card (Hugging Face format, English and Chinese) as README.md beside
     its weights."""
-    from imts.evals.card import model_card
-
-    c = model_card(context(), version)
+    c = backend().model_card(*scope(), version)
     if show_text:
         console.print(c.text, markup=False, highlight=False)
     else:

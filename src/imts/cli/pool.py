@@ -5,22 +5,25 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Group
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from imts.cli.common import JSON_HELP, console, context, friendly, print_json
+from imts.cli.common import JSON_HELP, backend, console, context, friendly, print_json, scope
+
+if TYPE_CHECKING:
+    from imts.services.pool import PoolState, QuotaView
 
 app = typer.Typer(help="The shared resource pool.", no_args_is_help=True)
 
 
-def _eta(row: Any, now: float) -> tuple[float, float, str]:
-    p = row.progress or {}
+def _eta(job: Any, now: float) -> tuple[float, float, str]:
+    p = job.progress or {}
     done, total = float(p.get("done") or 0), float(p.get("total") or 0)
-    elapsed = now - (row.started_ts or now)
+    elapsed = now - (job.started_ts or now)
     if total and done:
         left = elapsed * (total - done) / done
         return (
@@ -31,98 +34,67 @@ def _eta(row: Any, now: float) -> tuple[float, float, str]:
     return done, total, f"{int(elapsed // 60)}:{int(elapsed % 60):02d} eta -"
 
 
-def render(ctx: Any) -> Group:
-    """Allocation per node, running jobs with bars and ETA, per-tenant share, and the queue."""
-    from imts.jobs import service
-    from imts.jobs.machine import HOLDING, State
-    from imts.jobs.policy import shares
-    from imts.jobs.pool import Pool, Slot, load_pool
-
-    now = time.time()
-    spec = load_pool(ctx.settings.pool_file)
-    pool = Pool(spec)
-    rows = service.pool_jobs(ctx)
-    running = [r for r in rows if State(r.state) in HOLDING]
-    for r in running:
-        pool.take([Slot.from_json(s) for s in r.slots or []])
+def render(state: PoolState, quota: QuotaView | None = None) -> Group:
+    """Allocation per node, running jobs with bars and ETA, per-tenant share, the tenant's projects'
+    storage against their quota, and the queue: the same from a local pool or a server's
+    (``services.pool.PoolState``, timed as of ``state.at``)."""
     nodes = Table(title="allocation")
     for col in ("node", "CPU used", "memory GB used", "GPUs free"):
         nodes.add_column(col)
-    for n in spec.nodes:
-        f = pool.free[n.name]
-        gpus = ", ".join(f"{t}: {len(ix)}" for t, ix in f.gpus.items()) or "-"
-        mig = ", ".join(f"{t} {p}: {left}" for (t, p), left in f.mig.items())
+    for n in state.nodes:
+        gpus = ", ".join(f"{t}: {k}" for t, k in n.gpus_free.items()) or "-"
+        mig = ", ".join(f"{t}: {left}" for t, left in n.mig_free.items())
         nodes.add_row(
             n.name,
-            f"{n.cpus - f.cpus}/{n.cpus}",
-            f"{n.memory_gb - f.memory_gb:g}/{n.memory_gb:g}",
+            f"{n.cpus_used}/{n.cpus}",
+            f"{n.memory_gb_used:g}/{n.memory_gb:g}",
             gpus + (f"; MIG {mig}" if mig else ""),
         )
+    jobs = [*state.running, *(q.job for q in state.queue)]
+    ids = max([len("job"), *(len(j.id) for j in jobs)])  # an id is there to be copied: never folded
     run_t = Table(title="running")
-    ids = max([len("job"), *(len(r.id) for r in rows)])  # an id is there to be copied: never folded
     run_t.add_column("job", no_wrap=True, min_width=ids)
     for col in ("kind", "tenant", "state", "workers", "progress", "", "elapsed / ETA"):
         run_t.add_column(col, overflow="fold")
-    for r in running:
-        done, total, eta = _eta(r, now)
+    for r in state.running:
+        done, total, eta = _eta(r, state.at)
         bar = ProgressBar(total=total or None, completed=done, width=30)
         run_t.add_row(
-            r.id,
-            r.kind,
-            r.tenant,
-            r.state,
-            str(r.workers),
-            bar,
-            f"{done:.0f}/{total:.0f}" if total else "",
+            r.id, r.kind, r.tenant, r.state, str(r.workers), bar, f"{done:.0f}/{total:.0f}" if total else "",
             eta,
-        )
-    from imts.jobs.policy import Candidate
-
-    cands = [Candidate(r.id, r.tenant, r.priority, r.workers, r.request, r.submitted_ts) for r in running]
-    share = shares(spec, pool, cands)
+        )  # fmt: skip
     ten = Table(title="tenants (weighted dominant share)")
     for col in ("tenant", "weight", "share", "running", "queued"):
         ten.add_column(col)
-    names = sorted(
-        {r.tenant for r in rows if r.state in ("queued", *[s.value for s in HOLDING])} | set(spec.tenants)
-    )
-    for t in names:
-        ten.add_row(
-            t,
-            f"{spec.tenant(t).weight:g}",
-            f"{share.get(t, 0.0):.1%}",
-            str(sum(r.tenant == t for r in running)),
-            str(sum(r.tenant == t and r.state == "queued" for r in rows)),
-        )
+    for t in [*state.tenants, *([state.others] if state.others else [])]:
+        ten.add_row(t.tenant, f"{t.weight:g}", f"{t.share:.1%}", str(t.running), str(t.queued))
     queue = Table(title="queue")
     queue.add_column("job", no_wrap=True, min_width=ids)
     for col in ("kind", "tenant", "priority", "workers", "waiting", "reason"):
         queue.add_column(col, overflow="fold")
-    for r in sorted((r for r in rows if r.state == "queued"), key=lambda r: (-r.priority, r.submitted_ts)):
+    for q in state.queue:
+        r = q.job
         queue.add_row(
-            r.id, r.kind, r.tenant, r.priority_class, str(r.workers), f"{now - r.submitted_ts:.0f}s", r.reason
+            r.id, r.kind, r.tenant, r.priority_class, str(r.workers), f"{q.waiting_s:.0f}s", r.reason
         )
-    return Group(nodes, run_t, ten, _storage_table(ctx, spec), queue)
+    parts = [nodes, run_t, ten, *([_storage_table(quota)] if quota else []), queue]
+    return Group(*parts)
 
 
-def _storage_table(ctx: Any, spec: Any) -> Table:
-    """What each project stores against its storage quota (measured at most every storage_refresh_s)."""
-    from imts.jobs.storage import fmt_bytes, usage
+def _storage_table(quota: QuotaView) -> Table:
+    """What each of the tenant's projects stores against its storage quota (measured at most every
+    storage_refresh_s)."""
+    from imts.jobs.storage import fmt_bytes
 
-    t = Table(title="projects (storage)")
-    for col in ("project", "datasets", "runs", "reports", "job logs", "total", "quota"):
+    t = Table(title=f"projects (storage) of tenant {quota.tenant}")
+    for col in ("project", "stored", "quota"):
         t.add_column(col)
-    used = usage(ctx)
-    for name in sorted(set(used) | set(spec.projects)):
-        p = used.get(name)
-        quota = spec.project(name).storage_gb
-        total = p.total if p else 0
-        over = quota is not None and total >= quota * 2**30
+    for name, p in sorted(quota.projects.items()):
+        over = p.storage_gb is not None and p.used_bytes >= p.storage_gb * 2**30
+        limit = "-" if p.storage_gb is None else f"{p.storage_gb:g} GiB"
+        used = fmt_bytes(p.used_bytes)
         t.add_row(
-            name,
-            *(fmt_bytes(getattr(p, k, 0)) for k in ("datasets", "runs", "reports", "job_logs")),
-            f"[red]{fmt_bytes(total)}[/]" if over else fmt_bytes(total),
-            "-" if quota is None else f"{quota:g} GiB" + (" (full: training refused)" if over else ""),
+            name, f"[red]{used}[/]" if over else used, limit + (" (full: training refused)" if over else "")
         )
     return t
 
@@ -131,32 +103,36 @@ def _storage_table(ctx: Any, spec: Any) -> Table:
 @friendly
 def show(
     watch: bool = typer.Option(False, "--watch", "-w", help="Refresh every second until Ctrl-C."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Allocation, running jobs (progress and ETA), per-tenant share, per-project storage and quota, and
-    the queue with why each job waits."""
-    from imts.jobs.service import settle
+    """Allocation, running jobs (progress and ETA), per-tenant share, the tenant's projects' storage and
+    quota, and the queue with why each job waits (with --server: as the caller may see the pool)."""
+    b = backend()
+    tenant = scope()[0]
 
-    ctx = context()
-    settle(ctx, wait=True)  # one command, one pass: what it shows is current (the API throttles its reads)
+    def current() -> tuple[PoolState, QuotaView]:
+        return b.pool_state(tenant), b.quota(tenant)
+
+    state, quota = current()
+    if as_json:
+        print_json({"pool": state.model_dump(mode="json"), "quota": quota.model_dump(mode="json")})
+        return
     if not watch:
-        console.print(render(ctx))
+        console.print(render(state, quota))
         return
     from rich.live import Live
 
-    with Live(render(ctx), console=console, refresh_per_second=2) as live:
+    with Live(render(state, quota), console=console, refresh_per_second=2) as live:
         while True:
             time.sleep(1)
-            settle(ctx, wait=True)
-            live.update(render(ctx))
+            live.update(render(*current()))
 
 
 @app.command("costs")
 @friendly
 def costs(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """What the tenant's jobs have cost so far, per project: resource-hours x the pool file's ``prices``."""
-    from imts.jobs.service import costs as tenant_costs
-
-    summary = tenant_costs(context())
+    summary = backend().tenant_costs(scope()[0])
     if as_json:
         print_json(summary.model_dump(mode="json"))
         return

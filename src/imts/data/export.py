@@ -31,7 +31,7 @@ def export(
     Returns:
         ``{"path", "format", "rows"}``.
     """
-    fmt = fmt or _format_of(dest)
+    fmt = fmt or format_of(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "hf":
         ds = to_hf(ctx, ref)
@@ -81,7 +81,16 @@ def to_hf(ctx: Context, ref: DataRef | VersionInfo) -> Any:
     return datasets.Dataset.from_file(str(ctx.artifacts.path(key)), in_memory=False)
 
 
-def _format_of(dest: Path) -> ExportFormat:
+def count_rows(path: Path, fmt: ExportFormat) -> int:
+    """The rows of an exported JSON Lines or Parquet file (a download, counted as ``export`` counts)."""
+    if fmt == "parquet":
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    with path.open("rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def format_of(dest: Path) -> ExportFormat:
+    """The export format ``dest``'s suffix names (no suffix: a Hugging Face folder)."""
     suffix = dest.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
         return "jsonl"
