@@ -202,7 +202,8 @@ def test_a_killed_server_resumes_the_upload_with_bounded_memory(tmp_path: Path) 
         assert v["num_rows"] == rows
         # The import's working set is a ceiling (parse blocks, DuckDB's id table under its memory limit,
         # allocator caches), not a share of the file: 140-210 MB here for 16-96 MB files, and a 2 GB
-        # file's whole upload + import peaked at 292 MB (benchmarks/RESULTS.md). The target is the peak.
-        assert server.rss_mb() - start < 300 and server.rss_mb() < 500
+        # file's whole upload + import peaked at 292 MB (benchmarks/RESULTS.md). The target is the peak
+        # of each process: the server's, and its offload helper's, where the import runs.
+        assert server.rss_mb() - start < 300 and server.rss_mb(largest=True) < 500
     finally:
         server.stop()

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ImtsError(Exception):
     """Base class of errors meant for users; the CLI prints them without a traceback."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The same error, fields included, from another process (the server's offload processes).
+        return _rebuild, (type(self), self.args, self.__dict__)
+
+
+def _rebuild(cls: type[ImtsError], args: tuple[Any, ...], state: dict[str, Any]) -> ImtsError:
+    err = cls.__new__(cls)
+    err.args = args
+    err.__dict__.update(state)
+    return err
 
 
 class NotFoundError(ImtsError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -99,9 +100,13 @@ class LocalExecutor:
         if self.settings.database_url:
             base["IMTS_DATABASE_URL"] = self.settings.database_url
         env = worker_env(slots[:1], base, 0, len(slots))  # rank 0's own slot; see worker.py
+        cmd = [sys.executable, "-m", WORKER_MODULE, job.id, "--attempt", str(attempt)]
+        nice = shutil.which("nice") if self.settings.worker_nice else None
+        if nice:  # `nice` execs the worker: the same pid, a lower priority from its first instruction
+            cmd = [nice, "-n", str(self.settings.worker_nice), *cmd]
         with open(log, "ab") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", WORKER_MODULE, job.id, "--attempt", str(attempt)],
+                cmd,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -9,6 +9,7 @@ the pool's view of every tenant; the scheduler loop itself is global.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +33,9 @@ from imts.jobs.views import JobEventView, JobProgressBar, JobView
 from imts.store import audit
 from imts.store.context import Context
 from imts.store.models import JobEvent, JobRecord, Project
+from imts.store.workspace import Workspace
+
+log = logging.getLogger(__name__)
 
 
 class QuotaError(ImtsError):
@@ -319,9 +323,8 @@ def settle(ctx: Context, wait: bool = False) -> None:
 
     Args:
         wait: always pass (after a change, to answer with the state it leads to). Without it, as for
-            a read, pass only when no pass began in this process within ``scheduler_interval_s`` and
-            none is under way: a pass writes (the lease), and under load the API's reads queued
-            behind SQLite's one writer when each of them passed (benchmarks/api_load.py).
+            a command that polls, pass only when no pass began in this process within
+            ``scheduler_interval_s`` and none is under way. The API's reads use ``settle_soon``.
     """
     if store.lease_holder(ctx) is not None:
         return
@@ -340,6 +343,44 @@ def settle(ctx: Context, wait: bool = False) -> None:
         Scheduler(ctx).once()
     finally:
         _read_pass.release()
+
+
+# The API server's background passes (``settle_soon``): one thread per database, woken by reads.
+_soon: dict[str, threading.Event] = {}
+_soon_lock = threading.Lock()
+
+
+def settle_soon(ctx: Context) -> None:
+    """Ask for a scheduling pass in the background, for a read of the API: the read answers at once.
+
+    A pass writes (the scheduler's lease, the jobs it moves on), and on SQLite a write waits for the
+    one writer: a read that passed inline waited behind every upload's commit. One thread of this
+    process passes instead, at most once per ``scheduler_interval_s``, while no scheduler daemon holds
+    the lease (embedded mode needs no daemon; with one, this does nothing).
+    """
+    key = ctx.settings.db_url
+    with _soon_lock:
+        wake = _soon.get(key)
+        if wake is None:
+            wake = _soon[key] = threading.Event()
+            threading.Thread(
+                target=_pass_when_asked, args=(ctx.ws, wake), name="imts-settle", daemon=True
+            ).start()
+    wake.set()
+
+
+def _pass_when_asked(ws: Workspace, wake: threading.Event) -> None:
+    from imts.jobs.loop import Scheduler
+
+    while True:
+        wake.wait()
+        wake.clear()
+        try:
+            if store.lease_holder(ws) is None:
+                Scheduler(ws).once()
+        except Exception as exc:  # the next read asks again
+            log.warning("background scheduling pass failed: %s", exc)
+        time.sleep(ws.settings.scheduler_interval_s)
 
 
 def logs(ctx: Context, job_id: str) -> list[Path]:

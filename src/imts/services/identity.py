@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from imts.core.errors import AuthenticationError, ConflictError, InputError, NotFoundError
@@ -28,6 +31,8 @@ from imts.store import audit
 from imts.store.context import Context
 from imts.store.models import ApiKey, LoginSession, Membership, Project, Tenant, User, utcnow
 from imts.store.workspace import Workspace
+
+log = logging.getLogger(__name__)
 
 KEY_PREFIX = "imts_"
 SESSION_HOURS = 12
@@ -447,6 +452,55 @@ def revoke_key(ctx: Context, key_id: str) -> KeyView:
 # --- authentication (before any context exists: these take the workspace) ---
 
 
+# Keys' last use, to the minute, written by one thread of this process every USE_FLUSH_S: a request
+# never writes for it. On SQLite a write waits for the one writer, so a read that recorded its key's use
+# waited behind whatever upload or job was committing (benchmarks/api_load.py).
+USE_FLUSH_S = 10.0
+_uses: dict[str, tuple[Workspace, dict[str, datetime]]] = {}
+_uses_lock = threading.Lock()
+
+
+def _note_use(ws: Workspace, key_id: str, when: datetime) -> None:
+    with _uses_lock:
+        entry = _uses.get(ws.settings.db_url)
+        if entry is None:
+            entry = _uses[ws.settings.db_url] = (ws, {})
+            threading.Thread(target=_write_uses, args=(entry,), name="imts-key-use", daemon=True).start()
+        entry[1][key_id] = when
+
+
+def _write_uses(entry: tuple[Workspace, dict[str, datetime]]) -> None:
+    ws, pending = entry
+    while True:
+        time.sleep(USE_FLUSH_S)
+        flush_key_uses(ws, pending)
+
+
+def flush_key_uses(ws: Workspace, pending: dict[str, datetime] | None = None) -> None:
+    """Write the keys' last uses noted in this process (the server also does it every USE_FLUSH_S)."""
+    if pending is None:
+        entry = _uses.get(ws.settings.db_url)
+        if entry is None:
+            return
+        pending = entry[1]
+    with _uses_lock:
+        batch = dict(pending)
+        pending.clear()
+    if not batch:
+        return
+    try:
+        with ws.session() as s:
+            for key_id, when in batch.items():
+                s.execute(
+                    update(ApiKey)
+                    .where(ApiKey.id == key_id)
+                    .where((ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at < when))
+                    .values(last_used_at=when)
+                )
+    except Exception as exc:  # bookkeeping only: noted again on the key's next use
+        log.warning("could not record API keys' last use: %s", exc)
+
+
 def authenticate_key(ws: Workspace, secret: str) -> Principal:
     """The caller behind an API key, or ``AuthenticationError`` (the secret never enters a message)."""
     now = utcnow()
@@ -461,9 +515,8 @@ def authenticate_key(ws: Workspace, secret: str) -> Principal:
         k, user = row
         if k.expires_at is not None and k.expires_at <= now:
             raise AuthenticationError(f"API key {k.prefix}… expired")
-        # Last use to the minute: no write per request under load.
         if k.last_used_at is None or now - k.last_used_at > timedelta(minutes=1):
-            k.last_used_at = now
+            _note_use(ws, k.id, now)
         return Principal(user.id, user.username, user.is_platform_admin, "key", k.id, k.tenant_id,
                          k.project_id, k.role_ceiling)  # type: ignore[arg-type]  # fmt: skip
 

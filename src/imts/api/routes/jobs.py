@@ -99,7 +99,7 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[JobView]:  # fmt: skip
     """The project's jobs, newest first (``reason`` says why a queued job waits)."""
-    service.settle(ctx)
+    service.settle_soon(ctx)
     return service.list_jobs(ctx, state, limit)
 
 
@@ -127,7 +127,7 @@ JobDep = Annotated[JobView, Depends(job_of)]
 @router.get("/jobs/{job_id}", response_model=JobDetail)
 def show(job_id: str, ctx: Viewer) -> JobDetail:
     """One job: spec, allocation, state, progress, result and history."""
-    service.settle(ctx)
+    service.settle_soon(ctx)
     return JobDetail(job=service.get(ctx, job_id), events=service.events(ctx, job_id))
 
 
@@ -211,7 +211,7 @@ def stream_logs(
     when the job has finished or paused."""
     attempt, offset = position
     while True:
-        service.settle(ctx)  # embedded mode: no scheduler daemon, so this request moves the job on
+        service.settle_soon(ctx)  # embedded mode: no scheduler daemon; the server's passes move the job on
         row = service.get(ctx, job.id)
         ended = row.state in ENDED
         while attempt <= max(row.attempt, 1):

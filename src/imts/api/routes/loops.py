@@ -34,14 +34,14 @@ def start(body: LoopSpec, ctx: Trainer) -> LoopView:
 @router.get("/loops", response_model=list[LoopView])
 def list_loops(ctx: Viewer) -> list[LoopView]:
     """The project's loops, newest first."""
-    jobs.settle(ctx)
+    jobs.settle_soon(ctx)
     return service.list_loops(ctx)
 
 
 @router.get("/loops/{loop_id}", response_model=LoopView)
 def show(loop_id: str, ctx: Viewer) -> LoopView:
     """One loop: where it stands, its outcomes per iteration, the best model, what it spent."""
-    jobs.settle(ctx)
+    jobs.settle_soon(ctx)
     return service.get(ctx, loop_id)
 
 

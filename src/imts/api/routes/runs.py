@@ -105,7 +105,7 @@ def stream_metrics(
     """Metrics live, one ``metrics`` event per logged step (resume with ``Last-Event-ID``: the last
     step received), then one ``end`` event with the run's final status."""
     while True:
-        jobs.settle(ctx)  # embedded mode: no scheduler daemon, so this request moves the job on
+        jobs.settle_soon(ctx)  # embedded mode: no scheduler daemon; the server's passes move the job on
         status = runs.get(ctx, run.id).status
         by_step: dict[int, dict[str, float]] = {}
         for key, points in runs.history(ctx, run.id, after_step=after).items():

@@ -21,6 +21,7 @@ from imts.core.permissions import Permission
 from imts.data import service
 from imts.data.service import UploadDeclaration, UploadView, VersionInfo
 from imts.data.uploads import ChunkReceipt
+from imts.services import offload
 from imts.store.context import Context
 
 router = APIRouter(prefix="/tenants/{tenant}/projects/{project}/uploads", tags=["uploads"])
@@ -68,9 +69,9 @@ async def put_chunk(
 def complete(upload_id: str, body: ImportOptions, ctx: Upload) -> VersionInfo:
     """Check the whole file's SHA-256 and import it as a new dataset version (the CLI's file:line
     errors on a bad row; the upload is kept then, to complete again with other options)."""
-    return service.complete_upload(
-        ctx, upload_id, body.name, map_=body.map, fmt=body.format, file_type=body.type,
-        text_unit=body.text_unit, on_error=body.on_error,
+    return offload.call(
+        ctx, service.complete_upload, upload_id, body.name, map_=body.map, fmt=body.format,
+        file_type=body.type, text_unit=body.text_unit, on_error=body.on_error,
     )  # fmt: skip
 
 
