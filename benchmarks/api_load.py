@@ -2,7 +2,7 @@
 uploads and ``sleep`` job submissions, on SQLite and on PostgreSQL.
 
     PYTHONPATH=src .venv/bin/python benchmarks/api_load.py [--clients 200] [--requests 12]
-        [--db sqlite|postgresql|both] [--think 10] [--baseline-src DIR]
+        [--db sqlite|postgresql|both] [--think 10] [--baseline-src DIR] [--phases paced]
 
 Each client has its own API key and repeats: 4 reads (``/me``, the tenant's projects, the project's
 jobs, one job), then one write, alternately a job submission (``POST .../jobs``, kind ``sleep``) and a
@@ -159,7 +159,9 @@ def _phase(url: str, keys: list[str], requests: int, think: float) -> dict[str, 
             "errors": sum(not ok for *_, ok in out)}  # fmt: skip
 
 
-def run(db: str, database_url: str | None, clients: int, requests: int, think: float, baseline: str) -> None:
+def run(
+    db: str, database_url: str | None, clients: int, requests: int, think: float, baseline: str, phases: str
+) -> None:
     trees = ([("baseline", baseline)] if baseline else []) + [
         ("this tree", str(Path(__file__).parents[1] / "src"))
     ]
@@ -173,7 +175,7 @@ def run(db: str, database_url: str | None, clients: int, requests: int, think: f
         keys = _setup(env, clients)
         proc, url = _serve(env, src)
         try:
-            for phase, pause in (("saturated", 0.0), ("paced", think)):
+            for phase, pause in [(p, think if p == "paced" else 0.0) for p in phases.split(",")]:
                 res = results[(label, phase)] = _phase(url, keys, requests, pause)
                 print(f"{db} {label} {phase}: {clients} clients x {requests} = {res['n']:.0f} requests in "
                       f"{res['s']:.1f} s -> {res['rps']:.0f} req/s; reads p50 {res['r50']:.0f} ms p99 "
@@ -184,7 +186,7 @@ def run(db: str, database_url: str | None, clients: int, requests: int, think: f
             proc.terminate()
             proc.wait(timeout=60)
     if baseline:
-        for phase in ("saturated", "paced"):
+        for phase in phases.split(","):
             b, t = results[("baseline", phase)], results[("this tree", phase)]
             print(f"{db} {phase}: throughput x{t['rps'] / b['rps']:.2f}, reads p99 "
                   f"{b['r99'] / t['r99']:.1f}x lower (this tree / baseline)")  # fmt: skip
@@ -207,8 +209,12 @@ def main() -> None:
     ap.add_argument("--think", type=float, default=10.0, help="mean pause of the paced phase (s)")
     ap.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     ap.add_argument("--baseline-src", default="", help="a source tree to serve the same load first")
+    ap.add_argument(
+        "--phases", choices=["saturated,paced", "paced"], default="saturated,paced",
+        help="paced alone: on a fresh server, without the saturated phase's backlog of jobs",
+    )  # fmt: skip
     a = ap.parse_args()
-    args = [str(a.clients), str(a.requests), str(a.think), a.baseline_src]
+    args = [str(a.clients), str(a.requests), str(a.think), a.baseline_src, a.phases]
     # One process per database: the settings and workspace of a run are cached in the process.
     if a.db in ("sqlite", "both"):
         subprocess.run([sys.executable, __file__, "child", "sqlite", "", *args], check=True)
@@ -225,7 +231,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "child":
-        db, url, clients, requests, think, baseline = sys.argv[2:8]
-        run(db, url or None, int(clients), int(requests), float(think), baseline)
+        db, url, clients, requests, think, baseline, phases = sys.argv[2:9]
+        run(db, url or None, int(clients), int(requests), float(think), baseline, phases)
     else:
         main()

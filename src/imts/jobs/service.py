@@ -345,9 +345,11 @@ def settle(ctx: Context, wait: bool = False) -> None:
         _read_pass.release()
 
 
-# The API server's background passes (``settle_soon``): one thread per database, woken by reads.
-_soon: dict[str, threading.Event] = {}
+# The API server's background passes (``settle_soon``): one thread of the process, woken by reads.
+_asked: dict[str, Workspace] = {}
+_wake = threading.Event()
 _soon_lock = threading.Lock()
+_passer: threading.Thread | None = None
 
 
 def settle_soon(ctx: Context) -> None:
@@ -358,29 +360,31 @@ def settle_soon(ctx: Context) -> None:
     process passes instead, at most once per ``scheduler_interval_s``, while no scheduler daemon holds
     the lease (embedded mode needs no daemon; with one, this does nothing).
     """
-    key = ctx.settings.db_url
+    global _passer
     with _soon_lock:
-        wake = _soon.get(key)
-        if wake is None:
-            wake = _soon[key] = threading.Event()
-            threading.Thread(
-                target=_pass_when_asked, args=(ctx.ws, wake), name="imts-settle", daemon=True
-            ).start()
-    wake.set()
+        _asked[ctx.settings.db_url] = ctx.ws
+        if _passer is None or not _passer.is_alive():
+            _passer = threading.Thread(target=_pass_when_asked, name="imts-settle", daemon=True)
+            _passer.start()
+    _wake.set()
 
 
-def _pass_when_asked(ws: Workspace, wake: threading.Event) -> None:
+def _pass_when_asked() -> None:
     from imts.jobs.loop import Scheduler
 
     while True:
-        wake.wait()
-        wake.clear()
-        try:
-            if store.lease_holder(ws) is None:
-                Scheduler(ws).once()
-        except Exception as exc:  # the next read asks again
-            log.warning("background scheduling pass failed: %s", exc)
-        time.sleep(ws.settings.scheduler_interval_s)
+        _wake.wait()
+        _wake.clear()
+        with _soon_lock:
+            asked = list(_asked.values())
+            _asked.clear()
+        for ws in asked:
+            try:
+                if store.lease_holder(ws) is None:
+                    Scheduler(ws).once()
+            except Exception as exc:  # the next read asks again
+                log.warning("background scheduling pass failed: %s", exc)
+        time.sleep(min((ws.settings.scheduler_interval_s for ws in asked), default=0.5))
 
 
 def logs(ctx: Context, job_id: str) -> list[Path]:

@@ -456,41 +456,40 @@ def revoke_key(ctx: Context, key_id: str) -> KeyView:
 # never writes for it. On SQLite a write waits for the one writer, so a read that recorded its key's use
 # waited behind whatever upload or job was committing (benchmarks/api_load.py).
 USE_FLUSH_S = 10.0
-_uses: dict[str, tuple[Workspace, dict[str, datetime]]] = {}
+# database -> (its workspace, its keys' pending last uses, when the first of them was noted)
+_uses: dict[str, tuple[Workspace, dict[str, datetime], float]] = {}
 _uses_lock = threading.Lock()
+_writer: threading.Thread | None = None
 
 
 def _note_use(ws: Workspace, key_id: str, when: datetime) -> None:
+    global _writer
     with _uses_lock:
-        entry = _uses.get(ws.settings.db_url)
-        if entry is None:
-            entry = _uses[ws.settings.db_url] = (ws, {})
-            threading.Thread(target=_write_uses, args=(entry,), name="imts-key-use", daemon=True).start()
-        entry[1][key_id] = when
+        _uses.setdefault(ws.settings.db_url, (ws, {}, time.monotonic()))[1][key_id] = when
+        if _writer is None or not _writer.is_alive():
+            _writer = threading.Thread(target=_write_uses, name="imts-key-use", daemon=True)
+            _writer.start()
 
 
-def _write_uses(entry: tuple[Workspace, dict[str, datetime]]) -> None:
-    ws, pending = entry
+def _write_uses() -> None:
+    """Each database's noted uses, USE_FLUSH_S after the first of them was noted."""
     while True:
-        time.sleep(USE_FLUSH_S)
-        flush_key_uses(ws, pending)
+        time.sleep(1.0)
+        with _uses_lock:
+            due = [ws for ws, _, noted in _uses.values() if time.monotonic() - noted >= USE_FLUSH_S]
+        for ws in due:
+            flush_key_uses(ws)
 
 
-def flush_key_uses(ws: Workspace, pending: dict[str, datetime] | None = None) -> None:
+def flush_key_uses(ws: Workspace) -> None:
     """Write the keys' last uses noted in this process (the server also does it every USE_FLUSH_S)."""
-    if pending is None:
-        entry = _uses.get(ws.settings.db_url)
-        if entry is None:
-            return
-        pending = entry[1]
     with _uses_lock:
-        batch = dict(pending)
-        pending.clear()
-    if not batch:
+        entry = _uses.pop(ws.settings.db_url, None)
+    if entry is None or not entry[1]:
         return
     try:
         with ws.session() as s:
-            for key_id, when in batch.items():
+            for key_id, when in entry[1].items():
                 s.execute(
                     update(ApiKey)
                     .where(ApiKey.id == key_id)
