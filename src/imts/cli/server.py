@@ -86,8 +86,8 @@ def server(
 
     offload.start(ctx.settings.offload_processes if helpers is None else helpers, ctx.settings.offload_nice)
     # What start-up built (modules, the app, the schema: ~275,000 objects) never becomes garbage: kept
-    # out of the collector's view, a full collection scans only what requests allocate, instead of
-    # pausing every request ~150 ms (measured with benchmarks/api_load.py).
+    # out of the collector's view, a full collection scans only what requests allocate instead of
+    # pausing every request for ~150 ms (benchmarks/RESULTS.md, 2026-11-28).
     import gc
 
     gc.collect()
@@ -96,3 +96,4 @@ def server(
         uvicorn.run(app, host=host, port=port, log_level="info")
     finally:
         offload.stop()
+        identity.flush_key_uses(ctx.ws)

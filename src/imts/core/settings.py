@@ -72,13 +72,6 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="A started job whose worker has not reported by then is requeued."
     )
     scheduler_interval_s: float = Field(default=0.5, gt=0, description="Seconds between scheduling passes.")
-    offload_processes: int = Field(
-        default_factory=lambda: max(1, min(4, (os.cpu_count() or 2) // 2)),
-        ge=0,
-        le=64,
-        description="Helper processes of `imts server` that run requests' heavy work (an upload's import), "
-        "so the server's own process keeps answering (0: in the server's process).",
-    )
     worker_nice: int = Field(
         default=10,
         ge=0,
@@ -86,11 +79,18 @@ class Settings(BaseSettings):
         description="CPU niceness of local job workers: the API server and the console stay responsive "
         "while workers use the CPU they leave free (0: the server's priority).",
     )
+    offload_processes: int = Field(
+        default_factory=lambda: max(1, min(4, (os.cpu_count() or 2) // 2)),
+        ge=0,
+        le=64,
+        description="Helper processes of `imts server` that run requests' heavy work (an upload's import), "
+        "so the server's own process keeps answering (0: in the server's process).",
+    )
     offload_nice: int = Field(
         default=10,
         ge=0,
         le=19,
-        description="CPU niceness of those helpers: reads go first on a busy machine.",
+        description="CPU niceness of the server's helpers: reads go first on a busy machine.",
     )
     preempt_grace_s: float = Field(
         default=300.0,

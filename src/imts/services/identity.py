@@ -452,7 +452,7 @@ def revoke_key(ctx: Context, key_id: str) -> KeyView:
 # --- authentication (before any context exists: these take the workspace) ---
 
 
-# Keys' last use, to the minute, written by one thread of this process every USE_FLUSH_S: a request
+# Keys' last use, to the minute, written by one thread of this process within USE_FLUSH_S: a request
 # never writes for it. On SQLite a write waits for the one writer, so a read that recorded its key's use
 # waited behind whatever upload or job was committing (benchmarks/api_load.py).
 USE_FLUSH_S = 10.0
@@ -482,7 +482,8 @@ def _write_uses() -> None:
 
 
 def flush_key_uses(ws: Workspace) -> None:
-    """Write the keys' last uses noted in this process (the server also does it every USE_FLUSH_S)."""
+    """Write the keys' last uses noted in this process (the writer thread does within USE_FLUSH_S;
+    `imts server` also on its way out)."""
     with _uses_lock:
         entry = _uses.pop(ws.settings.db_url, None)
     if entry is None or not entry[1]:
