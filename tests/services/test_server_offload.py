@@ -42,7 +42,8 @@ def test_an_import_offloaded_to_a_niced_helper_is_the_same_import(tmp_path: Path
     bad.write_text('{"prompt": "2 + 2?", "response": "4"}\n{"prompt": "3 + 3?"}\n')
     offload.start(1, 7)
     try:
-        helpers = [p for p in _descendants(os.getpid()) if _niceness(p) == 7]
+        niced = min(19, os.nice(0) + 7)  # relative to this process's, as `nice -n 7` would be
+        helpers = [p for p in _descendants(os.getpid()) if _niceness(p) == niced]
         assert len(helpers) == 1, "one helper, niced"
         version = offload.call(ctx, data.import_file, good, "calc")
         with pytest.raises(InputError) as err:

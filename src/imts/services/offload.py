@@ -39,7 +39,8 @@ _lock = threading.Lock()
 
 
 def start(processes: int, nice: int) -> None:
-    """Start ``processes`` helpers at niceness ``nice`` (0 processes: calls run in place), warmed up."""
+    """Start ``processes`` helpers ``nice`` steps nicer than this process (0 processes: calls run in
+    place), warmed up."""
     global _pool, _spec
     with _lock:
         stop()
