@@ -37,6 +37,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 ROOT = Path(__file__).resolve().parents[1]
 # Subprocesses started by tests (the CLI, workers) import this checkout's code, not another install.
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH")) if p)
+# Workers at the test processes' own priority: niced (the default, IMTS_WORKER_NICE=10) they would starve
+# while the other xdist worker computes, and a test waiting on its job would wait for the other test.
+os.environ.setdefault("IMTS_WORKER_NICE", "0")
 PG_ADMIN_URL = os.environ.get(
     "IMTS_TEST_POSTGRES_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )

@@ -137,3 +137,19 @@ def test_a_stop_the_executor_failed_to_deliver_is_sent_again(jws: Workspace) -> 
     run_until(sched, lambda: service.get(jws, job).state == "paused", timeout=20)
     assert ex.failed == 1 and service.get(jws, job).data["done_s"] < 20
     assert any("Stop failed" in e.message for e in service.events(jws, job))
+
+
+def test_a_worker_runs_niced(jws: Workspace) -> None:
+    """``IMTS_WORKER_NICE``: the worker itself, not a wrapper, runs that many steps nicer than the
+    scheduler (the tests' own setting is 0, see tests/conftest.py)."""
+    from imts.jobs.executors import LocalExecutor
+
+    executor = LocalExecutor(jws.settings.model_copy(update={"worker_nice": 5}))
+    job = service.submit(jws, Submission("sleep", SleepJob(seconds=3)))
+    sched = Scheduler(jws, executor=executor)
+    run_until(sched, lambda: service.get(jws, job).worker_pid is not None)
+    pid = service.get(jws, job).worker_pid
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    assert int(stat.rsplit(")", 1)[1].split()[16]) == min(19, os.nice(0) + 5)
+    assert b"imts.services.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    run_until(sched, lambda: service.get(jws, job).state == "succeeded")
