@@ -90,7 +90,7 @@ class Server:
                 time.sleep(0.2)
         raise RuntimeError("the server did not answer within 180 s")
 
-    def _pids(self) -> list[int]:
+    def pids(self) -> list[int]:
         """The server and every process under it (its offload helpers and their fork server)."""
         pids, i = [self.proc.pid], 0
         while i < len(pids):
@@ -104,7 +104,7 @@ class Server:
         """The resident memory of the server and its helpers (``VmHWM``: each one's peak so far;
         ``VmRSS``: now), in MB: summed, or the largest process's."""
         sizes = []
-        for pid in self._pids():
+        for pid in self.pids():
             with contextlib.suppress(OSError):
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                     if line.startswith(field + ":"):
@@ -115,7 +115,7 @@ class Server:
 
     def reset_peak(self) -> None:
         """Start ``VmHWM`` over from the current RSS (Linux: ``clear_refs`` 5), in every process."""
-        for pid in self._pids():
+        for pid in self.pids():
             with contextlib.suppress(OSError):
                 Path(f"/proc/{pid}/clear_refs").write_text("5")
 

@@ -1,3 +1,4 @@
 from imts.cli.main import app
 
-app()
+if __name__ == "__main__":  # not when a spawned helper process imports it
+    app()

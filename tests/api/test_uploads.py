@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -169,6 +170,9 @@ def test_a_killed_server_resumes_the_upload_with_bounded_memory(tmp_path: Path) 
             upload_id = start_upload(http, "bench", "main", data, chunk_size=1 << 20)
             half = 24
 
+            helpers = server.pids()[1:]  # its offload helper(s)
+            assert helpers
+
             def kill_halfway(n: int, total: int) -> None:
                 if n == half:
                     server.kill()
@@ -177,6 +181,10 @@ def test_a_killed_server_resumes_the_upload_with_bounded_memory(tmp_path: Path) 
                 upload_file(
                     http, "bench", "main", data, upload_id=upload_id, on_chunk=kill_halfway, retries=0
                 )
+        deadline = time.monotonic() + 10  # the killed server's helpers leave with it
+        while any(Path(f"/proc/{p}").exists() for p in helpers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [p for p in helpers if Path(f"/proc/{p}").exists()], "helpers outlived the server"
         server = Server(ws)
         with connect(server.url, key) as http:
             state = http.get(f"{base}/{upload_id}").json()

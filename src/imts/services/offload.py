@@ -11,7 +11,8 @@ or raises its error (:class:`~imts.core.errors.ImtsError` keeps its fields acros
 helpers (tests in one process, ``--offload 0``) :func:`call` runs the function in place.
 
 A helper killed mid-call leaves what a killed import leaves: staging that start-up recovery sweeps, no
-version recorded; the request answers 500 and the next call gets a fresh helper.
+version recorded; the request answers 500 and the next call gets a fresh helper. A server killed
+outright takes its helpers with it within a second.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -47,8 +49,11 @@ def start(processes: int, nice: int) -> None:
         _spec = (processes, nice)
         if processes <= 0:
             return
-        ctx = multiprocessing.get_context("forkserver")
-        _pool = ProcessPoolExecutor(processes, mp_context=ctx, initializer=_init, initargs=(nice,))
+        # spawn: the helpers are the server's own children (no fork server in between that outlives it).
+        ctx = multiprocessing.get_context("spawn")
+        _pool = ProcessPoolExecutor(
+            processes, mp_context=ctx, initializer=_init, initargs=(nice, os.getpid())
+        )
         # Start every helper now: each imports the services once, before the first request waits on it.
         for f in [_pool.submit(os.getpid) for _ in range(processes)]:
             f.result()
@@ -82,10 +87,19 @@ def call(ctx: Context, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 _workspaces: dict[str, Workspace] = {}
 
 
-def _init(nice: int) -> None:
+def _init(nice: int, server: int) -> None:
     if nice:
         os.nice(nice)
+    # A server killed outright (SIGKILL) must not leave its helpers behind: each leaves on its own once
+    # its parent is gone.
+    threading.Thread(target=_leave_with, args=(server,), name="imts-offload-parent", daemon=True).start()
     import imts.data.service  # noqa: F401  (what the server offloads: imported once, now)
+
+
+def _leave_with(server: int) -> None:
+    while os.getppid() == server:
+        time.sleep(1.0)
+    os._exit(0)
 
 
 def _run(
