@@ -28,7 +28,7 @@ RUNNING: list[Callable[..., Any]] = []
 ROOT: list[typer.Typer] = []
 
 
-# The verbs that act on a server with --server / IMTS_SERVER (cli/backend.py); every other command acts
+# The verbs that act on a server with --server / IMTS_SERVER (cli/backend/); every other command acts
 # only on this machine's workspace and refuses while a server is set (``context``).
 REMOTE_VERBS = (
     "tenants, projects, users, members, keys, audit, webhooks; "
@@ -109,7 +109,7 @@ def machine_context() -> Any:
 
 
 def backend() -> Any:
-    """Where this command acts (``cli/backend.py``): the server named by ``--server`` / IMTS_SERVER,
+    """Where this command acts (``cli/backend/``): the server named by ``--server`` / IMTS_SERVER,
     with IMTS_API_KEY, or else the local database."""
     from imts.core.errors import InputError
     from imts.core.settings import get_settings
