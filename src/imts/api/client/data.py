@@ -10,13 +10,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from imts.api.client.base import ApiBase
-from imts.api.client.transport import (
-    API,
-    CHUNK,
-    REMOTE_SOURCES,
-    _checked,
-    upload_file,
-)
+from imts.api.client.transport import API, CHUNK, REMOTE_SOURCES, _checked, upload_file
 from imts.core.errors import ImtsError, InputError
 from imts.core.progress import NullProgress
 from imts.data.jobs import SplitResult

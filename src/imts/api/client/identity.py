@@ -6,12 +6,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from imts.api.client.base import ApiBase
-from imts.api.client.transport import (
-    API,
-    ApiError,
-    _checked,
-    _params,
-)
+from imts.api.client.transport import API, ApiError, _checked, _params
 from imts.services.audit import AuditEntryView, AuditVerdict
 from imts.services.identity import CreatedKey, KeyView, MemberView, UserView
 from imts.services.tenancy import ProjectView, TenantView

@@ -10,12 +10,7 @@ import httpx
 from pydantic import TypeAdapter
 
 from imts.api.client.base import ApiBase
-from imts.api.client.transport import (
-    API,
-    FINISHED,
-    _checked,
-    _sse,
-)
+from imts.api.client.transport import API, FINISHED, _checked, _sse
 from imts.core.errors import ImtsError, NotFoundError
 from imts.core.progress import NullProgress
 from imts.jobs.views import JobLogEvent, JobView

@@ -8,10 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imts.api.client.base import ApiBase
-from imts.api.client.transport import (
-    API,
-    _checked,
-)
+from imts.api.client.transport import API, _checked
 from imts.registry.views import (
     AliasProtectionView,
     AliasState,
