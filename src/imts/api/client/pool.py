@@ -8,7 +8,7 @@ from imts.api.client.base import ApiBase
 
 if TYPE_CHECKING:  # imported where used: a remote command loads only what it needs
     from imts.jobs.service import CostSummary
-    from imts.services.pool import PoolState, QuotaView
+    from imts.services.pool import PoolState, QuotaUpdate, QuotaView
 
 
 class ApiPool(ApiBase):
@@ -31,3 +31,11 @@ class ApiPool(ApiBase):
         from imts.services.pool import QuotaView
 
         return self._get(QuotaView, f"/tenants/{tenant}/quota")  # type: ignore[no-any-return]
+
+    def set_quota(self, tenant: str, change: QuotaUpdate) -> QuotaView:
+        """Change the tenant's quotas (manage_resources; weight and CPU/GPU-hours: platform
+        administrators): only the fields ``change`` sets are sent, the others keep their value."""
+        from imts.services.pool import QuotaView
+
+        body = change.model_dump(mode="json", exclude_unset=True)
+        return self._call(QuotaView, "PUT", f"/tenants/{tenant}/quota", json=body)  # type: ignore[no-any-return]

@@ -8,7 +8,7 @@ from imts.cli.backend.base import LocalScopes
 
 if TYPE_CHECKING:  # the CLI imports what a command needs when it runs
     from imts.jobs.service import CostSummary
-    from imts.services.pool import PoolState, QuotaView
+    from imts.services.pool import PoolState, QuotaUpdate, QuotaView
 
 
 class LocalPool(LocalScopes):
@@ -32,3 +32,9 @@ class LocalPool(LocalScopes):
         from imts.services import pool
 
         return pool.quota(self._tenant(tenant))
+
+    def set_quota(self, tenant: str, change: QuotaUpdate) -> QuotaView:
+        """Change the tenant's quotas in the pool file (the local user may change every field)."""
+        from imts.services import pool
+
+        return pool.set_quota(self._tenant(tenant), change)
