@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -53,6 +54,26 @@ class ApiBase:
         if not r.is_success:
             _checked(r)
         return r.text
+
+    def _download(self, path: str, dest: Path) -> Path:
+        """The response to GET ``path`` streamed into ``dest`` (written beside it, renamed once whole)."""
+        import os
+
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        try:
+            with self.http.stream("GET", API + path, timeout=None) as r:
+                if not r.is_success:
+                    r.read()
+                    _checked(r)
+                with tmp.open("wb") as f:
+                    for block in r.iter_bytes():
+                        f.write(block)
+            os.replace(tmp, dest)
+        except httpx.TransportError as exc:
+            raise ImtsError(f"cannot reach the server {self.server} ({type(exc).__name__})") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+        return dest
 
     def _project(self, tenant: str, project: str) -> str:
         return f"/tenants/{tenant}/projects/{project}"

@@ -1,9 +1,11 @@
-"""The API client's jobs (act, logs and their live stream), runs and the closed loop."""
+"""The API client's jobs (act, logs and their live stream), runs and their comparison reports, and
+the closed loop."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -19,6 +21,7 @@ from imts.store.runs import RunComparison, RunEventView, RunRecord, RunView
 if TYPE_CHECKING:  # imported where used: a remote command loads only what it needs
     from imts.flywheel.service import IterationView, LoopView
     from imts.flywheel.spec import LoopSpec
+    from imts.services.reports import ReportRequest
 
 
 class ApiJobs(ApiBase):
@@ -79,6 +82,25 @@ class ApiJobs(ApiBase):
 
     def compare_runs(self, tenant: str, project: str, run_ids: list[str]) -> RunComparison:
         return self._get(RunComparison, f"{self._project(tenant, project)}/runs/compare", run=run_ids)  # type: ignore[no-any-return]
+
+    def write_report(
+        self, tenant: str, project: str, request: ReportRequest, out: Path | None
+    ) -> dict[str, Path]:
+        """Build the comparison report on the server (into its workspace, audited), then download its
+        files into the folder ``out`` here (default: ``RUN-LANG`` in the current folder)."""
+        import typing
+
+        from imts.services.reports import ReportFormat, ReportView
+
+        base = f"{self._project(tenant, project)}/reports"
+        body = request.model_dump(mode="json")
+        view: ReportView = self._call(ReportView, "POST", base, json=body, timeout=None)
+        out = out or Path(f"{view.run_id}-{request.lang}")
+        out.mkdir(parents=True, exist_ok=True)
+        return {
+            fmt: self._download(f"{base}/{view.run_id}/{fmt}", out / f"report.{fmt}")
+            for fmt in typing.get_args(ReportFormat)
+        }
 
     def start_loop(self, tenant: str, project: str, spec: LoopSpec) -> LoopView:
         from imts.flywheel.service import LoopView

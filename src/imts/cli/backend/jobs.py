@@ -1,4 +1,5 @@
-"""The local backend's jobs (submit, act, logs), runs and the closed loop."""
+"""The local backend's jobs (submit, act, logs), runs and their comparison reports, and the closed
+loop."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:  # the CLI imports what a command needs when it runs
     from imts.flywheel.spec import LoopSpec
     from imts.jobs.pool import Request
     from imts.jobs.views import JobEventView, JobLogEvent, JobView
+    from imts.services.reports import ReportRequest
     from imts.store.runs import RunComparison, RunEventView, RunRecord, RunView
 
 
@@ -124,6 +126,26 @@ class LocalJobs(LocalScopes):
         from imts.store import runs
 
         return runs.compare(self._project(tenant, project), run_ids)
+
+    def write_report(
+        self, tenant: str, project: str, request: ReportRequest, out: Path | None
+    ) -> dict[str, Path]:
+        """Build the comparison report into the workspace (``reports/RUN``, audited as over the API): its
+        files there, or copied into the folder ``out``."""
+        import shutil
+        import typing
+
+        from imts.services import reports
+
+        ctx = self._project(tenant, project)
+        view = reports.generate(ctx, request)
+        paths = {
+            fmt: reports.report_file(ctx, view.run_id, fmt) for fmt in typing.get_args(reports.ReportFormat)
+        }
+        if out is None:
+            return paths
+        out.mkdir(parents=True, exist_ok=True)
+        return {fmt: Path(shutil.copyfile(path, out / path.name)) for fmt, path in paths.items()}
 
     def start_loop(self, tenant: str, project: str, spec: LoopSpec) -> LoopView:
         from imts.flywheel import service

@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # the CLI imports what a command needs when it runs
     from imts.services.audit import AuditEntryView, AuditVerdict
     from imts.services.identity import CreatedKey, KeyView, MemberView, UserView
     from imts.services.pool import PoolState, QuotaUpdate, QuotaView
+    from imts.services.reports import ReportRequest
     from imts.services.tenancy import ProjectView, TenantView
     from imts.services.webhooks import CreatedWebhook, DeliveryView, WebhookView
     from imts.store.runs import RunComparison, RunEventView, RunRecord, RunView
@@ -158,6 +159,9 @@ class Backend(Protocol):
     # issue 12, item 3: loop reports, dataset export / embeddings / fixes / reviews, the registry's
     # aliases, tags and exports, deployments, the pool and its costs, the memory plan
     def loop_report(self, tenant: str, project: str, loop_id: str, fmt: str, lang: str) -> str: ...
+    def write_report(
+        self, tenant: str, project: str, request: ReportRequest, out: Path | None
+    ) -> dict[str, Path]: ...
     def export_dataset(
         self, tenant: str, project: str, ref: str, dest: Path, fmt: str | None
     ) -> ExportResult: ...
