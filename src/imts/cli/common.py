@@ -37,7 +37,7 @@ REMOTE_VERBS = (
     "analyze/analysis/fix/pii-scan/review list/accept/reject/commit; "
     "runs list/show/compare; "
     "models list/show/pull/alias/unalias/alias-history/protect/tag/archive/delete/export/compare/card; "
-    "train; eval; deploy add/list/remove; pool show/costs; "
+    "train; eval; report; deploy add/list/remove; pool show/costs/quota; "
     "loop start/status/list/log/report/stop/resume/approve"
 )
 
