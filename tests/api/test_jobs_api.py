@@ -144,6 +144,8 @@ def test_pool_shows_only_the_tenants_own_jobs_and_quotas_are_set_by_admins(world
     assert w.status_code == 403 and "platform administrator" in w.json()["error"]["message"]
     other = c.put(f"/api/v1/tenants/{a.tenant}/quota", headers=admin, json={"projects": {b.project: 1}})
     assert other.status_code == 404
+    negative = c.put(f"/api/v1/tenants/{a.tenant}/quota", headers=admin, json={"projects": {a.project: -1}})
+    assert negative.status_code == 422 and negative.json()["error"]["param"] == f"projects.{a.project}"
     assert yaml.safe_load(pool_file.read_text(encoding="utf-8")) == on_disk
     entries = c.get(f"/api/v1/tenants/{a.tenant}/audit?action=quota.set", headers=admin).json()
     assert entries[-1]["after"]["max_concurrent"] == 3

@@ -15,6 +15,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,11 +64,13 @@ class Remote:
         return local.stdout
 
 
-@pytest.fixture(scope="module")
-def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
-    root = tmp_path_factory.mktemp("remote-verbs")
+@contextmanager
+def serving(root: Path, **settings: str) -> Iterator[Remote]:
+    """A real `imts server` on a fresh workspace under ``root``, tenant acme with project nlp, and an API
+    key of its platform administrator in IMTS_API_KEY; ``settings`` (``IMTS_...`` variables) hold for the
+    server and for the local side alike."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMTS_")}
-    env |= {"IMTS_WORKSPACE": str(root / "ws"), "IMTS_MODEL_CACHE": str(root / "cache")}
+    env |= {"IMTS_WORKSPACE": str(root / "ws"), "IMTS_MODEL_CACHE": str(root / "cache"), **settings}
     init = imts_process(env, "admin", "init", "--username", "boss", "--password-stdin", stdin=PASSWORD + "\n")
     assert init.returncode == 0, init.stderr
     made = imts_process(env, "keys", "create", "--user", "boss", "--name", "cli")
@@ -76,7 +79,7 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
     with imts_server(env, root / "server.log") as (url, _), pytest.MonkeyPatch.context() as mp:
         for name in [k for k in os.environ if k.startswith("IMTS_")]:
             mp.delenv(name)
-        for name in ("IMTS_WORKSPACE", "IMTS_MODEL_CACHE"):
+        for name in ("IMTS_WORKSPACE", "IMTS_MODEL_CACHE", *settings):
             mp.setenv(name, env[name])
         mp.setenv("IMTS_API_KEY", key)
         mp.chdir(root)
@@ -89,6 +92,12 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
             yield r
         finally:
             get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
+    with serving(tmp_path_factory.mktemp("remote-verbs")) as r:
+        yield r
 
 
 def _rows(n: int, start: int = 0) -> list[dict[str, Any]]:
@@ -121,11 +130,11 @@ def test_a_local_only_command_refuses_while_a_server_is_set(remote: Remote, tmp_
         "IMTS_SERVER": remote.url,
         "IMTS_API_KEY": remote.key,
     }
-    report = imts_process(fresh, "report", "--evals", "a", "--evals", "b")
-    assert report.returncode == 2 and "`imts report` acts only on this machine's workspace" in " ".join(
-        report.stderr.split()
-    ), report.stderr
-    assert "Traceback" not in report.stderr and not (tmp_path / "never").exists()
+    redteam = imts_process(fresh, "redteam", "qa@1")
+    assert redteam.returncode == 2 and "`imts redteam` acts only on this machine's workspace" in " ".join(
+        redteam.stderr.split()
+    ), redteam.stderr
+    assert "Traceback" not in redteam.stderr and not (tmp_path / "never").exists()
     # Commands about this machine itself still act on it: the first administrator of a new workspace.
     init = imts_process(fresh, "admin", "init", "--password-stdin", stdin=PASSWORD + "\n")
     assert init.returncode == 0 and "platform administrator admin created" in init.stdout, init.stderr

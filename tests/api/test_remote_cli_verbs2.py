@@ -1,7 +1,8 @@
 """The rest of the CLI against a server (issue 12, item 3): loop report, data export / embed / fix /
 pii-scan / review, the registry's aliases, tags, archive, delete, compare, card and pull, deployments,
-and the pool. As in ``test_remote_cli_verbs.py``, each verb runs against one real `imts server` and
-locally on the same workspace, and the two answers are compared.
+and the pool (quotas set through a pool file: ``test_remote_cli_verbs3.py``). As in
+``test_remote_cli_verbs.py``, each verb runs against one real `imts server` and locally on the same
+workspace, and the two answers are compared.
 """
 
 from __future__ import annotations
@@ -189,6 +190,12 @@ def test_registry_deployments_pool_and_loop_report_remote_as_local(
         {"priced": False, "currency": "", "total": 0.0, "projects": []}
     ] * 2
     remote.same("pool", "costs")
+    # `pool quota`: shown the same; without a pool file (IMTS_POOL_FILE) setting is refused the same way
+    assert remote.same("pool", "quota", "--json")["pool_file"] is None
+    assert "no pool file" in remote.same("pool", "quota")
+    local, there = remote.both("pool", "quota", "--max-jobs", "2", ok=False)
+    assert local.exit_code == there.exit_code == 2 and "IMTS_POOL_FILE" in local.output
+    assert local.output.removeprefix("error: ").strip() in " ".join(there.output.split())
 
     pctx = open_context(ctx.ws, "acme", "nlp", "local", "admin", platform_admin=True)
     spec = LoopSpec(intent="Teach the model to add numbers and answer with the sum", data="mv-data",

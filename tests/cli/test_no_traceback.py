@@ -33,6 +33,7 @@ NO_REQUIRED = {
     "jobs list": ["--state", "{bad}"],
     "pool show": ["--no-such-option"],
     "pool costs": ["--no-such-option"],
+    "pool quota": ["--max-jobs", "{bad}"],
     "models list": ["--no-such-option"],
     "data list": ["{bad}"],
     "data review list": ["--status", "{bad}"],

@@ -28,7 +28,7 @@ RUNNING: list[Callable[..., Any]] = []
 ROOT: list[typer.Typer] = []
 
 
-# The verbs that act on a server with --server / IMTS_SERVER (cli/backend.py); every other command acts
+# The verbs that act on a server with --server / IMTS_SERVER (cli/backend/); every other command acts
 # only on this machine's workspace and refuses while a server is set (``context``).
 REMOTE_VERBS = (
     "tenants, projects, users, members, keys, audit, webhooks; "
@@ -37,7 +37,7 @@ REMOTE_VERBS = (
     "analyze/analysis/fix/pii-scan/review list/accept/reject/commit; "
     "runs list/show/compare; "
     "models list/show/pull/alias/unalias/alias-history/protect/tag/archive/delete/export/compare/card; "
-    "train; eval; deploy add/list/remove; pool show/costs; "
+    "train; eval; report; deploy add/list/remove; pool show/costs/quota; "
     "loop start/status/list/log/report/stop/resume/approve"
 )
 
@@ -109,7 +109,7 @@ def machine_context() -> Any:
 
 
 def backend() -> Any:
-    """Where this command acts (``cli/backend.py``): the server named by ``--server`` / IMTS_SERVER,
+    """Where this command acts (``cli/backend/``): the server named by ``--server`` / IMTS_SERVER,
     with IMTS_API_KEY, or else the local database."""
     from imts.core.errors import InputError
     from imts.core.settings import get_settings

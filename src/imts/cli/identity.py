@@ -2,7 +2,7 @@
 
 On the machine that holds the database the local user acts as platform administrator; with
 ``--server URL`` (or IMTS_SERVER) and IMTS_API_KEY the same verbs act on that server through its API,
-with the key's rights (``cli/backend.py``). ``imts admin init`` is local only."""
+with the key's rights (``cli/backend/``). ``imts admin init`` is local only."""
 
 from __future__ import annotations
 

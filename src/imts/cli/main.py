@@ -12,7 +12,17 @@ from imts.cli import doctor as doctor_cli
 from imts.cli import hpo as hpo_cli
 from imts.cli import plan as plan_cli
 from imts.cli import server as server_cli
-from imts.cli.common import REMOTE_VERBS, backend, console, context, err_console, friendly, progress, scope
+from imts.cli.common import (
+    REMOTE_VERBS,
+    backend,
+    console,
+    context,
+    err_console,
+    friendly,
+    progress,
+    scope,
+    server_url,
+)
 
 app = typer.Typer(
     help="IMTS: turn data and a goal into a better fine-tuned model (embedded: SQLite + local files). "
@@ -344,29 +354,42 @@ def report(
         False,
         "--evaluate",
         help="First evaluate, in this process, the base model and the run's model where no evaluation "
-        "of them on the run's dataset exists (a DPO run: preference accuracy on its pairs).",
+        "of them on the run's dataset exists (a DPO run: preference accuracy on its pairs). Local only: "
+        "with --server, run `imts eval` first.",
+    ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Folder to put report.html/.md/.json in (default: the workspace's reports/RUN; with --server, "
+        "RUN-LANG in the current folder).",
     ),
 ) -> None:
-    """Comparison report: before/after a training run, or 2+ model versions; HTML (offline) + MD + JSON."""
+    """Comparison report: before/after a training run, or 2+ model versions; HTML (offline) + MD + JSON.
+    With --server the server builds it and its files are downloaded here."""
     from imts.core.errors import InputError
-    from imts.evals import compare
-    from imts.evals.report import render_markdown
+    from imts.services.reports import ReportRequest
 
-    ctx = context()
-    if run_id is not None:
-        if evaluate and (baseline is None or tuned is None):
-            for done in compare.evaluate_missing(ctx, run_id, progress()):
-                console.print(f"[green]evaluated[/] run {done}")
-        rep = compare.build(ctx, run_id, baseline, tuned, others=evals, cluster=clusters)
-        key = run_id
-    elif len(evals) >= 2:
-        rep = compare.build_models(ctx, evals, cluster=clusters)
-        key = evals[-1]
-    else:
+    if run_id is None and len(evals) < 2:
         raise InputError("give a training run id, or two or more --evals", field="evals")
-    paths = compare.write(ctx, key, rep, lang=lang)
-    console.print(render_markdown(rep, lang=lang), markup=False, highlight=False)
-    console.print(f"[green]report[/] {paths['html']}")
+    if evaluate and server_url():
+        # No route evaluates what a report lacks: over the API an evaluation is a job of its own.
+        raise InputError(
+            "--evaluate evaluates in this process, on this machine's workspace; no route of the server "
+            "does it for a report: with --server, evaluate first (`imts eval --model ... --data ...`, a job "
+            "on the server's pool), then report without --evaluate",
+            field="evaluate",
+        )
+    if evaluate and run_id is not None and (baseline is None or tuned is None):
+        from imts.evals import compare
+
+        for done in compare.evaluate_missing(context(), run_id, progress()):
+            console.print(f"[green]evaluated[/] run {done}")
+    req = ReportRequest(
+        run_id=run_id, baseline=baseline, tuned=tuned, evals=evals, clusters=clusters, lang=lang
+    )
+    paths = backend().write_report(*scope(), req, out)
+    console.print(paths["md"].read_text(encoding="utf-8"), markup=False, highlight=False)
+    console.print(f"[green]report[/] {paths['html']}", highlight=False)
 
 
 @app.command("demo")

@@ -1,8 +1,10 @@
-"""`imts pool show` and `imts scheduler`: the shared resource pool and the process that places jobs."""
+"""`imts pool show | costs | quota` and `imts scheduler`: the shared resource pool, its quotas, and the
+process that places jobs."""
 
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import time
 from typing import TYPE_CHECKING, Any
@@ -146,6 +148,109 @@ def costs(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None
         t.add_row(p.project, str(p.jobs), f"{p.cost:.2f}")
     t.add_row("[bold]total[/]", str(sum(p.jobs for p in summary.projects)), f"[bold]{summary.total:.2f}[/]")
     console.print(t)
+
+
+TENANT_HELP = "Tenant (default: the global --tenant, IMTS_TENANT, else 'default')."
+# A rejected change names the option the user typed, not the API's field.
+OPTIONS = {"max_concurrent": "--max-jobs", "weight": "--weight", "cpu_hours": "--cpu-hours",
+           "gpu_hours": "--gpu-hours", "projects": "--storage"}  # fmt: skip
+
+
+@app.command("quota")
+@friendly
+def quota(
+    max_jobs: str | None = typer.Option(
+        None, "--max-jobs", "--max-concurrent", metavar="N|none",
+        help="Set the tenant's jobs running at once ('none': no limit).",
+    ),
+    cpu_hours: str | None = typer.Option(
+        None, "--cpu-hours", metavar="X|none",
+        help="Set the CPU-slot hours per period ('none': no limit; platform administrators).",
+    ),
+    gpu_hours: str | None = typer.Option(
+        None, "--gpu-hours", metavar="X|none",
+        help="Set the GPU hours per period ('none': no limit; platform administrators).",
+    ),
+    weight: float | None = typer.Option(
+        None, "--weight", help="Set the fair-share weight (platform administrators)."
+    ),
+    storage: list[str] = typer.Option(
+        [], "--storage", metavar="[PROJECT=]GIB",
+        help="Set a project's storage quota in GiB, e.g. nlp=10 (without PROJECT=: the --project's); "
+        "repeatable.",
+    ),
+    tenant: str | None = typer.Option(None, "--tenant", help=TENANT_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:  # fmt: skip
+    """The tenant's quotas (jobs at once, CPU/GPU-hours per period, project storage) and what it used this
+    period. A --max-jobs, --cpu-hours, --gpu-hours, --weight or --storage sets those first, in the pool
+    file (IMTS_POOL_FILE; the server's with --server), audited; the rest keep their value. Setting needs
+    manage_resources (a tenant administrator); --weight and the hours, a platform administrator."""
+    from imts.services.pool import QuotaUpdate
+
+    b = backend()
+    name = tenant or scope()[0]
+    given = {"max_concurrent": max_jobs, "cpu_hours": cpu_hours, "gpu_hours": gpu_hours, "weight": weight}
+    fields: dict[str, Any] = {k: _limit(v) for k, v in given.items() if v is not None}
+    if storage:
+        fields["projects"] = _storage(storage, scope()[1])
+    view = b.set_quota(name, _change(QuotaUpdate, fields)) if fields else b.quota(name)
+    if as_json:
+        print_json(view.model_dump(mode="json"))
+        return
+    if fields:
+        console.print(f"[green]quota set[/] for tenant {view.tenant}")
+    console.print(Group(_quota_table(view), _storage_table(view)))
+    if view.pool_file is None:
+        console.print(
+            "no pool file (IMTS_POOL_FILE): the pool is this machine alone; its quotas cannot be set"
+        )
+
+
+def _limit(value: Any) -> Any:
+    """``none`` lifts a limit (null); anything else goes to the model, which checks it."""
+    return None if isinstance(value, str) and value.strip().lower() == "none" else value
+
+
+def _storage(values: list[str], project: str) -> dict[str, str]:
+    """``[PROJECT=]GIB`` options as project -> GiB (a G, GB or GiB suffix is read as GiB, the pool file's
+    unit), checked by the model."""
+    out = {}
+    for value in values:
+        name, sep, amount = value.rpartition("=")
+        out[name.strip() if sep else project] = re.sub(r"(?i)\s*(gib|gb|g)$", "", amount.strip())
+    return out
+
+
+def _change(cls: Any, fields: dict[str, Any]) -> Any:
+    """``fields`` as the typed change; a refused value names its option (``--storage nlp: ...``)."""
+    from pydantic import ValidationError
+
+    from imts.core.errors import InputError
+
+    try:
+        return cls.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = [OPTIONS.get(str(p), str(p)) for p in first["loc"]]
+        raise InputError(first["msg"], field=" ".join(where)) from None
+
+
+def _quota_table(quota: QuotaView) -> Table:
+    """The tenant's limits against what it used this period (red: at or over the limit)."""
+    t = Table(title=f"quotas of tenant {quota.tenant} (period {quota.period_hours:g} h)")
+    for col in ("quota", "limit", "used"):
+        t.add_column(col)
+
+    def row(what: str, limit: float | None, used: float, shown: str) -> None:
+        over = limit is not None and used >= limit
+        t.add_row(what, "-" if limit is None else f"{limit:g}", f"[red]{shown}[/]" if over else shown)
+
+    row("jobs at once", quota.max_concurrent, quota.running, f"{quota.running} running")
+    row("CPU-slot hours", quota.cpu_hours, quota.cpu_hours_used, f"{quota.cpu_hours_used:.2f}")
+    row("GPU hours", quota.gpu_hours, quota.gpu_hours_used, f"{quota.gpu_hours_used:.2f}")
+    t.add_row("fair-share weight", f"{quota.weight:g}", "")
+    return t
 
 
 def scheduler(

@@ -11,6 +11,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Annotated
 
 import yaml
 from pydantic import BaseModel, Field
@@ -155,7 +156,8 @@ class QuotaUpdate(BaseModel):
     weight: float | None = Field(None, gt=0, description="Fair-share weight.")
     cpu_hours: float | None = Field(None, ge=0, description="CPU-slot hours per period.")
     gpu_hours: float | None = Field(None, ge=0, description="GPU hours per period.")
-    projects: dict[str, float] = Field(
+    # ge=0 as the pool file's own field: a negative quota is refused here (422), not when the file is built
+    projects: dict[str, Annotated[float, Field(ge=0)]] = Field(
         default_factory=dict, description="Project name -> storage quota in GiB."
     )
 
