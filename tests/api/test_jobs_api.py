@@ -137,7 +137,7 @@ def test_pool_shows_only_the_tenants_own_jobs_and_quotas_are_set_by_admins(world
     on_disk = yaml.safe_load(pool_file.read_text(encoding="utf-8"))
     assert (
         on_disk["tenants"][a.tenant]["max_concurrent"] == 3
-        and on_disk["projects"][a.project]["storage_gb"] == 5
+        and on_disk["projects"][f"{a.tenant}/{a.project}"]["storage_gb"] == 5
     )
     # Weights share the pool out between tenants: not a tenant administrator's to change.
     w = c.put(f"/api/v1/tenants/{a.tenant}/quota", headers=admin, json={"weight": 100})
@@ -146,6 +146,9 @@ def test_pool_shows_only_the_tenants_own_jobs_and_quotas_are_set_by_admins(world
     assert other.status_code == 404
     negative = c.put(f"/api/v1/tenants/{a.tenant}/quota", headers=admin, json={"projects": {a.project: -1}})
     assert negative.status_code == 422 and negative.json()["error"]["param"] == f"projects.{a.project}"
+    platform = world.as_key(world.admin_key)
+    null = c.put(f"/api/v1/tenants/{a.tenant}/quota", headers=platform, json={"weight": None})
+    assert null.status_code == 422 and null.json()["error"]["param"] == "weight"
     assert yaml.safe_load(pool_file.read_text(encoding="utf-8")) == on_disk
     entries = c.get(f"/api/v1/tenants/{a.tenant}/audit?action=quota.set", headers=admin).json()
     assert entries[-1]["after"]["max_concurrent"] == 3

@@ -94,7 +94,10 @@ def test_pool_quota_shows_and_sets_remote_as_local(remote: Remote) -> None:
     done = remote.same("pool", "quota", "--max-jobs", "3", "--storage", "5GiB")  # --project nlp's
     assert done.startswith("quota set for tenant acme\n") and "5 GiB" in done
     on_disk = yaml.safe_load(pool_file.read_text(encoding="utf-8"))
-    assert on_disk["tenants"]["acme"]["max_concurrent"] == 3 and on_disk["projects"]["nlp"]["storage_gb"] == 5
+    assert (
+        on_disk["tenants"]["acme"]["max_concurrent"] == 3
+        and on_disk["projects"]["acme/nlp"]["storage_gb"] == 5
+    )
     wide = remote.same("pool", "quota", "--weight", "2", "--cpu-hours", "10", "--gpu-hours", "none", "--json")
     assert (wide["weight"], wide["cpu_hours"], wide["gpu_hours"], wide["max_concurrent"]) == (2, 10, None, 3)
     lifted = remote.cli("pool", "quota", "--max-jobs", "none", "--json")

@@ -30,7 +30,7 @@ def quota_ws(tmp_path: Path, storage_gb: float) -> Workspace:
         yaml.safe_dump(
             {
                 "nodes": [{"name": "local", "cpus": 2, "memory_gb": 8}],
-                "projects": {"default": {"storage_gb": storage_gb}},
+                "projects": {"default/default": {"storage_gb": storage_gb}},
             }
         )
     )
@@ -40,7 +40,7 @@ def quota_ws(tmp_path: Path, storage_gb: float) -> Workspace:
 def set_quota(ws: Workspace, storage_gb: float) -> None:
     assert ws.settings.pool_file is not None
     data = yaml.safe_load(ws.settings.pool_file.read_text())
-    data["projects"]["default"]["storage_gb"] = storage_gb
+    data["projects"]["default/default"]["storage_gb"] = storage_gb
     ws.settings.pool_file.write_text(yaml.safe_dump(data))
 
 
@@ -54,14 +54,16 @@ def test_storage_is_measured_refused_held_back_and_shown(tmp_path: Path, math_fi
     (ckpt / "adapter.safetensors").write_bytes(b"\0" * 3 * MIB)
     (ckpt / "hardlink.safetensors").hardlink_to(ckpt / "adapter.safetensors")  # stored once
 
-    used = storage.measure(ws)["default"]
+    used = storage.measure(ws)["default/default"]
     assert used.datasets == sum(shard_path(ws, d).stat().st_size for d in v.shards) > 0
     assert used.runs == 3 * MIB and used.total == used.datasets + used.runs
 
     split = Submission("split", SplitJob(data="math@1"))
     queued = service.submit(ws, split)  # under quota: accepted
     set_quota(ws, 0.002)  # 2 MiB: the project is over
-    with pytest.raises(QuotaError, match=r"project 'default' uses 3\.\d MiB of its 0\.002 GiB storage quota"):
+    with pytest.raises(
+        QuotaError, match=r"project 'default/default' uses 3\.\d MiB of its 0\.002 GiB storage quota"
+    ):
         service.submit(ws, split)
     service.submit(ws, Submission("sleep", SleepJob(seconds=0)))  # does not write: accepted
 
@@ -85,3 +87,46 @@ def test_storage_is_measured_refused_held_back_and_shown(tmp_path: Path, math_fi
     set_quota(ws, 1.0)
     Scheduler(ws, executor=NoStart()).once()
     assert service.get(ws, queued).state == "starting"
+
+
+def test_two_tenants_projects_of_one_name_keep_their_own_quota_and_usage(
+    tmp_path: Path, math_file: Path
+) -> None:
+    """Project names repeat across tenants: each tenant's 'default' is measured, limited and set apart."""
+    from imts.core.errors import InputError
+    from imts.jobs.pool import load_pool
+    from imts.services import pool, tenancy
+    from imts.services.pool import QuotaUpdate
+    from imts.store.context import platform_context, tenant_context
+
+    ws = quota_ws(tmp_path, storage_gb=0.000001)  # tenant 'default''s project 'default': ~1 KiB
+    tenancy.create_tenant(platform_context(ws.ws, "root"), "other")
+    other_admin = tenant_context(ws.ws, "other", "root", "admin", platform_admin=True)
+    tenancy.create_project(other_admin, "default")
+    other = local_context(ws.settings.model_copy(update={"tenant": "other"}))
+    import_file(ws, math_file, name="math")  # only tenant 'default' stores anything
+
+    used = storage.measure(ws)
+    assert used["default/default"].total > 0 and used.get("other/default") is None
+    split = Submission("split", SplitJob(data="math@1"))
+    with pytest.raises(QuotaError, match=r"project 'default/default' uses"):
+        service.submit(ws, split)
+    import_file(other, math_file, name="math")
+    assert service.submit(other, split)  # the other tenant's 'default' has no quota: accepted
+    mine, theirs = pool.quota(ws).projects["default"], pool.quota(other).projects["default"]
+    assert mine.storage_gb == 0.000001 and theirs.storage_gb is None
+    assert theirs.used_bytes == storage.measure(ws)["other/default"].total  # its own bytes, not summed
+
+    pool.set_quota(other, QuotaUpdate(projects={"default": 7}))  # the other tenant sets its own
+    spec = load_pool(ws.settings.pool_file)
+    assert (
+        spec.project("other/default").storage_gb == 7
+        and spec.project("default/default").storage_gb == 0.000001
+    )
+
+    bare = tmp_path / "bare.yaml"
+    bare.write_text(
+        yaml.safe_dump({"nodes": [{"name": "n", "cpus": 2, "memory_gb": 8}], "projects": {"nlp": {}}})
+    )
+    with pytest.raises(InputError, match="'nlp' must be TENANT/PROJECT"):
+        load_pool(bare)

@@ -55,7 +55,7 @@ class Job:
     heartbeat: float | None = None
     reason: str = ""  # why it waits / how it ended
     error: str | None = None
-    project: str = ""  # project name: the storage quota is per project
+    project: str = ""  # project key, TENANT/PROJECT: the storage quota is per project
     writes: bool = False  # writes artifacts (train, split): held while the project is over its storage
 
 

@@ -55,6 +55,11 @@ class ProjectQuota(BaseModel):
     )
 
 
+def project_key(tenant: str, project: str) -> str:
+    """A project's key in the pool file's ``projects``: project names are unique only within a tenant."""
+    return f"{tenant}/{project}"
+
+
 class Prices(BaseModel):
     """What an hour of each resource costs: a job's cost is its resource-hours times these (the
     console's cost column and the per-tenant and per-project sums). No table, no costs shown."""
@@ -84,7 +89,9 @@ class PoolSpec(BaseModel):
 
     nodes: list[NodeSpec]
     tenants: dict[str, TenantSpec] = Field(default_factory=dict)
-    projects: dict[str, ProjectQuota] = Field(default_factory=dict, description="Per-project quotas.")
+    projects: dict[str, ProjectQuota] = Field(
+        default_factory=dict, description="Per-project quotas, keyed TENANT/PROJECT."
+    )
     period_hours: float = Field(24 * 7, gt=0, description="Quota period for CPU/GPU hours.")
     executor: Literal["local", "ray"] = Field(
         "local", description="Where workers run: local processes, or actors on a Ray cluster."
@@ -97,6 +104,17 @@ class PoolSpec(BaseModel):
     )
 
     @model_validator(mode="after")
+    def _projects_by_tenant(self) -> PoolSpec:
+        # Two tenants may each have a project 'default': a bare name would give both one quota.
+        for key in self.projects:
+            tenant, _, project = key.partition("/")
+            if not tenant or not project or "/" in project:
+                raise ValueError(
+                    f"projects: '{key}' must be TENANT/PROJECT (project names repeat across tenants)"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _ray_needs_address(self) -> PoolSpec:
         if self.executor == "ray" and not self.ray_address:
             raise ValueError("executor 'ray' needs ray_address (the head's HOST:PORT)")
@@ -105,8 +123,9 @@ class PoolSpec(BaseModel):
     def tenant(self, name: str) -> TenantSpec:
         return self.tenants.get(name) or TenantSpec()
 
-    def project(self, name: str) -> ProjectQuota:
-        return self.projects.get(name) or ProjectQuota()
+    def project(self, key: str) -> ProjectQuota:
+        """The quota of the project ``key`` (``project_key(tenant, project)``)."""
+        return self.projects.get(key) or ProjectQuota()
 
     @property
     def has_storage_quota(self) -> bool:

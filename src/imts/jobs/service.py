@@ -27,7 +27,7 @@ from imts.jobs import registry, storage, store
 from imts.jobs.executors import log_path
 from imts.jobs.machine import FINISHED, HOLDING, USER_ACTIONS, State, allowed
 from imts.jobs.policy import PRIORITY_CLASSES, quota_refusal, storage_refusal
-from imts.jobs.pool import Pool, Prices, Request, load_pool
+from imts.jobs.pool import Pool, Prices, Request, load_pool, project_key
 from imts.jobs.registry import JobContext
 from imts.jobs.views import JobEventView, JobProgressBar, JobView
 from imts.store import audit
@@ -81,7 +81,7 @@ def submit(ctx: Context, sub: Submission) -> str:
     now = time.time()
     snap = store.snapshot(ctx, now, pool_spec.period_hours * 3600)
     refusal = quota_refusal(pool_spec, ctx.tenant, 0, snap.usage.get(ctx.tenant, store.Usage()))
-    project = ctx.project
+    project = project_key(ctx.tenant, ctx.project)
     if refusal is None and kind.writes and pool_spec.project(project).storage_gb is not None:
         used = storage.usage(ctx).get(project)
         refusal = storage_refusal(pool_spec, project, used.total if used else 0)

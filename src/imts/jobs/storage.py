@@ -19,8 +19,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from imts.jobs.pool import project_key
 from imts.store.artifacts import shard_key
-from imts.store.models import Dataset, DatasetVersion, JobRecord, Project, Run
+from imts.store.models import Dataset, DatasetVersion, JobRecord, Project, Run, Tenant
 from imts.store.workspace import Workspace
 
 GIB = 2**30
@@ -63,11 +64,16 @@ def tree_bytes(path: Path, seen: set[tuple[int, int]] | None = None) -> int:
 
 
 def measure(ws: Workspace) -> dict[str, ProjectStorage]:
-    """Project name -> what it stores now (walks the artifact store)."""
+    """Project key (``TENANT/PROJECT``) -> what it stores now (walks the artifact store)."""
     arts = ws.settings.artifacts_dir
     out: dict[str, ProjectStorage] = defaultdict(ProjectStorage)
     with ws.session() as s:
-        names = dict(s.execute(select(Project.id, Project.name)).tuples().all())
+        names = {
+            pid: project_key(tenant, name)
+            for pid, name, tenant in s.execute(
+                select(Project.id, Project.name, Tenant.name).join(Tenant, Tenant.id == Project.tenant_id)
+            ).tuples()
+        }
         shards: dict[str, set[str]] = defaultdict(set)
         for project_id, digests in s.execute(
             select(Dataset.project_id, DatasetVersion.shards).join(

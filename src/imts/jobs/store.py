@@ -18,15 +18,15 @@ from imts.jobs import registry
 from imts.jobs.executors import WorkerJob
 from imts.jobs.machine import FINISHED, HOLDING, Job, State
 from imts.jobs.policy import Usage
-from imts.jobs.pool import Request, Slot
-from imts.store.models import JobEvent, JobRecord, Project, SchedulerLease
+from imts.jobs.pool import Request, Slot, project_key
+from imts.store.models import JobEvent, JobRecord, Project, SchedulerLease, Tenant
 from imts.store.workspace import Workspace
 
 WORKER_EXITS = ("succeeded", "failed", "stopped")
 
 
 def to_job(r: JobRecord, project: str = "") -> Job:
-    """The scheduler's view of a row (``project``: the name of the row's project)."""
+    """The scheduler's view of a row (``project``: the key of the row's project, TENANT/PROJECT)."""
     return Job(
         id=r.id,
         tenant=r.tenant,
@@ -87,7 +87,7 @@ def requested(key: str) -> Any:
 class Snapshot:
     rows: list[JobRecord]
     usage: dict[str, Usage]
-    projects: dict[str, str]  # project id -> name
+    projects: dict[str, str]  # project id -> key (TENANT/PROJECT, the pool file's)
 
 
 def snapshot(ws: Workspace, now: float, period_s: float) -> Snapshot:
@@ -100,7 +100,12 @@ def snapshot(ws: Workspace, now: float, period_s: float) -> Snapshot:
                 )
             )
         )
-        projects = dict(s.execute(select(Project.id, Project.name)).tuples().all())
+        projects = {
+            pid: project_key(tenant, name)
+            for pid, name, tenant in s.execute(
+                select(Project.id, Project.name, Tenant.name).join(Tenant, Tenant.id == Project.tenant_id)
+            ).tuples()
+        }
         # Summed in the database: a busy period's thousands of finished jobs are not decoded one by one.
         ran = worker_seconds()
         recent = s.execute(

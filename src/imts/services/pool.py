@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from imts.core.errors import ConflictError, PermissionDeniedError
 from imts.core.permissions import Permission
@@ -23,7 +23,7 @@ from imts.jobs import storage
 from imts.jobs import store as job_store
 from imts.jobs.machine import HOLDING, State
 from imts.jobs.policy import Candidate, shares
-from imts.jobs.pool import Pool, PoolSpec, ProjectQuota, Slot, TenantSpec, load_pool
+from imts.jobs.pool import Pool, PoolSpec, ProjectQuota, Slot, TenantSpec, load_pool, project_key
 from imts.jobs.views import JobView
 from imts.store import audit
 from imts.store.context import Context
@@ -161,6 +161,14 @@ class QuotaUpdate(BaseModel):
         default_factory=dict, description="Project name -> storage quota in GiB."
     )
 
+    @field_validator("weight")
+    @classmethod
+    def _weight_is_a_number(cls, v: float | None) -> float:
+        # Every tenant has a weight: null given explicitly would only fail when the file is built.
+        if v is None:
+            raise ValueError("weight cannot be null: leave it out to keep the current weight")
+        return v
+
 
 POOL_WIDE = ("weight", "cpu_hours", "gpu_hours")
 
@@ -175,16 +183,16 @@ def quota(ctx: Context) -> QuotaView:
     holding = [s.value for s in HOLDING]
     running = sum(r.tenant == ctx.tenant and r.state in holding for r in snap.rows)
     stored = storage.usage(ctx.ws)
-    names = sorted(_project_names(ctx))
+    keys = {p: project_key(ctx.tenant, p) for p in sorted(_project_names(ctx))}
     return QuotaView(
         tenant=ctx.tenant, pool_file=str(ctx.settings.pool_file) if ctx.settings.pool_file else None,
         period_hours=spec.period_hours, weight=q.weight, max_concurrent=q.max_concurrent,
         cpu_hours=q.cpu_hours, gpu_hours=q.gpu_hours, running=running,
         cpu_hours_used=used.cpu_hours, gpu_hours_used=used.gpu_hours,
         projects={
-            p: ProjectQuotaView(storage_gb=spec.project(p).storage_gb,
-                                used_bytes=stored[p].total if p in stored else 0)
-            for p in names
+            p: ProjectQuotaView(storage_gb=spec.project(k).storage_gb,
+                                used_bytes=stored[k].total if k in stored else 0)
+            for p, k in keys.items()
         },
     )  # fmt: skip
 
@@ -226,12 +234,14 @@ def set_quota(ctx: Context, change: QuotaUpdate) -> QuotaView:
     spec = load_pool(path)
     before = spec.tenant(ctx.tenant)
     tenants = {**spec.tenants, ctx.tenant: before.model_copy(update=fields)}
-    projects = {**spec.projects, **{p: ProjectQuota(storage_gb=gb) for p, gb in change.projects.items()}}
+    mine = {project_key(ctx.tenant, p): ProjectQuota(storage_gb=gb) for p, gb in change.projects.items()}
+    projects = {**spec.projects, **mine}
     new = PoolSpec.model_validate({**spec.model_dump(), "tenants": tenants, "projects": projects})
     with ctx.session() as s:
         audit.record(
             ctx, s, "quota.set", ("tenant", ctx.tenant),
-            {**before.model_dump(), "projects": {p: spec.project(p).storage_gb for p in change.projects}},
+            {**before.model_dump(),
+             "projects": {p: spec.project(project_key(ctx.tenant, p)).storage_gb for p in change.projects}},
             {**tenants[ctx.tenant].model_dump(), "projects": change.projects},
         )  # fmt: skip
         # The file is replaced whole before the entry commits: a failed write rolls the entry back.
