@@ -55,25 +55,34 @@ class ApiBase:
             _checked(r)
         return r.text
 
-    def _download(self, path: str, dest: Path) -> Path:
-        """The response to GET ``path`` streamed into ``dest`` (written beside it, renamed once whole)."""
+    def _download(
+        self,
+        path: str,
+        dest: Path,
+        params: dict[str, str] | None = None,
+        check: Callable[[Path], Any] | None = None,
+    ) -> Any:
+        """The response to GET ``path`` streamed into ``dest`` (written beside it, renamed once whole):
+        ``dest``, or what ``check`` returns, which reads the whole file before the rename (and raises
+        on a bad one)."""
         import os
 
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
         try:
-            with self.http.stream("GET", API + path, timeout=None) as r:
+            with self.http.stream("GET", API + path, params=params, timeout=None) as r:
                 if not r.is_success:
                     r.read()
                     _checked(r)
                 with tmp.open("wb") as f:
                     for block in r.iter_bytes():
                         f.write(block)
+            checked = check(tmp) if check else dest
             os.replace(tmp, dest)
         except httpx.TransportError as exc:
             raise ImtsError(f"cannot reach the server {self.server} ({type(exc).__name__})") from None
         finally:
             tmp.unlink(missing_ok=True)
-        return dest
+        return checked
 
     def _project(self, tenant: str, project: str) -> str:
         return f"/tenants/{tenant}/projects/{project}"

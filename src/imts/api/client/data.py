@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from imts.api.client.base import ApiBase
-from imts.api.client.transport import API, CHUNK, REMOTE_SOURCES, _checked, upload_file
+from imts.api.client.transport import CHUNK, REMOTE_SOURCES, upload_file
 from imts.core.errors import ImtsError, InputError
 from imts.core.progress import NullProgress
 from imts.data.jobs import SplitResult
@@ -179,31 +179,15 @@ class ApiData(ApiBase):
     ) -> ExportResult:
         """The rows streamed into ``dest`` (a temporary file beside it, renamed once whole): JSON Lines or
         Parquet; a Hugging Face folder is written only on the server's own workspace."""
-        import os
-
         from imts.data.export import count_rows, format_of
 
         fmt = fmt or format_of(dest)
         if fmt == "hf":
             raise InputError("over the API a version is exported as .jsonl or .parquet (a Hugging Face "
                              "folder is written only on the server's workspace)", field="format")  # fmt: skip
-        path = f"{API}{self._project(tenant, project)}/datasets/refs/{ref}/export"
+        path = f"{self._project(tenant, project)}/datasets/refs/{ref}/export"
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-        try:
-            with self.http.stream("GET", path, params={"format": fmt}, timeout=None) as r:
-                if not r.is_success:
-                    r.read()
-                    _checked(r)
-                with tmp.open("wb") as f:
-                    for block in r.iter_bytes():
-                        f.write(block)
-            rows = count_rows(tmp, fmt)  # type: ignore[arg-type]
-            os.replace(tmp, dest)
-        except httpx.TransportError as exc:
-            raise ImtsError(f"cannot reach the server {self.server} ({type(exc).__name__})") from None
-        finally:
-            tmp.unlink(missing_ok=True)
+        rows = self._download(path, dest, {"format": fmt}, lambda tmp: count_rows(tmp, fmt))  # type: ignore[arg-type]
         return ExportResult(path=str(dest), format=fmt, rows=rows)
 
     def embed_dataset(self, tenant: str, project: str, ref: str, progress: Any = None) -> EmbeddingInfo:
