@@ -19,9 +19,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from imts.jobs.pool import project_key
+from imts.jobs.store import project_keys
 from imts.store.artifacts import shard_key
-from imts.store.models import Dataset, DatasetVersion, JobRecord, Project, Run, Tenant
+from imts.store.models import Dataset, DatasetVersion, JobRecord, Run
 from imts.store.workspace import Workspace
 
 GIB = 2**30
@@ -68,12 +68,7 @@ def measure(ws: Workspace) -> dict[str, ProjectStorage]:
     arts = ws.settings.artifacts_dir
     out: dict[str, ProjectStorage] = defaultdict(ProjectStorage)
     with ws.session() as s:
-        names = {
-            pid: project_key(tenant, name)
-            for pid, name, tenant in s.execute(
-                select(Project.id, Project.name, Tenant.name).join(Tenant, Tenant.id == Project.tenant_id)
-            ).tuples()
-        }
+        names = project_keys(s)
         shards: dict[str, set[str]] = defaultdict(set)
         for project_id, digests in s.execute(
             select(Dataset.project_id, DatasetVersion.shards).join(

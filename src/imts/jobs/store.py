@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from imts.jobs import registry
 from imts.jobs.executors import WorkerJob
@@ -23,6 +24,12 @@ from imts.store.models import JobEvent, JobRecord, Project, SchedulerLease, Tena
 from imts.store.workspace import Workspace
 
 WORKER_EXITS = ("succeeded", "failed", "stopped")
+
+
+def project_keys(s: Session) -> dict[str, str]:
+    """Every project's id -> its key in the pool file (TENANT/PROJECT)."""
+    query = select(Project.id, Project.name, Tenant.name).join(Tenant, Tenant.id == Project.tenant_id)
+    return {pid: project_key(tenant, name) for pid, name, tenant in s.execute(query).tuples()}
 
 
 def to_job(r: JobRecord, project: str = "") -> Job:
@@ -100,12 +107,7 @@ def snapshot(ws: Workspace, now: float, period_s: float) -> Snapshot:
                 )
             )
         )
-        projects = {
-            pid: project_key(tenant, name)
-            for pid, name, tenant in s.execute(
-                select(Project.id, Project.name, Tenant.name).join(Tenant, Tenant.id == Project.tenant_id)
-            ).tuples()
-        }
+        projects = project_keys(s)
         # Summed in the database: a busy period's thousands of finished jobs are not decoded one by one.
         ran = worker_seconds()
         recent = s.execute(
