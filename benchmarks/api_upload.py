@@ -91,7 +91,7 @@ class Server:
         raise RuntimeError("the server did not answer within 180 s")
 
     def pids(self) -> list[int]:
-        """The server and every process under it (its offload helpers and their fork server)."""
+        """The server and every process under it (its offload helpers)."""
         pids, i = [self.proc.pid], 0
         while i < len(pids):
             with contextlib.suppress(OSError):

@@ -234,14 +234,14 @@ def set_quota(ctx: Context, change: QuotaUpdate) -> QuotaView:
     spec = load_pool(path)
     before = spec.tenant(ctx.tenant)
     tenants = {**spec.tenants, ctx.tenant: before.model_copy(update=fields)}
-    mine = {project_key(ctx.tenant, p): ProjectQuota(storage_gb=gb) for p, gb in change.projects.items()}
+    keys = {p: project_key(ctx.tenant, p) for p in change.projects}
+    mine = {keys[p]: ProjectQuota(storage_gb=gb) for p, gb in change.projects.items()}
     projects = {**spec.projects, **mine}
     new = PoolSpec.model_validate({**spec.model_dump(), "tenants": tenants, "projects": projects})
     with ctx.session() as s:
         audit.record(
             ctx, s, "quota.set", ("tenant", ctx.tenant),
-            {**before.model_dump(),
-             "projects": {p: spec.project(project_key(ctx.tenant, p)).storage_gb for p in change.projects}},
+            {**before.model_dump(), "projects": {p: spec.project(k).storage_gb for p, k in keys.items()}},
             {**tenants[ctx.tenant].model_dump(), "projects": change.projects},
         )  # fmt: skip
         # The file is replaced whole before the entry commits: a failed write rolls the entry back.
