@@ -82,8 +82,11 @@ def server(
         "unconfined": "untrusted code runs WITHOUT confinement (IMTS_SANDBOX_UNCONFINED=1)",
     }.get(sandbox.mode, "untrusted code will be refused (no confinement here)")
     console.print(f"[{style}]sandbox: {verdict}: {sandbox.detail}[/]")
-    from imts.services import offload
+    from imts.jobs import launcher
+    from imts.services import kinds, offload
 
+    # The job workers' launcher (the local executor forks them from it) imports while the helpers start.
+    forks = launcher.start(kinds.worker_modules()) if ctx.settings.worker_launcher else None
     offload.start(ctx.settings.offload_processes if helpers is None else helpers, ctx.settings.offload_nice)
     # What start-up built (modules, the app, the schema: ~275,000 objects) never becomes garbage: kept
     # out of the collector's view, a full collection scans only what requests allocate instead of
@@ -92,8 +95,15 @@ def server(
 
     gc.collect()
     gc.freeze()
+    if forks is not None:
+        try:
+            forks.wait_ready()
+        except launcher.LaunchError as exc:  # workers then start directly, as from the CLI
+            err_console.print(f"[bold yellow]warning:[/] {exc}; job workers will start directly")
+            launcher.stop()
     try:
         uvicorn.run(app, host=host, port=port, log_level="info")
     finally:
         offload.stop()
+        launcher.stop()
         identity.flush_key_uses(ctx.ws)

@@ -10,6 +10,7 @@ packages, so it knows every job kind while this package imports none of them.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -21,7 +22,10 @@ from pathlib import Path
 from typing import Protocol
 
 from imts.core.settings import Settings
+from imts.jobs import launcher
 from imts.jobs.pool import Request, Slot
+
+log = logging.getLogger(__name__)
 
 WORKER_MODULE = "imts.services.worker"  # the worker entry point (``python -m``), for every executor
 
@@ -88,8 +92,8 @@ class LocalExecutor:
 
     def start(self, job: WorkerJob, attempt: int, slots: list[Slot]) -> None:
         self.reap()
-        log = log_path(self.settings, job.id, attempt)
-        log.parent.mkdir(parents=True, exist_ok=True)
+        log_file = log_path(self.settings, job.id, attempt)
+        log_file.parent.mkdir(parents=True, exist_ok=True)
         base = {k: v for k, v in os.environ.items() if not k.startswith("IMTS_")}
         # The worker must see this workspace even when settings were built in code (tests, embedding).
         base.update(
@@ -101,10 +105,15 @@ class LocalExecutor:
             base["IMTS_DATABASE_URL"] = self.settings.database_url
         env = worker_env(slots[:1], base, 0, len(slots))  # rank 0's own slot; see worker.py
         cmd = [sys.executable, "-m", WORKER_MODULE, job.id, "--attempt", str(attempt)]
+        try:  # forked by the server's launcher, when it runs one: no imports to pay
+            if launcher.launch(cmd, env, str(log_file), self.settings.worker_nice) is not None:
+                return
+        except launcher.LaunchError as exc:
+            log.warning("%s; starting the worker of %s directly", exc, job.id)
         nice = shutil.which("nice") if self.settings.worker_nice else None
         if nice:  # `nice` execs the worker: the same pid, a lower priority from its first instruction
             cmd = [nice, "-n", str(self.settings.worker_nice), *cmd]
-        with open(log, "ab") as out:
+        with open(log_file, "ab") as out:
             proc = subprocess.Popen(
                 cmd,
                 stdout=out,
@@ -134,8 +143,8 @@ class LocalExecutor:
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
-            try:
-                args = (entry / "cmdline").read_bytes().split(b"\0")
+            try:  # arguments apart (exec'd), or one process title (forked by the launcher)
+                args = (entry / "cmdline").read_bytes().replace(b"\0", b" ").split()
             except OSError:
                 continue
             if all(w in args for w in want):

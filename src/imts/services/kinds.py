@@ -29,3 +29,11 @@ def load(kind: str | None = None) -> None:
     modules = [MODULES[kind]] if kind in MODULES else sorted(set(MODULES.values()))
     for module in modules:
         importlib.import_module(module)
+
+
+def worker_modules() -> list[str]:
+    """What a job worker imports, whatever its kind: the worker's entry module and every kind's module
+    (the server's worker launcher imports them once, ``jobs/launcher.py``)."""
+    from imts.jobs.executors import WORKER_MODULE
+
+    return [WORKER_MODULE, *sorted(set(MODULES.values()))]
