@@ -271,4 +271,12 @@ def scheduler(
     # Stop cleanly after the current pass (the lease is given back); Ctrl-C the same way.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: sched.stop())
-    sched.run()
+    from imts.jobs import launcher
+    from imts.services import kinds
+
+    if ctx.settings.worker_launcher:  # a long-lived process: its local workers are forked, as the server's
+        launcher.start(kinds.worker_modules())
+    try:
+        sched.run()
+    finally:
+        launcher.stop()

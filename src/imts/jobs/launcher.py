@@ -1,9 +1,11 @@
 """The worker launcher: a fork server that starts local job workers without paying their imports.
 
-A worker started as ``python -m imts.services.worker JOB --attempt N`` spends ~0.7 s of CPU importing
-SQLAlchemy, pydantic, the store and its job's kind before it claims the job. On a busy server with many
-short jobs that is most of what the workers cost, and it is taken from the requests the server answers
-(``benchmarks/RESULTS.md``, 2026-11-28). ``imts server`` therefore starts one launcher process
+A worker started as ``python -m imts.services.worker JOB --attempt N`` spends most of a second of CPU
+importing SQLAlchemy, pydantic, the store and its job's kind before it claims the job (a zero-second
+``sleep`` job: 0.92 s of CPU started so, 0.13 s forked; ``benchmarks/worker_launch.py``). On a busy
+server with many short jobs that is most of what the workers cost, and it is taken from the requests the
+server answers (``benchmarks/RESULTS.md``, 2026-11-28). ``imts server`` (and the ``imts scheduler``
+daemon) therefore starts one launcher process
 (:func:`start`), which imports the worker's modules once (``python -m imts.jobs.launcher MODULE...``) and
 then forks a worker per request of :class:`~imts.jobs.executors.LocalExecutor`. Each forked worker is what
 the command would have been: its own session (``setsid``), its niceness, its log file as stdout and
