@@ -274,8 +274,7 @@ def scheduler(
     from imts.jobs import launcher
     from imts.services import kinds
 
-    if ctx.settings.worker_launcher:  # a long-lived process: its local workers are forked, as the server's
-        launcher.start(kinds.worker_modules())
+    kinds.start_launcher(ctx.settings)  # a long-lived process: its local workers are forked, as the server's
     try:
         sched.run()
     finally:

@@ -86,7 +86,7 @@ def server(
     from imts.services import kinds, offload
 
     # The job workers' launcher (the local executor forks them from it) imports while the helpers start.
-    forks = launcher.start(kinds.worker_modules()) if ctx.settings.worker_launcher else None
+    forks = kinds.start_launcher(ctx.settings)
     offload.start(ctx.settings.offload_processes if helpers is None else helpers, ctx.settings.offload_nice)
     # What start-up built (modules, the app, the schema: ~275,000 objects) never becomes garbage: kept
     # out of the collector's view, a full collection scans only what requests allocate instead of

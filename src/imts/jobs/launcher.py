@@ -21,6 +21,7 @@ it answered an error), the executor starts the worker directly.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import io
 import json
@@ -170,8 +171,6 @@ def serve(preload: Sequence[str]) -> int:
     if "torch" in sys.modules:  # a worker sets its thread count before torch reads it: never here
         print(f"imts launcher: {preload} imported torch; refusing to fork workers from it", file=sys.stderr)
         return 2
-    import gc
-
     gc.collect()
     gc.freeze()  # what the workers inherit is never scanned (nor its pages copied) by their collector
     out = sys.stdout.buffer

@@ -9,6 +9,11 @@ busy embedded server pays once per job.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from imts.core.settings import Settings
+    from imts.jobs.launcher import Launcher
 
 # The module that registers each kind (``tests/jobs/test_kinds.py``: every registered kind is here, with
 # the module that registers it).
@@ -37,3 +42,11 @@ def worker_modules() -> list[str]:
     from imts.jobs.executors import WORKER_MODULE
 
     return [WORKER_MODULE, *sorted(set(MODULES.values()))]
+
+
+def start_launcher(settings: Settings) -> Launcher | None:
+    """This long-lived process's worker launcher (``imts server``, ``imts scheduler``), unless the
+    settings turn it off (``IMTS_WORKER_LAUNCHER=0``); ``jobs.launcher.stop()`` ends it."""
+    from imts.jobs import launcher
+
+    return launcher.start(worker_modules()) if settings.worker_launcher else None
