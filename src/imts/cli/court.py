@@ -68,6 +68,12 @@ def register(app: typer.Typer) -> None:
             help="One local user: serve this project's deployments without platform keys (IMTS_SERVE_API_KEY "
             "if set, else open; open only on a loopback host). Implied by --model.",
         ),
+        tools: str = typer.Option(
+            "",
+            "--tools",
+            help="Comma list of decoding tools for every request that names none (a request's "
+            "'decoding_tools' overrides): calculator. Serve a model with the tools it was evaluated with.",
+        ),
     ) -> None:
         """Serve the deployments (`imts deploy add`) over an OpenAI-compatible API: many models and LoRA
         adapters over shared bases, batched; /v1/models, /v1/chat/completions, /v1/usage, /health, /metrics.
@@ -94,11 +100,19 @@ def register(app: typer.Typer) -> None:
                 field="host",
             )
         access = local_access(ctx, key.get_secret_value() if key else None) if local else KeyAccess(ctx.ws)
+        from imts.inference.tools import check
+
+        try:
+            use = tuple(check([t.strip() for t in tools.split(",") if t.strip()]))
+        except ValueError as exc:
+            raise InputError(str(exc), field="--tools") from None
         app = create_app(access, pinned, settings.serve_batch_window_ms, settings.serve_max_batch,
-                         settings.serve_requests_per_minute, settings.serve_tokens_per_minute)  # fmt: skip
+                         settings.serve_requests_per_minute, settings.serve_tokens_per_minute,
+                         use)  # fmt: skip
         how = ("API key required" if key else "open, this machine only") if local else "platform API keys"
         served = ", ".join(pinned) or "the deployments"
-        console.print(f"serving [bold]{served}[/] on http://{host}:{port}/v1 ({how})")
+        with_tools = f", decoding tools: {', '.join(use)}" if use else ""
+        console.print(f"serving [bold]{served}[/] on http://{host}:{port}/v1 ({how}{with_tools})")
         run_server(app, host, port)
 
     @app.command("judge")

@@ -81,6 +81,12 @@ def start(
     eval_items: int = typer.Option(None, "--eval-items", help="Evaluate at most this many items per set."),
     name: str = typer.Option("", help="The loop's name (default: the dataset's)."),
     train: list[str] = typer.Option([], "--train", help="Training override key=value (repeatable)."),
+    tools: str = typer.Option(
+        None,
+        "--tools",
+        help="Decoding tools of every evaluation, the base model's too: a comma list, '' for none "
+        "(default: calculator).",
+    ),
     detach: bool = typer.Option(False, "--detach", help="Return at once; the scheduler moves the loop on."),
     lang: str = typer.Option("en", help="en | zh"),
 ) -> None:
@@ -98,6 +104,8 @@ def start(
         fields["base_model"] = base_model
     if train:
         fields["train"] = train
+    if tools is not None:
+        fields["tools"] = [t.strip() for t in tools.split(",") if t.strip()]
     b = backend()
     view = b.start_loop(*scope(), _spec(LoopSpec, fields))
     console.print(f"started loop [bold]{view.id}[/]")

@@ -291,6 +291,12 @@ def eval_(
     ),
     temperature: float = typer.Option(0.0, help="0: greedy; >0: sampled (seeded)."),
     seed: int = typer.Option(0, help="Sampling seed."),
+    tools: str = typer.Option(
+        "",
+        "--tools",
+        help="Comma list of decoding tools: calculator (the exact value after each arithmetic "
+        "expression the model ends with '='). Compare models with the same tools.",
+    ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Generate even what the cache holds."),
     inline: bool = typer.Option(False, "--inline", help=JOB_OPTIONS_HELP),
     priority: str = typer.Option("normal", help="Job priority class: urgent | high | normal | low."),
@@ -317,6 +323,7 @@ def eval_(
                 "batch_size": batch_size,
                 "max_items": limit,
                 "sampling": {"temperature": temperature, "seed": seed},
+                "tools": [t.strip() for t in tools.split(",") if t.strip()],
                 "task": task,
                 **({"text_threshold": text_threshold} if text_threshold is not None else {}),
             }
@@ -333,6 +340,13 @@ def eval_(
             f"{k} {v['correct']}/{v['total']}" for k, v in summary["per_category"].items() if k != "all"
         )
         extra = ", ".join(f"{k} {v:.3g}" for k, v in summary["metrics"].items() if k != "exact_match")
+        if summary.get("tools"):
+            calls = summary.get("gen_tool_calls")
+            extra += (
+                ("; " if extra else "")
+                + f"decoding tools {', '.join(summary['tools'])}"
+                + (f" ({calls:.0f} values filled in)" if calls is not None else "")
+            )
         console.print(
             f"[green]evaluated[/] run {run_id} on {data_name}: accuracy [bold]{summary['accuracy']:.1%}[/] "
             f"(n={summary['n']}, cached {summary['cache_hits']}); {cats}" + (f"; {extra}" if extra else "")
@@ -404,14 +418,27 @@ def demo(
     eval_items: int = typer.Option(100, "--eval-items", help="Items per evaluation set."),
     plain: bool = typer.Option(False, "--plain", help="One straight turn instead of the loop."),
     lang: str = typer.Option("en", help="Report language: en | zh."),
+    tools: str = typer.Option(
+        "calculator",
+        "--tools",
+        help="Decoding tools of every evaluation, the base model's too (comma list; '' for none).",
+    ),
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
 ) -> None:
     """The closed loop on the example task: analyse, repair, split, baseline, then train -> evaluate ->
     feedback -> next data version, with the out-of-template set reported beside the test split."""
+    from imts.core.errors import InputError
+    from imts.evals.service import EvalSettings
     from imts.flywheel.demo import run_demo, run_loop_demo
+    from imts.inference.tools import check
 
+    try:
+        use = check([t.strip() for t in tools.split(",") if t.strip()])
+    except ValueError as exc:
+        raise InputError(str(exc), field="--tools") from None
     if plain or data_file is not None:
-        result = run_demo(context(), data_file, rows, seed, overrides, progress=progress())
+        settings = EvalSettings(tools=tuple(use))
+        result = run_demo(context(), data_file, rows, seed, overrides, settings, progress())
         console.print(result.markdown, markup=False, highlight=False)
         gain = (result.tuned_accuracy - result.baseline_accuracy) * 100
         console.print(
@@ -419,7 +446,9 @@ def demo(
             f"({gain:+.1f} points)[/]  report: {result.report['html']}"
         )
         return
-    looped = run_loop_demo(context(), rows, seed, overrides, iterations, eval_items, progress(), lang=lang)
+    looped = run_loop_demo(
+        context(), rows, seed, overrides, iterations, eval_items, progress(), lang=lang, tools=use
+    )
     console.print(looped.markdown, markup=False, highlight=False)
     console.print(
         f"\n[bold]loop {looped.loop_id} {looped.status}[/] ({looped.stop_reason})  "

@@ -57,11 +57,31 @@ def _found_evals(ctx: Context, run: runs.RunView) -> tuple[str | None, str | Non
             for e in evals
             if e.model_version_id is None
             and e.base_model_id == run.base_model_id
-            and (tuned is None or e.split == tuned.split)
+            and (tuned is None or (e.split == tuned.split and tools_of(e) == tools_of(tuned)))
         ),
         None,
     )
     return (base.id if base else None), (tuned.id if tuned else None)
+
+
+def tools_of(run: runs.RunView) -> list[str]:
+    """The decoding tools an eval run generated with (``imts.inference.tools``)."""
+    return sorted(run.spec.get("tools") or [])
+
+
+def _same_tools(ctx: Context, run_ids: list[str]) -> list[str]:
+    """The decoding tools all ``run_ids`` share; refuses evaluations decoded with different tools (a
+    calculator changes what a model's answers score, so they compare only with their own kind)."""
+    used = [tools_of(runs.get(ctx, r)) for r in run_ids]
+    for run_id, tools in zip(run_ids[1:], used[1:], strict=True):
+        if tools != used[0]:
+            raise InputError(
+                f"evaluations {run_ids[0]} (decoding tools: {', '.join(used[0]) or 'none'}) and {run_id} "
+                f"({', '.join(tools) or 'none'}) decoded differently: compare evaluations made with the "
+                "same --tools",
+                field="tuned",
+            )
+    return used[0]
 
 
 def missing_evals(ctx: Context, train_run_id: str) -> list[tuple[str, str]]:
@@ -117,6 +137,7 @@ def build_models(ctx: Context, eval_runs: list[str], cluster: bool = True) -> Co
     """A comparison of two or more model versions evaluated on the same items (oldest first)."""
     if len(eval_runs) < 2:
         raise NotFoundError("a comparison needs at least two eval runs")
+    tools = _same_tools(ctx, eval_runs)
     results = [load_result(ctx, e) for e in eval_runs]
     labels = [r.label for r in results]
     return ComparisonReport(
@@ -129,7 +150,8 @@ def build_models(ctx: Context, eval_runs: list[str], cluster: bool = True) -> Co
         facts={
             f"model {n + 1}": f"{r.label} (eval {e})"
             for n, (r, e) in enumerate(zip(results, eval_runs, strict=True))
-        },
+        }
+        | ({"decoding tools": ", ".join(tools)} if tools else {}),
         extras=build_extras(results, judge_comments(ctx, eval_runs[-1]), cluster=cluster),
     )
 
@@ -165,8 +187,11 @@ def build(
         "training time": f"{seconds:.0f} s ({tok_s:.0f} tokens/s)",
         "model version": summary.get("model_version", ""),
     }
-    results = [load_result(ctx, e) for e in [baseline_eval, *(others or []), tuned_eval]]
-    _same_items(results, [baseline_eval, *(others or []), tuned_eval])
+    compared = [baseline_eval, *(others or []), tuned_eval]
+    if tools := _same_tools(ctx, compared):
+        facts["decoding tools"] = ", ".join(tools)
+    results = [load_result(ctx, e) for e in compared]
+    _same_items(results, compared)
     return ComparisonReport(
         title=f"Before / after fine-tuning: {facts['base model']} -> {facts['model version']}",
         title_key="title.before_after",

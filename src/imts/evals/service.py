@@ -39,6 +39,7 @@ class EvalSettings:
     cache: bool = True
     task: str | None = None  # None: the dataset's format names the task
     text_threshold: float = 0.5
+    tools: tuple[str, ...] = ()  # decoding tools (``imts.inference.tools``), e.g. ("calculator",)
 
     @classmethod
     def from_suite(cls, suite: SuiteSpec) -> EvalSettings:
@@ -53,6 +54,7 @@ class EvalSettings:
             suite.cache,
             suite.task,
             suite.text_threshold,
+            tuple(suite.tools),
         )
 
 
@@ -139,6 +141,7 @@ def evaluate(
             "per_category": {k: {"correct": c, "total": t} for k, (c, t) in acc.items()},
             "model_label": resolved.label,
             "max_new_tokens": budget,
+            "tools": list(settings.tools),
             "metrics": scored.summary,
             "cache_hits": hits,
             **{f"gen_{k}": v for k, v in speed.items()},
@@ -188,7 +191,10 @@ def _generate_cached(
 ) -> tuple[list[str], dict[str, float], int]:
     """Texts for all prompts: from the cache where present, generated (and cached) otherwise."""
     mkey = cache.model_key(ctx, resolved)
-    keys = cache.item_keys(mkey, prompts, {"max_new_tokens": budget, **asdict(settings.sampling)})
+    generation = {"max_new_tokens": budget, **asdict(settings.sampling)}
+    if settings.tools:  # without tools the key is what it always was: earlier generations stay cached
+        generation["tools"] = sorted(settings.tools)
+    keys = cache.item_keys(mkey, prompts, generation)
     found = cache.lookup(ctx, keys) if use_cache else {}
     missing = [i for i, k in enumerate(keys) if k not in found]
     speed: dict[str, float] = {"seconds": 0.0, "new_tokens": 0, "tokens_per_s": 0.0}
@@ -215,6 +221,7 @@ def _generate_cached(
             label=f"evaluating {resolved.label}",
             sampling=settings.sampling,
             on_batch=keep,
+            tools=settings.tools,
         )
     return [found[k][0] for k in keys], speed, len(keys) - len(missing)
 
@@ -244,10 +251,14 @@ def _choose_cached(
         with progress.task(f"scoring choices of {resolved.label}", total=len(missing)) as bar:
             for start in range(0, len(missing), settings.batch_size):
                 # Stored per batch: a preempted evaluation job resumes with only the rest to score.
+                batch = missing[start : start + settings.batch_size]
+                pairs = [(prompts[i], c) for i in batch for c in items[i].extra["choices"]]
+                scored = iter(tm.answer_nlls(tokenizer, model_obj, pairs, settings.batch_size))
                 new = {}
-                for i in missing[start : start + settings.batch_size]:
+                for i in batch:
                     choices = items[i].extra["choices"]
-                    logps = tm.choice_logprobs(tokenizer, model_obj, prompts[i], choices)
+                    # mean log-probability per token: a sum would prefer the shorter answer
+                    logps = [-nll / n for nll, n in (next(scored) for _ in choices)]
                     new[keys[i]] = (choices[max(range(len(choices)), key=logps.__getitem__)], 0)
                 found.update(new)
                 if use_cache:

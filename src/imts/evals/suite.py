@@ -14,6 +14,7 @@ YAML example::
     text_threshold: 0.5
     max_new_tokens: 96
     sampling: {temperature: 0.0}
+    tools: [calculator]     # optional: decoding tools, the same for every model scored (inference.tools)
 """
 
 from __future__ import annotations
@@ -71,7 +72,17 @@ class SuiteSpec(BaseModel):
         None, ge=1, description="Evaluate at most this many items of each set, spread evenly over it."
     )
     sampling: SamplingSpec = Field(default_factory=SamplingSpec)
+    tools: list[str] = Field(
+        default_factory=list, description="Decoding tools every model runs with: calculator."
+    )
     cache: bool = True
+
+    @field_validator("tools")
+    @classmethod
+    def _tools(cls, value: list[str]) -> list[str]:
+        from imts.inference.tools import check
+
+        return check(value)
 
     @field_validator("metrics")
     @classmethod

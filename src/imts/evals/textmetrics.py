@@ -101,37 +101,51 @@ def distinct_n(texts: Sequence[str], n: int = 2) -> float:
     return len(grams) / total if total else 0.0
 
 
-def _answer_nll(
-    tokenizer: Any, model: Any, prompt: list[dict[str, str]], answer_text: str
-) -> tuple[float, int]:
-    """Summed negative log-likelihood and token count of ``answer_text`` (plus EOS) after the prompt."""
+def answer_nlls(
+    tokenizer: Any, model: Any, items: Sequence[tuple[list[dict[str, str]], str]], batch_size: int = 16
+) -> list[tuple[float, int]]:
+    """Summed negative log-likelihood and token count of each answer text (plus EOS) after its chat
+    prompt, in input order.
+
+    Batched: rows of similar length together, left-padded so every answer ends at the right edge, and
+    the vocabulary projection only over the answers' positions (``logits_to_keep``).
+    """
     import torch
 
     from imts.inference.generate import render_prompt
 
-    context = render_prompt(tokenizer, prompt)
-    answer = list(tokenizer(answer_text, add_special_tokens=False)["input_ids"])
-    if tokenizer.eos_token_id is not None:
-        answer.append(tokenizer.eos_token_id)
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    encoded = [
+        (render_prompt(tokenizer, prompt), [*tokenizer(text, add_special_tokens=False)["input_ids"], *eos])
+        for prompt, text in items
+    ]
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]) + len(encoded[i][1]))
+    out: list[tuple[float, int]] = [(0.0, 0)] * len(encoded)
     device = next(model.parameters()).device
-    ids = torch.tensor([context + answer], device=device)
-    logits = model(input_ids=ids).logits[0, len(context) - 1 : -1].float()
-    logp = torch.log_softmax(logits, dim=-1)
-    return -float(logp.gather(1, torch.tensor(answer, device=device)[:, None]).sum()), len(answer)
-
-
-def perplexity(
-    tokenizer: Any, model: Any, prompts: Sequence[list[dict[str, str]]], references: Sequence[str]
-) -> float:
-    """exp(mean negative log-likelihood per token) of each reference answer given its chat prompt."""
-    import torch
-
-    nll, count = 0.0, 0
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     with torch.inference_mode():
-        for prompt, reference in zip(prompts, references, strict=True):
-            item_nll, n = _answer_nll(tokenizer, model, prompt, reference)
-            nll, count = nll + item_nll, count + n
-    return math.exp(nll / max(count, 1))
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            rows = [encoded[i][0] + encoded[i][1] for i in idx]
+            width, keep = max(map(len, rows)), max(len(encoded[i][1]) for i in idx) + 1
+            ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for r, row in enumerate(rows):
+                ids[r, width - len(row) :] = torch.tensor(row)
+                mask[r, width - len(row) :] = 1
+            pos = (mask.cumsum(1) - 1).clamp(min=0)
+            logits = model(
+                input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=pos.to(device),
+                logits_to_keep=keep,
+            ).logits.float()  # fmt: skip
+            logp = torch.log_softmax(logits, dim=-1)
+            for r, i in enumerate(idx):
+                answer = encoded[i][1]
+                # kept position k predicts the token at width - keep + k + 1
+                span = logp[r, keep - 1 - len(answer) : keep - 1]
+                target = torch.tensor(answer, device=span.device)[:, None]
+                out[i] = (-float(span.gather(1, target).sum()), len(answer))
+    return out
 
 
 def choice_logprobs(
@@ -141,10 +155,15 @@ def choice_logprobs(
 
     Per token, not summed: a sum prefers the shorter answer whatever it says.
     """
-    import torch
+    return [-nll / n for nll, n in answer_nlls(tokenizer, model, [(prompt, c) for c in choices])]
 
-    with torch.inference_mode():
-        return [-nll / n for nll, n in (_answer_nll(tokenizer, model, prompt, c) for c in choices)]
+
+def perplexity(
+    tokenizer: Any, model: Any, prompts: Sequence[list[dict[str, str]]], references: Sequence[str]
+) -> float:
+    """exp(mean negative log-likelihood per token) of each reference answer given its chat prompt."""
+    scored = answer_nlls(tokenizer, model, list(zip(prompts, references, strict=True)))
+    return math.exp(sum(nll for nll, _ in scored) / max(sum(n for _, n in scored), 1))
 
 
 # --- the metrics a suite names ----------------------------------------------------------------------

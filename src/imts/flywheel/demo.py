@@ -163,9 +163,11 @@ def run_loop_demo(
     progress: Progress | None = None,
     base_model: str = BASE_MODEL,
     lang: str = "en",
+    tools: list[str] | None = None,
 ) -> LoopDemoResult:
     """The closed loop on the example task: the generated data, the hand-written out-of-template set
-    (``examples/heldout/math_oot.jsonl``) reported beside the test split, ``max_iterations`` trainings."""
+    (``examples/heldout/math_oot.jsonl``) reported beside the test split, ``max_iterations`` trainings;
+    ``tools``: the decoding tools of every evaluation (None: the loop's default, the calculator)."""
     from imts.flywheel import report
     from imts.flywheel import service as loops
     from imts.flywheel.spec import LoopSpec
@@ -188,6 +190,7 @@ def run_loop_demo(
         intent=DEMO_INTENT, data=imported.ref, name="demo", base_model=base_model, heldout=heldout,
         max_iterations=max_iterations, eval_items=eval_items, seed=seed,
         train=[*DEMO_OVERRIDES, *(overrides or [])],
+        **({"tools": tools} if tools is not None else {}),
     )  # fmt: skip
     view = loops.start(ctx, spec)
     progress.log(f"[bold]loop[/] {view.id}")

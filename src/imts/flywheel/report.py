@@ -34,6 +34,12 @@ TEXT = {
         "上一模型的错误聚类（错误率 前 -> 现在）",
     ),
     "time": ("time per step (s)", "各步耗时（秒）"),
+    "decoding": (
+        "decoding, the same for the base model and every iteration",
+        "解码方式（基座模型与每轮相同）",
+    ),
+    "greedy": ("greedy", "贪心解码"),
+    "tools": ("with the tools", "并使用工具"),
 }
 
 
@@ -74,6 +80,11 @@ def markdown(loop: LoopView, its: list[IterationView], lang: str = "en") -> str:
         lines.append(
             f"- {_t('best', lang)}: {_t('iteration', lang)} {loop.best['iteration']} ({loop.best_run})"
         )
+    tools = loop.versions.get("tools") or []
+    lines.append(
+        f"- {_t('decoding', lang)}: {_t('greedy', lang)}"
+        + (f", {_t('tools', lang)} {', '.join(tools)}" if tools else "")
+    )
     labels = list(its[0].scores) if its and its[0].scores else []
     if labels:
         lines += ["", f"## {_t('curve', lang)}", ""]

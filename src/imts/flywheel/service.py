@@ -57,14 +57,26 @@ class LoopView(BaseModel):
     outcomes: list[Outcome]
     spent: dict[str, float]
     # the data it started from and made: source, analysis, split, eval_data (scored), data (trained on
-    # now), heldout, probe, models (iteration -> model version)
+    # now), heldout, probe, models (iteration -> model version); and tools, the decoding tools its
+    # evaluations run with
     versions: dict[str, Any]
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
 
 
-VERSION_KEYS = ("source", "analysis", "analyzed", "split", "eval_data", "data", "heldout", "probe", "models")
+VERSION_KEYS = (
+    "source",
+    "analysis",
+    "analyzed",
+    "split",
+    "eval_data",
+    "data",
+    "heldout",
+    "probe",
+    "models",
+    "tools",
+)
 
 
 def _view(ctx: Context, row: Loop) -> LoopView:
@@ -137,7 +149,9 @@ def start(ctx: Context, spec: LoopSpec) -> LoopView:
         heldout.append(str(found))
     with _at("probe"):
         probe = _probe(ctx, spec.probe)
-    state = {"source": source, "heldout": heldout, "probe": probe}
+    # The decoding tools are fixed when the loop starts: the base model and every iteration are scored
+    # alike even if a later IMTS changes the spec's default.
+    state = {"source": source, "heldout": heldout, "probe": probe, "tools": spec.tools}
     loop_id = new_id("loop")
     with ctx.session() as s:
         s.add(

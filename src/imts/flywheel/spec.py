@@ -125,6 +125,12 @@ class LoopSpec(BaseModel):
         None, ge=1, description="Evaluate at most this many items per set.",
         json_schema_extra=zh("每个评测集最多评测这么多题（默认全部）。"),
     )  # fmt: skip
+    tools: list[str] = Field(
+        ["calculator"], description="Decoding tools every evaluation runs with, the base model's too: "
+        "calculator (the exact value after each arithmetic expression a model ends with '='); [] for none.",
+        json_schema_extra=zh("每次评测（包括基座模型）解码时使用的工具：calculator（模型写出以“=”结尾的算式后，"
+                             "由计算器填入精确结果）；[] 表示不用。"),
+    )  # fmt: skip
     augment_share: float = Field(
         0.15, gt=0, lt=1, description="Target share a weak category is augmented to.",
         json_schema_extra=zh("薄弱类别扩充到的目标占比。"),
@@ -138,6 +144,13 @@ class LoopSpec(BaseModel):
         if not v.strip():
             raise InputError("the intent is empty: say what the model should learn", field="intent")
         return v.strip()
+
+    @field_validator("tools")
+    @classmethod
+    def _tools(cls, v: list[str]) -> list[str]:
+        from imts.inference.tools import check
+
+        return check(v)
 
     def loop_name(self) -> str:
         return self.name or self.data.split("@")[0].split(":")[0]

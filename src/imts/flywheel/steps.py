@@ -44,6 +44,7 @@ def _suite(state: dict[str, Any], spec: LoopSpec) -> dict[str, Any]:
         "name": "loop",
         "datasets": [ref for _, ref in eval_sets(state, spec)],
         "max_items": spec.eval_items,
+        "tools": state.get("tools", []),  # a loop started before tools existed decodes without
     }
 
 

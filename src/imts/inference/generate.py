@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,11 +73,16 @@ def generate(
     label: str = "generating",
     sampling: Sampling | None = None,
     on_batch: Callable[[list[int], list[str]], None] | None = None,
+    tools: Sequence[str] = (),
 ) -> tuple[list[str], dict[str, float]]:
     """Completions for chat prompts, in input order, plus throughput figures. ``on_batch`` gets the
     prompt indices and texts of every finished batch (the cache stores them as they come, so an
-    interrupted evaluation keeps what it generated)."""
+    interrupted evaluation keeps what it generated). ``tools`` run in the decoding loop
+    (``imts.inference.tools``); ``tool_calls`` in the figures counts the values they filled in."""
     import torch
+    from transformers import LogitsProcessorList
+
+    from imts.inference.tools import RowTools, logits_processor
 
     progress = progress or NullProgress()
     sampling = sampling or Sampling()
@@ -85,7 +90,7 @@ def generate(
     # Longest first: similar lengths share a batch (little padding) and memory peaks early.
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
     outputs: list[str] = [""] * len(prompts)
-    new_tokens = 0
+    new_tokens = tool_calls = 0
     started = time.perf_counter()
     pad_id, eos_id = tokenizer.pad_token_id, tokenizer.eos_token_id
     device = next(model.parameters()).device  # a model on a GPU gets its inputs there
@@ -98,17 +103,27 @@ def generate(
             for row, i in enumerate(idx):
                 ids[row, width - len(encoded[i]) :] = torch.tensor(encoded[i])
                 mask[row, width - len(encoded[i]) :] = 1
-            torch.manual_seed(sampling.seed + s)
-            out = model.generate(
-                input_ids=ids.to(device),
-                attention_mask=mask.to(device),
-                max_new_tokens=max_new_tokens,
-                **sampling.kwargs(),
-                pad_token_id=pad_id,
-                eos_token_id=eos_id,
-            )
+            ids, mask = ids.to(device), mask.to(device)
+            if sampling.temperature <= 0:
+                rows = [RowTools(tokenizer, tools) for _ in idx] if tools else None
+                gens = greedy(model, ids, mask, max_new_tokens, eos_id, rows)
+                tool_calls += sum(r.calls for r in rows) if rows else 0
+            else:
+                torch.manual_seed(sampling.seed + s)
+                procs = logits_processor(tokenizer, tools, len(idx), width) if tools else None
+                out = model.generate(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    max_new_tokens=max_new_tokens,
+                    **sampling.kwargs(),
+                    pad_token_id=pad_id,
+                    eos_token_id=eos_id,
+                    logits_processor=LogitsProcessorList([procs] if procs else []),
+                )
+                tool_calls += sum(r.calls for r in procs.rows) if procs else 0
+                gens = [out[row, width:].tolist() for row in range(len(idx))]
             for row, i in enumerate(idx):
-                gen = out[row, width:].tolist()
+                gen = gens[row]
                 if eos_id in gen:  # the rest of the row is padding
                     gen = gen[: gen.index(eos_id)]
                 new_tokens += len(gen)
@@ -122,4 +137,53 @@ def generate(
         "seconds": elapsed,
         "new_tokens": new_tokens,
         "tokens_per_s": new_tokens / max(elapsed, 1e-9),
+        **({"tool_calls": tool_calls} if tools else {}),
     }
+
+
+def greedy(
+    model: Any, ids: Any, mask: Any, max_new_tokens: int, eos_id: int | None, tools: list[Any] | None = None
+) -> list[list[int]]:
+    """Greedy continuations of a left-padded batch, each up to its EOS (included) or ``max_new_tokens``.
+
+    A row leaves the batch when it ends (its KV cache rows are dropped), so the rows still writing never
+    wait on compute for the finished ones: on a CPU, where a forward pass costs in proportion to its
+    rows, a batch whose answers differ in length decodes in about the time of its tokens, not of its
+    longest row times its size (``generate`` decodes every row to the longest). ``tools``: one
+    ``RowTools`` per row; a token they force replaces the argmax.
+    """
+    import torch
+    from transformers.cache_utils import DynamicLayer
+
+    pos = (mask.cumsum(1) - 1).clamp(min=0)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
+    cache, logits = out.cache, out.logits[:, -1, :]
+    # Dropping rows needs the plain growing cache; any other keeps every row to the end.
+    droppable = all(type(layer) is DynamicLayer for layer in getattr(cache, "layers", [None]))
+    live = list(range(ids.shape[0]))  # batch row -> input row
+    gens: list[list[int]] = [[] for _ in live]
+    nxt_pos = pos[:, -1:] + 1
+    for _ in range(max_new_tokens):
+        picked = logits.argmax(-1).tolist()
+        ended = []
+        for b, r in enumerate(live):
+            token = picked[b]
+            if tools is not None and (forced := tools[r].forced(gens[r])) is not None:
+                token = forced
+            picked[b] = token
+            if not gens[r] or gens[r][-1] != eos_id:
+                gens[r].append(token)
+            ended.append(token == eos_id or len(gens[r]) >= max_new_tokens or gens[r][-1] == eos_id)
+        if all(ended):
+            break
+        step = torch.tensor(picked, device=ids.device)[:, None]
+        mask = torch.cat([mask, torch.ones_like(step)], dim=1)
+        if droppable and any(ended):
+            keep = torch.tensor([b for b, e in enumerate(ended) if not e], device=ids.device)
+            live = [r for r, e in zip(live, ended, strict=True) if not e]
+            step, mask, nxt_pos = step[keep], mask[keep], nxt_pos[keep]
+            for layer in cache.layers:
+                layer.keys, layer.values = layer.keys[keep], layer.values[keep]
+        out = model(input_ids=step, attention_mask=mask, position_ids=nxt_pos, cache=cache, use_cache=True)
+        cache, logits, nxt_pos = out.cache, out.logits[:, -1, :], nxt_pos + 1
+    return gens

@@ -70,6 +70,7 @@ def create_app(
     max_batch: int = 32,
     requests_per_minute: int = 0,
     tokens_per_minute: int = 0,
+    tools: tuple[str, ...] = (),
 ) -> FastAPI:
     """An app serving the deployments each caller's key reaches (``access``), plus ``pinned`` folders.
 
@@ -77,6 +78,7 @@ def create_app(
         access: ``KeyAccess`` (platform API keys) or ``LocalAccess`` (one local user).
         pinned: served id -> (model folder, LoRA adapter folder or None), served to every caller
             (``imts serve --model``).
+        tools: decoding tools of every request that names none (``decoding_tools``).
     """
     meter = Meter(requests_per_minute, tokens_per_minute)
     models = Models(window_ms / 1000, max_batch, meter)
@@ -190,7 +192,8 @@ def create_app(
         samplings = [
             Sampling(temperature=req.temperature, top_p=req.top_p, seed=seed + i) for i in range(req.n)
         ]
-        jobs = [Job(ids, target.adapter, limit, s, stops) for s in samplings]
+        use = tools if req.decoding_tools is None else tuple(req.decoding_tools)
+        jobs = [Job(ids, target.adapter, limit, s, stops, use) for s in samplings]
         streams = [base.submit(j) for j in jobs]  # all queued now: the n choices share a batch
         cid, model_id = new_id("chatcmpl"), req.model
 

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from imts.inference.generate import Sampling, load, render_prompt
+from imts.inference.tools import RowTools
 from imts.serve.engine import StopFilter
 from imts.serve.lora import StackedLoRA, stackable
 
@@ -48,6 +49,7 @@ class Job:
     max_tokens: int
     sampling: Sampling
     stops: list[str]
+    tools: tuple[str, ...] = ()  # decoding tools (``imts.inference.tools``)
     events: queue.SimpleQueue[str | Finished | BaseException] = field(default_factory=queue.SimpleQueue)
 
 
@@ -61,8 +63,11 @@ class _Row:
         self.cut = StopFilter(job.stops)
         self.done = False
         self.rng = torch.Generator().manual_seed(job.sampling.seed)
+        self.tools = RowTools(tokenizer, job.tools) if job.tools else None
 
     def pick(self, logits: torch.Tensor) -> int:
+        if self.tools is not None and (forced := self.tools.forced(self.gen)) is not None:
+            return forced
         s = self.job.sampling
         if s.temperature <= 0:
             return int(logits.argmax())

@@ -5,14 +5,15 @@ this server does not implement with the value that means "off" (a request that s
 served; any other value gets a 400 naming the parameter), and a parameter OpenAI does not have at all is
 refused like OpenAI refuses it (``extra="forbid"``). ``user``, ``store``, ``metadata``,
 ``service_tier`` and ``stream_options`` are accepted and change nothing: they concern OpenAI's accounting
-and storage, not the completion.
+and storage, not the completion. One field is IMTS's own: ``decoding_tools`` (``["calculator"]``, or
+``[]`` for none) overrides the server's decoding tools (``imts serve --tools``) for one request.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Parameters of OpenAI's API this server does not implement, with the values that leave them off.
 UNSUPPORTED: dict[str, tuple[Any, ...]] = {
@@ -76,6 +77,16 @@ class ChatRequest(BaseModel):
     metadata: dict[str, str] | None = None
     service_tier: str | None = None
     stream_options: dict[str, Any] | None = None
+    # IMTS's own: decoding tools for this request (``imts.inference.tools``); None: the server's
+    # (`imts serve --tools`), [] for none.
+    decoding_tools: list[str] | None = None
+
+    @field_validator("decoding_tools")
+    @classmethod
+    def _tools(cls, value: list[str] | None) -> list[str] | None:
+        from imts.inference.tools import check
+
+        return None if value is None else check(value)
 
     @model_validator(mode="after")
     def _stops(self) -> ChatRequest:

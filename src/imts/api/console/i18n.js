@@ -15,7 +15,7 @@ const S = {
   gradients: ["Gradients", "梯度"], hardware: ["Hardware", "硬件"], items: ["Items", "逐题结果"], job: ["Job", "任务"], kind: ["Kind", "类型"],
   language: ["Language", "语言"], launch_eval: ["Start evaluation", "开始评测"], launch_run: ["Launch run", "启动训练"], launched: ["Queued:", "已提交："],
   length: ["Length", "长度"], license: ["License", "许可证"], lineage: ["Lineage", "血缘"], loading: ["Loading…", "加载中…"], logs: ["Logs", "日志"],
-  make_report: ["Generate the report", "生成报告"], auto_eval: ["newest whole evaluation", "最新的完整评测"], baseline_eval: ["Baseline evaluation", "基线评测"], tuned_eval: ["Tuned evaluation", "微调后评测"], items_n: ["items", "题"], all_items: ["all items", "全部题目"], members: ["Members", "成员"], memory: ["Memory", "内存"], memory_plan: ["Memory plan", "显存规划"],
+  make_report: ["Generate the report", "生成报告"], auto_eval: ["newest whole evaluation", "最新的完整评测"], baseline_eval: ["Baseline evaluation", "基线评测"], tuned_eval: ["Tuned evaluation", "微调后评测"], items_n: ["items", "题"], tools: ["decoding tools", "解码工具"], all_items: ["all items", "全部题目"], members: ["Members", "成员"], memory: ["Memory", "内存"], memory_plan: ["Memory plan", "显存规划"],
   method: ["Method", "方法"], metrics: ["Metrics", "指标"], model: ["Model", "模型"], model_name: ["Model name", "模型名称"],
   model_ref: ["Model", "模型"], my_role: ["my role", "我的角色"], name: ["Name", "名称"], no_jobs: ["No jobs", "暂无任务"], no_logs: ["No logs", "暂无日志"],
   no_models: ["No trained models yet", "暂无训练好的模型"], no_permission_launch: ["Your role may not launch runs (researchers and admins can).", "你的角色不能启动训练（研究员和管理员可以）。"],

@@ -122,6 +122,7 @@ CATALOGUE: dict[str, dict[Lang, str]] = {
     "fact.precision": {"en": "precision", "zh": "精度"},
     "fact.training time": {"en": "training time", "zh": "训练时长"},
     "fact.model version": {"en": "model version", "zh": "模型版本"},
+    "fact.decoding tools": {"en": "decoding tools (every model)", "zh": "解码工具（所有模型相同）"},
 }
 
 

@@ -26,12 +26,13 @@ export async function render(view, rest) {
     const same = evals.filter((e) => e.dataset_version_id === run.dataset_version_id);
     const tunedEvals = same.filter((e) => run.model_version_id && e.model_version_id === run.model_version_id);
     const baseEvals = same.filter((e) => !e.model_version_id && e.base_model_id === run.base_model_id);
-    const label = (e) => `${e.id} (${e.split || "—"}, ${e.spec.max_items ? e.spec.max_items + " " + t("items_n") : t("all_items")}, ${(e.created_at || "").slice(0, 16).replace("T", " ")})`;
+    const tools = (e) => (e.spec.tools || []).slice().sort().join(", ");
+    const label = (e) => `${e.id} (${e.split || "—"}, ${e.spec.max_items ? e.spec.max_items + " " + t("items_n") : t("all_items")}${tools(e) ? ", " + t("tools") + " " + tools(e) : ""}, ${(e.created_at || "").slice(0, 16).replace("T", " ")})`;
     const choose = (id, list) => h("select", { id }, h("option", { value: "" }, t("auto_eval")), list.map((e) => h("option", { value: e.id }, label(e))));
     const tunedSel = choose("report-tuned", tunedEvals), baseSel = choose("report-baseline", baseEvals);
     // Default: the newest evaluation of the run's model, and the newest of the base model on the same items.
     const tuned = tunedEvals[0];
-    const base = tuned ? baseEvals.find((e) => e.split === tuned.split && (e.spec.max_items || null) === (tuned.spec.max_items || null)) : baseEvals[0];
+    const base = tuned ? baseEvals.find((e) => e.split === tuned.split && (e.spec.max_items || null) === (tuned.spec.max_items || null) && tools(e) === tools(tuned)) : baseEvals[0];
     if (tuned) tunedSel.value = tuned.id;
     if (base) baseSel.value = base.id;
     view.append(h("div", { class: "row" }, h("label", {}, t("baseline_eval"), " ", baseSel), h("label", {}, t("tuned_eval"), " ", tunedSel)),
