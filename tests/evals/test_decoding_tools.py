@@ -235,3 +235,31 @@ def test_greedy_decoding_drops_ended_rows_and_writes_what_generate_writes(tiny_m
         got = greedy(model, ids, mask, 12, eos)
     assert got == expected
     assert len({len(row) for row in got}) > 2, "the rows should end at different steps"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["eval", "--model", "smollm2-135m-instruct", "--data", "math", "--tools", "calculator,abacus"],
+        ["serve", "--model", "smollm2-135m-instruct", "--tools", "abacus"],
+        ["demo", "--tools", "abacus"],
+        ["loop", "start", "--intent", "maths", "--data", "math", "--tools", "abacus", "--detach"],
+    ],
+)
+def test_commands_refuse_unknown_tools_in_one_line(
+    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from imts.cli.main import app
+    from imts.core.settings import get_settings
+
+    monkeypatch.setenv("IMTS_WORKSPACE", str(tmp_path / "ws"))
+    monkeypatch.delenv("IMTS_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        out = CliRunner().invoke(app, argv)
+    finally:
+        get_settings.cache_clear()
+    assert out.exit_code == 2 and "Traceback" not in out.output  # 2: bad input
+    assert "unknown decoding tool(s) ['abacus']" in " ".join(out.output.split()), out.output

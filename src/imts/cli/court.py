@@ -80,11 +80,13 @@ def register(app: typer.Typer) -> None:
         Clients present platform API keys (`imts keys create`) unless --local."""
         from imts.core.errors import InputError
         from imts.core.settings import get_settings
+        from imts.inference.tools import parse
         from imts.registry.models import resolve
         from imts.serve.app import create_app, local_access
         from imts.serve.app import serve as run_server
         from imts.serve.router import KeyAccess
 
+        use = tuple(parse(tools))  # before the model loads
         ctx = context()
         settings = get_settings()
         pinned = {}
@@ -100,12 +102,6 @@ def register(app: typer.Typer) -> None:
                 field="host",
             )
         access = local_access(ctx, key.get_secret_value() if key else None) if local else KeyAccess(ctx.ws)
-        from imts.inference.tools import check
-
-        try:
-            use = tuple(check([t.strip() for t in tools.split(",") if t.strip()]))
-        except ValueError as exc:
-            raise InputError(str(exc), field="--tools") from None
         app = create_app(access, pinned, settings.serve_batch_window_ms, settings.serve_max_batch,
                          settings.serve_requests_per_minute, settings.serve_tokens_per_minute,
                          use)  # fmt: skip

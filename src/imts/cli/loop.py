@@ -105,7 +105,9 @@ def start(
     if train:
         fields["train"] = train
     if tools is not None:
-        fields["tools"] = [t.strip() for t in tools.split(",") if t.strip()]
+        from imts.inference.tools import parse
+
+        fields["tools"] = parse(tools)
     b = backend()
     view = b.start_loop(*scope(), _spec(LoopSpec, fields))
     console.print(f"started loop [bold]{view.id}[/]")

@@ -309,10 +309,13 @@ def eval_(
     from imts.evals.refs import with_split
     from imts.evals.suite import SuiteSpec
 
+    tool_list = [t.strip() for t in tools.split(",") if t.strip()]
     if suite is not None:
         spec = SuiteSpec.from_yaml(suite)
         if data_ref:
             spec.datasets = [data_ref]
+        if tool_list:  # --tools wins over the suite's
+            spec = SuiteSpec.parse({**spec.model_dump(), "tools": tool_list})
     else:
         spec = SuiteSpec.parse(
             {
@@ -323,7 +326,7 @@ def eval_(
                 "batch_size": batch_size,
                 "max_items": limit,
                 "sampling": {"temperature": temperature, "seed": seed},
-                "tools": [t.strip() for t in tools.split(",") if t.strip()],
+                "tools": tool_list,
                 "task": task,
                 **({"text_threshold": text_threshold} if text_threshold is not None else {}),
             }
@@ -427,15 +430,11 @@ def demo(
 ) -> None:
     """The closed loop on the example task: analyse, repair, split, baseline, then train -> evaluate ->
     feedback -> next data version, with the out-of-template set reported beside the test split."""
-    from imts.core.errors import InputError
     from imts.evals.service import EvalSettings
     from imts.flywheel.demo import run_demo, run_loop_demo
-    from imts.inference.tools import check
+    from imts.inference.tools import parse
 
-    try:
-        use = check([t.strip() for t in tools.split(",") if t.strip()])
-    except ValueError as exc:
-        raise InputError(str(exc), field="--tools") from None
+    use = parse(tools)
     if plain or data_file is not None:
         settings = EvalSettings(tools=tuple(use))
         result = run_demo(context(), data_file, rows, seed, overrides, settings, progress())

@@ -82,6 +82,20 @@ def check(names: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def parse(text: str, field: str = "--tools") -> list[str]:
+    """A comma list of tool names as a command line gives it (``""``: none), checked.
+
+    Raises:
+        InputError: an unknown name, naming ``field`` and the known tools.
+    """
+    from imts.core.errors import InputError
+
+    try:
+        return check([t.strip() for t in text.split(",") if t.strip()])
+    except ValueError as exc:
+        raise InputError(str(exc), field=field) from None
+
+
 class RowTools:
     """One generated row's tools: the tokens they force next, given the tokens generated so far."""
 
