@@ -23,6 +23,7 @@ from imts.flywheel import report, service
 from imts.flywheel.driver import spent_by
 from imts.registry import service as registry
 from imts.services.audit import query
+from imts.store import runs
 from imts.store.context import Context
 from imts.store.models import JobRecord, LoopStep
 
@@ -105,6 +106,12 @@ def test_the_report_has_the_curve_and_the_log_in_both_languages(approved: tuple[
     assert "plotly" in page and "Iteration log" in page and "<script src=" not in page
     md = zh["md"].read_text(encoding="utf-8")
     assert "迭代日志" in md and "发现的问题" in md and "| validation |" in md
+    # every evaluation, the base model's too, decoded with the loop's tools, and the report says so
+    assert view.versions["tools"] == ["calculator"]
+    assert "greedy, with the tools calculator" in page and "贪心解码，并使用工具 calculator" in md
+    evals = [r for r in runs.search(ws, "eval", "succeeded") if r.spec["data"].startswith("math@")]
+    assert evals and all(r.spec["tools"] == ["calculator"] for r in evals)
+    assert {r.model_version_id is None for r in evals} == {True, False}  # the base model and the loop's
 
 
 def test_stop_and_resume_refuse_what_they_cannot_do(approved: tuple[Context, str]) -> None:

@@ -83,7 +83,7 @@ def markdown(loop: LoopView, its: list[IterationView], lang: str = "en") -> str:
     tools = loop.versions.get("tools") or []
     lines.append(
         f"- {_t('decoding', lang)}: {_t('greedy', lang)}"
-        + (f", {_t('tools', lang)} {', '.join(tools)}" if tools else "")
+        + (f"{'，' if zh else ', '}{_t('tools', lang)} {', '.join(tools)}" if tools else "")
     )
     labels = list(its[0].scores) if its and its[0].scores else []
     if labels:
