@@ -178,7 +178,7 @@ def greedy(
             picked[b] = token
             if not gens[r] or gens[r][-1] != eos_id:
                 gens[r].append(token)
-            ended.append(token == eos_id or len(gens[r]) >= max_new_tokens or gens[r][-1] == eos_id)
+            ended.append(gens[r][-1] == eos_id or len(gens[r]) >= max_new_tokens)
         if all(ended):
             break
         step = torch.tensor(picked, device=ids.device)[:, None]
