@@ -183,3 +183,37 @@ def test_killed_driver_and_workers_change_nothing(approved: tuple[Context, str],
     before, after = spent_by(ws, reference), spent_by(ws, view.id)
     assert before is not None and after is not None
     assert (after.tokens, after.generated_items) == (before.tokens, before.generated_items)
+
+
+def test_resume_right_after_stop_goes_on_while_the_pause_is_on_its_way(
+    tmp_path: Path, tiny_model: Path, math_file: Path
+) -> None:
+    """Stop pauses the running step's job, and a resume at once finds the pause still under way (the
+    worker stopping): the job must go on, not stay paused under a running loop that nothing moves."""
+    from imts.flywheel.driver import advance
+    from imts.jobs import service as jobs
+
+    ws = loop_ws(tmp_path, tiny_model, math_file)
+    view = service.start(ws, tiny_spec(data="math@1", max_iterations=1))
+    deadline = time.time() + 600
+    while True:  # until the training step's worker runs
+        assert time.time() < deadline, service.get(ws, view.id)
+        steps = service.steps(ws, view.id)
+        last = steps[-1] if steps else None
+        if last and last.phase == "train" and last.job_id and jobs.get(ws, last.job_id).state == "running":
+            break
+        advance(ws, view.id)
+        jobs.settle(ws, wait=True)
+        time.sleep(0.1)
+    assert service.stop(ws, view.id).status == "stopped"
+    assert last is not None and last.job_id is not None
+    assert jobs.get(ws, last.job_id).state in ("preempting", "paused")
+    assert service.resume(ws, view.id).status == "running"
+    while (now := service.get(ws, view.id)).status == "running":
+        assert time.time() < deadline, (now, jobs.get(ws, last.job_id).state)
+        advance(ws, view.id)
+        jobs.settle(ws, wait=True)
+        time.sleep(0.2)
+    assert now.status == "finished", now.error
+    train = [s for s in service.steps(ws, view.id) if s.phase == "train"]
+    assert [(s.job_id, s.state) for s in train] == [(last.job_id, "succeeded")]  # the same job went on

@@ -223,16 +223,37 @@ def resume(ctx: Context, loop_id: str) -> LoopView:
     job_id = _current_job(ctx, row)
     status = Status.AWAITING_APPROVAL if row.phase == Phase.APPROVAL.value else Status.RUNNING
     if job_id:
-        state = jobs.get(ctx, job_id).state
-        if state == "paused":
-            jobs.request(ctx, job_id, "resume")
-        elif state in ("failed", "cancelled"):
+        state = _resume_job(ctx, job_id)
+        if state in ("failed", "cancelled"):
             _set(ctx, row, "resume", status=status.value, error=None, request="retry")
             advance(ctx, loop_id)
             return get(ctx, loop_id)
     _set(ctx, row, "resume", status=status.value, error=None)
     advance(ctx, loop_id)
     return get(ctx, loop_id)
+
+
+def _resume_job(ctx: Context, job_id: str, wait_s: float = 15.0) -> str:
+    """Resume the job a stop paused; returns its state as found.
+
+    The stop's pause may still be on its way: not yet taken by a scheduling pass, or the worker still
+    stopping (``preempting``). A resume then must not miss it, or the job ends up paused under a running
+    loop and nothing moves it again: wait (up to ``wait_s``) until no request is pending, and resume a
+    job that is pausing as well as one that has paused (the machine turns the pause into a requeue).
+    """
+    end = time.monotonic() + wait_s
+    while True:
+        with ctx.session() as s:
+            state, pending = s.execute(
+                select(JobRecord.state, JobRecord.action).where(JobRecord.id == job_id)
+            ).one()
+        if pending is None or time.monotonic() > end:
+            break
+        time.sleep(0.2)
+        jobs.settle(ctx)
+    if state in ("paused", "preempting"):
+        jobs.request(ctx, job_id, "resume")
+    return str(state)
 
 
 def approve(ctx: Context, loop_id: str) -> LoopView:
