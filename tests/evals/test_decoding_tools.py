@@ -8,17 +8,14 @@ decoding with the calculator give different, known answers through the real gene
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from tests.conftest import make_ws, write_jsonl
+from tests.serve.factory import serving
 
 from imts.core.errors import InputError
 from imts.data.ingest import import_file
@@ -157,24 +154,9 @@ def test_evaluations_record_their_tools_and_reports_compare_only_alike(
 
 @pytest.fixture(scope="module")
 def server(arithmetic_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app = create_app(
-        LocalAccess(make_ws(tmp_path_factory.mktemp("serve")), None),
-        {"arith": (arithmetic_model, None)},
-        tools=("calculator",),
-    )
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not srv.started:
-        assert time.time() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/v1"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    access = LocalAccess(make_ws(tmp_path_factory.mktemp("serve")), None)
+    with serving(create_app(access, {"arith": (arithmetic_model, None)}, tools=("calculator",))) as url:
+        yield f"{url}/v1"
 
 
 def _chat(server: str, **more: object) -> httpx.Response:

@@ -4,7 +4,6 @@ platform API keys, batched across requests, following alias moves, restored afte
 from __future__ import annotations
 
 import re
-import socket
 import threading
 import time
 import uuid
@@ -14,10 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from tests.conftest import make_ws, write_jsonl
 from tests.registry.factory import versions
-from tests.serve.factory import answer_alone, lora_adapter
+from tests.serve.factory import answer_alone, lora_adapter, serving
 
 from imts.core.errors import ConflictError, InputError, NotFoundError
 from imts.data import service as data
@@ -83,22 +81,8 @@ def _reference(base: Path, adapter: Path | None) -> str:
 
 @contextmanager
 def _serving(ctx: Context) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app = create_app(KeyAccess(ctx.ws), window_ms=200, max_batch=8)
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not srv.started:
-        assert time.time() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
+    with serving(create_app(KeyAccess(ctx.ws), window_ms=200, max_batch=8)) as url:
+        yield url
 
 
 def _chat(url: str, key: str, model: str, **extra: object) -> httpx.Response:
