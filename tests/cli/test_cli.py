@@ -83,3 +83,10 @@ def test_data_fix_apply_and_a_bad_option(tmp_path: Path, math_file: Path) -> Non
     assert report["review"]["pending"] > 0 and sum(c["rewritten"] for c in report["cot"].values()) > 40
     bad = imts(tmp_path, "data", "fix", "math", "--augment", "division")
     assert bad.returncode == 2 and "CATEGORY=SHARE" in bad.stderr and "Traceback" not in bad.stderr
+    out = imts(tmp_path, "data", "fix", "math@2", "--apply", "--augment-lang", "zh=0.4", "--json")
+    assert out.returncode == 0, out.stderr
+    lang = json.loads(out.stdout)["augment"]["lang:zh"]
+    assert lang["before"] < 0.4 <= lang["after"] and lang["accepted"] == lang["wanted"] > 0
+    bad = imts(tmp_path, "data", "fix", "math", "--augment-lang", "zh=x")
+    assert bad.returncode == 2 and "--augment-lang wants LANG=SHARE" in bad.stderr
+    assert "Traceback" not in bad.stderr

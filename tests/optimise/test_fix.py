@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -206,6 +207,73 @@ def test_two_hundred_generated_items_pass_the_independent_audit(mathgen: ModuleT
     verdicts = [audit(r) for r in state.accepted]
     assert [w for ok, w in verdicts if not ok] == []
     assert len({r["messages"][0]["content"] for r in state.accepted}) == 200
+
+
+def test_a_multi_step_category_is_also_chained_from_one_step_rows(mathgen: ModuleType) -> None:
+    """Half of a multi-step category's new items extend a one-step problem of another category with a
+    follow-up question on its answer (English and Chinese); every one passes the independent audit."""
+    import json as _json
+
+    from imts.agents.judges.math import extract_steps
+    from imts.optimise.augment import AugmentState, Guard, augment_category, chain_seeds
+    from imts.optimise.cot import assistant_text, is_answer_only, user_text
+
+    rows = []
+    for r in mathgen.generate(n=800, seed=12, zh_share=0.5)[0]:
+        messages = [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["response"]}]
+        rows.append({"id": r["id"], "messages": messages, "answer": r["answer"], "category": r["category"],
+                     "lang": r["lang"]})  # fmt: skip
+    train = [r for r in rows if not is_answer_only(r)]
+    assert chain_seeds("addition", train) == []  # a one-step category is not chained
+    links = chain_seeds("multi_step", train)
+    by_id = {r["id"]: r for r in train}
+    assert links and {r["category"] for r in links} == {"addition", "subtraction", "multiplication"}
+    seeds = [r for r in train if r["category"] == "multi_step"]
+    state = augment_category("multi_step", seeds, 80, Guard(rows, []), 7, AugmentState(), chain_seeds=links)
+    assert len(state.accepted) == 80
+    assert [w for ok, w in map(audit, state.accepted) if not ok] == []
+    chained = [r for r in state.accepted if _json.loads(r["meta"])["generator"] == "embedded-chain"]
+    forms = {True: 0, False: 0}
+    assert 30 <= len(chained) <= 50 and {r["lang"] for r in chained} == {"en", "zh"}
+    for item in chained:
+        seed = by_id[_json.loads(item["meta"])["seed_row"]]
+        assert seed["category"] != "multi_step" and item["category"] == "multi_step"
+        steps = extract_steps(assistant_text(item))
+        assert len(steps) == 2 and steps[1].expression.startswith(steps[0].claimed)  # it works on the answer
+        question, mark = user_text(item), "?" if item["lang"] == "en" else "？"
+        assert question.endswith(mark)
+        forms[question.count(mark) > 1] += 1  # an event before the seed's question, or a follow-up after it
+        new = steps[1].expression.split()[-1]  # the follow-up's number comes after the seed's numbers
+        assert re.search(rf"(?<!\d){new}(?!\d)", question.split(steps[0].expression.split()[0])[-1])
+    assert forms[True] and forms[False]
+
+
+def test_a_language_is_augmented_to_its_target_share_in_its_own_category_mix(mathgen: ModuleType) -> None:
+    from collections import Counter
+
+    from imts.optimise.apply import plan_or_apply
+
+    rows = []
+    for r in mathgen.generate(n=400, seed=13, zh_share=0.25)[0]:
+        messages = [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["response"]}]
+        rows.append({"id": r["id"], "messages": messages, "answer": r["answer"], "category": r["category"],
+                     "lang": r["lang"]})  # fmt: skip
+    spec = FixSpec(data="x", augment_lang={"zh": 0.4})
+    _, _, _, planned, _ = plan_or_apply(rows, spec, b"k", plan=True)
+    assert planned.augment["lang:zh"].wanted > 0 and planned.augment["lang:zh"].accepted == 0
+    fixed, _, changes, report, _ = plan_or_apply(rows, spec, b"k")
+    info = report.augment["lang:zh"]
+    added = fixed[len(rows) :]
+    assert info.accepted == len(added) == len(changes) == info.wanted
+    assert {r["lang"] for r in added} == {"zh"} and info.after >= 0.4 > info.before
+    assert sum(r["lang"] == "zh" for r in fixed) / len(fixed) >= 0.4
+    assert [w for ok, w in map(audit, added) if not ok] == []
+    # the new rows follow the language's own category mix (within sampling error)
+    own = Counter(r["category"] for r in rows if r["lang"] == "zh")
+    new = Counter(r["category"] for r in added)
+    assert set(new) <= set(own) and new.most_common(1)[0][0] in {c for c, _ in own.most_common(2)}
+    with pytest.raises(InputError, match="augment_lang"):
+        FixSpec(data="x", augment_lang={"zh": 1.5}).resolved()
 
 
 def test_a_chat_teachers_unverified_rewrites_are_rejected_and_listed(mathgen: ModuleType) -> None:

@@ -30,20 +30,25 @@ def _spec(ref: str, **kw: Any) -> Any:
     from imts.core.errors import InputError
     from imts.optimise.spec import FixSpec, read_findings
 
-    augment: dict[str, float] = {}
-    for item in kw.pop("augment"):
-        cat, sep, share = item.partition("=")
-        try:
-            augment[cat.strip()] = float(share)
-        except ValueError:
-            raise InputError(f"--augment wants CATEGORY=SHARE like division=0.15, not {item!r}") from None
-        if not sep or not cat.strip():
-            raise InputError(f"--augment wants CATEGORY=SHARE like division=0.15, not {item!r}")
+    shares: dict[str, dict[str, float]] = {"augment": {}, "augment_lang": {}}
+    for name, what, example in (
+        ("augment", "CATEGORY", "division=0.15"),
+        ("augment_lang", "LANG", "zh=0.45"),
+    ):
+        flag = "--" + name.replace("_", "-")
+        for item in kw.pop(name):
+            key, sep, share = item.partition("=")
+            try:
+                shares[name][key.strip()] = float(share)
+            except ValueError:
+                raise InputError(f"{flag} wants {what}=SHARE like {example}, not {item!r}") from None
+            if not sep or not key.strip():
+                raise InputError(f"{flag} wants {what}=SHARE like {example}, not {item!r}")
     path: Path | None = kw.pop("findings")
     findings = read_findings(path) if path else []
     key_file: Path | None = kw.pop("mapping_key")
     key = _read(key_file).decode("utf-8", "replace") if key_file else None
-    return FixSpec(data=ref, augment=augment, findings=findings, mapping_public_key=key, **kw)
+    return FixSpec(data=ref, **shares, findings=findings, mapping_public_key=key, **kw)
 
 
 def _render(report: Any) -> None:
@@ -69,11 +74,11 @@ def _render(report: Any) -> None:
             t.add_row(k, str(c.answer_only), str(c.rewritten), f"{c.share:.0%}")
         console.print(t)
     if report.augment:
-        t = Table("category / 类别", "share now", "target", "to add", "accepted", "accept rate", "after",
-                  "rejected (reasons)", title="augmentation / 扩充")  # fmt: skip
+        t = Table("category, lang:LANG / 类别、语言", "share now", "target", "to add", "accepted", "chained",
+                  "accept rate", "after", "rejected (reasons)", title="augmentation / 扩充")  # fmt: skip
         for k, a in sorted(report.augment.items()):
             why = "; ".join(f"{r} ×{n}" for r, n in a.rejected.items()) or "-"
-            t.add_row(k, f"{a.before:.1%}", f"{a.target:.0%}", str(a.wanted), str(a.accepted),
+            t.add_row(k, f"{a.before:.1%}", f"{a.target:.0%}", str(a.wanted), str(a.accepted), str(a.chained),
                       f"{a.accept_rate:.0%}", f"{a.after:.1%}", why)  # fmt: skip
         console.print(t)
     if report.not_rewritten:
@@ -99,6 +104,9 @@ def register(app: typer.Typer) -> None:
         pii: bool = typer.Option(False, "--pii", help="Replace personal data with synthetic surrogates."),
         cot: bool = typer.Option(False, "--cot", help="Rewrite answer-only rows with verified rationales."),
         augment: list[str] = typer.Option([], help="CATEGORY=SHARE: augment to a target share (repeat)."),
+        augment_lang: list[str] = typer.Option(
+            [], help="LANG=SHARE: augment a language's rows to a target share, e.g. zh=0.45 (repeat)."
+        ),
         findings: Path | None = typer.Option(None, help="JSON file of analysis findings to act on."),
         seed: int = typer.Option(0),
         review_share: float = typer.Option(0.0, help="Share of new / rewritten rows held for review."),
@@ -113,8 +121,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
         """Repair a dataset: PII surrogates, chain-of-thought rewriting, verified augmentation."""
-        spec = _spec(ref, pii=pii, cot=cot, augment=augment, findings=findings, seed=seed,
-                     review_share=review_share, teacher=teacher, teacher_url=teacher_url,
+        spec = _spec(ref, pii=pii, cot=cot, augment=augment, augment_lang=augment_lang, findings=findings,
+                     seed=seed, review_share=review_share, teacher=teacher, teacher_url=teacher_url,
                      teacher_model=teacher_model, mapping_key=mapping_key, into=into)  # fmt: skip
         b = backend()
         if not apply:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from imts.agents.chat import ChatBackend
 from imts.core.progress import NullProgress, Progress
 from imts.core.text import normalise
-from imts.optimise.augment import AugmentState, Guard, augment_category, needed
+from imts.optimise.augment import AugmentState, Guard, augment_category, chain_seeds, needed
 from imts.optimise.cot import (
     ChatTeacher,
     EmbeddedTeacher,
@@ -214,7 +214,7 @@ def plan_or_apply(
         rows, review_cot, cot_changes = _apply_rewrites(rows, candidates, results, spec, report)
         review += review_cot
         changes += cot_changes
-    if spec.augment:
+    if spec.augment or spec.augment_lang:
         added, review_aug, aug_changes = _augment(rows, spec, state, checkpoint, plan, report, chat)
         rows = rows + added
         review += review_aug
@@ -282,31 +282,40 @@ def _augment(
     report: FixReport,
     chat: ChatBackend | None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Change]]:
+    """Each category, then each language (``lang:zh`` in the report), to its target share of the training
+    rows; a language's shares are counted after the categories' new items."""
     train = [r for r in rows if not held_out(r)]
     has_split = any(r.get("split") for r in rows)
     guard = Guard(rows, [r for r in rows if held_out(r)])
     added, review, changes = [], [], []
-    total = len(train)
-    for category in sorted(spec.augment):
-        target = spec.augment[category]
-        count = sum(r.get("category") == category for r in train)
-        want = needed(count, total, target)
-        info = CategoryAugment(target=target, before=round(count / max(1, total), 4), wanted=want)
-        report.augment[category] = info
+    slices: list[tuple[str, float, str, str]] = [
+        (c, s, "category", c) for c, s in sorted(spec.augment.items())
+    ]
+    slices += [(f"lang:{lang}", s, "lang", lang) for lang, s in sorted(spec.augment_lang.items())]
+    for key, target, field, value in slices:
+        total = len(train)
+        inside = [r for r in train if (r.get(field) or "") == value]
+        want = needed(len(inside), total, target)
+        info = CategoryAugment(target=target, before=round(len(inside) / max(1, total), 4), wanted=want)
+        report.augment[key] = info
         if plan or want == 0:
             info.after = info.before
             continue
-        seeds = [r for r in train if r.get("category") == category and not is_answer_only(r)]
-        saved = state["augment"].get(category)
+        seeds = [r for r in inside if not is_answer_only(r)]
+        links = chain_seeds(value, [r for r in train if not is_answer_only(r)]) if field == "category" else []
+        saved = state["augment"].get(key)
         st = AugmentState(**saved) if saved else AugmentState()
 
-        def save_state(s: AugmentState, cat: str = category) -> None:
-            state["augment"][cat] = asdict(s)
+        def save_state(s: AugmentState, k: str = key) -> None:
+            state["augment"][k] = asdict(s)
             checkpoint()
 
-        st = augment_category(category, seeds, want, guard, spec.seed, st, save_state, chat)
+        st = augment_category(
+            key.replace(":", "-"), seeds, want, guard, spec.seed, st, save_state, chat, chain_seeds=links
+        )
         info.accepted, info.tried, info.rejected = len(st.accepted), st.tried, dict(st.rejected)
         info.accept_rate = round(info.accepted / st.tried, 4) if st.tried else 0.0
+        info.chained = sum('"embedded-chain"' in str(item.get("meta") or "") for item in st.accepted)
         kept = 0
         for item in st.accepted:
             item = {**item, "split": "train"} if has_split else item
@@ -315,12 +324,13 @@ def _augment(
                 continue
             kept += 1
             added.append(item)
+            train.append(item)
             why = (
-                f"augment {category} to {target:.0%} (verified in the sandbox) / "
-                f"扩充{category}至{target:.0%}（沙箱验证）"
+                f"augment {key} to {target:.0%} (verified in the sandbox) / "
+                f"扩充{key}至{target:.0%}（沙箱验证）"
             )
             changes.append(Change(row_id=item["id"], change="added", why=why))
-        info.after = round((count + kept) / max(1, total + kept), 4)
+        info.after = round((len(inside) + kept) / max(1, len(train)), 4)
     return added, review, changes
 
 

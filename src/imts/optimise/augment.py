@@ -10,6 +10,15 @@ then re-worded: by the chat backend when one is configured, else by the embedded
 Every candidate then passes the sandbox verifier (:mod:`imts.optimise.verify`), is deduplicated against
 the data and the items accepted before it, and is decontaminated against the validation and test splits
 (exact question or a shared 13-gram); each rejection is counted with its reason.
+
+A category of multi-step problems is also augmented by **chaining**: half of its new items extend a
+one-step problem of the data's other categories (new values, re-worded as above) by a step on its answer,
+told as an event before its question ("… Later, 10 of them are lost. How many crayons does Antony have?")
+or asked as a follow-up after it ("… If they are then shared equally into 3 groups, how many are in each
+group?"; "……如果再用去9个，还剩多少个？"), and the response gains the step ``r op c = answer``. The
+category's own seeds teach its few sentence shapes, and many of them teach a model to add a step where
+none is asked for; chained items carry the multi-step skill, going on after the first result with every
+number given, into every shape of problem the data has.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ _NUM = re.compile(r"(?<![\d.])\d{1,6}(?:\.\d+)?(?!\.?\d)")
 _OPERAND = re.compile(r"\d+(?:\.\d+)?|[-+*/×÷]")
 NGRAM = 13
 BATCH = 48
+CHAIN_SHARE = 0.5  # of a multi-step category's new items, chained from one-step rows
 
 
 @dataclass(frozen=True)
@@ -163,8 +173,138 @@ def generate(prog: Program, rng: random.Random, item_id: str) -> dict[str, Any] 
     }
 
 
+# How a one-step problem is extended by a step on its answer ({c} the new number; {m} the measure word or
+# unit of the problem's own question, e.g. 个, 元, 千米): an event told before the problem's own question
+# (sums and differences), or a follow-up question after it (any operation).
+EN_EVENT: dict[str, tuple[str, ...]] = {
+    "+": ("Then {c} more are added.", "Later, {c} more come.", "After that, {c} more turn up."),
+    "-": ("Then {c} of them are used up.", "After that, {c} are taken away.", "Later, {c} of them are lost."),
+}
+EN_FOLLOW: dict[str, tuple[str, ...]] = {
+    "+": ("If {c} more are added, how many are there then?", "Then {c} more come. How many are there now?",
+          "What is the total once {c} more join them?"),
+    "-": ("If {c} of them are then used up, how many are left?", "Then {c} are taken away. How many remain?",
+          "How many are left after {c} of them are given away?"),
+    "*": ("How many would {c} times as many be?",
+          "If the same happens {c} times over, how many is that in all?"),
+    "/": ("If they are then shared equally into {c} groups, how many are in each group?",
+          "Split evenly among {c} people, how many does each person get?"),
+}  # fmt: skip
+ZH_EVENT: dict[str, tuple[tuple[str, str], ...]] = {  # (the event, the question after it)
+    "+": (("又来了{c}{m}", "现在一共有多少{m}？"), ("后来又添上{c}{m}", "现在有几{m}？"),
+          ("接着又买来{c}{m}", "现在有多少{m}？")),
+    "-": (("又用去了{c}{m}", "还剩多少{m}？"), ("后来拿走了{c}{m}", "现在还有几{m}？"),
+          ("接着送出{c}{m}", "还剩几{m}？")),
+}  # fmt: skip
+ZH_FOLLOW: dict[str, tuple[str, ...]] = {
+    "+": ("如果再添上{c}{m}，一共有多少{m}？", "后来又来了{c}{m}，现在有几{m}？"),
+    "-": ("如果再用去{c}{m}，还剩多少{m}？", "接着又拿走了{c}{m}，还剩几{m}？"),
+    "*": ("如果有这样的{c}份，一共是多少{m}？", "它的{c}倍是多少{m}？"),
+    "/": ("如果把它们平均分成{c}份，每份是多少{m}？",),
+}
+_EN_END = re.compile(r"\s*The answer is [^.]*\.?\s*$")
+_ZH_END = re.compile(r"[，。\s]*答案是[^。]*。?\s*$")
+_ZH_UNIT = re.compile(r"(?:几|多少)([^\d\s，。？！、：]{1,2})？\s*$")
+_EN_LAST = re.compile(r"^(?P<told>.*[.!])\s+(?P<ask>[^.!?]*\?)\s*$", re.S)
+_ZH_LAST = re.compile(r"^(?P<told>.*?)[，。](?P<ask>[^，。？]*？)\s*$", re.S)
+
+
+def _follow_value(op: str, result: Fraction, used: set[Fraction], rng: random.Random) -> Fraction | None:
+    """The follow-up's operand: sums and differences stay positive, products under 1,000, quotients exact."""
+    r = int(result)
+    if op == "+":
+        options = range(5, 41)
+    elif op == "-":
+        options = range(2, min(r, 61))
+    elif op == "*":
+        options = range(2, 10) if r * 2 < 1000 else range(0)
+    else:
+        options = [d for d in range(2, 10) if r % d == 0 and r // d > 1]
+    choices = [c for c in options if Fraction(c) not in used and (op != "*" or r * c < 1000)]
+    return Fraction(rng.choice(choices)) if choices else None
+
+
+def _extend(question: str, lang: str, op: str, c: str, event: bool, rng: random.Random) -> str | None:
+    """The question with the step on its answer: with ``event``, when the question sentence holds no
+    number (so the event comes after every given number), an event before it; else a follow-up question."""
+    if lang == "zh":
+        unit = _ZH_UNIT.search(question)
+        if unit is None:
+            return None  # no measure word to ask in
+        m = unit.group(1)
+        split = _ZH_LAST.match(question.strip())
+        if event and op in ZH_EVENT and split and not _NUM.search(split["ask"]) and rng.random() < 0.6:
+            happened, ask = rng.choice(ZH_EVENT[op])
+            return f"{split['told']}，{happened.format(c=c, m=m)}，{ask.format(m=m)}"
+        return question.rstrip() + rng.choice(ZH_FOLLOW[op]).format(c=c, m=m)
+    split = _EN_LAST.match(question.strip())
+    if event and op in EN_EVENT and split and not _NUM.search(split["ask"]) and rng.random() < 0.6:
+        return f"{split['told']} {rng.choice(EN_EVENT[op]).format(c=c)} {split['ask']}"
+    return f"{question.rstrip()} {rng.choice(EN_FOLLOW[op]).format(c=c)}"
+
+
+def chain(
+    prog: Program, rng: random.Random, item_id: str, category: str, reworder: Any = None
+) -> dict[str, Any] | None:
+    """A two-step item: a one-step seed with new values, extended by a step on its answer."""
+    base = generate(prog, rng, item_id)
+    if base is None:
+        return None
+    lang = str(base.get("lang") or "en")
+    question = user_text(base)
+    if reworder is not None:  # the first problem alone, and only into a form that still ends on its question
+        new = reworder(question, lang, rng)
+        question = new if new.rstrip().endswith(("?", "？")) else question
+    result = Fraction(base["answer"])
+    used = set(prompt_numbers(question)) | {result}
+    ops = ["+", "-", "*", "/"]
+    rng.shuffle(ops)
+    for op in ops:
+        c = _follow_value(op, result, used, rng)
+        if c is not None:
+            break
+    else:
+        return None
+    value = {"+": result + c, "-": result - c, "*": result * c, "/": result / c}[op]
+    # An event only after a sum: its question asks for a total, which an event plainly changes ("How many
+    # more does Sam need?" would not follow "Later, 9 more come").
+    new_q = _extend(question, lang, op, _fmt(c), prog.steps[0][1] == "+", rng)
+    if new_q is None:
+        return None
+    step = f"{_fmt(result)} {op} {_fmt(c)} = {_fmt(value)}"
+    if lang == "zh":
+        head = _ZH_END.sub("", assistant_text(base))
+        response = f"{head}，再算{step}。答案是{_fmt(value)}。"
+    else:
+        head = _EN_END.sub("", assistant_text(base)).rstrip(" .")
+        response = f"{head}. Then {step}. The answer is {_fmt(value)}."
+    meta = {"operation": "augment", "seed_row": prog.seed["id"], "generator": "embedded-chain"}
+    return {
+        **base,
+        "messages": [{"role": "user", "content": new_q}, {"role": "assistant", "content": response}],
+        "category": category,
+        "answer": _fmt(value),
+        "meta": json.dumps(meta, ensure_ascii=False),
+    }
+
+
 def _old_results(prog: Program) -> list[Fraction]:
     return [Fraction(s.claimed.replace(",", "")) for s in extract_steps(assistant_text(prog.seed))]
+
+
+def chain_seeds(category: str, train: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows a multi-step category is chained from: the one-step rows of the other categories whose
+    answer is an amount (a sum, difference or product; a quotient is often a rate or a share, "9 miles per
+    hour", that a follow-up like "then 40 more come" would not fit), when most of the category's own
+    programs take two steps or more (else none: it is not a multi-step one)."""
+    own = [len(p.steps) for r in train if r.get("category") == category and (p := program_of(r))]
+    if not own or sorted(own)[len(own) // 2] < 2:
+        return []
+    return [
+        r for r in train
+        if r.get("category") != category
+        and (p := program_of(r)) is not None and len(p.steps) == 1 and p.steps[0][1] != "/"
+    ]  # fmt: skip
 
 
 def needed(count: int, total: int, share: float) -> int:
@@ -215,26 +355,38 @@ def augment_category(
     checkpoint: Any = None,
     paraphraser: ChatBackend | None = None,
     max_tries_per_item: int = 6,
+    chain_seeds: list[dict[str, Any]] | None = None,
 ) -> AugmentState:
-    """Generate verified items of ``category`` until ``want`` are accepted (or the tries run out)."""
+    """Generate verified items of ``category`` until ``want`` are accepted (or the tries run out).
+
+    With ``chain_seeds`` (one-step rows of other categories), every other candidate is a chained item.
+    """
     programs = [p for r in seeds if (p := program_of(r)) is not None]
-    if not programs:
+    links = [p for r in chain_seeds or [] if (p := program_of(r)) is not None and len(p.steps) == 1]
+    if not programs and not links:
         state.rejected["no usable seed row / 没有可用的种子条目"] = want
         return state
+
+    def reworder(question: str, lang: str, rng: random.Random) -> str:
+        if paraphraser is not None:
+            return _paraphrase(question, lang, paraphraser)
+        return reword(question, lang, rng)  # the embedded teacher's new wording (optimise/reword.py)
+
     for row in state.accepted:
         guard.seen.add(normalise(user_text(row)))
     limit = want * max_tries_per_item
     while len(state.accepted) < want and state.next_index < limit:
         batch = []
         for i in range(state.next_index, min(state.next_index + BATCH, limit)):
-            prog = programs[i % len(programs)]
             digest = hashlib.sha256(f"{seed}:{category}:{i}".encode()).hexdigest()
             rng = random.Random(int(digest[:16], 16))
-            item = generate(prog, rng, f"aug-{category}-{digest[:10]}")
-            if item is not None and paraphraser is not None:
-                item = _paraphrase(item, paraphraser)
-            elif item is not None:  # the embedded teacher's new wording (rules; optimise/reword.py)
-                new = reword(user_text(item), str(item.get("lang") or "en"), rng)
+            item_id = f"aug-{category}-{digest[:10]}"
+            if links and (not programs or int((i + 1) * CHAIN_SHARE) > int(i * CHAIN_SHARE)):
+                batch.append(chain(links[(i // 2) % len(links)], rng, item_id, category, reworder))
+                continue
+            item = generate(programs[i % len(programs)], rng, item_id)
+            if item is not None:
+                new = reworder(user_text(item), str(item.get("lang") or "en"), rng)
                 item = {**item, "messages": [{"role": "user", "content": new}, item["messages"][1]]}
             batch.append(item)
         state.next_index += len(batch)
@@ -266,16 +418,15 @@ def _count(counter: dict[str, int], reason: str) -> None:
     counter[reason] = counter.get(reason, 0) + 1
 
 
-def _paraphrase(item: dict[str, Any], backend: ChatBackend) -> dict[str, Any]:
-    """The question re-worded by the chat model; kept only if it holds exactly the same numbers."""
-    q = user_text(item)
+def _paraphrase(question: str, lang: str, backend: ChatBackend) -> str:
+    """The question re-worded by the chat model; the question itself unless the new one holds exactly the
+    same numbers."""
     ask = (
         "把下面的题目换一种说法，数字和意思都不变，只输出新题目：\n"
-        if item.get("lang") == "zh"
+        if lang == "zh"
         else "Re-word this problem, keeping every number and its meaning; output only the new problem:\n"
     )
-    new = backend.chat([{"role": "user", "content": ask + q}], max_tokens=160).text.strip()
-    if new and Counter(_NUM.findall(new)) == Counter(_NUM.findall(q)):
-        messages = [{"role": "user", "content": new}, item["messages"][1]]
-        return {**item, "messages": messages}
-    return item
+    new = backend.chat([{"role": "user", "content": ask + question}], max_tokens=160).text.strip()
+    if new and Counter(_NUM.findall(new)) == Counter(_NUM.findall(question)):
+        return new
+    return question

@@ -25,6 +25,11 @@ class FixSpec(BaseModel):
     augment: dict[str, float] = Field(
         default_factory=dict, description="Category -> target share of the training rows, e.g. division=0.15."
     )
+    augment_lang: dict[str, float] = Field(
+        default_factory=dict,
+        description="Language -> target share of the training rows, e.g. zh=0.45: verified items from that "
+        "language's rows, every category in its own proportion.",
+    )
     findings: list[Finding] = Field(default_factory=list, description="Analysis findings to act on.")
     reinforce: list[str] = Field(
         default_factory=list,
@@ -67,15 +72,17 @@ class FixSpec(BaseModel):
                         field="findings.params",
                     )
                 spec.augment.setdefault(str(cat), float(share))
-        for cat, share in spec.augment.items():
-            if not 0 < share < 1:
-                raise InputError(
-                    f"target share of '{cat}' must be between 0 and 1, not {share}", field="augment"
-                )
-        if not (spec.pii or spec.cot or spec.augment or spec.reinforce or spec.replay):
+        for name, shares in (("augment", spec.augment), ("augment_lang", spec.augment_lang)):
+            for key, share in shares.items():
+                if not 0 < share < 1:
+                    raise InputError(
+                        f"target share of '{key}' must be between 0 and 1, not {share}", field=name
+                    )
+        if not (spec.pii or spec.cot or spec.augment or spec.augment_lang or spec.reinforce or spec.replay):
             raise InputError(
-                "nothing to do: ask for --pii, --cot or --augment CATEGORY=SHARE, or give findings "
-                "/ 没有要做的操作：请指定 --pii、--cot 或 --augment 类别=占比，或提供分析结论"
+                "nothing to do: ask for --pii, --cot, --augment CATEGORY=SHARE or --augment-lang LANG=SHARE, "
+                "or give findings / 没有要做的操作：请指定 --pii、--cot、--augment 类别=占比或 "
+                "--augment-lang 语言=占比，或提供分析结论"
             )
         return spec
 
@@ -115,6 +122,7 @@ class CategoryAugment(BaseModel):
     accepted: int = 0
     tried: int = 0
     accept_rate: float = 0.0
+    chained: int = 0  # of the accepted, items chained from one-step rows (a multi-step category)
     rejected: dict[str, int] = Field(default_factory=dict)
 
 
