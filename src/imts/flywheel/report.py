@@ -28,7 +28,7 @@ TEXT = {
     "trained": ("trained from", "训练起点"),
     "from_base": ("the base model", "基座模型"),
     "from_it": ("the model of iteration {n} (the best so far)", "第 {n} 轮的模型（目前最好）"),
-    "categories": ("validation by category (before -> after)", "验证集分类别（前 -> 后）"),
+    "categories": ("validation by category and language (before -> after)", "验证集分类别、语言（前 -> 后）"),
     "clusters": (
         "bad-case clusters of the previous model (error rate before -> now)",
         "上一模型的错误聚类（错误率 前 -> 现在）",
@@ -62,7 +62,13 @@ def _fix_line(fix: dict[str, Any], lang: str) -> str:
     if fix.get("cot_rewritten"):
         parts.append(f"{'思维链改写' if zh else 'CoT rewrites'} {fix['cot_rewritten']}")
     for cat, n in (fix.get("augmented") or {}).items():
-        parts.append(f"{'扩充' if zh else 'augmented'} {cat} +{n}")
+        chained = (fix.get("chained") or {}).get(cat)
+        more = (
+            (f"（其中 {chained} 条由单步题串联）" if zh else f" ({chained} chained from one-step rows)")
+            if chained
+            else ""
+        )
+        parts.append(f"{'扩充' if zh else 'augmented'} {cat} +{n}{more}")
     if fix.get("reinforced"):
         parts.append(f"{'邻域强化' if zh else 'reinforced'} +{fix['reinforced']}")
     if fix.get("replayed"):

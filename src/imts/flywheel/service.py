@@ -348,6 +348,7 @@ def _fix_summary(result: dict[str, Any] | None) -> dict[str, Any]:
         "pii_rows": result.get("pii_rows", 0),
         "cot_rewritten": sum(c.get("rewritten", 0) for c in result.get("cot", {}).values()),
         "augmented": {k: a.get("accepted", 0) for k, a in result.get("augment", {}).items()},
+        "chained": {k: a["chained"] for k, a in result.get("augment", {}).items() if a.get("chained")},
         "reinforced": result.get("reinforced", 0),
         "replayed": result.get("replayed", 0),
         "generated": generated_by(result),
@@ -375,9 +376,11 @@ def iterations(ctx: Context, loop_id: str) -> list[IterationView]:
         val = sets[0] if sets else None
         categories = {}
         if val and val.get("previous"):
-            for cat, (ok, n) in val["score"]["by_category"].items():
-                before = val["previous"]["by_category"].get(cat, (0, 0))
-                categories[cat] = {"before": before[0] / before[1] if before[1] else 0.0, "after": ok / n}
+            for field, prefix in (("by_category", ""), ("by_lang", "lang:")):
+                for key, (ok, n) in val["score"].get(field, {}).items():
+                    before = val["previous"].get(field, {}).get(key, (0, 0))
+                    categories[prefix + key] = {"before": before[0] / before[1] if before[1] else 0.0,
+                                                "after": ok / n}  # fmt: skip
         train = mine.get(Phase.TRAIN.value)
         parent = (train.why.get("init_from") if train else None) or None
         started_from = next((v.iteration for v in out if parent and v.run_id == parent), None)

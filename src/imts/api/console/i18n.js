@@ -74,10 +74,10 @@ const S = {
   set_validation: ["validation", "验证集"], set_test: ["test", "测试集"], set_probe: ["general probe", "通用能力探针"],
   timeline: ["Iterations: problem found → data fix → gain", "迭代：发现问题 → 数据修复 → 提升"], no_iterations: ["No iteration yet.", "尚无迭代。"],
   problems_found: ["Problems found", "发现的问题"], data_fix: ["Data fix", "数据修复"], gain: ["Gain", "提升"], not_scored_yet: ["not scored yet", "尚未评测"],
-  eval_set: ["Set", "评测集"], score: ["Score", "得分"], by_category: ["Accuracy by category, before and after", "各类别准确率（前后对比）"],
+  eval_set: ["Set", "评测集"], score: ["Score", "得分"], by_category: ["Accuracy by category and language, before and after", "各类别、语言准确率（前后对比）"],
   bad_case_clusters: ["Bad-case clusters of the previous model", "上一模型的错例聚类"], cluster: ["Cluster", "聚类"], error_before: ["Error before", "之前错误率"], error_after: ["Error now", "现在错误率"],
   fix_skipped: ["nothing done", "未执行"], fix_none: ["no change", "无修改"], fix_pii: ["personal data replaced (rows)", "替换个人信息（行）"], fix_cot: ["rewritten with reasoning", "改写为带推理"],
-  fix_augment: ["augmented", "扩充"], fix_reinforce: ["reinforced", "强化"], fix_replay: ["replayed", "回放"], trained_from: ["trained from", "训练起点"], trained_from_base: ["the base model", "基座模型"], trained_from_iteration: ["the model of iteration {n} (the best so far)", "第 {n} 轮的模型（目前最好）"], do_augment: ["augment", "扩充"], do_cot: ["rewrite with reasoning", "改写为带推理"], do_reinforce: ["reinforce", "强化"], do_replay: ["replay", "回放"],
+  fix_augment: ["augmented", "扩充"], fix_chained: ["{n} chained from one-step rows", "其中 {n} 条由单步题串联"], fix_reinforce: ["reinforced", "强化"], fix_replay: ["replayed", "回放"], trained_from: ["trained from", "训练起点"], trained_from_base: ["the base model", "基座模型"], trained_from_iteration: ["the model of iteration {n} (the best so far)", "第 {n} 轮的模型（目前最好）"], do_augment: ["augment", "扩充"], do_cot: ["rewrite with reasoning", "改写为带推理"], do_reinforce: ["reinforce", "强化"], do_replay: ["replay", "回放"],
   steps: ["Steps", "步骤"], try: ["Try", "尝试"], state_skipped: ["skipped", "跳过"], state_submitting: ["submitting", "提交中"], state_starting: ["starting", "启动中"],
   // Review (the queue of rows a data fix held back).
   page_review: ["Review", "审核"], review_title: ["Review queue", "审核队列"],

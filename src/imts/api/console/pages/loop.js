@@ -138,7 +138,8 @@ function fixSummary(fix) {
   const parts = [
     fix.pii_rows ? `${t("fix_pii")}: ${fmtNum(fix.pii_rows)}` : null,
     fix.cot_rewritten ? `${t("fix_cot")}: ${fmtNum(fix.cot_rewritten)}` : null,
-    ...Object.entries(fix.augmented || {}).map(([c, n]) => `${t("fix_augment")} ${c}: +${fmtNum(n)}`),
+    ...Object.entries(fix.augmented || {}).map(([c, n]) => `${t("fix_augment")} ${c}: +${fmtNum(n)}` +
+      ((fix.chained || {})[c] ? ` (${t("fix_chained", { n: fmtNum(fix.chained[c]) })})` : "")),
     fix.reinforced ? `${t("fix_reinforce")}: ${fmtNum(fix.reinforced)}` : null,
     fix.replayed ? `${t("fix_replay")}: ${fmtNum(fix.replayed)}` : null,
   ].filter(Boolean);
