@@ -13,7 +13,7 @@ from imts.data.split import split_version
 from imts.evals.service import item_scores, load_result, run_suite
 from imts.evals.suite import SuiteSpec
 from imts.registry import base_models
-from imts.store.models import GenerationCache, Run
+from imts.store.models import GenerationCache, Run, utcnow
 from imts.store.workspace import Workspace
 
 
@@ -30,11 +30,12 @@ def test_suite_runs_metrics_judges_and_caches(any_ws: Workspace, tiny_model: Pat
         max_items=12,
         system_prompt="Answer with the steps and 'The answer is N.'",
     )
+    started = utcnow()  # the PostgreSQL database is shared by the session's tests: count this test's rows
     (first,) = run_suite(ws, "tiny", suite)
     (second,) = run_suite(ws, "tiny", suite)
     with ws.session() as s:
         runs = {r.id: dict(r.summary) for r in s.scalars(select(Run).where(Run.id.in_([first, second])))}
-        cached = s.scalars(select(GenerationCache)).all()
+        cached = s.scalars(select(GenerationCache).where(GenerationCache.created_at >= started)).all()
     assert runs[first]["cache_hits"] == 0 and runs[second]["cache_hits"] == 12 and len(cached) == 12
     assert runs[second]["gen_new_tokens"] == 0  # nothing generated the second time
     assert [i.prediction for i in load_result(ws, first).items] == [

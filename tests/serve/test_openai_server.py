@@ -6,15 +6,13 @@ import json
 import logging
 import re
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from tests.conftest import make_ws
+from tests.serve.factory import serving
 
 from imts.agents.backends import OpenAIBackend, make_backend
 from imts.agents.chat import BackendError
@@ -29,25 +27,11 @@ SEED = 6
 
 @pytest.fixture(scope="module")
 def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(LocalAccess(make_ws(tmp_path_factory.mktemp("serve")), KEY), {"tiny": (tiny_model, None)}),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
+    app = create_app(
+        LocalAccess(make_ws(tmp_path_factory.mktemp("serve")), KEY), {"tiny": (tiny_model, None)}
     )
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not srv.started:
-        assert time.time() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/v1"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serving(app) as url:
+        yield f"{url}/v1"
 
 
 def test_models_lists_the_served_model(server: str) -> None:
