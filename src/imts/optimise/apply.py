@@ -315,7 +315,7 @@ def _augment(
         )
         info.accepted, info.tried, info.rejected = len(st.accepted), st.tried, dict(st.rejected)
         info.accept_rate = round(info.accepted / st.tried, 4) if st.tried else 0.0
-        info.chained = sum('"embedded-chain"' in str(item.get("meta") or "") for item in st.accepted)
+        info.chained = sum(json.loads(item["meta"])["generator"] == "embedded-chain" for item in st.accepted)
         kept = 0
         for item in st.accepted:
             item = {**item, "split": "train"} if has_split else item
