@@ -382,7 +382,8 @@ def augment_category(
             rng = random.Random(int(digest[:16], 16))
             item_id = f"aug-{category}-{digest[:10]}"
             if links and (not programs or int((i + 1) * CHAIN_SHARE) > int(i * CHAIN_SHARE)):
-                batch.append(chain(links[(i // 2) % len(links)], rng, item_id, category, reworder))
+                link = links[int(i * CHAIN_SHARE) % len(links)]  # the chained draws before this one
+                batch.append(chain(link, rng, item_id, category, reworder))
                 continue
             item = generate(programs[i % len(programs)], rng, item_id)
             if item is not None:
