@@ -92,6 +92,31 @@ def test_actions_return_the_state_after_the_request_and_are_audited(world: World
     assert all(e["client"] == "testclient" and e["actor"] == a.users["admin"] for e in mine)
 
 
+def test_an_action_waits_for_a_pass_under_way_elsewhere(world: World) -> None:
+    """While another pass holds the scheduler's lease (the API's background pass, a daemon), an action's
+    answer is still the state it leads to: the request waits for the next pass, not the one under way."""
+    from imts.jobs import store
+
+    c, a = world.client, world.a
+    h = world.as_key(a.keys["admin"])
+    jid = c.post(f"{_base(world)}/jobs", headers=h, json={"kind": "sleep", "spec": {"seconds": 60}}).json()[
+        "id"
+    ]
+    assert c.post(f"{_base(world)}/jobs/{jid}/cancel", headers=h).json()["state"] in (
+        "preempting",
+        "cancelled",
+    )
+    _wait(world, jid, "cancelled")
+    assert store.acquire_lease(world.ctx.ws, "a pass under way", ttl=1.5)
+    retried = c.post(f"{_base(world)}/jobs/{jid}/retry", headers=h).json()
+    assert retried["state"] in ("queued", "starting", "running"), retried
+    assert c.post(f"{_base(world)}/jobs/{jid}/cancel", headers=h).json()["state"] in (
+        "preempting",
+        "cancelled",
+    )
+    _wait(world, jid, "cancelled")
+
+
 def test_refusals_name_the_field_and_change_nothing(world: World) -> None:
     c, a = world.client, world.a
     h = world.as_key(a.keys["researcher"])

@@ -131,9 +131,14 @@ def show(job_id: str, ctx: Viewer) -> JobDetail:
     return JobDetail(job=service.get(ctx, job_id), events=service.events(ctx, job_id))
 
 
+# How long an action's answer waits for a scheduling pass to act on it: a pass under way elsewhere (the
+# API's background pass, or a scheduler daemon) holds the lease, and the request is handled by the next.
+ACT_WAIT_S = 5.0
+
+
 def _act(ctx: Context, job_id: str, action: str) -> JobView:
-    service.request(ctx, job_id, action)
-    return service.get(ctx, job_id)
+    outcome = service.request_and_wait(ctx, job_id, action, timeout_s=ACT_WAIT_S)
+    return outcome.job if outcome.job is not None else service.get(ctx, job_id)
 
 
 @router.post("/jobs/{job_id}/pause", response_model=JobView)
@@ -163,9 +168,8 @@ def retry(job_id: str, ctx: Trainer) -> JobView:
 @router.delete("/jobs/{job_id}", response_model=JobDeleted)
 def delete(job_id: str, ctx: Trainer) -> JobDeleted:
     """Delete a finished job and its history."""
-    service.request(ctx, job_id, "delete")
-    gone = not service.list_ids(ctx, [job_id])
-    return JobDeleted(id=job_id, state="deleted" if gone else service.get(ctx, job_id).state)
+    outcome = service.request_and_wait(ctx, job_id, "delete", timeout_s=ACT_WAIT_S)
+    return JobDeleted(id=job_id, state="deleted" if outcome.job is None else outcome.job.state)
 
 
 @router.get("/jobs/{job_id}/logs", response_class=PlainTextResponse, responses=TEXT)
