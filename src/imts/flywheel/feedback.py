@@ -44,6 +44,7 @@ class SetResult(BaseModel):
     score: Score
     base: Score | None = None  # the base model's on the same items
     previous: Score | None = None  # the previous iteration's model's
+    p_vs_previous: float | None = None  # paired test against the previous model on the same items
 
 
 class ClusterEffect(BaseModel):
@@ -116,10 +117,12 @@ def compute(ctx: Context, spec: LoopSpec, state: dict[str, Any], iteration: int)
     prev = _results(ctx, prev_runs) if prev_runs else base
     out_sets = []
     for n, (label, ref) in enumerate(sets):
+        a, b = _aligned(prev[n].items, now[n].items)
         out_sets.append(
             SetResult(
                 label=label, ref=ref, run_id=state["evals"][str(iteration)][n],
                 score=score(now[n].items), base=score(base[n].items), previous=score(prev[n].items),
+                p_vs_previous=mcnemar([i.correct for i in a], [i.correct for i in b]).p_value if a else None,
             )
         )  # fmt: skip
     val_now = now[0].items

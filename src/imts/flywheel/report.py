@@ -34,6 +34,7 @@ TEXT = {
         "上一模型的错误聚类（错误率 前 -> 现在）",
     ),
     "time": ("time per step (s)", "各步耗时（秒）"),
+    "warning": ("does not generalise", "未能泛化"),
     "decoding": (
         "decoding, the same for the base model and every iteration",
         "解码方式（基座模型与每轮相同）",
@@ -113,6 +114,8 @@ def markdown(loop: LoopView, its: list[IterationView], lang: str = "en") -> str:
             gains = ", ".join(f"{k} {v * 100:+.1f}" for k, v in i.gain.items())
             p = f" (p = {i.p_vs_best:.3g})" if i.p_vs_best is not None else ""
             lines.append(f"- **{_t('gain', lang)}**: {gains}{p}")
+        for w in i.warnings:
+            lines.append(f"- **{_t('warning', lang)}**: {w['zh' if zh else 'en']}")
         if i.categories:
             cats = ", ".join(f"{c} {v['before']:.0%} -> {v['after']:.0%}" for c, v in i.categories.items())
             lines.append(f"- {_t('categories', lang)}: {cats}")

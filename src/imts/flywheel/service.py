@@ -334,6 +334,7 @@ class IterationView(BaseModel):
     run_id: str | None
     started_from: int | None = None  # the iteration whose model this one's training went on from
     seconds: dict[str, float]  # step -> run time
+    warnings: list[dict[str, str]] = []  # en / zh: a validation gain that a held-out set does not show
 
 
 def _fix_summary(result: dict[str, Any] | None) -> dict[str, Any]:
@@ -392,8 +393,34 @@ def iterations(ctx: Context, loop_id: str) -> list[IterationView]:
                 p_vs_best=(fb.get("outcome") or {}).get("p_vs_best"), model_version=fb.get("model_version"),
                 run_id=fb.get("run_id"),
                 seconds={s.phase: s.seconds for s in mine.values() if s.seconds is not None},
+                warnings=_not_carried_over(sets, gain),
             )
         )  # fmt: skip
+    return out
+
+
+IN_TEMPLATE = ("validation", "test", "probe")  # the other sets of an evaluation are held-out sets
+
+
+def _not_carried_over(sets: list[dict[str, Any]], gain: dict[str, float]) -> list[dict[str, str]]:
+    """A warning for each held-out set that fell while validation rose: the new data taught its own
+    wording, not the skill (held-out sets are reported, never used for decisions)."""
+    val = gain.get("validation")
+    if val is None or val <= 0:
+        return []
+    out = []
+    for s in sets:
+        label, delta = s["label"], gain.get(s["label"])
+        if label in IN_TEMPLATE or delta is None or delta >= 0:
+            continue
+        p = s.get("p_vs_previous")
+        p_en, p_zh = (f" (p = {p:.2g})", f"（p = {p:.2g}）") if p is not None else ("", "")
+        out.append({
+            "en": f"the gain does not carry over: validation {val * 100:+.1f} points but {label} "
+            f"{delta * 100:+.1f}{p_en}; {label} is written differently from the training data",
+            "zh": f"提升没有迁移：验证集 {val * 100:+.1f} 分，{label} 却 {delta * 100:+.1f}{p_zh}；"
+            f"{label} 的写法与训练数据不同",
+        })  # fmt: skip
     return out
 
 

@@ -122,6 +122,8 @@ function timeline(log) {
       h("div", { class: "fix" }, h("h4", {}, "② ", t("data_fix")), fixSummary(e.fix),
         h("p", { class: "muted trained-from" }, `${t("trained_from")}: `, e.started_from ? t("trained_from_iteration", { n: e.started_from }) : t("trained_from_base"))),
       h("div", { class: "gain" }, h("h4", {}, "③ ", t("gain")), gainTable(e))),
+    (e.warnings || []).length ? h("div", { class: "not-generalised" }, h("h4", {}, t("not_generalised")),
+      h("ul", {}, e.warnings.map((w) => h("li", { class: "err" }, say(w))))) : null,
     Object.keys(e.categories).length ? h("details", { "data-keep": `categories-${e.iteration}` }, h("summary", {}, t("by_category")), h("table", { class: "categories" },
       h("tr", {}, [t("category"), t("before"), t("after"), t("gain")].map((x) => h("th", {}, x))),
       Object.entries(e.categories).map(([c, v]) => h("tr", {}, h("td", {}, c), h("td", { class: "num" }, pct(v.before)), h("td", { class: "num" }, pct(v.after)),
