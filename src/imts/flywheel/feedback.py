@@ -6,7 +6,7 @@ test score a training signal). How evidence maps to actions:
 
 - a **weak category** (validation accuracy 5+ points under the overall, or one the analysis saw under-
   represented) -> verified augmentation of that category to a larger share of the training rows (a multi-
-  step category: half of it chained from the data's one-step rows, see :mod:`imts.optimise.augment`);
+  step category: chained from the data's one-step rows, see :mod:`imts.optimise.augment`);
 - **answer-only** training rows left in failing categories -> chain-of-thought rewriting;
 - **failed and regressed items** (wrong now; right before, wrong now) -> their nearest training rows
   (MiniLM embeddings) are reinforced with verified variants: their neighbourhood gets more weight;

@@ -11,14 +11,16 @@ Every candidate then passes the sandbox verifier (:mod:`imts.optimise.verify`), 
 the data and the items accepted before it, and is decontaminated against the validation and test splits
 (exact question or a shared 13-gram); each rejection is counted with its reason.
 
-A category of multi-step problems is also augmented by **chaining**: half of its new items extend a
-one-step problem of the data's other categories (new values, re-worded as above) by a step on its answer,
+A category of multi-step problems is augmented by **chaining** instead: each new item extends a one-step
+problem of the data's other categories (new values, re-worded as above) by a step on its answer,
 told as an event before its question ("… Later, 10 of them are lost. How many crayons does Antony have?")
 or asked as a follow-up after it ("… If they are then shared equally into 3 groups, how many are in each
 group?"; "……如果再用去9个，还剩多少个？"), and the response gains the step ``r op c = answer``. The
 category's own seeds teach its few sentence shapes, and many of them teach a model to add a step where
 none is asked for; chained items carry the multi-step skill, going on after the first result with every
-number given, into every shape of problem the data has.
+number given, into every shape of problem the data has. Measured on hand-written problems
+(benchmarks/RESULTS.md), half own-program and half chained items lowered them where all chained did not.
+The category's own programs are used only when the data has no one-step rows to chain from.
 """
 
 from __future__ import annotations
@@ -44,7 +46,6 @@ _NUM = re.compile(r"(?<![\d.])\d{1,6}(?:\.\d+)?(?!\.?\d)")
 _OPERAND = re.compile(r"\d+(?:\.\d+)?|[-+*/×÷]")
 NGRAM = 13
 BATCH = 48
-CHAIN_SHARE = 0.5  # of a multi-step category's new items, chained from one-step rows
 
 
 @dataclass(frozen=True)
@@ -359,7 +360,7 @@ def augment_category(
 ) -> AugmentState:
     """Generate verified items of ``category`` until ``want`` are accepted (or the tries run out).
 
-    With ``chain_seeds`` (one-step rows of other categories), every other candidate is a chained item.
+    With ``chain_seeds`` (one-step rows of other categories), every candidate is a chained item.
     """
     programs = [p for r in seeds if (p := program_of(r)) is not None]
     links = [p for r in chain_seeds or [] if (p := program_of(r)) is not None and len(p.steps) == 1]
@@ -381,9 +382,8 @@ def augment_category(
             digest = hashlib.sha256(f"{seed}:{category}:{i}".encode()).hexdigest()
             rng = random.Random(int(digest[:16], 16))
             item_id = f"aug-{category}-{digest[:10]}"
-            if links and (not programs or int((i + 1) * CHAIN_SHARE) > int(i * CHAIN_SHARE)):
-                link = links[int(i * CHAIN_SHARE) % len(links)]  # the chained draws before this one
-                batch.append(chain(link, rng, item_id, category, reworder))
+            if links:
+                batch.append(chain(links[i % len(links)], rng, item_id, category, reworder))
                 continue
             item = generate(programs[i % len(programs)], rng, item_id)
             if item is not None:
