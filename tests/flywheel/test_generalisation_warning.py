@@ -53,7 +53,4 @@ def test_the_report_prints_the_warning_in_both_languages() -> None:
         "- **does not generalise**: the gain does not carry over: validation +8.0 points but math-oot -6.0;"
         in en
     )
-    assert (
-        "- **未能泛化**：" not in zh
-        and "- **未能泛化**: 提升没有迁移：验证集 +8.0 分，math-oot 却 -6.0；" in zh
-    )
+    assert "- **未能泛化**: 提升没有迁移：验证集 +8.0 分，math-oot 却 -6.0；" in zh

@@ -362,8 +362,9 @@ def augment_category(
 
     With ``chain_seeds`` (one-step rows of other categories), every candidate is a chained item.
     """
-    programs = [p for r in seeds if (p := program_of(r)) is not None]
     links = [p for r in chain_seeds or [] if (p := program_of(r)) is not None and len(p.steps) == 1]
+    # The category's own programs serve only when there is nothing to chain from.
+    programs = [] if links else [p for r in seeds if (p := program_of(r)) is not None]
     if not programs and not links:
         state.rejected["no usable seed row / 没有可用的种子条目"] = want
         return state
