@@ -87,6 +87,15 @@ def start(
         help="Decoding tools of every evaluation, the base model's too: a comma list, '' for none "
         "(default: calculator).",
     ),
+    teacher: str = typer.Option(
+        "embedded",
+        help="Who writes the repairs' chains of thought and re-words generated questions: embedded (rules) | "
+        "openai (--teacher-url, key from IMTS_CHAT_API_KEY) | local (--teacher-model REGISTRY_REF).",
+    ),
+    teacher_url: str = typer.Option(None, "--teacher-url", help="OpenAI-compatible endpoint of the teacher."),
+    teacher_model: str = typer.Option(
+        None, "--teacher-model", help="Model at the endpoint (openai), or a registry ref (local)."
+    ),
     detach: bool = typer.Option(False, "--detach", help="Return at once; the scheduler moves the loop on."),
     lang: str = typer.Option("en", help="en | zh"),
 ) -> None:
@@ -97,6 +106,7 @@ def start(
         "intent": intent, "data": data, "target": target, "max_iterations": max_iterations,
         "patience": patience, "policy": policy, "heldout": heldout, "eval_items": eval_items, "name": name,
         "budget": Budget(cpu_hours=cpu_hours, gpu_hours=gpu_hours, tokens=tokens, generated_items=generated),
+        "teacher": teacher, "teacher_url": teacher_url, "teacher_model": teacher_model,
     }  # fmt: skip
     if probe is not None:
         fields["probe"] = probe

@@ -149,6 +149,11 @@ def start(ctx: Context, spec: LoopSpec) -> LoopView:
         heldout.append(str(found))
     with _at("probe"):
         probe = _probe(ctx, spec.probe)
+    if spec.teacher == "local" and spec.teacher_model:
+        from imts.registry.models import resolve as resolve_model
+
+        with _at("teacher_model"):
+            resolve_model(ctx, spec.teacher_model)  # a wrong ref is said now, not at the first repair
     # The decoding tools are fixed when the loop starts: the base model and every iteration are scored
     # alike even if a later IMTS changes the spec's default.
     state = {"source": source, "heldout": heldout, "probe": probe, "tools": spec.tools}

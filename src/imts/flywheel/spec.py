@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from imts.core.errors import InputError
 
@@ -135,6 +135,22 @@ class LoopSpec(BaseModel):
         0.15, gt=0, lt=1, description="Target share a weak category is augmented to.",
         json_schema_extra=zh("薄弱类别扩充到的目标占比。"),
     )  # fmt: skip
+    teacher: Literal["embedded", "openai", "local"] = Field(
+        "embedded", description="Who writes the repairs' chains of thought and re-words generated questions: "
+        "embedded (rules, no model), openai (an OpenAI-compatible endpoint, key from IMTS_CHAT_API_KEY), "
+        "local (a model of the registry). A model's output is kept only when the verifier confirms it.",
+        json_schema_extra=zh("由谁为数据修复写思维链、改写生成的题目：embedded（规则，无需模型）、"
+                             "openai（兼容 OpenAI 的接口，密钥取自 IMTS_CHAT_API_KEY）、"
+                             "local（注册表中的模型）。模型的输出须经校验器确认才保留。"),
+    )  # fmt: skip
+    teacher_url: str | None = Field(
+        None, description="The openai teacher's endpoint (http://HOST:PORT/v1).",
+        json_schema_extra=zh("openai 教师模型的接口地址（http://HOST:PORT/v1）。"),
+    )  # fmt: skip
+    teacher_model: str | None = Field(
+        None, description="The teacher's model: its name at the endpoint (openai) or a registry ref (local).",
+        json_schema_extra=zh("教师模型：接口上的模型名（openai）或注册表引用（local）。"),
+    )  # fmt: skip
     seed: int = Field(0, description="Random seed of splits, sampling and training.",
                       json_schema_extra=zh("划分、抽样和训练的随机种子。"))  # fmt: skip
 
@@ -151,6 +167,14 @@ class LoopSpec(BaseModel):
         from imts.inference.tools import check
 
         return check(v)
+
+    @model_validator(mode="after")
+    def _teacher(self) -> LoopSpec:
+        if self.teacher == "openai" and not self.teacher_url:
+            raise InputError("the openai teacher needs its endpoint (teacher_url)", field="teacher_url")
+        if self.teacher == "local" and not self.teacher_model:
+            raise InputError("the local teacher needs a model (a registry ref)", field="teacher_model")
+        return self
 
     def loop_name(self) -> str:
         return self.name or self.data.split("@")[0].split(":")[0]

@@ -105,7 +105,9 @@ def _repair(ctx: Context, row: Loop, spec: LoopSpec) -> Planned:
         fix = dict(state.get("next_fix") or {})
         why = {"actions": state.get("next_actions", [])}
     try:
-        parsed = FixSpec.model_validate({**fix, "data": state["data"], "seed": spec.seed + row.iteration})
+        teacher = spec.model_dump(include={"teacher", "teacher_url", "teacher_model"})
+        seed = spec.seed + row.iteration
+        parsed = FixSpec.model_validate({**fix, **teacher, "data": state["data"], "seed": seed})
         parsed.resolved()
     except InputError as exc:  # nothing to do: the training data stays as it is
         return Planned(None, {**why, "skipped_en": str(exc).split(" / ")[0], "nothing_to_do": True})

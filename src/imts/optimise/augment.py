@@ -421,14 +421,34 @@ def _count(counter: dict[str, int], reason: str) -> None:
 
 
 def _paraphrase(question: str, lang: str, backend: ChatBackend) -> str:
-    """The question re-worded by the chat model; the question itself unless the new one holds exactly the
-    same numbers."""
+    """The question re-worded by the chat model; the question itself unless the new one can stand for it
+    (``fits``)."""
     ask = (
         "把下面的题目换一种说法，数字和意思都不变，只输出新题目：\n"
         if lang == "zh"
         else "Re-word this problem, keeping every number and its meaning; output only the new problem:\n"
     )
     new = backend.chat([{"role": "user", "content": ask + question}], max_tokens=160).text.strip()
-    if new and Counter(_NUM.findall(new)) == Counter(_NUM.findall(question)):
-        return new
-    return question
+    return new if fits(new, question, lang) else question
+
+
+_ASKS = "?？"
+_SOLVES = re.compile(r"\banswers?\b|\bsolution\b|答案|解答|[=＝]", re.IGNORECASE)
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def fits(new: str, question: str, lang: str) -> bool:
+    """Whether a model's re-wording can stand for ``question``: exactly the same numbers, the same language,
+    still a question if it was one (and asking no more often), at most twice as long, and no answer or
+    working given away. A small model's reply often fails one of these while keeping the
+    numbers: the question dropped ("… The total number of cookies left is the sum of …"), talk about the
+    problem ("… a lateral thinking puzzle. The answer is 14 …"), or a run-on tail ("说明：说明：…")."""
+    new = new.strip()
+    if not new or new == question or Counter(_NUM.findall(new)) != Counter(_NUM.findall(question)):
+        return False
+    if bool(_CJK.search(new)) != (lang == "zh") or len(new) > 2 * len(question):
+        return False
+    asked, asks = sum(map(question.count, _ASKS)), sum(map(new.count, _ASKS))
+    if asks > asked or (asked and not asks):
+        return False
+    return not (_SOLVES.search(new) and not _SOLVES.search(question))
