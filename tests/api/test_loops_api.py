@@ -51,6 +51,10 @@ def test_a_loop_is_read_reported_and_guarded(world: World) -> None:
     assert "has no split 'nope'" in r.json()["error"]["message"]
     r = c.post(base, headers=researcher, json={**known, "probe": "no-such-probe"})
     assert r.status_code == 404 and r.json()["error"]["param"] == "probe", r.text
+    r = c.post(base, headers=researcher, json={**known, "teacher": "openai", "teacher_model": "m"})
+    assert r.status_code == 422 and r.json()["error"]["param"] == "teacher_url", r.text
+    r = c.post(base, headers=researcher, json={**known, "teacher": "local", "teacher_model": "no-such-model"})
+    assert r.status_code == 404 and r.json()["error"]["param"] == "teacher_model", r.text
     assert [x["id"] for x in c.get(base, headers=viewer).json()] == [loop_id]  # none of them started
     # moves that do not apply to a stopped loop are refused with the reason
     r = c.post(f"{base}/{loop_id}/stop", headers=admin)
