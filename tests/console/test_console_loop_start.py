@@ -126,6 +126,8 @@ def test_a_researcher_starts_a_loop_from_the_form_and_stops_it(server: Server, t
         page.fill("#loop-spec-budget-cpu_hours", "2")
         page.click("#loop-more-box summary")
         page.fill("#loop-more-name", "from-the-form")
+        expect(page.locator("#loop-more-teacher")).to_have_value("embedded")  # rules: no model needed
+        page.fill("#loop-more-heldout_items", "5")
         page.click("#loop-start")
         page.wait_for_url(f"{url}/#/loop/loop_*")
         loop_id = page.url.rsplit("/", 1)[1]
@@ -138,6 +140,7 @@ def test_a_researcher_starts_a_loop_from_the_form_and_stops_it(server: Server, t
             **spec, "intent": INTENT, "data": "math@2", "name": "from-the-form", "base_model": "tiny-llama",
             "max_iterations": 1, "eval_items": 4, "probe": None, "heldout": ["math-oot@1"], "policy": "auto",
             "target": None, "train": ["max_steps=80", "save_every=40", "eval_every=40"],
+            "heldout_items": 5, "teacher": "embedded", "teacher_url": None, "teacher_model": None,
             "budget": {"cpu_hours": 2.0, "gpu_hours": None, "tokens": None, "generated_items": None},
         }  # fmt: skip
         # followed live: the page polls it; then the page's Stop button stops it

@@ -10,6 +10,8 @@ from sqlalchemy import select
 from imts.core.errors import InputError
 from imts.data.ingest import import_file
 from imts.data.split import split_version
+from imts.data.versions import load_rows
+from imts.evals.refs import eval_data
 from imts.evals.service import item_scores, load_result, run_suite
 from imts.evals.suite import SuiteSpec
 from imts.registry import base_models
@@ -72,3 +74,19 @@ def test_suite_yaml_errors_are_located(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="meteor") as err:
         SuiteSpec.from_yaml(bad)
     assert err.value.field == "metrics" and err.value.file == str(bad)
+
+
+def test_a_set_named_in_items_is_scored_on_its_own_count(
+    ws: Workspace, tiny_model: Path, math_file: Path
+) -> None:
+    """``max_items`` for every set, ``items`` in its place for the sets it names (null: every item): how a
+    loop scores its held-out sets in full beside a sample of its splits."""
+    base_models.add(ws, tiny_model, name="tiny")
+    v = split_version(ws, import_file(ws, math_file, name="math"), seed=0)
+    val, test = f"{v.ref}:val", f"{v.ref}:test"
+    suite = SuiteSpec(datasets=[val, test], max_items=5, items={test: None}, max_new_tokens=4)
+    first, second = run_suite(ws, "tiny", suite)
+    assert len(load_result(ws, first).items) == 5
+    assert len(load_result(ws, second).items) == len(load_rows(ws, eval_data(ws, test))) > 5
+    with pytest.raises(ValueError, match="not in datasets"):
+        SuiteSpec(datasets=[val], items={test: 3})

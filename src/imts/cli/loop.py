@@ -78,7 +78,14 @@ def start(
     ),
     probe: str = typer.Option(None, help="General-ability probe dataset ('' for none; default: IMTS's own)."),
     base_model: str = typer.Option(None, "--base-model"),
-    eval_items: int = typer.Option(None, "--eval-items", help="Evaluate at most this many items per set."),
+    eval_items: int = typer.Option(
+        None,
+        "--eval-items",
+        help="Evaluate at most this many items of the validation and test splits and the probe.",
+    ),
+    heldout_items: int = typer.Option(
+        None, "--heldout-items", help="Evaluate at most this many items of each held-out set (default: all)."
+    ),
     name: str = typer.Option("", help="The loop's name (default: the dataset's)."),
     train: list[str] = typer.Option([], "--train", help="Training override key=value (repeatable)."),
     tools: str = typer.Option(
@@ -104,7 +111,8 @@ def start(
 
     fields: dict[str, Any] = {
         "intent": intent, "data": data, "target": target, "max_iterations": max_iterations,
-        "patience": patience, "policy": policy, "heldout": heldout, "eval_items": eval_items, "name": name,
+        "patience": patience, "policy": policy, "heldout": heldout, "eval_items": eval_items,
+        "heldout_items": heldout_items, "name": name,
         "budget": Budget(cpu_hours=cpu_hours, gpu_hours=gpu_hours, tokens=tokens, generated_items=generated),
         "teacher": teacher, "teacher_url": teacher_url, "teacher_model": teacher_model,
     }  # fmt: skip

@@ -418,7 +418,12 @@ def demo(
     rows: int = typer.Option(3000, help="Example rows to generate."),
     seed: int = typer.Option(0),
     iterations: int = typer.Option(2, "--iterations", help="Training iterations of the loop."),
-    eval_items: int = typer.Option(100, "--eval-items", help="Items per evaluation set."),
+    eval_items: int = typer.Option(
+        100,
+        "--eval-items",
+        help="Items of the validation and test splits and the probe (the "
+        "out-of-template set is scored on every item).",
+    ),
     plain: bool = typer.Option(False, "--plain", help="One straight turn instead of the loop."),
     lang: str = typer.Option("en", help="Report language: en | zh."),
     tools: str = typer.Option(

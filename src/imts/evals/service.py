@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -289,7 +289,8 @@ def run_suite(
     done = dict(done or {})
     for d in suite.datasets:
         if d not in done:
-            done[d] = evaluate(ctx, model_ref, d, settings, progress, resolved)
+            own = replace(settings, max_items=suite.items[d]) if d in suite.items else settings
+            done[d] = evaluate(ctx, model_ref, d, own, progress, resolved)
             if on_done is not None:
                 on_done(d, done[d])
     return [done[d] for d in suite.datasets]

@@ -13,6 +13,8 @@ YAML example::
     task: text              # optional: score these SFT rows as free text (ROUGE-L), not numbers
     text_threshold: 0.5
     max_new_tokens: 96
+    max_items: 200          # optional: at most this many items of each set, spread evenly over it
+    items: {"math-hard:test": null}   # optional: per set, in place of max_items (null: every item)
     sampling: {temperature: 0.0}
     tools: [calculator]     # optional: decoding tools, the same for every model scored (inference.tools)
 """
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from imts.core.errors import InputError
 
@@ -71,6 +73,11 @@ class SuiteSpec(BaseModel):
     max_items: int | None = Field(
         None, ge=1, description="Evaluate at most this many items of each set, spread evenly over it."
     )
+    items: dict[str, int | None] = Field(
+        default_factory=dict,
+        description="Items of particular sets (keyed by their reference in datasets), in place of "
+        "max_items; null: every item.",
+    )
     sampling: SamplingSpec = Field(default_factory=SamplingSpec)
     tools: list[str] = Field(
         default_factory=list, description="Decoding tools every model runs with: calculator."
@@ -83,6 +90,16 @@ class SuiteSpec(BaseModel):
         from imts.inference.tools import check
 
         return check(value)
+
+    @model_validator(mode="after")
+    def _items(self) -> SuiteSpec:
+        unknown = [d for d in self.items if d not in self.datasets]
+        if unknown:
+            raise ValueError(f"items names set(s) {unknown} that are not in datasets")
+        bad = [d for d, n in self.items.items() if n is not None and n < 1]
+        if bad:
+            raise ValueError(f"items of {bad} must be at least 1 (or null for every item)")
+        return self
 
     @field_validator("metrics")
     @classmethod

@@ -122,8 +122,14 @@ class LoopSpec(BaseModel):
         ),
     )  # fmt: skip
     eval_items: int | None = Field(
-        None, ge=1, description="Evaluate at most this many items per set.",
-        json_schema_extra=zh("每个评测集最多评测这么多题（默认全部）。"),
+        None, ge=1, description="Evaluate at most this many items of the validation and test splits and "
+        "the probe (default: all).",
+        json_schema_extra=zh("验证集、测试集和探针各最多评测这么多题（默认全部）。"),
+    )  # fmt: skip
+    heldout_items: int | None = Field(
+        None, ge=1, description="Evaluate at most this many items of each held-out set (default: all: the "
+        "set that shows whether a gain generalises is scored on every item).",
+        json_schema_extra=zh("每个外部评测集最多评测这么多题（默认全部：检验提升能否泛化的评测集逐题评分）。"),
     )  # fmt: skip
     tools: list[str] = Field(
         ["calculator"], description="Decoding tools every evaluation runs with, the base model's too: "

@@ -40,10 +40,13 @@ def eval_sets(state: dict[str, Any], spec: LoopSpec) -> list[tuple[str, str]]:
 
 
 def _suite(state: dict[str, Any], spec: LoopSpec) -> dict[str, Any]:
+    refs = [ref for _, ref in eval_sets(state, spec)]
+    heldout = refs[2 : len(refs) - (1 if state.get("probe") else 0)]  # between the splits and the probe
     return {
         "name": "loop",
-        "datasets": [ref for _, ref in eval_sets(state, spec)],
+        "datasets": refs,
         "max_items": spec.eval_items,
+        "items": dict.fromkeys(heldout, spec.heldout_items),
         "tools": state.get("tools", []),  # a loop started before tools existed decodes without
     }
 
