@@ -154,9 +154,12 @@ def start(ctx: Context, spec: LoopSpec) -> LoopView:
 
         with _at("teacher_model"):
             resolve_model(ctx, spec.teacher_model)  # a wrong ref is said now, not at the first repair
-    # The decoding tools are fixed when the loop starts: the base model and every iteration are scored
-    # alike even if a later IMTS changes the spec's default.
-    state = {"source": source, "heldout": heldout, "probe": probe, "tools": spec.tools}
+    # The decoding tools and the held-out sample are fixed when the loop starts: the base model and every
+    # iteration are scored alike even if a later IMTS changes the spec's defaults.
+    state = {
+        "source": source, "heldout": heldout, "probe": probe, "tools": spec.tools,
+        "heldout_items": spec.heldout_items,
+    }  # fmt: skip
     loop_id = new_id("loop")
     with ctx.session() as s:
         s.add(

@@ -46,7 +46,8 @@ def _suite(state: dict[str, Any], spec: LoopSpec) -> dict[str, Any]:
         "name": "loop",
         "datasets": refs,
         "max_items": spec.eval_items,
-        "items": dict.fromkeys(heldout, spec.heldout_items),
+        # a loop started before held-out sets were scored in full goes on sampling them like the splits
+        "items": dict.fromkeys(heldout, state.get("heldout_items", spec.eval_items)),
         "tools": state.get("tools", []),  # a loop started before tools existed decodes without
     }
 
