@@ -1,6 +1,6 @@
 // A form built from a pydantic JSON schema: one input per field with its default and help (in Chinese
 // where the schema has `description_zh`), nested models as fieldsets; long strings as text areas, lists
-// with a closed set of values as multiple selects; errors from the API (422 or 404 with `param`) are
+// with a closed set of values as multiple selects, dicts as JSON; errors from the API (422 or 404 with `param`) are
 // shown at their field.
 import { h, t, lang } from "./common.js";
 
@@ -14,6 +14,7 @@ function kindOf(schema, s) {
   if (s.enum) return { type: "enum", values: s.enum };
   if (s.const !== undefined) return { type: "enum", values: [s.const] };
   if (s.type === "object" && s.properties) return { type: "object", schema: s };
+  if (s.type === "object") return { type: "map" }; // a dict (e.g. a suite's per-set items): typed as JSON
   return { type: s.type || "string", items: resolve(schema, s.items), maxLength: s.maxLength,
     min: s.minimum ?? s.exclusiveMinimum, max: s.maximum ?? s.exclusiveMaximum };
 }
@@ -54,6 +55,10 @@ export function specForm(schema, { overrides = {}, id = "spec", only = null, non
       } else if (k.type === "integer" || k.type === "number") {
         el = h("input", { type: "number", name: path, step: k.type === "integer" ? "1" : "any", min: k.min, max: k.max, value: def ?? "" });
         read = () => (el.value === "" ? (k.nullable ? null : undefined) : Number(el.value));
+      } else if (k.type === "map") {
+        el = h("input", { name: path, value: def && Object.keys(def).length ? JSON.stringify(def) : "", placeholder: '{"key": value}' });
+        // Not JSON: sent as typed, and the API's 422 is shown at this field.
+        read = () => { const v = el.value.trim(); if (!v) return k.nullable ? null : undefined; try { return JSON.parse(v); } catch { return v; } };
       } else if (k.maxLength >= 500) {
         el = h("textarea", { name: path, rows: 3, cols: 72 }, def ?? "");
         read = () => (el.value.trim() === "" ? (k.nullable ? null : undefined) : el.value);
