@@ -36,7 +36,7 @@ from typing import Any
 
 from imts.agents.chat import ChatBackend
 from imts.agents.judges.math import extract_steps
-from imts.core.text import ngrams, normalise, tokens
+from imts.core.text import CJK, ngrams, normalise, tokens
 from imts.optimise.cot import assistant_text, prompt_numbers, user_text
 from imts.optimise.pii.lexicon import EN_FIRST, EN_FIRST_FEMALE
 from imts.optimise.reword import reword
@@ -434,7 +434,6 @@ def _paraphrase(question: str, lang: str, backend: ChatBackend) -> str:
 
 _ASKS = "?？"
 _SOLVES = re.compile(r"\banswers?\b|\bsolution\b|答案|解答|[=＝]", re.IGNORECASE)
-_CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 def fits(new: str, question: str, lang: str) -> bool:
@@ -446,7 +445,7 @@ def fits(new: str, question: str, lang: str) -> bool:
     new = new.strip()
     if not new or new == question or Counter(_NUM.findall(new)) != Counter(_NUM.findall(question)):
         return False
-    if bool(_CJK.search(new)) != (lang == "zh") or len(new) > 2 * len(question):
+    if bool(CJK.search(new)) != (lang == "zh") or len(new) > 2 * len(question):
         return False
     asked, asks = sum(map(question.count, _ASKS)), sum(map(new.count, _ASKS))
     if asks > asked or (asked and not asks):
