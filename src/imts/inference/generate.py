@@ -1,5 +1,4 @@
-"""Batched generation with a KV cache, longest prompts first, left-padded: greedy with continuous
-batching (``imts.inference.batch``), or sampled through ``transformers``' ``generate``."""
+"""Batched generation with a KV cache, longest prompts first, left-padded; greedy or sampled."""
 
 from __future__ import annotations
 
@@ -84,46 +83,37 @@ def generate(
     import torch
     from transformers import LogitsProcessorList
 
-    from imts.inference.batch import left_padded
     from imts.inference.tools import RowTools, logits_processor
 
     progress = progress or NullProgress()
     sampling = sampling or Sampling()
     encoded = [render_prompt(tokenizer, p) for p in prompts]
+    # Longest first: similar lengths share a batch (little padding) and memory peaks early.
+    order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
     outputs: list[str] = [""] * len(prompts)
     new_tokens = tool_calls = 0
     started = time.perf_counter()
     pad_id, eos_id = tokenizer.pad_token_id, tokenizer.eos_token_id
     device = next(model.parameters()).device  # a model on a GPU gets its inputs there
-
+    # Batches of even size, up to half a batch over ``batch_size``: 100 prompts in batches of 32 would
+    # leave a last batch of 4 that decodes as long as a full one; as 34 + 33 + 33 they do not.
+    count = max(1, round(len(order) / batch_size))
+    bounds = [len(order) * b // count for b in range(count + 1)]
     with progress.task(label, total=len(prompts)) as bar, torch.inference_mode():
-
-        def finished(idx: list[int], gens: list[list[int]]) -> None:
-            nonlocal new_tokens
-            for i, gen in zip(idx, gens, strict=True):
-                if eos_id in gen:  # the rest of the row is padding
-                    gen = gen[: gen.index(eos_id)]
-                new_tokens += len(gen)
-                outputs[i] = tokenizer.decode(gen, skip_special_tokens=True).strip()
-            if on_batch is not None:
-                on_batch(idx, [outputs[i] for i in idx])
-            bar.advance(len(idx), tok_s=round(new_tokens / (time.perf_counter() - started)))
-
-        if sampling.temperature <= 0:
-            rows = [RowTools(tokenizer, tools) for _ in prompts] if tools else None
-            greedy(model, encoded, max_new_tokens, eos_id, pad_id, batch_size, rows, finished)
-            tool_calls = sum(r.calls for r in rows) if rows else 0
-        else:
-            # Longest first: similar lengths share a batch (little padding) and memory peaks early.
-            order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
-            # Batches of even size, up to half a batch over ``batch_size``: 100 prompts in batches of 32
-            # would leave a last batch of 4 that decodes as long as a full one; as 34 + 33 + 33 not.
-            count = max(1, round(len(order) / batch_size))
-            bounds = [len(order) * b // count for b in range(count + 1)]
-            for s, end in itertools.pairwise(bounds):
-                idx = order[s:end]
-                ids, mask, _ = left_padded([encoded[i] for i in idx], pad_id, device)
-                width = ids.shape[1]
+        for s, end in itertools.pairwise(bounds):
+            idx = order[s:end]
+            width = max(len(encoded[i]) for i in idx)
+            ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):
+                ids[row, width - len(encoded[i]) :] = torch.tensor(encoded[i])
+                mask[row, width - len(encoded[i]) :] = 1
+            ids, mask = ids.to(device), mask.to(device)
+            if sampling.temperature <= 0:
+                rows = [RowTools(tokenizer, tools) for _ in idx] if tools else None
+                gens = greedy(model, ids, mask, max_new_tokens, eos_id, rows)
+                tool_calls += sum(r.calls for r in rows) if rows else 0
+            else:
                 torch.manual_seed(sampling.seed + s)
                 procs = logits_processor(tokenizer, tools, len(idx), width) if tools else None
                 out = model.generate(
@@ -136,7 +126,17 @@ def generate(
                     logits_processor=LogitsProcessorList([procs] if procs else []),
                 )
                 tool_calls += sum(r.calls for r in procs.rows) if procs else 0
-                finished(idx, [out[row, width:].tolist() for row in range(len(idx))])
+                gens = [out[row, width:].tolist() for row in range(len(idx))]
+            for row, i in enumerate(idx):
+                gen = gens[row]
+                if eos_id in gen:  # the rest of the row is padding
+                    gen = gen[: gen.index(eos_id)]
+                new_tokens += len(gen)
+                outputs[i] = tokenizer.decode(gen, skip_special_tokens=True).strip()
+            if on_batch is not None:
+                on_batch(idx, [outputs[i] for i in idx])
+            elapsed = time.perf_counter() - started
+            bar.advance(len(idx), tok_s=round(new_tokens / elapsed))
     elapsed = time.perf_counter() - started
     return outputs, {
         "seconds": elapsed,
@@ -146,82 +146,49 @@ def generate(
     }
 
 
-class _Greedy:
-    """One prompt's greedy continuation inside a ``Batch``: the argmax, or the token its tools force."""
-
-    def __init__(self, index: int, eos_id: int | None, max_new_tokens: int, tools: Any) -> None:
-        self.index, self.eos_id, self.max_new_tokens, self.tools = index, eos_id, max_new_tokens, tools
-        self.gen: list[int] = []
-        self.done = False
-
-    def pick(self, logits: Any, best: int) -> int:
-        if self.tools is not None and (forced := self.tools.forced(self.gen)) is not None:
-            return int(forced)
-        return best
-
-    def feed(self, token: int) -> None:
-        self.gen.append(token)
-        self.done = token == self.eos_id or len(self.gen) >= self.max_new_tokens
-
-
 def greedy(
-    model: Any,
-    prompts: Sequence[Sequence[int]],
-    max_new_tokens: int,
-    eos_id: int | None,
-    pad_id: int,
-    batch_size: int = 32,
-    tools: Sequence[Any] | None = None,
-    on_finished: Callable[[list[int], list[list[int]]], None] | None = None,
-    prefill_rows: int = 32,
+    model: Any, ids: Any, mask: Any, max_new_tokens: int, eos_id: int | None, tools: list[Any] | None = None
 ) -> list[list[int]]:
-    """Greedy continuations of ``prompts`` (token ids), each up to its EOS (included) or
-    ``max_new_tokens``, decoded with continuous batching (``imts.inference.batch``).
+    """Greedy continuations of a left-padded batch, each up to its EOS (included) or ``max_new_tokens``.
 
-    Up to ``batch_size`` rows decode together; a row leaves the batch when it ends and waiting prompts
-    (longest first) join it as soon as a quarter of it is free, at most ``prefill_rows`` per prompt
-    pass, so a forward pass carries a full batch until the last prompts. On a CPU a decoding step costs
-    mostly the time of streaming the weights (SmolLM2-135M, 2 cores: 158 ms for 8 rows, 239 for 32, 262
-    for 64), so a batch whose rows end one by one wastes most of its steps; a prompt pass of 128 prompts
-    ran at 2.9 ms a token against 2.1 for 32. ``tools``: one ``RowTools`` per prompt; a token they force
-    replaces the argmax. ``on_finished`` gets the prompt indices and token lists of rows as they end (in
-    groups of about a quarter batch).
+    A row leaves the batch when it ends (its KV cache rows are dropped), so the rows still writing never
+    wait on compute for the finished ones: on a CPU, where a forward pass costs in proportion to its
+    rows, a batch whose answers differ in length decodes in about the time of its tokens, not of its
+    longest row times its size (``generate`` decodes every row to the longest). ``tools``: one
+    ``RowTools`` per row; a token they force replaces the argmax.
     """
-    from collections import deque
+    import torch
+    from transformers.cache_utils import DynamicLayer
 
-    from imts.inference.batch import Batch, new_cache
-
-    device = next(model.parameters()).device
-
-    def forward(ids: Any, mask: Any, pos: Any, cache: Any) -> tuple[Any, Any]:
-        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True,
-                    logits_to_keep=1)  # fmt: skip
-        return out.logits[:, -1, :], out.cache
-
-    # Longest first: prompts of similar length join together (little padding), memory peaks early.
-    waiting = deque(sorted(range(len(prompts)), key=lambda i: -len(prompts[i])))
-    results: list[list[int]] = [[] for _ in prompts]
-    ended: list[_Greedy] = []
-    quarter = max(1, batch_size // 4)
-    batch: Batch | None = None
-    while waiting or batch is not None:
-        room = batch_size - (len(batch.rows) if batch is not None else 0)
-        if waiting and (batch is None or (batch.open and room >= min(quarter, len(waiting)))):
-            take = [waiting.popleft() for _ in range(min(room, prefill_rows, len(waiting)))]
-            rows = [_Greedy(i, eos_id, max_new_tokens, tools[i] if tools else None) for i in take]
-            joined = Batch.prefill(
-                rows, [prompts[i] for i in take], pad_id, forward, new_cache(model), device
-            )
-            batch = joined if batch is None else batch.merge(joined)
-        assert batch is not None
-        ended += [r for r in batch.rows if r.done]
-        batch = batch.without_done()
-        if batch is not None:
-            batch.step(forward, pad_id)
-        if ended and (len(ended) >= quarter or (batch is None and not waiting)):
-            for r in ended:
-                results[r.index] = r.gen
-            if on_finished is not None:
-                on_finished([r.index for r in ended], [r.gen for r in ended])
-            ended = []
-    return results
+    pos = (mask.cumsum(1) - 1).clamp(min=0)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
+    cache, logits = out.cache, out.logits[:, -1, :]
+    # Dropping rows needs the plain growing cache; any other keeps every row to the end.
+    droppable = all(type(layer) is DynamicLayer for layer in getattr(cache, "layers", [None]))
+    live = list(range(ids.shape[0]))  # batch row -> input row
+    gens: list[list[int]] = [[] for _ in live]
+    nxt_pos = pos[:, -1:] + 1
+    for _ in range(max_new_tokens):
+        picked = logits.argmax(-1).tolist()
+        ended = []
+        for b, r in enumerate(live):
+            token = picked[b]
+            if tools is not None and (forced := tools[r].forced(gens[r])) is not None:
+                token = forced
+            picked[b] = token
+            if not gens[r] or gens[r][-1] != eos_id:
+                gens[r].append(token)
+            ended.append(gens[r][-1] == eos_id or len(gens[r]) >= max_new_tokens)
+        if all(ended):
+            break
+        step = torch.tensor(picked, device=ids.device)[:, None]
+        mask = torch.cat([mask, torch.ones_like(step)], dim=1)
+        if droppable and any(ended):
+            keep = torch.tensor([b for b, e in enumerate(ended) if not e], device=ids.device)
+            live = [r for r, e in zip(live, ended, strict=True) if not e]
+            step, mask, nxt_pos = step[keep], mask[keep], nxt_pos[keep]
+            for layer in cache.layers:
+                layer.keys, layer.values = layer.keys[keep], layer.values[keep]
+        out = model(input_ids=step, attention_mask=mask, position_ids=nxt_pos, cache=cache, use_cache=True)
+        cache, logits, nxt_pos = out.cache, out.logits[:, -1, :], nxt_pos + 1
+    return gens

@@ -23,7 +23,6 @@ from typing import Any
 
 import torch
 
-from imts.inference.batch import Batch, Forward, new_cache
 from imts.inference.generate import Sampling, load, render_prompt
 from imts.inference.tools import RowTools
 from imts.serve.engine import StopFilter
@@ -66,12 +65,12 @@ class _Row:
         self.rng = torch.Generator().manual_seed(job.sampling.seed)
         self.tools = RowTools(tokenizer, job.tools) if job.tools else None
 
-    def pick(self, logits: torch.Tensor, best: int) -> int:
+    def pick(self, logits: torch.Tensor) -> int:
         if self.tools is not None and (forced := self.tools.forced(self.gen)) is not None:
             return forced
         s = self.job.sampling
         if s.temperature <= 0:
-            return best
+            return int(logits.argmax())
         probs = torch.softmax(logits.float() / s.temperature, dim=-1)
         if s.top_k > 0:
             kth = torch.topk(probs, min(s.top_k, probs.numel())).values[-1]
@@ -222,7 +221,7 @@ class BaseModel:
         self._queue.put(None)
 
     def _loop(self) -> None:
-        batch: Batch | None = None
+        batch: _Batch | None = None
         closing = False
         while batch is not None or not closing:
             jobs: list[Job] = []
@@ -267,31 +266,105 @@ class BaseModel:
             jobs.append(job)
         return jobs, False
 
-    def _forwarder(self, rows: list[_Row]) -> Forward:
-        """The forward pass of ``rows``: each through its own adapter."""
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, cache: Any,
+                 rows: list[_Row]) -> tuple[torch.Tensor, Any]:  # fmt: skip
+        """Next-token logits of every row, and the cache grown by ``ids``."""
         extra: dict[str, Any] = {}
         names = [r.job.adapter or BASE for r in rows]
-        if self._stacked is None and self.adapters:  # adapters StackedLoRA does not cover: PEFT's way
+        if self._stacked is not None:
+            self._stacked.route(names)
+        elif self.adapters:  # adapters StackedLoRA does not cover: PEFT, one adapter at a time
             extra["adapter_names"] = names
+        # logits of the last position only: the prompt's other positions need no vocabulary projection
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True,
+                         logits_to_keep=1, **extra)  # fmt: skip
+        return out.logits[:, -1, :], out.cache
 
-        def forward(ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, cache: Any) -> tuple[Any, Any]:
-            if self._stacked is not None:
-                self._stacked.route(names)
-            # logits of the last position only: the prompt's other positions need no vocabulary projection
-            out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache,
-                             use_cache=True, logits_to_keep=1, **extra)  # fmt: skip
-            return out.logits[:, -1, :], out.cache
-
-        return forward
-
-    def _prefill(self, jobs: list[Job]) -> Batch:
+    def _prefill(self, jobs: list[Job]) -> _Batch:
         """The prompts of ``jobs`` in one pass (left-padded): their cache and first tokens."""
         for name in {j.adapter for j in jobs if j.adapter is not None}:
             self._load(name)  # retired between its request's resolve and now
-        rows = [_Row(j, self.tokenizer) for j in jobs]
-        return Batch.prefill(rows, [j.ids for j in jobs], self.tokenizer.pad_token_id, self._forwarder(rows),
-                             new_cache(self.model))  # fmt: skip
+        tok = self.tokenizer
+        width = max(len(j.ids) for j in jobs)
+        ids = torch.full((len(jobs), width), tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(jobs), width), dtype=torch.long)
+        for i, job in enumerate(jobs):  # left-padded: every row continues at the right edge
+            ids[i, width - len(job.ids) :] = torch.tensor(job.ids)
+            mask[i, width - len(job.ids) :] = 1
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        rows = [_Row(j, tok) for j in jobs]
+        logits, cache = self._forward(ids, mask, pos, None, rows)
+        batch = _Batch(rows, cache, mask, pos[:, -1:] + 1, torch.zeros((len(rows), 1), dtype=torch.long))
+        batch.pick(logits, tok.pad_token_id)
+        return batch
 
-    def _step(self, batch: Batch) -> None:
+    def _step(self, batch: _Batch) -> None:
         """One token more for every row of ``batch``."""
-        batch.step(self._forwarder(batch.rows), self.tokenizer.pad_token_id)
+        mask = torch.cat([batch.mask, torch.ones((len(batch.rows), 1), dtype=torch.long)], dim=1)
+        logits, batch.cache = self._forward(batch.nxt, mask, batch.pos, batch.cache, batch.rows)
+        batch.mask, batch.pos = mask, batch.pos + 1
+        batch.pick(logits, self.tokenizer.pad_token_id)
+
+
+class _Batch:
+    """Rows decoding together: their KV cache and attention mask (left-padded, one column per cached
+    position), the position and the token each feeds next.
+
+    Requests join a running batch (``merge``: both caches left-padded to the longer) and leave it as
+    they end (``without_done``), so a batch runs as long as there are requests (continuous batching).
+    """
+
+    def __init__(
+        self, rows: list[_Row], cache: Any, mask: torch.Tensor, pos: torch.Tensor, nxt: torch.Tensor
+    ) -> None:
+        from transformers.cache_utils import DynamicLayer
+
+        self.rows, self.cache, self.mask, self.pos, self.nxt = rows, cache, mask, pos, nxt
+        # Joining needs the plain growing cache; a model whose cache slides (or is static) decodes the
+        # batch it started with to its end, and waiting requests form the next one.
+        self.open = all(type(layer) is DynamicLayer for layer in cache.layers)
+
+    def pick(self, logits: torch.Tensor, pad: int) -> None:
+        """Each live row's next token from its ``logits`` (an ended row feeds padding)."""
+        nxt = []
+        for i, row in enumerate(self.rows):
+            token = pad
+            if not row.done:
+                token = row.pick(logits[i])
+                row.feed(token)
+            nxt.append(token)
+        self.nxt = torch.tensor(nxt).unsqueeze(1)
+
+    def merge(self, other: _Batch) -> _Batch:
+        """This batch and ``other`` as one: the shorter cache is left-padded (masked) to the longer."""
+        width = max(self.mask.shape[1], other.mask.shape[1])
+        for mine, theirs in zip(self.cache.layers, other.cache.layers, strict=True):
+            mine.keys = torch.cat([_pad_left(mine.keys, width, 2), _pad_left(theirs.keys, width, 2)])
+            mine.values = torch.cat([_pad_left(mine.values, width, 2), _pad_left(theirs.values, width, 2)])
+        mask = torch.cat([_pad_left(self.mask, width, 1), _pad_left(other.mask, width, 1)])
+        return _Batch(self.rows + other.rows, self.cache, mask, torch.cat([self.pos, other.pos]),
+                      torch.cat([self.nxt, other.nxt]))  # fmt: skip
+
+    def without_done(self) -> _Batch | None:
+        """The rows still generating (None: none), and the cache columns no longer any row's."""
+        keep = [i for i, r in enumerate(self.rows) if not r.done]
+        if not keep:
+            return None
+        if len(keep) == len(self.rows):
+            return self
+        idx = torch.tensor(keep)
+        mask = self.mask[idx]
+        start = int(mask.any(0).long().argmax())  # the first column a remaining row attends to
+        for layer in self.cache.layers:
+            layer.keys, layer.values = layer.keys[idx, :, start:], layer.values[idx, :, start:]
+        return _Batch([self.rows[i] for i in keep], self.cache, mask[:, start:], self.pos[idx], self.nxt[idx])
+
+
+def _pad_left(t: torch.Tensor, width: int, dim: int) -> torch.Tensor:
+    """``t`` with zeros before its entries along ``dim`` up to ``width``."""
+    missing = width - t.shape[dim]
+    if missing == 0:
+        return t
+    shape = list(t.shape)
+    shape[dim] = missing
+    return torch.cat([t.new_zeros(shape), t], dim=dim)
