@@ -35,9 +35,10 @@ def test_a_teacher_without_its_endpoint_or_model_is_refused_at_start(
 
 
 def test_every_repair_job_of_the_loop_carries_its_teacher(ws: Context) -> None:
-    """The repair's job spec names the loop's teacher, for the feedback's actions as for the first
-    repair; what a chat teacher's replies become (kept only when verified, else listed with the reason)
-    is the data fix's own test (tests/optimise/test_fix.py)."""
+    """The repair job of the feedback's actions (the second iteration) names the loop's teacher; the first
+    repair takes the same fields through the same merge in ``steps``. What a chat teacher's replies become
+    (kept only when verified, else listed with the reason) is the data fix's own test
+    (tests/optimise/test_fix.py)."""
     from imts.optimise.spec import FixSpec
     from imts.store.models import Loop
 

@@ -12,7 +12,7 @@ const S = {
   diff: ["Diff", "差异"], disable: ["Disable", "停用"], disabled: ["disabled", "已停用"], distinct: ["Distinct", "不同值"], evaluation: ["Evaluation", "评测"],
   events: ["Events", "事件"], expires: ["Expires", "过期"], export: ["Export", "导出"], exported: ["Exported", "已导出"], download: ["Download", "下载"], export_format: ["Export as", "导出格式"], field: ["Field", "字段"],
   files: ["files", "个文件"], filter: ["Filter", "筛选"], fits: ["Fits", "可容纳"], format: ["Format", "格式"], free: ["free", "空闲"],
-  gradients: ["Gradients", "梯度"], hardware: ["Hardware", "硬件"], items: ["Items", "逐题结果"], job: ["Job", "任务"], kind: ["Kind", "类型"],
+  gradients: ["Gradients", "梯度"], hardware: ["Hardware", "硬件"], items: ["Items", "逐题结果"], json_object: ["a JSON object, e.g. {\"name\": 10}", "JSON 对象，例如 {\"name\": 10}"], job: ["Job", "任务"], kind: ["Kind", "类型"],
   language: ["Language", "语言"], launch_eval: ["Start evaluation", "开始评测"], launch_run: ["Launch run", "启动训练"], launched: ["Queued:", "已提交："],
   length: ["Length", "长度"], license: ["License", "许可证"], lineage: ["Lineage", "血缘"], loading: ["Loading…", "加载中…"], logs: ["Logs", "日志"],
   make_report: ["Generate the report", "生成报告"], auto_eval: ["newest whole evaluation", "最新的完整评测"], baseline_eval: ["Baseline evaluation", "基线评测"], tuned_eval: ["Tuned evaluation", "微调后评测"], items_n: ["items", "题"], tools: ["decoding tools", "解码工具"], all_items: ["all items", "全部题目"], members: ["Members", "成员"], memory: ["Memory", "内存"], memory_plan: ["Memory plan", "显存规划"],

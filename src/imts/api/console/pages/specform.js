@@ -56,7 +56,7 @@ export function specForm(schema, { overrides = {}, id = "spec", only = null, non
         el = h("input", { type: "number", name: path, step: k.type === "integer" ? "1" : "any", min: k.min, max: k.max, value: def ?? "" });
         read = () => (el.value === "" ? (k.nullable ? null : undefined) : Number(el.value));
       } else if (k.type === "map") {
-        el = h("input", { name: path, value: def && Object.keys(def).length ? JSON.stringify(def) : "", placeholder: '{"key": value}' });
+        el = h("input", { name: path, value: def && Object.keys(def).length ? JSON.stringify(def) : "", placeholder: t("json_object") });
         // Not JSON: sent as typed, and the API's 422 is shown at this field.
         read = () => { const v = el.value.trim(); if (!v) return k.nullable ? null : undefined; try { return JSON.parse(v); } catch { return v; } };
       } else if (k.maxLength >= 500) {
