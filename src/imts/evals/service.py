@@ -252,13 +252,12 @@ def _choose_cached(
             for start in range(0, len(missing), settings.batch_size):
                 # Stored per batch: a preempted evaluation job resumes with only the rest to score.
                 batch = missing[start : start + settings.batch_size]
-                pairs = [(prompts[i], c) for i in batch for c in items[i].extra["choices"]]
-                scored = iter(tm.answer_nlls(tokenizer, model_obj, pairs, settings.batch_size))
+                asked = [(prompts[i], items[i].extra["choices"]) for i in batch]
                 new = {}
-                for i in batch:
+                for i, logps in zip(
+                    batch, tm.choice_logprobs(tokenizer, model_obj, asked, settings.batch_size), strict=True
+                ):
                     choices = items[i].extra["choices"]
-                    # mean log-probability per token: a sum would prefer the shorter answer
-                    logps = [-nll / n for nll, n in (next(scored) for _ in choices)]
                     new[keys[i]] = (choices[max(range(len(choices)), key=logps.__getitem__)], 0)
                 found.update(new)
                 if use_cache:

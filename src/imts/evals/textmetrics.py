@@ -149,13 +149,79 @@ def answer_nlls(
 
 
 def choice_logprobs(
-    tokenizer: Any, model: Any, prompt: list[dict[str, str]], choices: Sequence[str]
-) -> list[float]:
-    """Mean log-probability per token of each choice as the answer to the chat prompt.
+    tokenizer: Any,
+    model: Any,
+    items: Sequence[tuple[list[dict[str, str]], Sequence[str]]],
+    batch_size: int = 16,
+) -> list[list[float]]:
+    """Mean log-probability per token of each choice (plus EOS) as the answer to its chat prompt, for
+    every (prompt, choices) item in input order. Per token, not summed: a sum prefers the shorter answer
+    whatever it says.
 
-    Per token, not summed: a sum prefers the shorter answer whatever it says.
+    Each prompt passes the model once: its choices go on from its KV cache together, so an item with k
+    choices costs one prompt and k short continuations instead of k whole sequences (on a CPU a model
+    pass costs in proportion to its tokens, and the prompt is most of them). Models whose cache cannot
+    be shared this way are scored choice by choice (``answer_nlls``).
     """
-    return [-nll / n for nll, n in answer_nlls(tokenizer, model, [(prompt, c) for c in choices])]
+    import torch
+    from transformers.cache_utils import DynamicLayer
+
+    from imts.inference.generate import render_prompt
+
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    prompts = [render_prompt(tokenizer, prompt) for prompt, _ in items]
+    answers = [[[*tokenizer(c, add_special_tokens=False)["input_ids"], *eos] for c in cs] for _, cs in items]
+    order = sorted(range(len(items)), key=lambda i: len(prompts[i]))
+    out: list[list[float]] = [[] for _ in items]
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            width = max(len(prompts[i]) for i in idx)
+            ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for r, i in enumerate(idx):
+                ids[r, width - len(prompts[i]) :] = torch.tensor(prompts[i])
+                mask[r, width - len(prompts[i]) :] = 1
+            ids, mask = ids.to(device), mask.to(device)
+            pos = (mask.cumsum(1) - 1).clamp(min=0)
+            first = model(
+                input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1
+            )
+            cache = first.cache
+            if not all(type(layer) is DynamicLayer for layer in getattr(cache, "layers", [None])):
+                pairs = [(items[i][0], c) for i in idx for c in items[i][1]]
+                scored = iter(answer_nlls(tokenizer, model, pairs, batch_size))
+                for i in idx:
+                    out[i] = [-nll / n for nll, n in (next(scored) for _ in items[i][1])]
+                continue
+            # one row per (item, choice), each going on from its prompt's cache row
+            rows = [(r, a) for r, i in enumerate(idx) for a in answers[i]]
+            src = torch.tensor([r for r, _ in rows], device=device)
+            for layer in cache.layers:
+                layer.keys, layer.values = layer.keys[src], layer.values[src]
+            cwidth = max(len(a) for _, a in rows)
+            cids = torch.full((len(rows), cwidth), pad, dtype=torch.long)
+            cmask = torch.zeros((len(rows), cwidth), dtype=torch.long)
+            for k, (_, a) in enumerate(rows):  # right-padded: a row's padding comes after its answer
+                cids[k, : len(a)] = torch.tensor(a)
+                cmask[k, : len(a)] = 1
+            cids, cmask = cids.to(device), cmask.to(device)
+            cpos = pos[src, -1:] + 1 + torch.arange(cwidth, device=device)
+            logits = model(
+                input_ids=cids, attention_mask=torch.cat([mask[src], cmask], dim=1), position_ids=cpos,
+                cache=cache, use_cache=True,
+            ).logits  # fmt: skip
+            # the prompt's last position predicts each answer's first token, answer position j its j+1-th
+            logp = torch.cat([first.logits[src, -1:], logits[:, :-1]], dim=1).float().log_softmax(-1)
+            picked = logp.gather(2, cids[:, :, None])[:, :, 0] * cmask
+            means = (picked.sum(1) / cmask.sum(1)).tolist()
+            k = 0
+            for i in idx:
+                out[i] = means[k : k + len(items[i][1])]
+                k += len(items[i][1])
+    return out
 
 
 def perplexity(
