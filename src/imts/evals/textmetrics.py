@@ -112,7 +112,7 @@ def answer_nlls(
     """
     import torch
 
-    from imts.inference.generate import render_prompt
+    from imts.inference.generate import left_pad, render_prompt
 
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     encoded = [
@@ -126,13 +126,8 @@ def answer_nlls(
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            rows = [encoded[i][0] + encoded[i][1] for i in idx]
-            width, keep = max(map(len, rows)), max(len(encoded[i][1]) for i in idx) + 1
-            ids = torch.full((len(idx), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for r, row in enumerate(rows):
-                ids[r, width - len(row) :] = torch.tensor(row)
-                mask[r, width - len(row) :] = 1
+            ids, mask = left_pad([encoded[i][0] + encoded[i][1] for i in idx], pad)
+            keep = max(len(encoded[i][1]) for i in idx) + 1
             pos = (mask.cumsum(1) - 1).clamp(min=0)
             logits = model(
                 input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=pos.to(device),
@@ -166,7 +161,7 @@ def choice_logprobs(
     import torch
     from transformers.cache_utils import DynamicLayer
 
-    from imts.inference.generate import render_prompt
+    from imts.inference.generate import left_pad, render_prompt
 
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     prompts = [render_prompt(tokenizer, prompt) for prompt, _ in items]
@@ -178,12 +173,7 @@ def choice_logprobs(
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            width = max(len(prompts[i]) for i in idx)
-            ids = torch.full((len(idx), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for r, i in enumerate(idx):
-                ids[r, width - len(prompts[i]) :] = torch.tensor(prompts[i])
-                mask[r, width - len(prompts[i]) :] = 1
+            ids, mask = left_pad([prompts[i] for i in idx], pad)
             ids, mask = ids.to(device), mask.to(device)
             pos = (mask.cumsum(1) - 1).clamp(min=0)
             first = model(

@@ -45,6 +45,19 @@ def render_prompt(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Any, Any]:
+    """(ids, attention mask) of token rows left-padded to the longest: every row ends at the right edge."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, width - len(row) :] = torch.tensor(row)
+        mask[i, width - len(row) :] = 1
+    return ids, mask
+
+
 @dataclass(frozen=True)
 class Sampling:
     """Decoding settings; ``temperature == 0`` is greedy. Sampling is seeded per batch, so the same
@@ -102,12 +115,8 @@ def generate(
     with progress.task(label, total=len(prompts)) as bar, torch.inference_mode():
         for s, end in itertools.pairwise(bounds):
             idx = order[s:end]
-            width = max(len(encoded[i]) for i in idx)
-            ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):
-                ids[row, width - len(encoded[i]) :] = torch.tensor(encoded[i])
-                mask[row, width - len(encoded[i]) :] = 1
+            ids, mask = left_pad([encoded[i] for i in idx], pad_id)
+            width = ids.shape[1]
             ids, mask = ids.to(device), mask.to(device)
             if sampling.temperature <= 0:
                 rows = [RowTools(tokenizer, tools) for _ in idx] if tools else None
