@@ -112,7 +112,7 @@ def answer_nlls(
     """
     import torch
 
-    from imts.inference.generate import left_pad, render_prompt
+    from imts.inference.generate import pad_rows, render_prompt
 
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     encoded = [
@@ -126,7 +126,7 @@ def answer_nlls(
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            ids, mask = left_pad([encoded[i][0] + encoded[i][1] for i in idx], pad)
+            ids, mask = pad_rows([encoded[i][0] + encoded[i][1] for i in idx], pad)
             keep = max(len(encoded[i][1]) for i in idx) + 1
             pos = (mask.cumsum(1) - 1).clamp(min=0)
             logits = model(
@@ -159,10 +159,14 @@ def choice_logprobs(
     be shared this way are scored choice by choice (``answer_nlls``).
     """
     import torch
-    from transformers.cache_utils import DynamicLayer
+    from transformers.cache_utils import DynamicCache, DynamicLayer
 
-    from imts.inference.generate import left_pad, render_prompt
+    from imts.inference.generate import pad_rows, render_prompt
 
+    if not all(type(layer) is DynamicLayer for layer in DynamicCache(config=model.config).layers):
+        pairs = [(prompt, c) for prompt, cs in items for c in cs]
+        scored = iter(answer_nlls(tokenizer, model, pairs, batch_size))
+        return [[-nll / n for nll, n in (next(scored) for _ in cs)] for _, cs in items]
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     prompts = [render_prompt(tokenizer, prompt) for prompt, _ in items]
     answers = [[[*tokenizer(c, add_special_tokens=False)["input_ids"], *eos] for c in cs] for _, cs in items]
@@ -173,32 +177,22 @@ def choice_logprobs(
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            ids, mask = left_pad([prompts[i] for i in idx], pad)
+            ids, mask = pad_rows([prompts[i] for i in idx], pad)
             ids, mask = ids.to(device), mask.to(device)
             pos = (mask.cumsum(1) - 1).clamp(min=0)
             first = model(
                 input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1
             )
             cache = first.cache
-            if not all(type(layer) is DynamicLayer for layer in getattr(cache, "layers", [None])):
-                pairs = [(items[i][0], c) for i in idx for c in items[i][1]]
-                scored = iter(answer_nlls(tokenizer, model, pairs, batch_size))
-                for i in idx:
-                    out[i] = [-nll / n for nll, n in (next(scored) for _ in items[i][1])]
-                continue
             # one row per (item, choice), each going on from its prompt's cache row
             rows = [(r, a) for r, i in enumerate(idx) for a in answers[i]]
             src = torch.tensor([r for r, _ in rows], device=device)
             for layer in cache.layers:
                 layer.keys, layer.values = layer.keys[src], layer.values[src]
-            cwidth = max(len(a) for _, a in rows)
-            cids = torch.full((len(rows), cwidth), pad, dtype=torch.long)
-            cmask = torch.zeros((len(rows), cwidth), dtype=torch.long)
-            for k, (_, a) in enumerate(rows):  # right-padded: a row's padding comes after its answer
-                cids[k, : len(a)] = torch.tensor(a)
-                cmask[k, : len(a)] = 1
+            # right-padded: a row's padding comes after its answer
+            cids, cmask = pad_rows([a for _, a in rows], pad, left=False)
             cids, cmask = cids.to(device), cmask.to(device)
-            cpos = pos[src, -1:] + 1 + torch.arange(cwidth, device=device)
+            cpos = pos[src, -1:] + 1 + torch.arange(cids.shape[1], device=device)
             logits = model(
                 input_ids=cids, attention_mask=torch.cat([mask[src], cmask], dim=1), position_ids=cpos,
                 cache=cache, use_cache=True,

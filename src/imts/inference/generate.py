@@ -45,16 +45,19 @@ def render_prompt(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Any, Any]:
-    """(ids, attention mask) of token rows left-padded to the longest: every row ends at the right edge."""
+def pad_rows(rows: Sequence[Sequence[int]], pad_id: int, left: bool = True) -> tuple[Any, Any]:
+    """(ids, attention mask) of token rows padded to the longest: on the left, every row ends at the right
+    edge (a prompt that generation or a continuation goes on from); on the right, every row starts at
+    column 0."""
     import torch
 
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, row in enumerate(rows):
-        ids[i, width - len(row) :] = torch.tensor(row)
-        mask[i, width - len(row) :] = 1
+        cols = slice(width - len(row), width) if left else slice(0, len(row))
+        ids[i, cols] = torch.tensor(row)
+        mask[i, cols] = 1
     return ids, mask
 
 
@@ -115,7 +118,7 @@ def generate(
     with progress.task(label, total=len(prompts)) as bar, torch.inference_mode():
         for s, end in itertools.pairwise(bounds):
             idx = order[s:end]
-            ids, mask = left_pad([encoded[i] for i in idx], pad_id)
+            ids, mask = pad_rows([encoded[i] for i in idx], pad_id)
             width = ids.shape[1]
             ids, mask = ids.to(device), mask.to(device)
             if sampling.temperature <= 0:

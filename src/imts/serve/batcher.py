@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from imts.inference.generate import Sampling, left_pad, load, render_prompt
+from imts.inference.generate import Sampling, load, pad_rows, render_prompt
 from imts.inference.tools import RowTools
 from imts.serve.engine import StopFilter
 from imts.serve.lora import StackedLoRA, stackable
@@ -285,7 +285,7 @@ class BaseModel:
         for name in {j.adapter for j in jobs if j.adapter is not None}:
             self._load(name)  # retired between its request's resolve and now
         tok = self.tokenizer
-        ids, mask = left_pad([j.ids for j in jobs], tok.pad_token_id)  # every row continues at the right edge
+        ids, mask = pad_rows([j.ids for j in jobs], tok.pad_token_id)  # every row continues at the right edge
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         rows = [_Row(j, tok) for j in jobs]
         logits, cache = self._forward(ids, mask, pos, None, rows)
