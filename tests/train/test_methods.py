@@ -252,3 +252,30 @@ def test_a_run_goes_on_from_another_runs_adapters(ws: Workspace, tiny_model: Pat
     assert e.value.field == "init_from"
     with pytest.raises(InputError, match="init_from continues LoRA adapters"):
         RunSpec.from_sources(overrides=["method=sft_full"], base_model="tiny", data=ref, init_from=first)
+
+
+def test_lora_in_the_top_layers_only(ws: Workspace, tiny_model: Path, math_file: Path) -> None:
+    """``lora.top_layers=1``: adapters in the last decoder layer only; a run goes on from them only with
+    the same setting; more layers than the base model has is a clear error naming the field."""
+    from safetensors.torch import load_file
+
+    from imts.data.service import split_version
+    from imts.registry import models
+
+    base_models.add(ws, tiny_model, name="tiny")
+    ref = split_version(ws, import_file(ws, math_file, name="math").ref, seed=0).ref
+    over = [*BASE, "max_steps=2", "val_split=null", "lora.top_layers=1"]
+    top = train(ws, RunSpec.from_sources(overrides=over, base_model="tiny", data=ref))
+    adapter = Path(models.get_version(ws, top).adapter_path or "")
+    keys = list(load_file(adapter / "adapter_model.safetensors"))
+    assert keys and all(".layers.1." in k for k in keys)  # the tiny model has layers 0 and 1
+    assert any("mlp.down_proj.lora_B" in k for k in keys)  # every target module of that layer
+
+    again = train(ws, RunSpec.from_sources(overrides=over, base_model="tiny", data=ref, init_from=top))
+    assert models.get_version(ws, again).adapter_path
+    every = RunSpec.from_sources(overrides=over[:-1], base_model="tiny", data=ref, init_from=top)
+    with pytest.raises(InputError, match=r"in its last 1 decoder layers; this run's lora.top_layers is None"):
+        train(ws, every)
+    with pytest.raises(InputError, match=r"lora.top_layers is 3, but tiny has 2 decoder layers") as e:
+        train(ws, RunSpec.from_sources(overrides=[*over, "lora.top_layers=3"], base_model="tiny", data=ref))
+    assert e.value.field == "lora.top_layers"

@@ -95,7 +95,9 @@ def load_model(spec: RunSpec, base_path: Path, device: torch.device) -> tuple[An
     if spec.uses_lora:
         from peft import LoraConfig, get_peft_model
 
+        layers, top = model.config.num_hidden_layers, spec.lora.top_layers  # checked by the service
         lora = LoraConfig(
+            layers_to_transform=list(range(layers - top, layers)) if top else None,
             r=spec.lora.r,
             lora_alpha=spec.lora.alpha,
             lora_dropout=spec.lora.dropout,

@@ -239,6 +239,14 @@ def _with_init_adapter(ctx: Context, spec: RunSpec, base_model_id: str) -> RunSp
     saved = json.loads((Path(mv.adapter_path) / "adapter_config.json").read_text(encoding="utf-8"))
     theirs = (saved.get("r"), sorted(saved.get("target_modules") or []))
     ours = (spec.lora.r, sorted(spec.lora.target_modules))
+    their_layers = saved.get("layers_to_transform")
+    their_top = len(their_layers) if their_layers else None
+    if their_top != spec.lora.top_layers:
+        raise InputError(
+            f"{where} has adapters in {f'its last {their_top}' if their_top else 'every'} decoder layers; "
+            f"this run's lora.top_layers is {spec.lora.top_layers}: they must match",
+            field="init_from",
+        )
     if theirs != ours:
         raise InputError(
             f"{where} has adapters of rank {theirs[0]} on {', '.join(theirs[1])}; this run's lora has rank "
@@ -248,10 +256,26 @@ def _with_init_adapter(ctx: Context, spec: RunSpec, base_model_id: str) -> RunSp
     return spec.model_copy(update={"init_from": mv.adapter_path})
 
 
+def check_top_layers(spec: RunSpec, base_path: Path) -> None:
+    """``lora.top_layers`` no larger than the base model's number of decoder layers."""
+    import json
+
+    top = spec.lora.top_layers
+    if not spec.uses_lora or top is None:
+        return
+    layers = json.loads((base_path / "config.json").read_text(encoding="utf-8")).get("num_hidden_layers")
+    if isinstance(layers, int) and top > layers:
+        raise InputError(
+            f"lora.top_layers is {top}, but {spec.base_model} has {layers} decoder layers",
+            field="lora.top_layers",
+        )
+
+
 def _inputs(ctx: Context, spec: RunSpec) -> tuple[Any, Any, list[dict[str, Any]], list[dict[str, Any]]]:
     """The base model, the data version, and its train and validation rows (checked)."""
     check_runnable(spec)
     base = base_models.get(ctx, spec.base_model)
+    check_top_layers(spec, Path(base.path))
     data = resolve(ctx, spec.data)
     version = data.version
     check_format(spec, version.ref, version.format)

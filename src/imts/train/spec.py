@@ -37,6 +37,12 @@ class LoraSpec(BaseModel):
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         description="Linear layers that get adapters (all attention and MLP projections by default).",
     )
+    top_layers: int | None = Field(
+        None,
+        ge=1,
+        description="Adapters only in the last N decoder layers (None: in every layer). The backward pass "
+        "stops at the lowest adapted layer, so a step costs less (measured in benchmarks/RESULTS.md).",
+    )
 
 
 class DpoSpec(BaseModel):
