@@ -4,6 +4,11 @@ out-of-template set, the general probe), and, in the same run, what a user would
 LoRA turn on the split data (today's ``imts demo --plain``), scored on the same items.
 
     PYTHONPATH=src:. .venv/bin/python benchmarks/loop.py [--iterations 2] [--eval-items 100] [--no-plain]
+        [--control-seeds 0,1,2]
+
+``--control-seeds``: the loop's last iteration trained again from the model it went on from, once on its
+own data version and once on the data that model was trained on (no data action), for every seed: what
+the feedback's data actions did beyond more training, with the spread that the seed alone gives.
 
 Runs in a fresh workspace (``--workspace``, default a temporary folder) with the embedded stack: the
 loop's steps are jobs on the local pool, driven by the scheduler passes this process runs.
@@ -16,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
@@ -30,6 +36,9 @@ def main() -> None:
     ap.add_argument("--no-plain", action="store_true", help="Skip the plain LoRA turn.")
     ap.add_argument(
         "--loop", default=None, help="A finished loop of --workspace: measure only the plain turn."
+    )
+    ap.add_argument(
+        "--control-seeds", default="", help="Comma list of seeds for the data-actions control (see above)."
     )
     args = ap.parse_args()
 
@@ -61,11 +70,11 @@ def main() -> None:
     for label in labels:
         row = [f"{i.scores.get(label, 0):.1%}" for i in its]
         print(f"| {label} | {its[0].base.get(label, 0):.1%} | " + " | ".join(row) + " |")
+    if args.control_seeds:
+        control(ctx, view, its, [int(x) for x in args.control_seeds.split(",")], args.eval_items)
     if args.no_plain:
         return
     # What a user would do instead: one LoRA turn on the split data as it is, the same recipe.
-    from imts.evals.service import EvalSettings, evaluate
-    from imts.flywheel.steps import eval_sets
     from imts.train.service import train
     from imts.train.spec import RunSpec
 
@@ -89,13 +98,7 @@ def main() -> None:
         )  # fmt: skip
         t1 = time.perf_counter()
         run_id = train(ctx, spec)
-        scores = plain[steps] = {}
-        for label, ref in eval_sets(versions, view.spec):
-            from imts.evals.service import load_result
-
-            run = evaluate(ctx, run_id, ref, EvalSettings(max_items=args.eval_items))
-            items = load_result(ctx, run).items
-            scores[label] = sum(i.correct for i in items) / max(1, len(items))
+        plain[steps] = score(ctx, run_id, view, args.eval_items)
         print(f"plain LoRA turn of {steps} steps: {(time.perf_counter() - t1) / 60:.1f} min")
     steps_note = f"{len(chain)} trainings of {per_turn} steps: iterations {sorted(chain)}"
     print(f"\nplain LoRA turns against the loop's best model (iteration {best}, {steps_note}):")
@@ -108,6 +111,60 @@ def main() -> None:
         cells = [f"{plain[n].get(label, 0):.1%}" for n in plain]
         diffs = [f"{(ours - plain[n].get(label, 0)) * 100:+.1f}" for n in plain]
         print(f"| {label} | {base:.1%} | " + " | ".join([*cells, f"{ours:.1%}", *diffs]) + " |")
+
+
+def score(ctx: Any, run_id: str, view: Any, eval_items: int) -> dict[str, float]:
+    """Accuracy of ``run_id`` on every set the loop scores, as the loop scores it: its decoding tools, at
+    most ``eval_items`` of the splits and the probe, every held-out item."""
+    from imts.evals.service import EvalSettings, evaluate, load_result
+    from imts.flywheel.steps import eval_sets
+
+    out = {}
+    for label, ref in eval_sets(view.versions, view.spec):
+        limit = eval_items if label in ("validation", "test", "probe") else view.spec.heldout_items
+        settings = EvalSettings(max_items=limit, tools=tuple(view.spec.tools))
+        items = load_result(ctx, evaluate(ctx, run_id, ref, settings)).items
+        out[label] = sum(i.correct for i in items) / max(1, len(items))
+    return out
+
+
+def control(ctx: Any, view: Any, its: list[Any], seeds: list[int], eval_items: int) -> None:
+    """The last iteration trained again from the model it went on from, on its data version ("loop") and
+    on that model's own training data ("unchanged"), once per seed; every set scored."""
+    from imts.store import runs
+    from imts.train.service import train
+    from imts.train.spec import RunSpec
+
+    last = its[-1]
+    by_it = {i.iteration: i for i in its}
+    if last.started_from is None or last.run_id is None:
+        print(f"\niteration {last.iteration} was trained from the base model: no data-actions control")
+        return
+    start = by_it[last.started_from].run_id
+    arms = {"unchanged": runs.get(ctx, start).spec["data"], "loop": runs.get(ctx, last.run_id).spec["data"]}
+    scores: dict[str, dict[int, dict[str, float]]] = {arm: {} for arm in arms}
+    for seed in seeds:
+        for arm, data in arms.items():
+            if arm == "loop" and seed == view.spec.seed:  # the loop's own training: its scores
+                scores[arm][seed] = dict(last.scores)
+                continue
+            t1 = time.perf_counter()
+            spec = RunSpec.from_sources(
+                overrides=view.spec.train, base_model=view.spec.base_model, data=data, seed=seed,
+                init_from=start,
+            )  # fmt: skip
+            run_id = train(ctx, spec)
+            scores[arm][seed] = score(ctx, run_id, view, eval_items)
+            print(f"{arm} ({data}), seed {seed}: {(time.perf_counter() - t1) / 60:.1f} min", flush=True)
+    print(f"\niteration {last.iteration} again from iteration {last.started_from}'s model "
+          f"(unchanged: {arms['unchanged']}, loop: {arms['loop']}), seeds {seeds}:")  # fmt: skip
+    heads = [f"{a} seed {s}" for a in arms for s in seeds]
+    print("| set | " + " | ".join(heads) + " | mean loop − unchanged |")
+    print("|---" * (2 + len(arms) * len(seeds)) + "|")
+    for label in last.scores:
+        cells = [f"{scores[a][s].get(label, 0):.1%}" for a in arms for s in seeds]
+        diff = sum(scores["loop"][s].get(label, 0) - scores["unchanged"][s].get(label, 0) for s in seeds)
+        print(f"| {label} | " + " | ".join(cells) + f" | {diff / len(seeds) * 100:+.1f} |")
 
 
 if __name__ == "__main__":
