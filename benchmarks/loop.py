@@ -71,7 +71,7 @@ def main() -> None:
         row = [f"{i.scores.get(label, 0):.1%}" for i in its]
         print(f"| {label} | {its[0].base.get(label, 0):.1%} | " + " | ".join(row) + " |")
     if args.control_seeds:
-        control(ctx, view, its, [int(x) for x in args.control_seeds.split(",")], args.eval_items)
+        control(ctx, view, its, [int(x) for x in args.control_seeds.split(",")])
     if args.no_plain:
         return
     # What a user would do instead: one LoRA turn on the split data as it is, the same recipe.
@@ -98,7 +98,7 @@ def main() -> None:
         )  # fmt: skip
         t1 = time.perf_counter()
         run_id = train(ctx, spec)
-        plain[steps] = score(ctx, run_id, view, args.eval_items)
+        plain[steps] = score(ctx, run_id, view)
         print(f"plain LoRA turn of {steps} steps: {(time.perf_counter() - t1) / 60:.1f} min")
     steps_note = f"{len(chain)} trainings of {per_turn} steps: iterations {sorted(chain)}"
     print(f"\nplain LoRA turns against the loop's best model (iteration {best}, {steps_note}):")
@@ -113,22 +113,24 @@ def main() -> None:
         print(f"| {label} | {base:.1%} | " + " | ".join([*cells, f"{ours:.1%}", *diffs]) + " |")
 
 
-def score(ctx: Any, run_id: str, view: Any, eval_items: int) -> dict[str, float]:
-    """Accuracy of ``run_id`` on every set the loop scores, as the loop scores it: its decoding tools, at
-    most ``eval_items`` of the splits and the probe, every held-out item."""
-    from imts.evals.service import EvalSettings, evaluate, load_result
-    from imts.flywheel.steps import eval_sets
+def score(ctx: Any, run_id: str, view: Any) -> dict[str, float]:
+    """Accuracy of ``run_id`` on every set the loop scores, by the loop's own evaluation suite (its
+    decoding tools, its item limits)."""
+    from imts.evals.service import load_result, run_suite
+    from imts.evals.suite import SuiteSpec
+    from imts.flywheel.steps import eval_sets, suite
 
+    state = {**view.versions, "heldout_items": view.spec.heldout_items}
+    labels = [label for label, _ in eval_sets(state, view.spec)]
+    run_ids = run_suite(ctx, run_id, SuiteSpec.model_validate(suite(state, view.spec)))
     out = {}
-    for label, ref in eval_sets(view.versions, view.spec):
-        limit = eval_items if label in ("validation", "test", "probe") else view.spec.heldout_items
-        settings = EvalSettings(max_items=limit, tools=tuple(view.spec.tools))
-        items = load_result(ctx, evaluate(ctx, run_id, ref, settings)).items
+    for label, run in zip(labels, run_ids, strict=True):
+        items = load_result(ctx, run).items
         out[label] = sum(i.correct for i in items) / max(1, len(items))
     return out
 
 
-def control(ctx: Any, view: Any, its: list[Any], seeds: list[int], eval_items: int) -> None:
+def control(ctx: Any, view: Any, its: list[Any], seeds: list[int]) -> None:
     """The last iteration trained again from the model it went on from, on its data version ("loop") and
     on that model's own training data ("unchanged"), once per seed; every set scored."""
     from imts.store import runs
@@ -154,7 +156,7 @@ def control(ctx: Any, view: Any, its: list[Any], seeds: list[int], eval_items: i
                 init_from=start,
             )  # fmt: skip
             run_id = train(ctx, spec)
-            scores[arm][seed] = score(ctx, run_id, view, eval_items)
+            scores[arm][seed] = score(ctx, run_id, view)
             print(f"{arm} ({data}), seed {seed}: {(time.perf_counter() - t1) / 60:.1f} min", flush=True)
     print(f"\niteration {last.iteration} again from iteration {last.started_from}'s model "
           f"(unchanged: {arms['unchanged']}, loop: {arms['loop']}), seeds {seeds}:")  # fmt: skip

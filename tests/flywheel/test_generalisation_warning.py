@@ -60,16 +60,16 @@ def test_held_out_sets_are_scored_on_every_item_beside_a_sample_of_the_splits() 
     """``eval_items`` samples the splits and the probe; a held-out set is scored in full unless
     ``heldout_items`` says otherwise (100 of 206 items hid a +13-item gain once: RESULTS.md)."""
     from imts.evals.suite import SuiteSpec
-    from imts.flywheel.steps import _suite
+    from imts.flywheel.steps import suite as loop_suite
 
     state = {"eval_data": "math@3", "heldout": ["math-oot@1", "probe@2"], "probe": "imts-general-probe@1",
              "heldout_items": None}  # fmt: skip
     spec = LoopSpec(intent="Teach the model to solve math word problems", data="math", eval_items=100)
-    suite = SuiteSpec.model_validate(_suite(state, spec))
+    suite = SuiteSpec.model_validate(loop_suite(state, spec))
     assert suite.datasets == ["math@3:val", "math@3:test", "math-oot@1:all", "probe@2:all",
                               "imts-general-probe@1:all"]  # fmt: skip
     assert suite.max_items == 100 and suite.items == {"math-oot@1:all": None, "probe@2:all": None}
-    sampled = SuiteSpec.model_validate(_suite({**state, "probe": None, "heldout_items": 50}, spec))
+    sampled = SuiteSpec.model_validate(loop_suite({**state, "probe": None, "heldout_items": 50}, spec))
     assert sampled.items == {"math-oot@1:all": 50, "probe@2:all": 50}
     del state["heldout_items"]  # a loop started before: its held-out sets stay sampled like the splits
-    assert set(SuiteSpec.model_validate(_suite(state, spec)).items.values()) == {100}
+    assert set(SuiteSpec.model_validate(loop_suite(state, spec)).items.values()) == {100}

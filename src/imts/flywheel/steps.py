@@ -39,7 +39,7 @@ def eval_sets(state: dict[str, Any], spec: LoopSpec) -> list[tuple[str, str]]:
     return sets
 
 
-def _suite(state: dict[str, Any], spec: LoopSpec) -> dict[str, Any]:
+def suite(state: dict[str, Any], spec: LoopSpec) -> dict[str, Any]:
     refs = [ref for _, ref in eval_sets(state, spec)]
     heldout = refs[2 : len(refs) - (1 if state.get("probe") else 0)]  # between the splits and the probe
     return {
@@ -64,7 +64,7 @@ def build(ctx: Context, row: Loop, spec: LoopSpec, phase: Phase) -> Planned:
         return _repair(ctx, row, spec)
     if phase in (Phase.BASELINE, Phase.EVALUATE):
         model = spec.base_model if phase == Phase.BASELINE else state["runs"][str(row.iteration)]
-        return Planned({"model": model, "suite": _suite(state, spec)}, {"model": model})
+        return Planned({"model": model, "suite": suite(state, spec)}, {"model": model})
     if phase == Phase.TRAIN:
         from imts.train.spec import RunSpec
 
