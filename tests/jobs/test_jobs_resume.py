@@ -28,7 +28,8 @@ from imts.store.models import DatasetVersion, GenerationCache, Run
 def tick_until(sched: Scheduler, cond: Callable[[], bool], timeout: float = 180) -> None:
     end = time.time() + timeout  # generous: worker start-up with torch on a shared 2-core machine
     while not cond():
-        assert time.time() < end, "timed out"
+        states = [(j.id, j.kind, j.state, j.reason) for j in service.list_jobs(sched.ws)]
+        assert time.time() < end, f"timed out; the jobs: {states}"
         sched.tick()
         time.sleep(0.1)
 
@@ -40,8 +41,9 @@ def test_requeued_eval_resumes_from_the_generation_cache(
     ws.settings.heartbeat_timeout_s = 30.0  # torch start-up on a busy machine is not a lost worker
     base_models.add(ws, tiny_model, name="tiny")
     ref = split_version(ws, import_file(ws, math_file, name="math"), seed=0).ref
-    # One item per batch and a long budget: the stop lands after some items, well before the end.
-    suite = SuiteSpec(datasets=[f"{ref}:test"], batch_size=1, max_new_tokens=48, max_items=30)
+    # One item per batch and a long budget (the random model rarely ends early): the stop lands after
+    # some items, well before the end, even when this process's passes are slow on a loaded machine.
+    suite = SuiteSpec(datasets=[f"{ref}:test"], batch_size=1, max_new_tokens=400, max_items=30)
     job = service.submit(ws, Submission("eval", EvalJob(model="tiny", suite=suite)))
     sched = Scheduler(ws)
     tick_until(sched, lambda: (service.get(ws, job).progress or {}).get("done", 0) >= 3)
@@ -103,7 +105,8 @@ def test_eval_worker_killed_leaves_no_run_running(tmp_path: Path, tiny_model: Pa
     ws.settings.heartbeat_timeout_s = 15.0  # torch start-up on a busy machine is not a lost worker
     base_models.add(ws, tiny_model, name="tiny")
     ref = split_version(ws, import_file(ws, math_file, name="math"), seed=0).ref
-    suite = SuiteSpec(datasets=[f"{ref}:test"], batch_size=1, max_new_tokens=48, max_items=30)
+    # A long budget per item (the random model rarely ends early): the kill lands well before the end.
+    suite = SuiteSpec(datasets=[f"{ref}:test"], batch_size=1, max_new_tokens=400, max_items=30)
     job = service.submit(ws, Submission("eval", EvalJob(model="tiny", suite=suite)))
     sched = Scheduler(ws)
     tick_until(sched, lambda: (service.get(ws, job).progress or {}).get("done", 0) >= 2)
