@@ -62,13 +62,29 @@ def test_stop_rules_in_their_order() -> None:
 
 def test_the_best_model_keeps_general_ability() -> None:
     s = spec(forgetting_tolerance=0.02)
-    outcomes = [out(1, 0.30, probe_drop=0.0), out(2, 0.50, probe_drop=0.10), out(3, 0.40, probe_drop=0.01)]
+    outcomes = [
+        out(1, 0.30, probe_drop=0.0),
+        out(2, 0.50, p=0.001, gain=0.2, probe_drop=0.10),
+        out(3, 0.40, p=0.01, gain=0.1, probe_drop=0.01),
+    ]
     top = best(s, outcomes)
     assert top is not None and top.iteration == 3
     # when every model forgets, the one that forgets least
     top = best(s, [out(1, 0.5, probe_drop=0.2), out(2, 0.3, probe_drop=0.05)])
     assert top is not None and top.iteration == 2
     assert best(s, []) is None
+
+
+def test_the_best_model_changes_only_on_a_significant_gain() -> None:
+    s = spec(alpha=0.05)
+    # iteration 2 scores higher on validation, but its paired test against iteration 1 is not significant
+    top = best(s, [out(1, 0.87), out(2, 0.93, p=0.18, gain=0.06)])
+    assert top is not None and top.iteration == 1
+    top = best(s, [out(1, 0.87), out(2, 0.93, p=0.03, gain=0.06)])
+    assert top is not None and top.iteration == 2
+    # a significant loss is not a gain; a later significant gain over the incumbent is
+    outcomes = [out(1, 0.87), out(2, 0.80, p=0.01, gain=-0.07), out(3, 0.95, p=0.01, gain=0.08)]
+    assert [best(s, outcomes[:n]).iteration for n in (1, 2, 3)] == [1, 1, 3]  # type: ignore[union-attr]
 
 
 def test_budgets_count_what_was_spent() -> None:

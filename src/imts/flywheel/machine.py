@@ -118,13 +118,18 @@ def forgets(spec: LoopSpec, o: Outcome) -> bool:
 
 
 def best(spec: LoopSpec, outcomes: list[Outcome]) -> Outcome | None:
-    """The best iteration: highest decision score among those that keep the general probe within the
-    tolerance (if none does, the one that forgets least)."""
-    if not outcomes:
-        return None
-    keeping = [o for o in outcomes if not forgets(spec, o)]
-    if keeping:
-        return max(keeping, key=lambda o: (o.decision, -o.iteration))
+    """The best iteration, champion and challenger: the first that keeps the general probe within the
+    tolerance, replaced only by a later one that keeps it too and beats it significantly on the decision
+    set (its paired test against the best so far, :func:`significant`). A higher validation score that
+    is not significant is noise or the data's own templates: measured, an iteration's validation gain does
+    not carry over to differently written items unless it is large (benchmarks/RESULTS.md). If no
+    iteration keeps the probe, the one that forgets least."""
+    top = None
+    for o in outcomes:
+        if not forgets(spec, o) and (top is None or significant(spec, o)):
+            top = o
+    if top is not None or not outcomes:
+        return top
     return min(outcomes, key=lambda o: (o.probe_drop or 0.0, -o.decision, o.iteration))
 
 
