@@ -19,8 +19,10 @@ from imts.train import hpo_jobs as hpo
 from imts.train.hpo import ParamSpace
 from imts.train.spec import RunSpec
 
-# Tiny trials; eval every step so a bad trial is judged at step 1 and cancelled long before step 8.
-TINY = ["max_steps=8", "batch_size=4", "eval_every=1", "save_every=100", "warmup_steps=0"]
+# Tiny trials; eval every step so a bad trial is judged at step 1 and cancelled long before its last step
+# (enough steps that the cancel lands first even on a fast machine: 8 steps could finish before it).
+STEPS = 40
+TINY = [f"max_steps={STEPS}", "batch_size=4", "eval_every=1", "save_every=100", "warmup_steps=0"]
 TINY += ["val_max_items=4", "lora.r=4", "merge=false"]
 
 
@@ -56,10 +58,10 @@ def test_trials_run_as_jobs_are_pruned_by_cancel_and_survive_a_driver_crash(
     with ws.session() as s:
         runs = {r.id: r for r in s.scalars(select(Run).where(Run.kind == "train"))}
     complete, pruned = (runs[t["run_id"]] for t in result.trials)
-    assert complete.status == "succeeded" and complete.summary["steps"] == 8
+    assert complete.status == "succeeded" and complete.summary["steps"] == STEPS
     assert result.best_run_id == complete.id and result.best_value == complete.summary["final_val_loss"]
     assert pruned.status == "pruned" and pruned.spec["lr"] == 0.000001
-    assert len(result.trials[1]["intermediate"]) < 8  # stopped early by the cancel
+    assert len(result.trials[1]["intermediate"]) < STEPS  # stopped early by the cancel
     assert result.report_html.exists()
 
 
