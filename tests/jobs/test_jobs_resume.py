@@ -28,8 +28,9 @@ from imts.store.models import DatasetVersion, GenerationCache, Run
 def tick_until(sched: Scheduler, cond: Callable[[], bool], timeout: float = 180) -> None:
     end = time.time() + timeout  # generous: worker start-up with torch on a shared 2-core machine
     while not cond():
-        states = [(j.id, j.kind, j.state, j.reason) for j in service.list_jobs(sched.ws)]
-        assert time.time() < end, f"timed out; the jobs: {states}"
+        assert time.time() < end, (
+            f"timed out; the jobs: {[(j.kind, j.state, j.reason) for j in service.list_jobs(sched.ws)]}"
+        )
         sched.tick()
         time.sleep(0.1)
 

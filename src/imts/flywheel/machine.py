@@ -120,10 +120,9 @@ def forgets(spec: LoopSpec, o: Outcome) -> bool:
 def best(spec: LoopSpec, outcomes: list[Outcome]) -> Outcome | None:
     """The best iteration, champion and challenger: the first that keeps the general probe within the
     tolerance, replaced only by a later one that keeps it too and beats it significantly on the decision
-    set (its paired test against the best so far, :func:`significant`). A higher validation score that
-    is not significant is noise or the data's own templates: measured, an iteration's validation gain does
-    not carry over to differently written items unless it is large (benchmarks/RESULTS.md). If no
-    iteration keeps the probe, the one that forgets least."""
+    set (its paired test against the best so far, :func:`significant`): a higher validation score that
+    is not significant is what the plateau rule already counts as no gain. If no iteration keeps the
+    probe, the one that forgets least."""
     top = None
     for o in outcomes:
         if not forgets(spec, o) and (top is None or significant(spec, o)):
