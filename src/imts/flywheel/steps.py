@@ -40,6 +40,9 @@ def eval_sets(state: dict[str, Any], spec: LoopSpec) -> list[tuple[str, str]]:
 
 
 def suite(state: dict[str, Any], spec: LoopSpec) -> dict[str, Any]:
+    """The loop's evaluation suite (a ``SuiteSpec`` as a dict): every set of :func:`eval_sets`, the
+    splits and the probe sampled to ``eval_items``, the held-out sets to ``heldout_items``, the loop's
+    decoding tools. The baseline, every iteration and ``benchmarks/loop.py`` score through it."""
     refs = [ref for _, ref in eval_sets(state, spec)]
     heldout = refs[2 : len(refs) - (1 if state.get("probe") else 0)]  # between the splits and the probe
     return {
