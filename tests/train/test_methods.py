@@ -108,6 +108,36 @@ def test_dpo_raises_the_chosen_over_rejected_margin(tiny_model: Path, mathgen: A
     assert {"reward_accuracy", "rewards_chosen", "rewards_rejected"} <= last.keys()
     assert result.adapter_dir is not None and (result.adapter_dir / "adapter_model.safetensors").exists()
 
+    # Going on from those adapters (init_from), the reference is the model it starts from, not the base:
+    # its first step again has no margin, where the base as reference would show the margin just learnt.
+    again = ListSink()
+    more = _spec("method=dpo", "max_steps=1", "lr=0.01", "lora.r=8", "dpo.beta=0.5")
+    more = more.model_copy(update={"init_from": str(result.adapter_dir)})
+    dpo.run(more, tiny_model, pairs, [], tmp_path / "more", again)
+    assert again.metrics_by_step[1]["reward_margin"] == pytest.approx(0.0, abs=1e-5)
+    assert again.metrics_by_step[1]["loss"] == pytest.approx(math.log(2), rel=1e-4)
+
+
+def test_rpo_adds_the_chosen_answers_likelihood(tiny_model: Path, mathgen: Any, tmp_path: Path) -> None:
+    """``dpo.rpo_alpha``: each pair's loss also holds the chosen answer's NLL per token, so the chosen
+    answers end likelier than when only the margin is trained."""
+    policy = torch.tensor([-20.0, -6.0, -30.0, -9.0])  # two chosen, then two rejected
+    ref = torch.tensor([[-20.0, -30.0], [-6.0, -9.0]])  # policy == reference: DPO's part is log 2
+    tokens = torch.tensor([10, 3, 12, 4])
+    plain, _, _ = dpo.dpo_terms(policy, ref, _spec("method=dpo"), tokens)
+    rpo, _, _ = dpo.dpo_terms(policy, ref, _spec("method=dpo", "dpo.rpo_alpha=0.5"), tokens)
+    assert plain.tolist() == pytest.approx([math.log(2)] * 2)
+    assert rpo.tolist() == pytest.approx([math.log(2) + 0.5 * 2.0, math.log(2) + 0.5 * 2.0])
+
+    pairs = _pairs(mathgen)
+    chosen = {}
+    for alpha in ("0", "1"):
+        sink = ListSink()
+        over = ("method=dpo", "max_steps=8", "lr=0.01", "lora.r=8", "eval_every=8", "dpo.beta=0.5")
+        dpo.run(_spec(*over, f"dpo.rpo_alpha={alpha}"), tiny_model, pairs, [], tmp_path / alpha, sink)
+        chosen[alpha] = sink.metrics_by_step[8]["rewards_chosen"]
+    assert chosen["1"] > chosen["0"]
+
 
 def test_dpo_refuses_a_dataset_without_pairs(ws: Workspace, tiny_model: Path, math_file: Path) -> None:
     base_models.add(ws, tiny_model, name="tiny")

@@ -53,6 +53,12 @@ class DpoSpec(BaseModel):
         0.0, ge=0, lt=0.5, description="Assumed fraction of flipped preference labels (conservative DPO)."
     )
     full: bool = Field(False, description="Train every weight instead of LoRA adapters.")
+    rpo_alpha: float = Field(
+        0.0,
+        ge=0,
+        description="Weight of the chosen answers' negative log-likelihood (per token) added to the DPO "
+        "loss (RPO, Pang et al. 2024): the margin may not grow by making the chosen answers unlikely too.",
+    )
 
 
 class RunSpec(BaseModel):

@@ -4,8 +4,9 @@ setup -> reference log-probs -> loop -> validate -> save.
 The loss is DPO's sigmoid loss (Rafailov et al. 2023), with optional label smoothing (conservative
 DPO): ``-log σ(β·((π_c − ref_c) − (π_r − ref_r)))``, where π and ref are the summed log-probabilities
 of the response tokens under the policy and under the starting model. The reference log-probs are
-computed once, before the loop, with the starting weights (LoRA: adapters disabled), and kept per
-pair: no second model lives in memory. LoRA by default; ``dpo.full=true`` trains every weight.
+computed once, before the loop, with the starting weights (LoRA: adapters disabled, or, with
+``init_from``, the adapters the run starts from: the reference is the model being improved), and kept
+per pair: no second model lives in memory. LoRA by default; ``dpo.full=true`` trains every weight.
 Schedule, watchdog, checkpoints, early stopping (on validation DPO loss) and data parallelism are the
 shared ones of ``train/loop.py``.
 """
@@ -62,8 +63,9 @@ def run(
     autocast = loop.autocast(precision, dist.device)
 
     # --- reference log-probs: once, with the starting weights, before any update ------------------
-    ref_train = reference_logps(model, train, pad_id, autocast, dist)
-    ref_val = reference_logps(model, val, pad_id, autocast, dist)
+    own = spec.init_from is None  # from zero, the adapters are the identity: the base alone is faster
+    ref_train = reference_logps(model, train, pad_id, autocast, dist, adapters_off=own)
+    ref_val = reference_logps(model, val, pad_id, autocast, dist, adapters_off=own)
 
     micro = max(1, spec.batch_size // spec.grad_accum)
     stream = BatchStream(
@@ -101,7 +103,9 @@ def run(
             for batch in micro_batches:
                 with autocast:
                     policy = sequence_logps(model, batch)
-                losses, chosen, rejected = dpo_terms(policy, ref_train[batch["pair_index"].cpu()], spec)
+                losses, chosen, rejected = dpo_terms(
+                    policy, ref_train[batch["pair_index"].cpu()], spec, response_tokens(batch)
+                )
                 (losses.sum() / n_pairs).backward()
                 sums += pair_sums(losses, chosen, rejected)
                 real, head, sq = mfu.batch_counts(batch, loop.loss_positions(batch))
@@ -177,12 +181,19 @@ def sequence_logps(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.zeros(targets.shape[0], device=logits.device).index_add(0, rows, token_logps)
 
 
+def response_tokens(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """How many response tokens each row of the batch has (the positions its log-prob sums over)."""
+    return (batch["labels"][:, 1:] != IGNORE).sum(1)
+
+
 def dpo_terms(
-    policy: torch.Tensor, ref: torch.Tensor, spec: RunSpec
+    policy: torch.Tensor, ref: torch.Tensor, spec: RunSpec, tokens: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-pair sigmoid DPO losses, and the implicit rewards β·(π − ref) of the chosen and rejected answers.
 
-    ``policy`` holds the k chosen then the k rejected log-probs; ``ref`` is (k, 2).
+    ``policy`` holds the k chosen then the k rejected log-probs; ``ref`` is (k, 2). With ``dpo.rpo_alpha``
+    each pair's loss also holds the chosen answer's negative log-likelihood per token (``tokens``: the
+    response tokens of every row).
     """
     k = policy.shape[0] // 2
     beta, smooth = spec.dpo.beta, spec.dpo.label_smoothing
@@ -191,6 +202,8 @@ def dpo_terms(
     rejected = policy[k:] - ref[:, 1]
     logits = beta * (chosen - rejected)
     losses = -(1 - smooth) * F.logsigmoid(logits) - smooth * F.logsigmoid(-logits)
+    if spec.dpo.rpo_alpha > 0:
+        losses = losses - spec.dpo.rpo_alpha * policy[:k] / tokens[:k].clamp(min=1).to(policy.device)
     return losses, beta * chosen.detach(), beta * rejected.detach()
 
 
@@ -212,16 +225,24 @@ def pair_sums(losses: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor
 
 
 def reference_logps(
-    model: Any, pairs: list[tuple[Example, Example]], pad_id: int, autocast: Any, dist: Dist, batch: int = 8
+    model: Any,
+    pairs: list[tuple[Example, Example]],
+    pad_id: int,
+    autocast: Any,
+    dist: Dist,
+    batch: int = 8,
+    adapters_off: bool = True,
 ) -> torch.Tensor:
-    """(n, 2) log-probs of chosen and rejected under the starting weights; each rank computes a share."""
+    """(n, 2) log-probs of chosen and rejected under the starting weights; each rank computes a share.
+    ``adapters_off``: score with the base model alone (LoRA adapters that start from zero add nothing)."""
     out = torch.zeros(len(pairs), 2, dtype=torch.float64)
     if not pairs:
         return out
-    adapters_off = model.disable_adapter() if hasattr(model, "disable_adapter") else nullcontext()
+    off = adapters_off and hasattr(model, "disable_adapter")
+    no_adapters = model.disable_adapter() if off else nullcontext()
     model.eval()
     mine = list(range(dist.rank, len(pairs), dist.world))
-    with torch.inference_mode(), adapters_off:
+    with torch.inference_mode(), no_adapters:
         for s in range(0, len(mine), batch):
             idx = mine[s : s + batch]
             b = {k: v.to(dist.device) for k, v in collate_pairs(pairs, idx, pad_id).items()}
@@ -254,7 +275,7 @@ def validation(
             b = {k: v.to(dist.device) for k, v in collate_pairs(val, idx, pad_id).items()}
             with autocast:
                 policy = sequence_logps(model, b)
-            sums += pair_sums(*dpo_terms(policy, ref[b["pair_index"].cpu()], spec))
+            sums += pair_sums(*dpo_terms(policy, ref[b["pair_index"].cpu()], spec, response_tokens(b)))
     loss, correct, margin, _, _ = dist.sum(sums.tolist())
     n = max(1, len(val))
     return {"val_loss": loss / n, "val_reward_accuracy": correct / n, "val_reward_margin": margin / n}
