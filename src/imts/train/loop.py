@@ -469,8 +469,13 @@ def response_loss_sum(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tenso
     return torch.nn.functional.cross_entropy(logits.float(), targets[keep], reduction="sum")
 
 
+def response_tokens(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The positions each row's loss is taken at (its response tokens), per row."""
+    return (batch["labels"][:, 1:] != IGNORE).sum(1)
+
+
 def loss_positions(batch: dict[str, torch.Tensor]) -> int:
-    return int((batch["labels"][:, 1:] != IGNORE).sum())
+    return int(response_tokens(batch).sum())
 
 
 def validation_loss(

@@ -104,7 +104,7 @@ def run(
                 with autocast:
                     policy = sequence_logps(model, batch)
                 losses, chosen, rejected = dpo_terms(
-                    policy, ref_train[batch["pair_index"].cpu()], spec, response_tokens(batch)
+                    policy, ref_train[batch["pair_index"].cpu()], spec, loop.response_tokens(batch)
                 )
                 (losses.sum() / n_pairs).backward()
                 sums += pair_sums(losses, chosen, rejected)
@@ -179,11 +179,6 @@ def sequence_logps(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     token_logps = -F.cross_entropy(logits, targets[keep], reduction="none")
     rows = torch.arange(targets.shape[0], device=targets.device).unsqueeze(1).expand_as(targets)[keep]
     return torch.zeros(targets.shape[0], device=logits.device).index_add(0, rows, token_logps)
-
-
-def response_tokens(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """How many response tokens each row of the batch has (the positions its log-prob sums over)."""
-    return (batch["labels"][:, 1:] != IGNORE).sum(1)
 
 
 def dpo_terms(
@@ -275,7 +270,7 @@ def validation(
             b = {k: v.to(dist.device) for k, v in collate_pairs(val, idx, pad_id).items()}
             with autocast:
                 policy = sequence_logps(model, b)
-            sums += pair_sums(*dpo_terms(policy, ref[b["pair_index"].cpu()], spec, response_tokens(b)))
+            sums += pair_sums(*dpo_terms(policy, ref[b["pair_index"].cpu()], spec, loop.response_tokens(b)))
     loss, correct, margin, _, _ = dist.sum(sums.tolist())
     n = max(1, len(val))
     return {"val_loss": loss / n, "val_reward_accuracy": correct / n, "val_reward_margin": margin / n}
